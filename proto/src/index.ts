@@ -1,0 +1,13 @@
+/**
+ * The cacheroach.v1 API: generated message schemas and service descriptors.
+ * Generated code lives in ./gen and is committed; `npm run generate` rebuilds it.
+ */
+export * from "./gen/cacheroach/v1/common_pb.js";
+export * from "./gen/cacheroach/v1/diags_pb.js";
+export * from "./gen/cacheroach/v1/files_pb.js";
+export * from "./gen/cacheroach/v1/principals_pb.js";
+export * from "./gen/cacheroach/v1/session_pb.js";
+export * from "./gen/cacheroach/v1/tenants_pb.js";
+export * from "./gen/cacheroach/v1/tokens_pb.js";
+export * from "./gen/cacheroach/v1/uploads_pb.js";
+export * from "./gen/cacheroach/v1/vhosts_pb.js";
