@@ -1,1 +1,20 @@
-export {};
+/**
+ * The cacheroach server: start it with {@link startServer}. Also exports what the CLI shares
+ * with the server (signing keys, bootstrap tokens, content hashing).
+ */
+export { startServer } from "./server.js";
+export type { RunningServer } from "./server.js";
+export { resolveConfig, ConfigError } from "./config.js";
+export type { ServerConfig, ServerOptions } from "./config.js";
+export {
+  BOOTSTRAP_PRINCIPAL,
+  ensureSigningKeys,
+  mintBootstrapToken,
+  parseSigningKey,
+  readSigningKeys,
+  SIGNING_KEYS_FILE,
+} from "./signing-keys.js";
+export { chunkHash, contentHash, DEFAULT_CHUNK_SIZE, HASH_LENGTH, ROPE_HASH_CONTEXT, RopeHasher } from "./rope-hash.js";
+export { WELL_KNOWN } from "./ids.js";
+export { StoreError, ERROR_TABLE } from "./errors.js";
+export type { ErrorCode } from "./errors.js";

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import pg from "pg";
+import { loadMigrations, MIGRATIONS_DIR, migrate, MigrationError } from "../src/migrate.js";
+
+const base = process.env["PG_TEST_URL"] ?? process.env["DATABASE_URL"];
+let url: string;
+let name: string;
+
+async function withClient<T>(fn: (c: pg.Client) => Promise<T>, u = url): Promise<T> {
+  const c = new pg.Client({ connectionString: u });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+before(async () => {
+  assert.ok(base, "PG_TEST_URL is not set: run through npm test");
+  name = `t_${process.pid}_${randomBytes(4).toString("hex")}`;
+  await withClient((c) => c.query(`CREATE DATABASE "${name}"`), base);
+  const u = new URL(base!);
+  u.pathname = `/${name}`;
+  url = u.toString();
+});
+after(async () => {
+  await withClient((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`), base);
+});
+
+test("every migration file holds one statement and is named NNNN_slug.sql", async () => {
+  const ms = await loadMigrations();
+  assert.ok(ms.length > 10);
+  ms.forEach((m, i) => {
+    assert.equal(Number(m.name.slice(0, 4)), i + 1, `${m.name} is numbered in sequence`);
+    const statements = m.sql.replace(/--.*$/gm, "").split(";").filter((s) => s.trim() !== "");
+    assert.equal(statements.length, 1, `${m.name} holds exactly one DDL statement`);
+  });
+});
+
+test("several instances migrating at once apply each migration exactly once", async () => {
+  const results = await Promise.all(
+    Array.from({ length: 4 }, () => withClient((c) => migrate(c, { lockTimeoutMs: 60_000 }))),
+  );
+  const applied = results.flatMap((r) => r.applied);
+  const all = (await loadMigrations()).map((m) => m.name);
+  assert.deepEqual([...applied].sort(), all, "each migration applied by exactly one instance");
+  const rows = await withClient((c) => c.query("SELECT name FROM schema_migrations ORDER BY name"));
+  assert.deepEqual(
+    rows.rows.map((r) => r.name),
+    all,
+  );
+  const again = await withClient((c) => migrate(c));
+  assert.deepEqual(again.applied, []);
+  assert.equal(again.skipped.length, all.length);
+});
+
+test("an edited migration is refused with its name", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mig-"));
+  try {
+    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    writeFileSync(join(dir, "0001_create_tenants.sql"), "CREATE TABLE tenants (id UUID PRIMARY KEY);\n");
+    await assert.rejects(
+      withClient((c) => migrate(c, { dir })),
+      (err: unknown) => err instanceof MigrationError && err.code === "ERR_MIGRATION_EDITED" && /0001_create_tenants\.sql/.test(err.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a database with migrations this build does not know is refused", async () => {
+  await withClient((c) => c.query("INSERT INTO schema_migrations (name, checksum) VALUES ('9999_from_the_future.sql', 'x')"));
+  try {
+    await assert.rejects(
+      withClient((c) => migrate(c)),
+      (err: unknown) => err instanceof MigrationError && err.code === "ERR_MIGRATION_UNKNOWN",
+    );
+  } finally {
+    await withClient((c) => c.query("DELETE FROM schema_migrations WHERE name = '9999_from_the_future.sql'"));
+  }
+});
+
+test("a lock held by a live instance makes others wait, a stale one is taken over", async () => {
+  await withClient((c) => c.query("INSERT INTO schema_lock (id, holder, expires_at) VALUES (1, 'someone', now() + INTERVAL '1 hour')"));
+  await assert.rejects(
+    withClient((c) => migrate(c, { lockTimeoutMs: 300 })),
+    (err: unknown) => err instanceof MigrationError && err.code === "ERR_MIGRATION_LOCK_TIMEOUT",
+  );
+  await withClient((c) => c.query("UPDATE schema_lock SET expires_at = now() - INTERVAL '1 second'"));
+  const r = await withClient((c) => migrate(c, { lockTimeoutMs: 5000 }));
+  assert.deepEqual(r.applied, []);
+  const left = await withClient((c) => c.query("SELECT count(*)::INT8 AS n FROM schema_lock"));
+  assert.equal(Number(left.rows[0].n), 0, "the lock is released");
+});

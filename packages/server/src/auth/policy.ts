@@ -1,0 +1,107 @@
+import type {
+  BeginRequest,
+  ChunksRequest,
+  DeleteRequest,
+  FetchRequest,
+  GetTenantRequest,
+  ListRequest,
+  ReadRequest,
+  RetrieveRequest,
+  StatRequest,
+} from "@cacheroach/proto";
+import { parseId } from "../ids.js";
+import { validatePath, validatePrefix } from "../store/paths.js";
+import type { UploadStateCodec } from "../uploads/upload-state.js";
+import { CAP, type Need } from "./session.js";
+
+/** Who may call a method at all. */
+export type Access =
+  /** Anyone, with or without a token. */
+  | "public"
+  /** Any valid session; `need` (if any) narrows it further. */
+  | "authenticated"
+  /** Only super sessions. */
+  | "super";
+
+/** What a policy rule can consult besides the request. */
+export interface PolicyContext {
+  readonly uploadStates: UploadStateCodec;
+}
+
+/** The authorization rule of one RPC method. */
+export interface Rule {
+  readonly access: Access;
+  /**
+   * The capability and location the request needs, computed from the (validated) request; an
+   * invalid field throws a clear InvalidArgument before any permission check.
+   */
+  readonly need?: (message: unknown, ctx: PolicyContext) => Need;
+}
+
+const at = (caps: number, tenantId: string, path: string): Need => ({
+  caps,
+  tenantId: parseId(tenantId, "tenant_id"),
+  path: validatePath(path),
+});
+const onState = (caps: number) => (m: unknown, ctx: PolicyContext) => {
+  const s = ctx.uploadStates.decode((m as { state: Uint8Array }).state);
+  return { caps, tenantId: s.tenantId, path: s.path };
+};
+
+/**
+ * Every RPC of every service, with who may call it. This table is the one place authorization
+ * is declared; the interceptor applies it before any handler runs, and a method missing here
+ * is refused. Handlers of methods whose answer depends on the caller (Tenants.List,
+ * Tokens.Issue, ...) narrow their results further with the same Authorizer.
+ */
+export const POLICY: Readonly<Record<string, Rule>> = {
+  "cacheroach.v1.Files/Stat": { access: "authenticated", need: (m) => at(CAP.read, (m as StatRequest).tenantId, (m as StatRequest).path) },
+  "cacheroach.v1.Files/List": {
+    access: "authenticated",
+    need: (m) => {
+      const r = m as ListRequest;
+      const prefix = validatePrefix(r.path);
+      return { caps: CAP.read, tenantId: parseId(r.tenantId, "tenant_id"), path: `${prefix}/*` };
+    },
+  },
+  "cacheroach.v1.Files/Read": { access: "authenticated", need: (m) => at(CAP.read, (m as ReadRequest).tenantId, (m as ReadRequest).path) },
+  "cacheroach.v1.Files/Chunks": { access: "authenticated", need: (m) => at(CAP.read, (m as ChunksRequest).tenantId, (m as ChunksRequest).path) },
+  "cacheroach.v1.Files/Delete": { access: "authenticated", need: (m) => at(CAP.write, (m as DeleteRequest).tenantId, (m as DeleteRequest).path) },
+  "cacheroach.v1.Files/Retrieve": { access: "authenticated", need: (m) => at(CAP.read, (m as RetrieveRequest).tenantId, (m as RetrieveRequest).path) },
+
+  "cacheroach.v1.Uploads/Begin": { access: "authenticated", need: (m) => at(CAP.write, (m as BeginRequest).tenantId, (m as BeginRequest).path) },
+  "cacheroach.v1.Uploads/Transfer": { access: "authenticated", need: onState(CAP.write) },
+  "cacheroach.v1.Uploads/FindMissing": { access: "authenticated", need: onState(CAP.write) },
+  "cacheroach.v1.Uploads/PutChunks": { access: "authenticated", need: onState(CAP.write) },
+  "cacheroach.v1.Uploads/Append": { access: "authenticated", need: onState(CAP.write) },
+  "cacheroach.v1.Uploads/Commit": { access: "authenticated", need: onState(CAP.write) },
+  "cacheroach.v1.Uploads/Fetch": {
+    access: "authenticated",
+    need: (m) => at(CAP.write | CAP.fetch, (m as FetchRequest).tenantId, (m as FetchRequest).path),
+  },
+
+  "cacheroach.v1.Tenants/Ensure": { access: "super" },
+  "cacheroach.v1.Tenants/Get": {
+    access: "authenticated",
+    need: (m) => ({ caps: CAP.read, tenantId: parseId((m as GetTenantRequest).id, "id"), path: "/*" }),
+  },
+  "cacheroach.v1.Tenants/List": { access: "authenticated" },
+
+  "cacheroach.v1.Principals/Ensure": { access: "super" },
+  "cacheroach.v1.Principals/List": { access: "super" },
+  "cacheroach.v1.Principals/Load": { access: "authenticated" },
+  "cacheroach.v1.Principals/Watch": { access: "super" },
+
+  "cacheroach.v1.Tokens/Current": { access: "authenticated" },
+  "cacheroach.v1.Tokens/Issue": { access: "authenticated" },
+  "cacheroach.v1.Tokens/Find": { access: "authenticated" },
+  "cacheroach.v1.Tokens/Load": { access: "authenticated" },
+  "cacheroach.v1.Tokens/Invalidate": { access: "authenticated" },
+  "cacheroach.v1.Tokens/Refresh": { access: "authenticated" },
+  "cacheroach.v1.Tokens/Validate": { access: "public" },
+
+  "cacheroach.v1.VHosts/Ensure": { access: "super" },
+  "cacheroach.v1.VHosts/List": { access: "super" },
+
+  "cacheroach.v1.Diags/Echo": { access: "super" },
+};

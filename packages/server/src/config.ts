@@ -1,0 +1,84 @@
+import { resolve } from "node:path";
+import { DEFAULT_CHUNK_SIZE } from "./rope-hash.js";
+import { LOG_LEVELS } from "./logger.js";
+
+/** Options of {@link startServer}; every field is optional and validated once here. */
+export interface ServerOptions {
+  /** host:port to listen on; default "127.0.0.1:13013"; port 0 picks a free port. */
+  bind?: string;
+  /** postgres:// URL of an external PostgreSQL or CockroachDB; absent = embedded PostgreSQL in dataDir. */
+  databaseUrl?: string;
+  /** Directory for the embedded database and the generated signing key; default ".cacheroach-data". */
+  dataDir?: string;
+  /** HMAC signing keys (≥ 32 bytes each), first signs; default: generated and kept in dataDir. */
+  signingKeys?: Uint8Array[];
+  /** Chunk size of new uploads in bytes, 64 KiB..4 MiB; default 512 KiB. */
+  chunkSize?: number;
+  /** Log level: silent, fatal, error, warn, info, debug, trace; default "info". */
+  logLevel?: string;
+  /** Bytes of chunk data cached in memory; default 256 MiB. */
+  cacheBytes?: number;
+  /** How long an upload state stays valid; default 24 h. */
+  uploadTtlSeconds?: number;
+  /** How long session validity is cached (the revocation delay); default 5 s. */
+  sessionCacheMs?: number;
+  /** Database connections; default 20. */
+  maxConnections?: number;
+}
+
+/** Validated server configuration. */
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly signingKeys: Uint8Array[] | undefined;
+  readonly chunkSize: number;
+  readonly maxTransferSize: number;
+  readonly logLevel: string;
+  readonly cacheBytes: number;
+  readonly uploadTtlSeconds: number;
+  readonly sessionCacheMs: number;
+  readonly maxConnections: number;
+}
+
+/** A configuration value is invalid; the message names it. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Validates options and fills defaults. Throws ConfigError naming the bad setting. */
+export function resolveConfig(o: ServerOptions): ServerConfig {
+  const bind = o.bind ?? "127.0.0.1:13013";
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(bind);
+  if (!m) throw new ConfigError(`bind ${JSON.stringify(bind)} must be host:port (e.g. 127.0.0.1:13013 or :13013)`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`bind port ${port} is out of range`);
+  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isInteger(chunkSize) || chunkSize < 64 * 1024 || chunkSize > 4 * 1024 * 1024) {
+    throw new ConfigError(`chunk size ${chunkSize} must be an integer from 65536 to 4194304 bytes`);
+  }
+  const logLevel = o.logLevel ?? "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`log level ${JSON.stringify(logLevel)} must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+  if (o.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(o.databaseUrl)) {
+    throw new ConfigError("database URL must start with postgres:// or postgresql://");
+  }
+  for (const k of o.signingKeys ?? []) if (k.length < 32) throw new ConfigError("signing keys must be at least 32 bytes");
+  return {
+    host: m[1] ?? (m[2] || "0.0.0.0"),
+    port,
+    databaseUrl: o.databaseUrl,
+    dataDir: resolve(o.dataDir ?? ".cacheroach-data"),
+    signingKeys: o.signingKeys?.length ? o.signingKeys : undefined,
+    chunkSize,
+    // Eight chunks per Transfer keeps round trips few while a message stays well under limits.
+    maxTransferSize: chunkSize * 8,
+    logLevel,
+    cacheBytes: o.cacheBytes ?? 256 * 1024 * 1024,
+    uploadTtlSeconds: o.uploadTtlSeconds ?? 24 * 3600,
+    sessionCacheMs: o.sessionCacheMs ?? 5000,
+    maxConnections: o.maxConnections ?? 20,
+  };
+}

@@ -1,0 +1,66 @@
+import { Blake3Hasher, blake3 } from "@napi-rs/blake-hash";
+
+/** Default chunk size: 512 KiB. */
+export const DEFAULT_CHUNK_SIZE = 512 * 1024;
+
+/** Length of every hash (chunk and rope): BLAKE3-256. */
+export const HASH_LENGTH = 32;
+
+/**
+ * Domain-separation context of rope hashes (BLAKE3 derive-key mode), so a rope hash can never
+ * collide with a chunk hash of the same bytes.
+ */
+export const ROPE_HASH_CONTEXT = "cacheroach 2026-11 rope v1";
+
+/** BLAKE3-256 of one chunk's bytes: the chunk's key. */
+export function chunkHash(data: Uint8Array): Buffer {
+  return blake3(data as Buffer);
+}
+
+/**
+ * Computes a rope (content) hash: the BLAKE3 Merkle root of an ordered chunk list. For each
+ * chunk in order it absorbs the 32-byte chunk hash and the chunk length as a big-endian uint32.
+ * The server computes it from chunk hashes alone; a client can verify a download chunk by chunk.
+ */
+export class RopeHasher {
+  private readonly hasher = Blake3Hasher.newDeriveKey(ROPE_HASH_CONTEXT);
+  private readonly entry = Buffer.alloc(HASH_LENGTH + 4);
+  private bytes = 0;
+  private chunks = 0;
+
+  /** Adds the next chunk (its hash and length). */
+  add(hash: Uint8Array, length: number): this {
+    if (hash.length !== HASH_LENGTH) throw new RangeError("chunk hash must be 32 bytes");
+    this.entry.set(hash, 0);
+    this.entry.writeUInt32BE(length, HASH_LENGTH);
+    this.hasher.update(this.entry);
+    this.bytes += length;
+    this.chunks++;
+    return this;
+  }
+
+  /** Total content length so far. */
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** Number of chunks so far. */
+  get count(): number {
+    return this.chunks;
+  }
+
+  /** The rope hash of the chunks added so far. */
+  digest(): Buffer {
+    return this.hasher.digestBuffer();
+  }
+}
+
+/** Rope hash of a whole in-memory content cut at `chunkSize` (used for small writes and tests). */
+export function contentHash(data: Uint8Array, chunkSize: number = DEFAULT_CHUNK_SIZE): Buffer {
+  const h = new RopeHasher();
+  for (let off = 0; off < data.length; off += chunkSize) {
+    const piece = data.subarray(off, Math.min(off + chunkSize, data.length));
+    h.add(chunkHash(piece), piece.length);
+  }
+  return h.digest();
+}

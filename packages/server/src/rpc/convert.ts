@@ -1,0 +1,122 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  type Capabilities,
+  CapabilitiesSchema,
+  type FileMeta,
+  FileMetaSchema,
+  type Precondition,
+  type Scope as ScopeMsg,
+  ScopeSchema,
+  type Session,
+  SessionSchema,
+} from "@cacheroach/proto";
+import { StoreError } from "../errors.js";
+import { CAP, type Scope, type SessionInfo } from "../auth/session.js";
+import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
+
+/** Stored file version → API message. */
+export function toFileMeta(f: FileRecord): FileMeta {
+  return create(FileMetaSchema, {
+    tenantId: f.tenantId,
+    path: f.path,
+    version: BigInt(f.version),
+    size: BigInt(f.size),
+    contentHash: f.ropeHash,
+    contentType: f.contentType,
+    createdAt: timestampFromDate(f.ctime),
+    modifiedAt: timestampFromDate(f.mtime),
+    meta: f.meta,
+    chunkSize: f.chunkSize,
+  });
+}
+
+/** API precondition → store precondition (undefined when unset). */
+export function fromPrecondition(p: Precondition | undefined): WritePrecondition | undefined {
+  switch (p?.kind.case) {
+    case undefined:
+      return undefined;
+    case "mustNotExist":
+      return p.kind.value ? { kind: "mustNotExist" } : undefined;
+    case "mustExist":
+      return p.kind.value ? { kind: "mustExist" } : undefined;
+    case "version":
+      if (p.kind.value <= 0n) throw new StoreError("ERR_BAD_REQUEST", "precondition version must be positive");
+      return { kind: "version", version: Number(p.kind.value) };
+    case "contentHash":
+      if (p.kind.value.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "precondition content_hash must be 32 bytes");
+      return { kind: "contentHash", hash: Buffer.from(p.kind.value) };
+  }
+}
+
+/** Validates user metadata: bounded count and sizes. */
+export function validateMeta(meta: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(meta);
+  if (entries.length > 64) throw new StoreError("ERR_BAD_REQUEST", "meta has more than 64 entries");
+  for (const [k, v] of entries) {
+    if (k.length === 0 || k.length > 128) throw new StoreError("ERR_BAD_REQUEST", "meta keys must be 1..128 characters");
+    if (v.length > 4096) throw new StoreError("ERR_BAD_REQUEST", `meta value of ${JSON.stringify(k)} exceeds 4096 characters`);
+  }
+  return meta;
+}
+
+/** Validates a MIME type loosely ("type/subtype[; params]"), or empty. */
+export function validateContentType(ct: string): string {
+  if (ct === "") return ct;
+  if (ct.length > 255 || !/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/.test(ct)) {
+    throw new StoreError("ERR_BAD_REQUEST", `content_type ${JSON.stringify(ct.slice(0, 64))} is not a MIME type`);
+  }
+  return ct;
+}
+
+/** Capability mask → message. */
+export function toCapabilities(mask: number): Capabilities {
+  return create(CapabilitiesSchema, {
+    read: !!(mask & CAP.read),
+    write: !!(mask & CAP.write),
+    delegate: !!(mask & CAP.delegate),
+    pii: !!(mask & CAP.pii),
+    fetch: !!(mask & CAP.fetch),
+  });
+}
+
+/** Message → capability mask. */
+export function fromCapabilities(c: Capabilities | undefined): number {
+  if (!c) return 0;
+  return (
+    (c.read ? CAP.read : 0) |
+    (c.write ? CAP.write : 0) |
+    (c.delegate ? CAP.delegate : 0) |
+    (c.pii ? CAP.pii : 0) |
+    (c.fetch ? CAP.fetch : 0)
+  );
+}
+
+/** Scope → message. */
+export function toScope(s: Scope): ScopeMsg {
+  switch (s.kind) {
+    case "super":
+      return create(ScopeSchema, { kind: { case: "superToken", value: true } });
+    case "principal":
+      return create(ScopeSchema, { kind: { case: "onPrincipal", value: s.principalId } });
+    case "location":
+      return create(ScopeSchema, {
+        kind: { case: "onLocation", value: { tenantId: s.tenantId, path: s.path, version: BigInt(s.version) } },
+      });
+  }
+}
+
+/** Session → message. */
+export function toSession(s: SessionInfo): Session {
+  return create(SessionSchema, {
+    id: s.id ?? "",
+    capabilities: toCapabilities(s.caps),
+    principalId: s.principalId,
+    scope: toScope(s.scope),
+    expiresAt: timestampFromDate(s.expiresAt),
+    issuedAt: timestampFromDate(s.issuedAt),
+    note: s.note,
+    name: s.name,
+    issuedBy: s.issuedBy ?? "",
+  });
+}

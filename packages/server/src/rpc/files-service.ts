@@ -1,0 +1,107 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  ChunkRefSchema,
+  type ChunksRequest,
+  type Files,
+  type ListRequest,
+  type ReadRequest,
+  type ReadResponse,
+  ReadResponseSchema,
+} from "@cacheroach/proto";
+import { StoreError } from "../errors.js";
+import { parseId } from "../ids.js";
+import type { FileStore } from "../store/file-store.js";
+import { validatePath, validatePrefix } from "../store/paths.js";
+import type { Rope, RopeStore } from "../store/rope-store.js";
+import { fromPrecondition, toFileMeta } from "./convert.js";
+
+const DEFAULT_PAGE = 1000;
+const MAX_PAGE = 10_000;
+
+/** The Files service: stat, list, read, chunk lists and deletes (authorization: auth/policy.ts). */
+export function createFilesService(files: FileStore, ropes: RopeStore): Partial<ServiceImpl<typeof Files>> {
+  const ropeOf = async (tenantId: string, hash: Buffer): Promise<Rope> => {
+    const rope = await ropes.get(tenantId, hash);
+    if (!rope) throw new StoreError("ERR_UNAVAILABLE", "file content is missing");
+    return rope;
+  };
+  return {
+    async stat(req) {
+      const f = await files.stat(parseId(req.tenantId, "tenant_id"), validatePath(req.path), version(req.version));
+      return { file: toFileMeta(f) };
+    },
+
+    async list(req: ListRequest) {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      const prefix = validatePrefix(req.path);
+      const limit = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
+      if (limit < 1 || limit > MAX_PAGE) throw new StoreError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_PAGE}`);
+      const after = req.cursor === "" ? undefined : decodeCursor(req.cursor, prefix);
+      const page = await files.list(tenantId, prefix, after, limit);
+      return {
+        files: page.files.map(toFileMeta),
+        nextCursor: page.after === undefined ? "" : Buffer.from(page.after, "utf8").toString("base64url"),
+      };
+    },
+
+    async *read(req: ReadRequest): AsyncGenerator<ReadResponse> {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
+      const offset = Number(req.offset);
+      if (req.offset < 0n || offset > f.size) {
+        throw new StoreError("ERR_BAD_REQUEST", `offset ${req.offset} is outside the file (size ${f.size})`);
+      }
+      if (req.length < 0n) throw new StoreError("ERR_BAD_REQUEST", "length must not be negative");
+      const length = req.length === 0n ? f.size - offset : Math.min(Number(req.length), f.size - offset);
+      yield create(ReadResponseSchema, { file: toFileMeta(f), offset: BigInt(offset) });
+      const rope = await ropeOf(tenantId, f.ropeHash);
+      let pos = offset;
+      for await (const data of ropes.read(tenantId, rope, offset, length)) {
+        yield create(ReadResponseSchema, { data, offset: BigInt(pos) });
+        pos += data.length;
+      }
+    },
+
+    async chunks(req: ChunksRequest) {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
+      const limit = req.limit === 0 ? DEFAULT_PAGE : req.limit;
+      if (limit < 1 || limit > MAX_PAGE) throw new StoreError("ERR_BAD_REQUEST", `limit must be 1..${MAX_PAGE}`);
+      if (req.fromOffset < 0n) throw new StoreError("ERR_BAD_REQUEST", "from_offset must not be negative");
+      const rope = await ropeOf(tenantId, f.ropeHash);
+      const entries = await ropes.entries(tenantId, rope, Number(req.fromOffset), limit);
+      const last = entries[entries.length - 1];
+      return {
+        file: toFileMeta(f),
+        chunks: entries.map((e) => create(ChunkRefSchema, { hash: e.hash, length: e.length, offset: BigInt(e.offset) })),
+        more: last !== undefined && last.offset + last.length < rope.size,
+      };
+    },
+
+    async delete(req) {
+      const pre = fromPrecondition(req.precondition);
+      if (pre?.kind === "mustNotExist") throw new StoreError("ERR_BAD_REQUEST", "must_not_exist makes no sense for a delete");
+      const v = await files.delete(parseId(req.tenantId, "tenant_id"), validatePath(req.path), pre);
+      return { version: BigInt(v) };
+    },
+  };
+}
+
+function version(v: bigint): number {
+  if (v < 0n) throw new StoreError("ERR_BAD_REQUEST", "version must not be negative");
+  return Number(v);
+}
+
+function decodeCursor(cursor: string, prefix: string): string {
+  const bad = () => new StoreError("ERR_BAD_REQUEST", "cursor is invalid; pass next_cursor from the previous page unchanged");
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw bad();
+  const path = Buffer.from(cursor, "base64url").toString("utf8");
+  try {
+    validatePath(path);
+  } catch {
+    throw bad();
+  }
+  if (path !== prefix && !path.startsWith(`${prefix}/`)) throw bad();
+  return path;
+}

@@ -1,0 +1,111 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Scope as ScopeMsg, Tokens } from "@cacheroach/proto";
+import type { Authorizer } from "../auth/authorizer.js";
+import { kSession } from "../auth/interceptor.js";
+import { CAP, capNames, type Scope, type SessionInfo } from "../auth/session.js";
+import type { SessionStore } from "../auth/session-store.js";
+import type { TokenSigner } from "../auth/token-signer.js";
+import { StoreError } from "../errors.js";
+import { newId, parseId } from "../ids.js";
+import { validatePath } from "../store/paths.js";
+import { fromCapabilities, toSession } from "./convert.js";
+
+/** The Tokens service: issuing and inspecting sessions (authorization: auth/policy.ts + checks here). */
+export function createTokensService(
+  signer: TokenSigner,
+  sessions: SessionStore,
+  authz: Authorizer,
+): Partial<ServiceImpl<typeof Tokens>> {
+  return {
+    async current(_req, ctx: HandlerContext) {
+      return toSession(ctx.values.get(kSession)!);
+    },
+
+    async issue(req, ctx: HandlerContext) {
+      const caller = ctx.values.get(kSession)!;
+      const t = req.template;
+      if (!t) throw new StoreError("ERR_BAD_REQUEST", "template is required");
+      const caps = fromCapabilities(t.capabilities);
+      if (caps === 0) throw new StoreError("ERR_BAD_REQUEST", "template grants no capabilities");
+      const scope = scopeFromMsg(t.scope);
+      const principalId = t.principalId === "" ? caller.principalId : parseId(t.principalId, "template.principal_id");
+      const now = new Date();
+      const expiresAt = t.expiresAt ? timestampDate(t.expiresAt) : caller.expiresAt;
+      if (expiresAt <= now) throw new StoreError("ERR_BAD_REQUEST", "template expires_at is in the past");
+      if (expiresAt > caller.expiresAt) {
+        throw new StoreError(
+          "ERR_PERMISSION_DENIED",
+          `a delegated session cannot outlive its issuer (which expires ${caller.expiresAt.toISOString()})`,
+        );
+      }
+      await requireWithin(authz, caller, caps, scope, principalId);
+      const name = t.name.trim();
+      if (name.length > 128 || t.note.length > 1024) throw new StoreError("ERR_BAD_REQUEST", "name (128) or note (1024) too long");
+      const issued: SessionInfo = {
+        id: newId(),
+        principalId,
+        caps,
+        scope,
+        expiresAt,
+        issuedAt: new Date(Math.floor(now.getTime() / 1000) * 1000),
+        name,
+        note: t.note,
+        issuedBy: caller.id,
+      };
+      await sessions.insert(issued);
+      return { issued: toSession(issued), token: { jwt: await signer.sign(issued) } };
+    },
+
+    async validate(req) {
+      if (!req.token?.jwt) throw new StoreError("ERR_BAD_REQUEST", "token is required");
+      return toSession(await authz.authenticate(req.token.jwt));
+    },
+  };
+}
+
+/** Converts and validates a scope message. */
+export function scopeFromMsg(s: ScopeMsg | undefined): Scope {
+  switch (s?.kind.case) {
+    case "superToken":
+      if (!s.kind.value) break;
+      return { kind: "super" };
+    case "onPrincipal":
+      return { kind: "principal", principalId: parseId(s.kind.value, "scope.on_principal") };
+    case "onLocation": {
+      const l = s.kind.value;
+      if (l.version < 0n) throw new StoreError("ERR_BAD_REQUEST", "scope version must not be negative");
+      return { kind: "location", tenantId: parseId(l.tenantId, "scope.on_location.tenant_id"), path: validatePattern(l.path), version: Number(l.version) };
+    }
+  }
+  throw new StoreError("ERR_BAD_REQUEST", "scope is required (super_token, on_principal or on_location)");
+}
+
+/** A grant path: an exact path, "/dir/*" or "/*". */
+export function validatePattern(p: string): string {
+  if (p === "/*") return p;
+  if (p.endsWith("/*")) return `${validatePath(p.slice(0, -2), "path pattern")}/*`;
+  if (p.includes("*")) throw new StoreError("ERR_BAD_PATH", `path pattern ${JSON.stringify(p)} may only end in "/*"`);
+  return validatePath(p);
+}
+
+/** Refuses a template that would exceed the caller's own authority. */
+async function requireWithin(authz: Authorizer, caller: SessionInfo, caps: number, scope: Scope, owner: string) {
+  if (caller.scope.kind === "super") return;
+  const deny = (why: string) => new StoreError("ERR_PERMISSION_DENIED", `cannot issue this session: ${why}`);
+  if (!(caller.caps & CAP.delegate)) throw deny("your session lacks the delegate capability");
+  if ((caps & caller.caps) !== caps) throw deny(`it asks for ${capNames(caps & ~caller.caps)}, which your session lacks`);
+  if (scope.kind === "super") throw deny("only a super session can issue a super session");
+  if (owner !== caller.principalId && !(caller.scope.kind === "principal" && caller.scope.principalId === owner)) {
+    throw deny("you have no delegate authority over that principal");
+  }
+  if (scope.kind === "principal") {
+    if (!(caller.scope.kind === "principal" && caller.scope.principalId === scope.principalId)) {
+      throw deny("its principal scope is outside your session's scope");
+    }
+    return;
+  }
+  if (!(await authz.may(caller, { caps: caps | CAP.delegate, tenantId: scope.tenantId, path: scope.path }))) {
+    throw deny(`you may not delegate ${capNames(caps)} on ${scope.path} in tenant ${scope.tenantId}`);
+  }
+}

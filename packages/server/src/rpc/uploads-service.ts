@@ -1,0 +1,81 @@
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Uploads } from "@cacheroach/proto";
+import { kSession } from "../auth/interceptor.js";
+import { StoreError } from "../errors.js";
+import { parseId } from "../ids.js";
+import type { ChunkStore } from "../store/chunk-store.js";
+import { validatePath } from "../store/paths.js";
+import type { UploadManager } from "../uploads/upload-manager.js";
+import { fromPrecondition, toFileMeta, validateContentType, validateMeta } from "./convert.js";
+
+/** The Uploads service: the Begin → Transfer/Append* → Commit protocol (authorization: auth/policy.ts). */
+export function createUploadsService(uploads: UploadManager, chunks: ChunkStore): Partial<ServiceImpl<typeof Uploads>> {
+  const limits = uploads.limits;
+  const decode = (state: Uint8Array) => uploads.codec.decode(state);
+  return {
+    async begin(req, ctx: HandlerContext) {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      const path = validatePath(req.path);
+      const precondition = fromPrecondition(req.precondition);
+      const base = { maxTransferSize: limits.maxTransferSize, chunkSize: limits.chunkSize };
+      if (req.committed.case !== undefined) {
+        if (req.committed.case === "empty" && !req.committed.value) {
+          throw new StoreError("ERR_BAD_REQUEST", "empty must be true when set");
+        }
+        const data = req.committed.case === "contents" ? Buffer.from(req.committed.value) : Buffer.alloc(0);
+        const file = await uploads.writeSmall(tenantId, path, data, {
+          meta: validateMeta(req.meta),
+          contentType: validateContentType(req.contentType),
+          precondition,
+        });
+        return { ...base, file: toFileMeta(file) };
+      }
+      const s = ctx.values.get(kSession);
+      const { state } = await uploads.begin(tenantId, path, { principalId: s?.principalId, sessionId: s?.id }, precondition);
+      return { ...base, state };
+    },
+
+    async transfer(req) {
+      const { state, decoded } = await uploads.transfer(decode(req.state), Buffer.from(req.data));
+      return { state, offset: BigInt(decoded.offset) };
+    },
+
+    async findMissing(req) {
+      const s = decode(req.state);
+      if (req.hashes.length > 10_000) throw new StoreError("ERR_BAD_REQUEST", "at most 10000 hashes per call");
+      const hashes = req.hashes.map((h) => {
+        if (h.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "hashes must be 32 bytes");
+        return Buffer.from(h);
+      });
+      return { missing: await chunks.missing(s.tenantId, hashes) };
+    },
+
+    async putChunks(req) {
+      const stored = await uploads.putChunks(
+        decode(req.state),
+        req.chunks.map((c) => ({ hash: Buffer.from(c.hash), data: Buffer.from(c.data) })),
+      );
+      return { stored };
+    },
+
+    async append(req) {
+      const { state, decoded } = await uploads.append(
+        decode(req.state),
+        req.chunks.map((c) => ({ hash: Buffer.from(c.hash), length: c.length })),
+      );
+      return { state, offset: BigInt(decoded.offset) };
+    },
+
+    async commit(req) {
+      const expected = req.expectedContentHash.length ? Buffer.from(req.expectedContentHash) : undefined;
+      if (expected && expected.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "expected_content_hash must be 32 bytes");
+      const file = await uploads.commit(decode(req.state), {
+        meta: validateMeta(req.meta),
+        contentType: validateContentType(req.contentType),
+        precondition: fromPrecondition(req.precondition),
+        expectedHash: expected,
+      });
+      return { file: toFileMeta(file) };
+    },
+  };
+}

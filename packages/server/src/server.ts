@@ -1,0 +1,128 @@
+import { join } from "node:path";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Files, Principals, Tenants, Tokens, Uploads } from "@cacheroach/proto";
+import { migrate } from "@cacheroach/schema";
+import { Authorizer } from "./auth/authorizer.js";
+import { createAuthInterceptor } from "./auth/interceptor.js";
+import { SessionStore } from "./auth/session-store.js";
+import { TokenSigner } from "./auth/token-signer.js";
+import { ensureBootstrapData } from "./bootstrap-data.js";
+import { resolveConfig, type ServerConfig, type ServerOptions } from "./config.js";
+import { Db } from "./db/db.js";
+import type { EmbeddedPostgres } from "./db/embedded-postgres.js";
+import { createHttpFallback } from "./http/http-fallback.js";
+import { createLogger } from "./logger.js";
+import { listenDual } from "./net/dual-listener.js";
+import { createFilesService } from "./rpc/files-service.js";
+import { createPrincipalsService } from "./rpc/principals-service.js";
+import { createTenantsService } from "./rpc/tenants-service.js";
+import { createTokensService } from "./rpc/tokens-service.js";
+import { createUploadsService } from "./rpc/uploads-service.js";
+import { ensureSigningKeys } from "./signing-keys.js";
+import { ChunkStore } from "./store/chunk-store.js";
+import { FileStore } from "./store/file-store.js";
+import { PrincipalStore } from "./store/principal-store.js";
+import { RopeStore } from "./store/rope-store.js";
+import { TenantStore } from "./store/tenant-store.js";
+import { UploadManager } from "./uploads/upload-manager.js";
+import { UploadStateCodec } from "./uploads/upload-state.js";
+
+/** A started server. */
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:13013 (RPC and plain HTTP on the same port). */
+  readonly url: string;
+  readonly port: number;
+  /** The database URL in use (embedded or external); contains credentials — never log it. */
+  readonly databaseUrl: string;
+  readonly config: ServerConfig;
+  /** Stops listening, closes connections and stops the embedded database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts cacheroach: the database (embedded PostgreSQL in the data directory unless a URL is
+ * given), migrations, start-up data, and Connect + gRPC + gRPC-Web + plain HTTP on one port.
+ * This is the composition root: every dependency is wired here by hand.
+ */
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const config = resolveConfig(options);
+  const log = createLogger(config.logLevel);
+  let embedded: EmbeddedPostgres | undefined;
+  let db: Db | undefined;
+  try {
+    let databaseUrl: string;
+    if (config.databaseUrl) databaseUrl = config.databaseUrl;
+    else {
+      // Loaded only when needed: the package installs process exit hooks at import time.
+      const { startEmbeddedPostgres } = await import("./db/embedded-postgres.js");
+      embedded = await startEmbeddedPostgres({ dir: join(config.dataDir, "pg") });
+      databaseUrl = embedded.url;
+      log.info({ dir: join(config.dataDir, "pg") }, "embedded PostgreSQL started");
+    }
+    const keys = config.signingKeys ?? (await ensureSigningKeys(config.dataDir));
+    db = new Db({ url: databaseUrl, log, maxConnections: config.maxConnections });
+    const client = await db.pool.connect();
+    try {
+      const { applied } = await migrate(client);
+      if (applied.length) log.info({ applied }, "schema migrated");
+    } finally {
+      client.release();
+    }
+    await ensureBootstrapData(db);
+
+    const signer = new TokenSigner(keys);
+    const sessions = new SessionStore(db, config.sessionCacheMs);
+    const authz = new Authorizer(signer, sessions);
+    const codec = new UploadStateCodec(keys);
+    const chunks = new ChunkStore(db, { cacheBytes: config.cacheBytes, writeConcurrency: 4 });
+    const ropes = new RopeStore(db, chunks, 4);
+    const files = new FileStore(db);
+    const uploads = new UploadManager(db, chunks, ropes, files, codec, {
+      chunkSize: config.chunkSize,
+      maxTransferSize: config.maxTransferSize,
+      uploadTtlSeconds: config.uploadTtlSeconds,
+    });
+
+    const routes = (router: ConnectRouter) => {
+      router.service(Files, createFilesService(files, ropes));
+      router.service(Uploads, createUploadsService(uploads, chunks));
+      router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
+      router.service(Principals, createPrincipalsService(new PrincipalStore(db!)));
+      router.service(Tokens, createTokensService(signer, sessions, authz));
+    };
+    const handler = connectNodeAdapter({
+      routes,
+      interceptors: [createAuthInterceptor(authz, { uploadStates: codec }, log)],
+      fallback: createHttpFallback(db),
+      // gzip on random chunk data costs far more than it saves (environment-facts §0.6).
+      acceptCompression: [],
+      // Bounded request size: one Transfer/PutChunks plus protobuf overhead.
+      readMaxBytes: config.maxTransferSize + 64 * 1024,
+      writeMaxBytes: config.maxTransferSize + 64 * 1024,
+    });
+    const listener = await listenDual(handler, config.host, config.port, {
+      onError: (err, source) => log.warn({ source, err: err instanceof Error ? err.message : String(err) }, "connection error"),
+    });
+    const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
+    const url = `http://${host}:${listener.port}`;
+    log.info({ url }, "cacheroach listening");
+    const dbRef = db;
+    return {
+      url,
+      port: listener.port,
+      databaseUrl,
+      config,
+      async close() {
+        await listener.close();
+        await dbRef.close();
+        await embedded?.stop();
+        log.flush?.();
+      },
+    };
+  } catch (err) {
+    await db?.close().catch(() => {});
+    await embedded?.stop().catch(() => {});
+    throw err;
+  }
+}

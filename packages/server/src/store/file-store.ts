@@ -1,0 +1,178 @@
+import type { Db, Queryable } from "../db/db.js";
+import { StoreError } from "../errors.js";
+import { FILE_COLUMNS, type FileRecord, type FileRow, fileFromRow, type WritePrecondition } from "./file-meta.js";
+import { belowRange, pathKey } from "./paths.js";
+import type { Rope } from "./rope-store.js";
+
+/** What a new file version points at and carries. */
+export interface NewVersion {
+  readonly rope: Rope;
+  readonly contentType: string;
+  readonly meta: Record<string, string>;
+  readonly precondition: WritePrecondition | undefined;
+}
+
+/** A page of a listing. */
+export interface FilePage {
+  readonly files: FileRecord[];
+  /** The last path of this page when more may follow. */
+  readonly after: string | undefined;
+}
+
+/**
+ * Versioned files over committed ropes. Every write makes version n+1 of its path (numbers are
+ * never reused, even after deletes); deletes are soft (dtime). The `files` table holds each
+ * path's head so a listing is one ordered range scan.
+ */
+export class FileStore {
+  constructor(private readonly db: Db) {}
+
+  /** Checks a precondition against the head without writing (to fail early). */
+  async check(tenantId: string, path: string, pre: WritePrecondition | undefined): Promise<void> {
+    if (!pre) return;
+    const head = await this.head(this.db, tenantId, path, false);
+    checkPrecondition(path, head, pre);
+  }
+
+  /**
+   * Writes a new version atomically with its precondition check. `onWritten` runs in the same
+   * transaction (the upload commit marks its upload row there).
+   */
+  async put(
+    tenantId: string,
+    path: string,
+    v: NewVersion,
+    onWritten?: (q: Queryable, file: FileRecord) => Promise<void>,
+  ): Promise<FileRecord> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.db.tx(async (q) => {
+          const head = await this.head(q, tenantId, path, true);
+          if (v.precondition) checkPrecondition(path, head, v.precondition);
+          const version = (head?.version ?? 0) + 1;
+          const live = head && !head.dtime;
+          const params = [
+            tenantId,
+            pathKey(path),
+            version,
+            v.rope.hash,
+            v.rope.size,
+            v.rope.chunkSize,
+            v.contentType,
+            JSON.stringify(v.meta),
+            live ? head.ctime : null,
+          ];
+          const r = await q.query<FileRow>(
+            `INSERT INTO file_versions (${FILE_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, now()), now(), NULL)
+             RETURNING ${FILE_COLUMNS}`,
+            params,
+          );
+          const row = r.rows[0]!;
+          await q.query(
+            `INSERT INTO files (${FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
+             ON CONFLICT (tenant_id, path) DO UPDATE SET version = excluded.version, rope_hash = excluded.rope_hash,
+               size = excluded.size, chunk_size = excluded.chunk_size, content_type = excluded.content_type,
+               meta = excluded.meta, ctime = excluded.ctime, mtime = excluded.mtime, dtime = NULL`,
+            [...params.slice(0, 8), row.ctime, row.mtime],
+          );
+          const file = fileFromRow(row);
+          if (onWritten) await onWritten(q, file);
+          return file;
+        });
+      } catch (err) {
+        // Two first writes of one path race on the version's primary key; the loser retries and
+        // becomes the next version (or fails its precondition).
+        if ((err as { code?: string }).code === "23505" && attempt < 5) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** The latest live version, or one version (live or not deleted). NOT_FOUND otherwise. */
+  async stat(tenantId: string, path: string, version = 0): Promise<FileRecord> {
+    if (version === 0) {
+      const head = await this.head(this.db, tenantId, path, false);
+      if (!head || head.dtime) throw new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
+      return head;
+    }
+    const r = await this.db.query<FileRow>(
+      `SELECT ${FILE_COLUMNS} FROM file_versions WHERE tenant_id = $1 AND path = $2 AND version = $3`,
+      [tenantId, pathKey(path), version],
+    );
+    const row = r.rows[0];
+    if (!row || row.dtime) throw new StoreError("ERR_NOT_FOUND", `no version ${version} of ${path}`);
+    return fileFromRow(row);
+  }
+
+  /**
+   * Lists live files equal to `prefix` or below `prefix/` ("" = whole tenant) in bytewise path
+   * order, strictly after `after`.
+   */
+  async list(tenantId: string, prefix: string, after: string | undefined, limit: number): Promise<FilePage> {
+    const [lo, hi] = belowRange(prefix);
+    const afterKey = after === undefined ? Buffer.alloc(0) : pathKey(after);
+    const r = await this.db.query<FileRow>(
+      `SELECT ${FILE_COLUMNS} FROM files
+       WHERE tenant_id = $1 AND dtime IS NULL AND path > $4
+         AND ((path >= $2 AND path < $3) OR path = $5)
+       ORDER BY path LIMIT $6`,
+      [tenantId, lo, hi, afterKey, pathKey(prefix === "" ? "/" : prefix), limit],
+    );
+    const files = r.rows.map(fileFromRow);
+    return { files, after: files.length === limit ? files[files.length - 1]!.path : undefined };
+  }
+
+  /** Soft-deletes the live file at a path; returns the deleted version. */
+  async delete(tenantId: string, path: string, pre: WritePrecondition | undefined): Promise<number> {
+    return this.db.tx(async (q) => {
+      const head = await this.head(q, tenantId, path, true);
+      if (!head || head.dtime) throw new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
+      if (pre) checkPrecondition(path, head, pre);
+      await q.query("UPDATE files SET dtime = now() WHERE tenant_id = $1 AND path = $2", [tenantId, pathKey(path)]);
+      await q.query(
+        "UPDATE file_versions SET dtime = now() WHERE tenant_id = $1 AND path = $2 AND dtime IS NULL",
+        [tenantId, pathKey(path)],
+      );
+      return head.version;
+    });
+  }
+
+  private async head(q: Queryable, tenantId: string, path: string, lock: boolean): Promise<FileRecord | undefined> {
+    const r = await q.query<FileRow>(
+      `SELECT ${FILE_COLUMNS} FROM files WHERE tenant_id = $1 AND path = $2${lock ? " FOR UPDATE" : ""}`,
+      [tenantId, pathKey(path)],
+    );
+    const row = r.rows[0];
+    return row ? fileFromRow(row) : undefined;
+  }
+}
+
+/** Throws ERR_PRECONDITION_FAILED, naming what was expected and found, when `pre` fails. */
+export function checkPrecondition(path: string, head: FileRecord | undefined, pre: WritePrecondition): void {
+  const live = head && !head.dtime ? head : undefined;
+  switch (pre.kind) {
+    case "mustNotExist":
+      if (live) throw new StoreError("ERR_PRECONDITION_FAILED", `${path} already exists (version ${live.version})`);
+      return;
+    case "mustExist":
+      if (!live) throw new StoreError("ERR_PRECONDITION_FAILED", `${path} does not exist`);
+      return;
+    case "version":
+      if (!live || live.version !== pre.version) {
+        throw new StoreError(
+          "ERR_PRECONDITION_FAILED",
+          `${path} is ${live ? `at version ${live.version}` : "absent"}, not version ${pre.version}`,
+        );
+      }
+      return;
+    case "contentHash":
+      if (!live || !live.ropeHash.equals(pre.hash)) {
+        throw new StoreError(
+          "ERR_PRECONDITION_FAILED",
+          `${path} ${live ? `has content ${live.ropeHash.toString("hex").slice(0, 16)}…` : "is absent"}, not ${pre.hash.toString("hex").slice(0, 16)}…`,
+        );
+      }
+      return;
+  }
+}

@@ -1,0 +1,58 @@
+import type { Db } from "../db/db.js";
+import { StoreError } from "../errors.js";
+
+/** A stored tenant. */
+export interface TenantRecord {
+  readonly id: string;
+  readonly label: string;
+  readonly version: number;
+}
+
+/** Tenants with optimistic-concurrency versions. */
+export class TenantStore {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Creates (version 0) or updates (version = stored version) a tenant; returns it with its new
+   * version. A stale version is ERR_VERSION_SKEW and changes nothing.
+   */
+  async ensure(id: string, label: string, version: number): Promise<TenantRecord> {
+    const r =
+      version === 0
+        ? await this.db.query<{ version: string }>(
+            "INSERT INTO tenants (id, label, version) VALUES ($1, $2, 1) ON CONFLICT (id) DO NOTHING RETURNING version",
+            [id, label],
+          )
+        : await this.db.query<{ version: string }>(
+            "UPDATE tenants SET label = $2, version = version + 1 WHERE id = $1 AND version = $3 RETURNING version",
+            [id, label, version],
+          );
+    const row = r.rows[0];
+    if (!row) throw new StoreError("ERR_VERSION_SKEW", `tenant ${id} ${version === 0 ? "already exists" : `is not at version ${version}`}`);
+    return { id, label, version: Number(row.version) };
+  }
+
+  /** Deletes a tenant at its current version, with all its data. */
+  async delete(id: string, version: number): Promise<void> {
+    const r = await this.db.query("DELETE FROM tenants WHERE id = $1 AND version = $2", [id, version]);
+    if (r.rowCount === 0) throw new StoreError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
+  }
+
+  /** One tenant, or undefined. */
+  async get(id: string): Promise<TenantRecord | undefined> {
+    const r = await this.db.query<{ id: string; label: string; version: string }>(
+      "SELECT id, label, version FROM tenants WHERE id = $1",
+      [id],
+    );
+    const row = r.rows[0];
+    return row ? { id: row.id, label: row.label, version: Number(row.version) } : undefined;
+  }
+
+  /** Every tenant, ordered by label. */
+  async list(): Promise<TenantRecord[]> {
+    const r = await this.db.query<{ id: string; label: string; version: string }>(
+      "SELECT id, label, version FROM tenants ORDER BY label, id",
+    );
+    return r.rows.map((row) => ({ id: row.id, label: row.label, version: Number(row.version) }));
+  }
+}

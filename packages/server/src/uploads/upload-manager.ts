@@ -1,0 +1,283 @@
+import type { Db } from "../db/db.js";
+import { StoreError } from "../errors.js";
+import { chunkHash } from "../rope-hash.js";
+import type { ChunkStore, ChunkWrite } from "../store/chunk-store.js";
+import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
+import type { FileStore } from "../store/file-store.js";
+import type { ChunkEntry, RopeStore } from "../store/rope-store.js";
+import type { UploadState, UploadStateCodec } from "./upload-state.js";
+
+/** Limits and sizes of the upload protocol. */
+export interface UploadLimits {
+  /** Chunk size new uploads are cut at. */
+  readonly chunkSize: number;
+  /** Largest Transfer payload (and one-shot content); a multiple of chunkSize. */
+  readonly maxTransferSize: number;
+  /** How long an upload state stays valid after Begin. */
+  readonly uploadTtlSeconds: number;
+}
+
+/** File attributes applied at commit. */
+export interface CommitOptions {
+  readonly meta: Record<string, string>;
+  readonly contentType: string;
+  readonly precondition: WritePrecondition | undefined;
+  /** Fail with ERR_HASH_MISMATCH unless the content hash equals this. */
+  readonly expectedHash?: Buffer | undefined;
+}
+
+/** Who starts an upload (recorded for audit and garbage collection). */
+export interface Uploader {
+  readonly principalId: string | undefined;
+  readonly sessionId: string | undefined;
+}
+
+/**
+ * The Begin → Transfer* → Commit workflow over the stores. In-progress uploads accumulate their
+ * chunk list in `upload_chunks`, apart from committed ropes; Commit turns it into an immutable
+ * rope and a new file version. Transfer and Commit are idempotent: repeating a call with the same
+ * state gives the same result.
+ */
+export class UploadManager {
+  constructor(
+    private readonly db: Db,
+    private readonly chunks: ChunkStore,
+    private readonly ropes: RopeStore,
+    private readonly files: FileStore,
+    readonly codec: UploadStateCodec,
+    readonly limits: UploadLimits,
+  ) {}
+
+  /** Starts an upload (after checking the precondition early); returns the signed state. */
+  async begin(
+    tenantId: string,
+    path: string,
+    who: Uploader,
+    pre: WritePrecondition | undefined,
+  ): Promise<{ state: Buffer; decoded: UploadState }> {
+    await this.requireTenant(tenantId);
+    await this.files.check(tenantId, path, pre);
+    const deadline = Math.floor(Date.now() / 1000) + this.limits.uploadTtlSeconds;
+    const r = await this.db.query<{ id: string }>(
+      `INSERT INTO uploads (id, tenant_id, path, principal_id, session_id, expires_at)
+       VALUES (gen_random_uuid(), $1, $2, $3, $4, to_timestamp($5)) RETURNING id`,
+      [tenantId, path, who.principalId ?? null, who.sessionId ?? null, deadline],
+    );
+    const decoded: UploadState = {
+      uploadId: r.rows[0]!.id,
+      tenantId,
+      path,
+      offset: 0,
+      deadline,
+      chunkSize: this.limits.chunkSize,
+      final: false,
+    };
+    return { state: this.codec.encode(decoded), decoded };
+  }
+
+  /** Writes a whole small content (possibly empty) as a new version in one call. */
+  async writeSmall(tenantId: string, path: string, data: Buffer, opts: CommitOptions): Promise<FileRecord> {
+    if (data.length > this.limits.maxTransferSize) {
+      throw new StoreError(
+        "ERR_TOO_LARGE",
+        `one-shot content is ${data.length} bytes; the limit is ${this.limits.maxTransferSize} (use Transfer)`,
+      );
+    }
+    await this.requireTenant(tenantId);
+    await this.files.check(tenantId, path, opts.precondition);
+    const size = this.limits.chunkSize;
+    const writes = cut(data, size);
+    await this.chunks.put(tenantId, writes);
+    const entries: ChunkEntry[] = writes.map((w, i) => ({ offset: i * size, hash: w.hash, length: w.data.length }));
+    const rope = await this.ropes.commitList(tenantId, entries, size);
+    if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
+    return this.files.put(tenantId, path, {
+      rope,
+      contentType: opts.contentType,
+      meta: opts.meta,
+      precondition: opts.precondition,
+    });
+  }
+
+  /** Appends bytes; returns the advanced state. Retrying with the same state and data is a no-op. */
+  async transfer(state: UploadState, data: Buffer): Promise<{ state: Buffer; decoded: UploadState }> {
+    if (state.final) {
+      throw new StoreError("ERR_PRECONDITION_FAILED", "upload already received its last (short) transfer; commit it");
+    }
+    if (data.length === 0) throw new StoreError("ERR_BAD_REQUEST", "transfer carries no data");
+    if (data.length > this.limits.maxTransferSize) {
+      throw new StoreError(
+        "ERR_TOO_LARGE",
+        `transfer of ${data.length} bytes exceeds max_transfer_size ${this.limits.maxTransferSize}`,
+      );
+    }
+    await this.requireOpen(state);
+    const writes = cut(data, state.chunkSize);
+    await this.chunks.put(state.tenantId, writes);
+    const params: unknown[] = [state.uploadId, state.tenantId];
+    const rows = writes.map((w, i) => {
+      params.push(state.offset + i * state.chunkSize, w.hash, w.data.length);
+      const n = params.length;
+      return `($1, $${n - 2}, $2, $${n - 1}, $${n})`;
+    });
+    const r = await this.db.query<{ off: string }>(
+      `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length) VALUES ${rows.join(",")}
+       ON CONFLICT (upload_id, off) DO NOTHING RETURNING off`,
+      params,
+    );
+    if ((r.rowCount ?? 0) < writes.length) {
+      // A retry: the rows must hold exactly what this call carries.
+      const existing = await this.db.query<{ off: string; chunk_hash: Buffer; length: number }>(
+        "SELECT off, chunk_hash, length FROM upload_chunks WHERE upload_id = $1 AND off >= $2 AND off < $3",
+        [state.uploadId, state.offset, state.offset + data.length],
+      );
+      const byOff = new Map(existing.rows.map((e) => [Number(e.off), e]));
+      writes.forEach((w, i) => {
+        const e = byOff.get(state.offset + i * state.chunkSize);
+        if (!e || !e.chunk_hash.equals(w.hash) || e.length !== w.data.length) {
+          throw new StoreError(
+            "ERR_PRECONDITION_FAILED",
+            `offset ${state.offset + i * state.chunkSize} of this upload already holds different data; begin a new upload`,
+          );
+        }
+      });
+    }
+    const decoded: UploadState = {
+      ...state,
+      offset: state.offset + data.length,
+      final: data.length % state.chunkSize !== 0,
+    };
+    return { state: this.codec.encode(decoded), decoded };
+  }
+
+  /** Stores client-hashed chunks after verifying each hash; returns how many were new. */
+  async putChunks(state: UploadState, chunks: readonly { hash: Buffer; data: Buffer }[]): Promise<number> {
+    let total = 0;
+    for (const c of chunks) {
+      if (c.data.length === 0 || c.data.length > state.chunkSize) {
+        throw new StoreError("ERR_BAD_REQUEST", `chunks must be 1..${state.chunkSize} bytes`);
+      }
+      total += c.data.length;
+      if (!chunkHash(c.data).equals(c.hash)) {
+        throw new StoreError("ERR_BAD_REQUEST", `chunk hash ${c.hash.toString("hex").slice(0, 16)}… does not match its data; nothing was stored`);
+      }
+    }
+    if (total > this.limits.maxTransferSize) {
+      throw new StoreError("ERR_TOO_LARGE", `chunks total ${total} bytes; the limit per call is ${this.limits.maxTransferSize}`);
+    }
+    await this.requireOpen(state);
+    return this.chunks.put(state.tenantId, chunks);
+  }
+
+  /** Appends references to chunks the tenant already stores, like a transfer without bytes. */
+  async append(state: UploadState, refs: readonly { hash: Buffer; length: number }[]): Promise<{ state: Buffer; decoded: UploadState }> {
+    if (state.final) {
+      throw new StoreError("ERR_PRECONDITION_FAILED", "upload already received its last (short) chunk; commit it");
+    }
+    if (refs.length === 0 || refs.length > 10_000) throw new StoreError("ERR_BAD_REQUEST", "append needs 1..10000 chunk references");
+    refs.forEach((r, i) => {
+      if (r.hash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "chunk hashes must be 32 bytes");
+      const last = i === refs.length - 1;
+      if (r.length < 1 || r.length > state.chunkSize || (!last && r.length !== state.chunkSize)) {
+        throw new StoreError("ERR_BAD_REQUEST", `every chunk but the last must be exactly ${state.chunkSize} bytes`);
+      }
+    });
+    await this.requireOpen(state);
+    const missing = await this.chunks.missing(state.tenantId, refs.map((r) => r.hash));
+    if (missing.length > 0) {
+      throw new StoreError("ERR_PRECONDITION_FAILED", `${missing.length} referenced chunk(s) are not stored; send them with PutChunks first`);
+    }
+    let off = state.offset;
+    for (let i = 0; i < refs.length; i += 1000) {
+      const params: unknown[] = [state.uploadId, state.tenantId];
+      const rows = refs.slice(i, i + 1000).map((r) => {
+        params.push(off, r.hash, r.length);
+        off += r.length;
+        const n = params.length;
+        return `($1, $${n - 2}, $2, $${n - 1}, $${n})`;
+      });
+      await this.db.query(
+        `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length) VALUES ${rows.join(",")}
+         ON CONFLICT (upload_id, off) DO NOTHING`,
+        params,
+      );
+    }
+    const last = refs[refs.length - 1]!;
+    const decoded: UploadState = { ...state, offset: off, final: last.length !== state.chunkSize };
+    return { state: this.codec.encode(decoded), decoded };
+  }
+
+  /** Commits an upload as a new file version; a repeated commit returns the same version. */
+  async commit(state: UploadState, opts: CommitOptions): Promise<FileRecord> {
+    const done = await this.committedVersion(state);
+    if (done !== undefined) return this.files.stat(state.tenantId, state.path, done);
+    const rope = await this.ropes.commitUpload(state.tenantId, state.uploadId, state.offset, state.chunkSize);
+    if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
+    let raced = false;
+    let file: FileRecord;
+    try {
+      file = await this.files.put(
+        state.tenantId,
+        state.path,
+        { rope, contentType: opts.contentType, meta: opts.meta, precondition: opts.precondition },
+        async (q, f) => {
+          const u = await q.query(
+            "UPDATE uploads SET committed_version = $2, committed_at = now() WHERE id = $1 AND committed_version IS NULL",
+            [state.uploadId, f.version],
+          );
+          if (u.rowCount === 0) {
+            raced = true;
+            throw new StoreError("ERR_VERSION_SKEW", "upload committed concurrently");
+          }
+        },
+      );
+    } catch (err) {
+      if (!raced) throw err;
+      const v = await this.committedVersion(state);
+      return this.files.stat(state.tenantId, state.path, v!);
+    }
+    // The rope now owns the chunk list; the upload's copy is no longer needed.
+    await this.db.query("DELETE FROM upload_chunks WHERE upload_id = $1", [state.uploadId]).catch(() => {});
+    return file;
+  }
+
+  private async committedVersion(state: UploadState): Promise<number | undefined> {
+    const r = await this.db.query<{ committed_version: string | null; tenant_id: string }>(
+      "SELECT committed_version, tenant_id FROM uploads WHERE id = $1",
+      [state.uploadId],
+    );
+    const row = r.rows[0];
+    if (!row || row.tenant_id !== state.tenantId) {
+      throw new StoreError("ERR_BAD_UPLOAD_STATE", "upload not found (expired and collected, or never begun)");
+    }
+    return row.committed_version === null ? undefined : Number(row.committed_version);
+  }
+
+  private async requireTenant(tenantId: string) {
+    const r = await this.db.query("SELECT 1 FROM tenants WHERE id = $1", [tenantId]);
+    if (r.rowCount === 0) throw new StoreError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+  }
+
+  private async requireOpen(state: UploadState) {
+    if ((await this.committedVersion(state)) !== undefined) {
+      throw new StoreError("ERR_PRECONDITION_FAILED", "upload is already committed; begin a new one");
+    }
+  }
+}
+
+/** Cuts data into chunks of `size` bytes (the last may be short) and hashes each. */
+export function cut(data: Buffer, size: number): ChunkWrite[] {
+  const out: ChunkWrite[] = [];
+  for (let off = 0; off < data.length; off += size) {
+    const piece = data.subarray(off, Math.min(off + size, data.length));
+    out.push({ hash: chunkHash(piece), data: piece });
+  }
+  return out;
+}
+
+function hashMismatch(actual: Buffer): StoreError {
+  return new StoreError(
+    "ERR_HASH_MISMATCH",
+    `content hash is ${actual.toString("hex")}, not the expected one; nothing was written`,
+  );
+}
