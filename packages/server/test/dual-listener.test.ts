@@ -1,0 +1,355 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { type DualListener, listenDual, type RequestHandler } from "../src/net/dual-listener.js";
+
+const execFileP = promisify(execFile);
+
+/** Echoes method, url and HTTP version in headers and streams the request body back. */
+const echo: RequestHandler = (req, res) => {
+  if (req.url === "/throw") throw new Error("handler blew up (expected by the test)");
+  res.writeHead(200, {
+    "content-type": "application/octet-stream",
+    "x-method": req.method ?? "",
+    "x-url": req.url ?? "",
+    "x-http-version": req.httpVersion,
+  });
+  pipeline(req, res as unknown as Writable).catch(() => {
+    // aborted uploads are part of the tests
+  });
+};
+
+/** Runs curl without blocking the event loop (the server lives in this process). */
+async function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return execFileP("curl", ["-sS", "--max-time", "30", ...args], { encoding: "utf8", maxBuffer: 4 << 20 });
+}
+
+/** Splits `curl -i` output into the final response's status line, headers and body. */
+function parseCurlI(out: string): { status: string; headers: Record<string, string>; body: string } {
+  const blocks = out.split("\r\n\r\n");
+  let i = 0;
+  while (blocks[i]?.match(/^HTTP\/\S+ 100/)) i++; // skip interim 100 Continue
+  const [statusLine = "", ...lines] = (blocks[i] ?? "").split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const at = line.indexOf(":");
+    headers[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
+  }
+  return { status: statusLine, headers, body: blocks.slice(i + 1).join("\r\n\r\n") };
+}
+
+/** One request over an existing HTTP/2 session, body buffered. */
+function h2Request(
+  session: http2.ClientHttp2Session,
+  headers: http2.OutgoingHttpHeaders,
+  body?: Buffer,
+): Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    const parts: Buffer[] = [];
+    let resHeaders: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => {
+      resHeaders = h;
+    });
+    stream.on("data", (d: Buffer) => parts.push(d));
+    stream.on("end", () => resolve({ headers: resHeaders, body: Buffer.concat(parts) }));
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
+/** Opens an HTTP/2 session with large windows, like the project's own clients. */
+function h2Connect(port: number): Promise<http2.ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 16 << 20 } });
+    session.once("error", reject);
+    session.once("connect", () => {
+      session.setLocalWindowSize(64 << 20);
+      resolve(session);
+    });
+  });
+}
+
+/** Digest and length of everything a stream yields. */
+async function digestOf(stream: AsyncIterable<Buffer>): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+/** Yields `data` in 1 MiB pieces. */
+function* slices(data: Buffer): Generator<Buffer> {
+  for (let at = 0; at < data.length; at += 1 << 20) yield data.subarray(at, at + (1 << 20));
+}
+
+/** Resolves when the socket has closed (the server hung up). */
+function closedOf(sock: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (sock.destroyed) resolve();
+    sock.on("error", () => {});
+    sock.once("close", () => resolve());
+  });
+}
+
+describe("listenDual", () => {
+  let listener: DualListener;
+  let base: string;
+  const handlerErrors: unknown[] = [];
+  const scratch = join(tmpdir(), `cacheroach-dual-listener-test-${process.pid}`);
+
+  before(async () => {
+    mkdirSync(scratch, { recursive: true });
+    listener = await listenDual(echo, "127.0.0.1", 0, {
+      headersTimeoutMs: 400,
+      onError: (err, source) => {
+        if (source === "handler") handlerErrors.push(err);
+      },
+    });
+    base = `http://127.0.0.1:${listener.port}`;
+  });
+
+  after(async () => {
+    await listener.close();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it("binds a random port for port 0 and reports the address", () => {
+    assert.ok(listener.port > 0 && listener.port < 65536);
+    assert.equal(listener.host, "127.0.0.1");
+  });
+
+  it("serves curl over HTTP/1.1", async () => {
+    const { stdout } = await curl(["-i", `${base}/hello?x=1`]);
+    const res = parseCurlI(stdout);
+    assert.match(res.status, /^HTTP\/1\.1 200/);
+    assert.equal(res.headers["x-method"], "GET");
+    assert.equal(res.headers["x-url"], "/hello?x=1");
+    assert.equal(res.headers["x-http-version"], "1.1");
+  });
+
+  it("serves curl --http2-prior-knowledge (h2c) with a request body", async () => {
+    const { stdout } = await curl([
+      "-i",
+      "--http2-prior-knowledge",
+      "-X",
+      "PUT",
+      "--data-binary",
+      "hello over h2c",
+      `${base}/files/a`,
+    ]);
+    const res = parseCurlI(stdout);
+    assert.match(res.status, /^HTTP\/2 200/);
+    assert.equal(res.headers["x-method"], "PUT");
+    assert.equal(res.headers["x-url"], "/files/a");
+    assert.equal(res.headers["x-http-version"], "2.0");
+    assert.equal(res.body, "hello over h2c");
+  });
+
+  it("answers Expect: 100-continue for curl -T over HTTP/1.1", async () => {
+    const file = join(scratch, "upload.bin");
+    const data = randomBytes(2 << 20);
+    writeFileSync(file, data);
+    const out = join(scratch, "echoed.bin");
+    const { stderr } = await curl(["-v", "-H", "Expect: 100-continue", "-T", file, "-o", out, `${base}/up`]);
+    assert.match(stderr, /> Expect: 100-continue/);
+    assert.match(stderr, /< HTTP\/1\.1 100 Continue/);
+    assert.match(stderr, /< HTTP\/1\.1 200 OK/);
+    assert.ok((await readFile(out)).equals(data));
+  });
+
+  it("serves Node's fetch (HTTP/1.1), including a streamed request body", async () => {
+    const get = await fetch(`${base}/get?q=%20`);
+    assert.equal(get.status, 200);
+    assert.equal(get.headers.get("x-http-version"), "1.1");
+    assert.equal(get.headers.get("x-url"), "/get?q=%20");
+    assert.equal((await get.arrayBuffer()).byteLength, 0);
+
+    const body = Readable.toWeb(Readable.from([Buffer.from("streamed "), Buffer.from("body")]));
+    const put = await fetch(`${base}/put`, { method: "PUT", body, duplex: "half" } as RequestInit);
+    assert.equal(put.headers.get("x-method"), "PUT");
+    assert.equal(await put.text(), "streamed body");
+  });
+
+  it("serves a node:http2 client", async () => {
+    const session = await h2Connect(listener.port);
+    try {
+      const get = await h2Request(session, { ":method": "GET", ":path": "/h2?y=2" });
+      assert.equal(get.headers[":status"], 200);
+      assert.equal(get.headers["x-http-version"], "2.0");
+      assert.equal(get.headers["x-url"], "/h2?y=2");
+      const post = await h2Request(session, { ":method": "POST", ":path": "/p" }, Buffer.from("h2 body"));
+      assert.equal(post.headers["x-method"], "POST");
+      assert.equal(post.body.toString(), "h2 body");
+    } finally {
+      session.close();
+    }
+  });
+
+  describe("64 MiB PUT round-trips byte-identical", () => {
+    const big = randomBytes(64 << 20);
+    const want = { sha256: createHash("sha256").update(big).digest("hex"), bytes: big.length };
+
+    it("over HTTP/1.1 (node:http)", async () => {
+      const req = http.request(`${base}/big`, { method: "PUT", headers: { "content-length": big.length } });
+      const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+        req.once("response", resolve);
+        req.once("error", reject);
+      });
+      const [res] = await Promise.all([response, pipeline(Readable.from(slices(big)), req)]);
+      assert.equal(res.headers["x-http-version"], "1.1");
+      assert.deepEqual(await digestOf(res), want);
+    });
+
+    it("over h2c (node:http2)", async () => {
+      const session = await h2Connect(listener.port);
+      try {
+        const stream = session.request({ ":method": "PUT", ":path": "/big" });
+        const [got] = await Promise.all([digestOf(stream), pipeline(Readable.from(slices(big)), stream)]);
+        assert.deepEqual(got, want);
+      } finally {
+        session.close();
+      }
+    });
+  });
+
+  describe("bad clients do not crash the process", () => {
+    it("garbage bytes get the connection closed", async () => {
+      const sock = net.connect(listener.port, "127.0.0.1");
+      sock.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0xff, 0x00, 0x0d, 0x0a, 0x0d, 0x0a]));
+      sock.write(randomBytes(4096));
+      await closedOf(sock);
+      assert.equal((await fetch(`${base}/still-up`)).status, 200);
+    });
+
+    it("the h2 preface followed by garbage frames ends the session", async () => {
+      const sock = net.connect(listener.port, "127.0.0.1");
+      sock.write(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"));
+      sock.write(randomBytes(4096));
+      await closedOf(sock);
+      assert.equal((await fetch(`${base}/still-up`)).status, 200);
+    });
+
+    it("a connection reset mid-preface, mid-head and mid-upload is survived", async () => {
+      for (const bytes of ["PRI * HTTP/2", "PUT /x HTTP/1.1\r\nHost: a\r\n", "PUT /x HTTP/1.1\r\ncontent-length: 99999\r\n\r\nab"]) {
+        const sock = net.connect(listener.port, "127.0.0.1");
+        await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
+        sock.write(bytes);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        sock.resetAndDestroy();
+      }
+      const session = await h2Connect(listener.port);
+      const stream = session.request({ ":method": "PUT", ":path": "/abort" });
+      stream.on("error", () => {});
+      stream.write(randomBytes(1 << 20));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      session.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal((await fetch(`${base}/still-up`)).status, 200);
+      const s2 = await h2Connect(listener.port);
+      assert.equal((await h2Request(s2, { ":method": "GET", ":path": "/" })).headers[":status"], 200);
+      s2.close();
+    });
+
+    it("a stalled request head gets 408 after headersTimeoutMs", async () => {
+      const sock = net.connect(listener.port, "127.0.0.1");
+      const chunks: Buffer[] = [];
+      sock.on("data", (d: Buffer) => chunks.push(d));
+      sock.write("GET /slow HTTP/1.1\r\nHost: a\r\n");
+      const t0 = Date.now();
+      await closedOf(sock);
+      assert.ok(Date.now() - t0 < 3000);
+      assert.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 408/);
+    });
+
+    it("a silent connection is dropped after headersTimeoutMs", async () => {
+      const sock = net.connect(listener.port, "127.0.0.1");
+      const t0 = Date.now();
+      await closedOf(sock);
+      assert.ok(Date.now() - t0 < 3000);
+    });
+
+    it("a throwing handler yields 500 and is reported", async () => {
+      const before = handlerErrors.length;
+      assert.equal((await fetch(`${base}/throw`)).status, 500);
+      const session = await h2Connect(listener.port);
+      assert.equal((await h2Request(session, { ":method": "GET", ":path": "/throw" })).headers[":status"], 500);
+      session.close();
+      assert.equal(handlerErrors.length, before + 2);
+    });
+  });
+
+  describe("close()", () => {
+    it("resolves within 1 s with idle keep-alive HTTP/1.1 and HTTP/2 connections open", async () => {
+      const own = await listenDual(echo, "127.0.0.1", 0);
+      const agent = new http.Agent({ keepAlive: true });
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.get(`http://127.0.0.1:${own.port}/idle`, { agent }, resolve).once("error", reject);
+      });
+      res.resume();
+      await new Promise((resolve) => res.once("end", resolve));
+      const session = await h2Connect(own.port);
+      session.on("error", () => {});
+      await h2Request(session, { ":method": "GET", ":path": "/idle" });
+      const sniffing = net.connect(own.port, "127.0.0.1"); // connected, never sends a byte
+      sniffing.on("error", () => {});
+
+      const t0 = Date.now();
+      await own.close();
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed < 1000, `close() took ${elapsed} ms`);
+      await new Promise((resolve) => session.once("close", resolve));
+      await closedOf(sniffing);
+      await assert.rejects(fetch(`http://127.0.0.1:${own.port}/`));
+      agent.destroy();
+      await own.close(); // idempotent
+    });
+
+    it("lets in-flight requests finish within shutdownGraceMs", async () => {
+      const slow: RequestHandler = (_req, res) => {
+        res.writeHead(200);
+        res.write("first ");
+        setTimeout(() => res.end("last"), 300);
+      };
+      const own = await listenDual(slow, "127.0.0.1", 0, { shutdownGraceMs: 2000 });
+      const h1Body = fetch(`http://127.0.0.1:${own.port}/`).then((r) => r.text());
+      const session = await h2Connect(own.port);
+      const h2Body = h2Request(session, { ":method": "GET", ":path": "/" });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const t0 = Date.now();
+      await own.close();
+      assert.ok(Date.now() - t0 < 1500);
+      assert.equal(await h1Body, "first last");
+      assert.equal((await h2Body).body.toString(), "first last");
+      session.destroy();
+    });
+
+    it("cuts in-flight requests at once with the default shutdownGraceMs of 0", async () => {
+      const never: RequestHandler = (_req, res) => {
+        res.writeHead(200);
+        res.write("started");
+      };
+      const own = await listenDual(never, "127.0.0.1", 0);
+      const res = await fetch(`http://127.0.0.1:${own.port}/`);
+      const text = res.text();
+      const t0 = Date.now();
+      await own.close();
+      assert.ok(Date.now() - t0 < 500);
+      await assert.rejects(text);
+    });
+  });
+});
