@@ -61,7 +61,10 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
   const out: Migration[] = [];
   for (const name of names) {
     if (!NAME.test(name)) {
-      throw new MigrationError("ERR_MIGRATION_BAD_NAME", `migration file ${name} must be named NNNN_slug.sql`);
+      throw new MigrationError(
+        "ERR_MIGRATION_BAD_NAME",
+        `migration file ${name} must be named NNNN_slug.sql`,
+      );
     }
     const sql = await readFile(`${dir}/${name}`, "utf8");
     out.push({ name, sql, checksum: createHash("sha256").update(sql).digest("hex") });
@@ -129,7 +132,10 @@ export async function migrate(client: pg.ClientBase, options: MigrateOptions = {
       await client.query("BEGIN");
       try {
         await client.query(m.sql);
-        await client.query("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", [m.name, m.checksum]);
+        await client.query("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", [
+          m.name,
+          m.checksum,
+        ]);
         await client.query("COMMIT");
       } catch (err) {
         await client.query("ROLLBACK").catch(() => {});

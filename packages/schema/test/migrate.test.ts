@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { loadMigrations, MIGRATIONS_DIR, migrate, MigrationError } from "../src/migrate.js";
+import { loadMigrations, MIGRATIONS_DIR, MigrationError, migrate } from "../src/migrate.js";
 
 const base = process.env["PG_TEST_URL"] ?? process.env["DATABASE_URL"];
 let url: string;
@@ -38,7 +38,10 @@ test("every migration file holds one statement and is named NNNN_slug.sql", asyn
   assert.ok(ms.length > 10);
   ms.forEach((m, i) => {
     assert.equal(Number(m.name.slice(0, 4)), i + 1, `${m.name} is numbered in sequence`);
-    const statements = m.sql.replace(/--.*$/gm, "").split(";").filter((s) => s.trim() !== "");
+    const statements = m.sql
+      .replace(/--.*$/gm, "")
+      .split(";")
+      .filter((s) => s.trim() !== "");
     assert.equal(statements.length, 1, `${m.name} holds exactly one DDL statement`);
   });
 });
@@ -67,7 +70,10 @@ test("an edited migration is refused with its name", async () => {
     writeFileSync(join(dir, "0001_create_tenants.sql"), "CREATE TABLE tenants (id UUID PRIMARY KEY);\n");
     await assert.rejects(
       withClient((c) => migrate(c, { dir })),
-      (err: unknown) => err instanceof MigrationError && err.code === "ERR_MIGRATION_EDITED" && /0001_create_tenants\.sql/.test(err.message),
+      (err: unknown) =>
+        err instanceof MigrationError &&
+        err.code === "ERR_MIGRATION_EDITED" &&
+        /0001_create_tenants\.sql/.test(err.message),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -75,7 +81,9 @@ test("an edited migration is refused with its name", async () => {
 });
 
 test("a database with migrations this build does not know is refused", async () => {
-  await withClient((c) => c.query("INSERT INTO schema_migrations (name, checksum) VALUES ('9999_from_the_future.sql', 'x')"));
+  await withClient((c) =>
+    c.query("INSERT INTO schema_migrations (name, checksum) VALUES ('9999_from_the_future.sql', 'x')"),
+  );
   try {
     await assert.rejects(
       withClient((c) => migrate(c)),
@@ -87,7 +95,11 @@ test("a database with migrations this build does not know is refused", async () 
 });
 
 test("a lock held by a live instance makes others wait, a stale one is taken over", async () => {
-  await withClient((c) => c.query("INSERT INTO schema_lock (id, holder, expires_at) VALUES (1, 'someone', now() + INTERVAL '1 hour')"));
+  await withClient((c) =>
+    c.query(
+      "INSERT INTO schema_lock (id, holder, expires_at) VALUES (1, 'someone', now() + INTERVAL '1 hour')",
+    ),
+  );
   await assert.rejects(
     withClient((c) => migrate(c, { lockTimeoutMs: 300 })),
     (err: unknown) => err instanceof MigrationError && err.code === "ERR_MIGRATION_LOCK_TIMEOUT",

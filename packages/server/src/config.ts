@@ -1,10 +1,10 @@
 import { resolve } from "node:path";
-import { DEFAULT_CHUNK_SIZE } from "./rope-hash.js";
 import { LOG_LEVELS } from "./logger.js";
+import { DEFAULT_CHUNK_SIZE } from "./rope-hash.js";
 
 /** Options of {@link startServer}; every field is optional and validated once here. */
 export interface ServerOptions {
-  /** host:port to listen on; default "127.0.0.1:13013"; port 0 picks a free port. */
+  /** host:port the server binds (default "127.0.0.1:13013"); port 0 picks a free port. */
   bind?: string;
   /** postgres:// URL of an external PostgreSQL or CockroachDB; absent = embedded PostgreSQL in dataDir. */
   databaseUrl?: string;
@@ -51,7 +51,8 @@ export class ConfigError extends Error {
 export function resolveConfig(o: ServerOptions): ServerConfig {
   const bind = o.bind ?? "127.0.0.1:13013";
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(bind);
-  if (!m) throw new ConfigError(`bind ${JSON.stringify(bind)} must be host:port (e.g. 127.0.0.1:13013 or :13013)`);
+  if (!m)
+    throw new ConfigError(`bind ${JSON.stringify(bind)} must be host:port (e.g. 127.0.0.1:13013 or :13013)`);
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`bind port ${port} is out of range`);
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -65,7 +66,8 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
   if (o.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(o.databaseUrl)) {
     throw new ConfigError("database URL must start with postgres:// or postgresql://");
   }
-  for (const k of o.signingKeys ?? []) if (k.length < 32) throw new ConfigError("signing keys must be at least 32 bytes");
+  for (const k of o.signingKeys ?? [])
+    if (k.length < 32) throw new ConfigError("signing keys must be at least 32 bytes");
   return {
     host: m[1] ?? (m[2] || "0.0.0.0"),
     port,

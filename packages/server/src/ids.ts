@@ -7,7 +7,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export function parseId(id: string, what: string): string {
   if (typeof id !== "string" || id === "") throw new StoreError("ERR_BAD_ID", `${what} is required`);
   const lower = id.toLowerCase();
-  if (!UUID.test(lower)) throw new StoreError("ERR_BAD_ID", `${what} ${JSON.stringify(id.slice(0, 64))} is not a UUID`);
+  if (!UUID.test(lower))
+    throw new StoreError("ERR_BAD_ID", `${what} ${JSON.stringify(id.slice(0, 64))} is not a UUID`);
   return lower;
 }
 

@@ -2,10 +2,22 @@
  * The cacheroach server: start it with {@link startServer}. Also exports what the CLI shares
  * with the server (signing keys, bootstrap tokens, content hashing).
  */
-export { startServer } from "./server.js";
-export type { RunningServer } from "./server.js";
-export { resolveConfig, ConfigError } from "./config.js";
+
 export type { ServerConfig, ServerOptions } from "./config.js";
+export { ConfigError, resolveConfig } from "./config.js";
+export type { ErrorCode } from "./errors.js";
+export { ERROR_TABLE, StoreError } from "./errors.js";
+export { WELL_KNOWN } from "./ids.js";
+export {
+  chunkHash,
+  contentHash,
+  DEFAULT_CHUNK_SIZE,
+  HASH_LENGTH,
+  ROPE_HASH_CONTEXT,
+  RopeHasher,
+} from "./rope-hash.js";
+export type { RunningServer } from "./server.js";
+export { startServer } from "./server.js";
 export {
   BOOTSTRAP_PRINCIPAL,
   ensureSigningKeys,
@@ -14,7 +26,3 @@ export {
   readSigningKeys,
   SIGNING_KEYS_FILE,
 } from "./signing-keys.js";
-export { chunkHash, contentHash, DEFAULT_CHUNK_SIZE, HASH_LENGTH, ROPE_HASH_CONTEXT, RopeHasher } from "./rope-hash.js";
-export { WELL_KNOWN } from "./ids.js";
-export { StoreError, ERROR_TABLE } from "./errors.js";
-export type { ErrorCode } from "./errors.js";

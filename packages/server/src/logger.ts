@@ -13,7 +13,10 @@ export function createLogger(level: string): Logger {
       level,
       base: undefined,
       // Belt and braces: these fields never reach the log even if a caller passes them.
-      redact: { paths: ["token", "jwt", "authorization", "*.authorization", "signingKey", "password"], censor: "[redacted]" },
+      redact: {
+        paths: ["token", "jwt", "authorization", "*.authorization", "signingKey", "password"],
+        censor: "[redacted]",
+      },
     },
     pino.destination(2),
   );

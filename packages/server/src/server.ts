@@ -1,8 +1,8 @@
 import { join } from "node:path";
-import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Files, Principals, Tenants, Tokens, Uploads } from "@cacheroach/proto";
 import { migrate } from "@cacheroach/schema";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Authorizer } from "./auth/authorizer.js";
 import { createAuthInterceptor } from "./auth/interceptor.js";
 import { SessionStore } from "./auth/session-store.js";
@@ -102,9 +102,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       writeMaxBytes: config.maxTransferSize + 64 * 1024,
     });
     const listener = await listenDual(handler, config.host, config.port, {
-      onError: (err, source) => log.warn({ source, err: err instanceof Error ? err.message : String(err) }, "connection error"),
+      onError: (err, source) =>
+        log.warn({ source, err: err instanceof Error ? err.message : String(err) }, "connection error"),
     });
-    const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
+    const host =
+      config.host === "0.0.0.0" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
     const url = `http://${host}:${listener.port}`;
     log.info({ url }, "cacheroach listening");
     const dbRef = db;

@@ -22,9 +22,14 @@ export async function readSigningKeys(dataDir: string): Promise<Uint8Array[]> {
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    throw new Error(`no signing keys at ${file}: start the server once with this data directory first`, { cause: err });
+    throw new Error(`no signing keys at ${file}: start the server once with this data directory first`, {
+      cause: err,
+    });
   }
-  const keys = text.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#")).map(parseSigningKey);
+  const keys = text
+    .split("\n")
+    .filter((l) => l.trim() !== "" && !l.startsWith("#"))
+    .map(parseSigningKey);
   if (keys.length === 0) throw new Error(`${file} holds no signing key`);
   return keys;
 }
@@ -36,10 +41,14 @@ export async function ensureSigningKeys(dataDir: string): Promise<Uint8Array[]> 
   } catch {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const file = join(dataDir, SIGNING_KEYS_FILE);
-    await writeFile(file, `# cacheroach signing keys: first signs, all verify\n${randomBytes(32).toString("base64")}\n`, {
-      mode: 0o600,
-      flag: "wx",
-    }).catch((err: { code?: string }) => {
+    await writeFile(
+      file,
+      `# cacheroach signing keys: first signs, all verify\n${randomBytes(32).toString("base64")}\n`,
+      {
+        mode: 0o600,
+        flag: "wx",
+      },
+    ).catch((err: { code?: string }) => {
       if (err.code !== "EEXIST") throw err;
     });
     await chmod(file, 0o600);

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Principals, SessionSchema, Tokens } from "@cacheroach/proto";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { Principals, SessionSchema, Tokens } from "@cacheroach/proto";
 import pg from "pg";
 import type { ServerOptions } from "./config.js";
 import { type RunningServer, startServer } from "./server.js";
@@ -88,7 +88,9 @@ export async function startTestServer(options: Partial<ServerOptions> = {}): Pro
   const boot = await mintBootstrapToken(signingKey, 300);
   const principals = createClient(Principals, transport(boot));
   const tokens = createClient(Tokens, transport(boot));
-  const p = await principals.ensure({ principal: { claimsJson: JSON.stringify({ name: "root", source: "test" }) } });
+  const p = await principals.ensure({
+    principal: { claimsJson: JSON.stringify({ name: "root", source: "test" }) },
+  });
   const issued = await tokens.issue({
     template: create(SessionSchema, {
       principalId: p.principal!.id,

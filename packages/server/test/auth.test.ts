@@ -3,8 +3,8 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { Diags, Files, Principals, SessionSchema, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { SignJWT } from "jose";
 import pg from "pg";
 import { POLICY } from "../src/auth/policy.js";
@@ -41,7 +41,11 @@ describe("authentication", () => {
 
   test("no token is not logged in", async () => {
     await rejects(stat(), Code.Unauthenticated, /not logged in/);
-    await rejects(ts.client(Uploads).begin({ tenantId: scratch, path: "/x" }), Code.Unauthenticated, /not logged in/);
+    await rejects(
+      ts.client(Uploads).begin({ tenantId: scratch, path: "/x" }),
+      Code.Unauthenticated,
+      /not logged in/,
+    );
   });
 
   test("malformed authorization header", async () => {
@@ -59,7 +63,13 @@ describe("authentication", () => {
     const now = Math.floor(Date.now() / 1000);
     const claims = { cr: { c: 31, s: "s" } };
     const sign = (alg: "HS256" | "HS512", k: Uint8Array, aud = "cacheroach", exp = now + 60) =>
-      new SignJWT(claims).setProtectedHeader({ alg }).setAudience(aud).setSubject("00000000-0000-0000-0000-000000000000").setIssuedAt(now).setExpirationTime(exp).sign(k);
+      new SignJWT(claims)
+        .setProtectedHeader({ alg })
+        .setAudience(aud)
+        .setSubject("00000000-0000-0000-0000-000000000000")
+        .setIssuedAt(now)
+        .setExpirationTime(exp)
+        .sign(k);
     await rejects(stat(await sign("HS256", randomBytes(32))), Code.Unauthenticated, /signature is invalid/);
     await rejects(stat(await sign("HS256", key, "someone-else")), Code.Unauthenticated, /"aud"/);
     await rejects(stat(await sign("HS256", key, "cacheroach", now - 10)), Code.Unauthenticated, /expired/);
@@ -68,7 +78,9 @@ describe("authentication", () => {
     const [h, p, s] = good.split(".");
     const none = `${Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")}.${p}.`;
     await rejects(stat(none), Code.Unauthenticated, /algorithm|malformed/);
-    const tamperedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, "base64url").toString()), cr: { c: 31, s: "s", x: 1 } })).toString("base64url");
+    const tamperedPayload = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(p!, "base64url").toString()), cr: { c: 31, s: "s", x: 1 } }),
+    ).toString("base64url");
     await rejects(stat(`${h}.${tamperedPayload}.${s}`), Code.Unauthenticated, /signature/);
     await rejects(stat("not.a.jwt"), Code.Unauthenticated, /malformed|invalid/);
     // The good one works: the signing key is what makes a super token.
@@ -113,15 +125,39 @@ describe("authorization", () => {
 
   test("a location session is confined to its capabilities and paths", async () => {
     const up = ts.client(Uploads, readOnly);
-    await rejects(up.begin({ tenantId: scratch, path: "/pub/a", committed: { case: "empty", value: true } }), Code.PermissionDenied, /lacks write on \/pub\/a/);
-    await rejects(ts.client(Files, readOnly).stat({ tenantId: scratch, path: "/private" }), Code.PermissionDenied, /lacks read on \/private/);
-    await rejects(ts.client(Files, readOnly).list({ tenantId: scratch, path: "/" }), Code.PermissionDenied, /lacks read on \/\*/);
-    await rejects(ts.client(Files, readOnly).stat({ tenantId: scratch, path: "/pub/a" }), Code.NotFound, /no file/);
+    await rejects(
+      up.begin({ tenantId: scratch, path: "/pub/a", committed: { case: "empty", value: true } }),
+      Code.PermissionDenied,
+      /lacks write on \/pub\/a/,
+    );
+    await rejects(
+      ts.client(Files, readOnly).stat({ tenantId: scratch, path: "/private" }),
+      Code.PermissionDenied,
+      /lacks read on \/private/,
+    );
+    await rejects(
+      ts.client(Files, readOnly).list({ tenantId: scratch, path: "/" }),
+      Code.PermissionDenied,
+      /lacks read on \/\*/,
+    );
+    await rejects(
+      ts.client(Files, readOnly).stat({ tenantId: scratch, path: "/pub/a" }),
+      Code.NotFound,
+      /no file/,
+    );
   });
 
   test("super-only services refuse other sessions", async () => {
-    await rejects(ts.client(Tenants, readOnly).ensure({ tenant: { label: "x" } }), Code.PermissionDenied, /needs a super session/);
-    await rejects(ts.client(Principals, readOnly).ensure({ principal: {} }), Code.PermissionDenied, /needs a super session/);
+    await rejects(
+      ts.client(Tenants, readOnly).ensure({ tenant: { label: "x" } }),
+      Code.PermissionDenied,
+      /needs a super session/,
+    );
+    await rejects(
+      ts.client(Principals, readOnly).ensure({ principal: {} }),
+      Code.PermissionDenied,
+      /needs a super session/,
+    );
   });
 
   test("delegation can never widen capabilities, scope or expiry", async () => {
@@ -133,15 +169,37 @@ describe("authorization", () => {
     };
     const ok = await tokens.issue({ template: create(SessionSchema, base) });
     assert.equal(ok.issued!.capabilities!.read, true);
-    await rejects(tokens.issue({ template: create(SessionSchema, { ...base, capabilities: { read: true, write: true } }) }), Code.PermissionDenied, /write/);
     await rejects(
-      tokens.issue({ template: create(SessionSchema, { ...base, scope: { kind: { case: "onLocation", value: { tenantId: scratch, path: "/*" } } } }) }),
+      tokens.issue({
+        template: create(SessionSchema, { ...base, capabilities: { read: true, write: true } }),
+      }),
+      Code.PermissionDenied,
+      /write/,
+    );
+    await rejects(
+      tokens.issue({
+        template: create(SessionSchema, {
+          ...base,
+          scope: { kind: { case: "onLocation", value: { tenantId: scratch, path: "/*" } } },
+        }),
+      }),
       Code.PermissionDenied,
       /may not delegate/,
     );
-    await rejects(tokens.issue({ template: create(SessionSchema, { ...base, scope: { kind: { case: "superToken", value: true } } }) }), Code.PermissionDenied, /super/);
     await rejects(
-      tokens.issue({ template: create(SessionSchema, { ...base, expiresAt: timestampFromDate(new Date(Date.now() + 3_600_000)) }) }),
+      tokens.issue({
+        template: create(SessionSchema, { ...base, scope: { kind: { case: "superToken", value: true } } }),
+      }),
+      Code.PermissionDenied,
+      /super/,
+    );
+    await rejects(
+      tokens.issue({
+        template: create(SessionSchema, {
+          ...base,
+          expiresAt: timestampFromDate(new Date(Date.now() + 3_600_000)),
+        }),
+      }),
       Code.PermissionDenied,
       /outlive/,
     );
@@ -149,6 +207,10 @@ describe("authorization", () => {
 
   test("an ephemeral bootstrap token needs the server's signing key", async () => {
     const forged = await mintBootstrapToken(randomBytes(32));
-    await rejects(ts.client(Tenants, forged).ensure({ tenant: { label: "x" } }), Code.Unauthenticated, /signature/);
+    await rejects(
+      ts.client(Tenants, forged).ensure({ tenant: { label: "x" } }),
+      Code.Unauthenticated,
+      /signature/,
+    );
   });
 });

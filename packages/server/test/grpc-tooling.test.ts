@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { after, before, test } from "node:test";
 import { startTestServer, type TestServer } from "../src/testing.js";
 
 // Standard tooling must work against the one port: buf curl speaks gRPC over h2c, gRPC-Web and
@@ -47,7 +47,21 @@ for (const [name, flags] of variants) {
 
 test("buf curl: errors carry their code and message", async () => {
   await assert.rejects(
-    run(buf, ["curl", "--schema", protoDir, "--protocol", "grpc", "--http2-prior-knowledge", "-d", "{}", `${ts.url}/cacheroach.v1.Tenants/List`], { cwd: protoDir }),
+    run(
+      buf,
+      [
+        "curl",
+        "--schema",
+        protoDir,
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        "-d",
+        "{}",
+        `${ts.url}/cacheroach.v1.Tenants/List`,
+      ],
+      { cwd: protoDir },
+    ),
     (err: { stderr?: string }) => {
       const e = JSON.parse(err.stderr ?? "{}");
       assert.equal(e.code, "unauthenticated");

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
 import { Files, Tenants, Uploads } from "@cacheroach/proto";
+import { createClient } from "@connectrpc/connect";
 import { chunkHash, RopeHasher } from "../src/rope-hash.js";
 import { mintBootstrapToken } from "../src/signing-keys.js";
 import { createTestDatabase, type TestDatabase, testTransport } from "../src/testing.js";
@@ -36,7 +36,17 @@ before(async () => {
   const fixture = fileURLToPath(new URL("./fixtures/serve.ts", import.meta.url));
   child = spawn(
     process.execPath,
-    ["--import", "tsx", fixture, JSON.stringify({ bind: "127.0.0.1:0", databaseUrl: db.url, signingKey: key.toString("base64"), cacheBytes: CACHE })],
+    [
+      "--import",
+      "tsx",
+      fixture,
+      JSON.stringify({
+        bind: "127.0.0.1:0",
+        databaseUrl: db.url,
+        signingKey: key.toString("base64"),
+        cacheBytes: CACHE,
+      }),
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const [line] = await once(createInterface({ input: child.stdout! }), "line");
@@ -48,7 +58,9 @@ after(async () => {
   await db?.drop();
 });
 
-test("a 1 GiB file goes up and comes back down with bounded server memory", { timeout: 600_000 }, async (t) => {
+test("a 1 GiB file goes up and comes back down with bounded server memory", {
+  timeout: 600_000,
+}, async (t) => {
   const token = await mintBootstrapToken(key, 600);
   const transport = testTransport(url, token);
   const tenant = (await createClient(Tenants, transport).ensure({ tenant: { label: "memory" } })).tenant!.id;
@@ -86,10 +98,16 @@ test("a 1 GiB file goes up and comes back down with bounded server memory", { ti
   }
   if (pending.length) check.add(chunkHash(pending), pending.length);
   assert.equal(got, SIZE);
-  assert.deepEqual(check.digest(), Buffer.from(committed.file!.contentHash), "downloaded bytes are the uploaded bytes");
+  assert.deepEqual(
+    check.digest(),
+    Buffer.from(committed.file!.contentHash),
+    "downloaded bytes are the uploaded bytes",
+  );
   const peak = rssPeak(child.pid!);
   const mib = (n: number) => `${Math.round(n / 1048576)} MiB`;
-  t.diagnostic(`server RSS: baseline ${mib(baseline)}, peak after upload ${mib(afterUpload)}, peak after download ${mib(peak)}`);
+  t.diagnostic(
+    `server RSS: baseline ${mib(baseline)}, peak after upload ${mib(afterUpload)}, peak after download ${mib(peak)}`,
+  );
   assert.ok(
     peak - baseline <= CACHE + ALLOWANCE,
     `server RSS grew from ${mib(baseline)} to ${mib(peak)} (after upload ${mib(afterUpload)}); limit is cache ${mib(CACHE)} + ${mib(ALLOWANCE)}`,

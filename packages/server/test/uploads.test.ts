@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { Files, Tenants, Uploads } from "@cacheroach/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { contentHash } from "../src/rope-hash.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
@@ -40,7 +40,13 @@ async function put(path: string, data: Buffer, tenantId = tenant) {
 
 async function read(path: string, offset = 0, length = 0, version = 0): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const m of files.read({ tenantId: tenant, path, offset: BigInt(offset), length: BigInt(length), version: BigInt(version) })) {
+  for await (const m of files.read({
+    tenantId: tenant,
+    path,
+    offset: BigInt(offset),
+    length: BigInt(length),
+    version: BigInt(version),
+  })) {
     parts.push(Buffer.from(m.data));
   }
   return Buffer.concat(parts);
@@ -85,7 +91,10 @@ describe("ropes", () => {
     );
     const f2 = await put("/rope/y", data);
     assert.deepEqual(Buffer.from(f2.contentHash), Buffer.from(f1.contentHash));
-    assert.equal(await count("ropes", "tenant_id = $1 AND hash = $2", [tenant, Buffer.from(f1.contentHash)]), 1);
+    assert.equal(
+      await count("ropes", "tenant_id = $1 AND hash = $2", [tenant, Buffer.from(f1.contentHash)]),
+      1,
+    );
     // Overwrite /rope/x with other content; version 1 must still read back unchanged.
     const f3 = await put("/rope/x", randomBytes(CHUNK));
     assert.equal(f3.version, 2n);
@@ -106,37 +115,70 @@ describe("ropes", () => {
 
 describe("versions and preconditions", () => {
   test("versions count up and are never reused, even after delete", async () => {
-    const v1 = await uploads.begin({ tenantId: tenant, path: "/v/file", committed: { case: "contents", value: Buffer.from("one") } });
+    const v1 = await uploads.begin({
+      tenantId: tenant,
+      path: "/v/file",
+      committed: { case: "contents", value: Buffer.from("one") },
+    });
     assert.equal(v1.file!.version, 1n);
-    const v2 = await uploads.begin({ tenantId: tenant, path: "/v/file", committed: { case: "contents", value: Buffer.from("two") } });
+    const v2 = await uploads.begin({
+      tenantId: tenant,
+      path: "/v/file",
+      committed: { case: "contents", value: Buffer.from("two") },
+    });
     assert.equal(v2.file!.version, 2n);
     assert.equal((await read("/v/file", 0, 0, 1)).toString(), "one", "old versions stay readable");
     assert.equal((await files.delete({ tenantId: tenant, path: "/v/file" })).version, 2n);
     await rejects(files.delete({ tenantId: tenant, path: "/v/file" }), Code.NotFound, /no file at/);
     await rejects(files.stat({ tenantId: tenant, path: "/v/file" }), Code.NotFound, /no file at \/v\/file/);
     await rejects(read("/v/file", 0, 0, 1), Code.NotFound, /no version 1/);
-    const v3 = await uploads.begin({ tenantId: tenant, path: "/v/file", committed: { case: "empty", value: true } });
+    const v3 = await uploads.begin({
+      tenantId: tenant,
+      path: "/v/file",
+      committed: { case: "empty", value: true },
+    });
     assert.equal(v3.file!.version, 3n, "numbering resumes after a delete");
     assert.equal((await read("/v/file")).length, 0);
   });
 
   test("must-not-exist, version and content-hash conditions; a failed one writes nothing", async () => {
     const one = (value: string, precondition?: object) =>
-      uploads.begin({ tenantId: tenant, path: "/cas/f", committed: { case: "contents", value: Buffer.from(value) }, precondition: precondition as never });
+      uploads.begin({
+        tenantId: tenant,
+        path: "/cas/f",
+        committed: { case: "contents", value: Buffer.from(value) },
+        precondition: precondition as never,
+      });
     const created = await one("a", { kind: { case: "mustNotExist", value: true } });
-    await rejects(one("b", { kind: { case: "mustNotExist", value: true } }), Code.FailedPrecondition, /already exists \(version 1\)/);
-    await rejects(one("b", { kind: { case: "version", value: 7n } }), Code.FailedPrecondition, /at version 1, not version 7/);
+    await rejects(
+      one("b", { kind: { case: "mustNotExist", value: true } }),
+      Code.FailedPrecondition,
+      /already exists \(version 1\)/,
+    );
+    await rejects(
+      one("b", { kind: { case: "version", value: 7n } }),
+      Code.FailedPrecondition,
+      /at version 1, not version 7/,
+    );
     await rejects(
       one("b", { kind: { case: "contentHash", value: contentHash(Buffer.from("zzz"), CHUNK) } }),
       Code.FailedPrecondition,
       /not/,
     );
     await rejects(
-      uploads.begin({ tenantId: tenant, path: "/cas/none", committed: { case: "empty", value: true }, precondition: { kind: { case: "mustExist", value: true } } }),
+      uploads.begin({
+        tenantId: tenant,
+        path: "/cas/none",
+        committed: { case: "empty", value: true },
+        precondition: { kind: { case: "mustExist", value: true } },
+      }),
       Code.FailedPrecondition,
       /does not exist/,
     );
-    const rows = await count("file_versions", "tenant_id = $1 AND path = $2", [tenant, Buffer.from("/cas/f")]);
+    const rows = await count("file_versions", "tenant_id = $1 AND path = $2", [
+      tenant,
+      Buffer.from("/cas/f"),
+    ]);
     assert.equal(rows, 1, "failed preconditions wrote nothing");
     const ok = await one("b", { kind: { case: "contentHash", value: created.file!.contentHash } });
     assert.equal(ok.file!.version, 2n);
@@ -145,7 +187,11 @@ describe("versions and preconditions", () => {
   });
 
   test("a precondition at commit is checked atomically", async () => {
-    const b = await uploads.begin({ tenantId: tenant, path: "/cas/late", precondition: { kind: { case: "mustNotExist", value: true } } });
+    const b = await uploads.begin({
+      tenantId: tenant,
+      path: "/cas/late",
+      precondition: { kind: { case: "mustNotExist", value: true } },
+    });
     const t = await uploads.transfer({ state: b.state, data: randomBytes(10) });
     await uploads.begin({ tenantId: tenant, path: "/cas/late", committed: { case: "empty", value: true } });
     await rejects(
@@ -161,19 +207,36 @@ describe("reads", () => {
     const data = randomBytes(3 * CHUNK + 5);
     await put("/read/edges", data);
     const cases: [number, number][] = [
-      [0, 1], [CHUNK - 1, 1], [CHUNK - 1, 2], [CHUNK, 1], [CHUNK, CHUNK], [CHUNK - 3, CHUNK + 6],
-      [2 * CHUNK - 1, CHUNK + 2], [3 * CHUNK, 5], [3 * CHUNK + 4, 1], [10, 0], [3 * CHUNK + 5, 0],
+      [0, 1],
+      [CHUNK - 1, 1],
+      [CHUNK - 1, 2],
+      [CHUNK, 1],
+      [CHUNK, CHUNK],
+      [CHUNK - 3, CHUNK + 6],
+      [2 * CHUNK - 1, CHUNK + 2],
+      [3 * CHUNK, 5],
+      [3 * CHUNK + 4, 1],
+      [10, 0],
+      [3 * CHUNK + 5, 0],
     ];
     for (const [off, len] of cases) {
       const want = data.subarray(off, len === 0 ? undefined : off + len);
       assert.deepEqual(await read("/read/edges", off, len), want, `offset ${off} length ${len}`);
     }
-    assert.deepEqual(await read("/read/edges", 3 * CHUNK, 1000), data.subarray(3 * CHUNK), "length is clamped to the end");
+    assert.deepEqual(
+      await read("/read/edges", 3 * CHUNK, 1000),
+      data.subarray(3 * CHUNK),
+      "length is clamped to the end",
+    );
     await rejects(read("/read/edges", 3 * CHUNK + 6), Code.InvalidArgument, /outside the file/);
   });
 
   test("empty file", async () => {
-    const r = await uploads.begin({ tenantId: tenant, path: "/empty", committed: { case: "empty", value: true } });
+    const r = await uploads.begin({
+      tenantId: tenant,
+      path: "/empty",
+      committed: { case: "empty", value: true },
+    });
     assert.equal(r.file!.size, 0n);
     assert.deepEqual(Buffer.from(r.file!.contentHash), contentHash(Buffer.alloc(0)));
     assert.equal((await read("/empty")).length, 0);
@@ -202,7 +265,11 @@ describe("upload protocol", () => {
   test("a retry with different data at the same offset is refused", async () => {
     const b = await uploads.begin({ tenantId: tenant, path: "/retry/g" });
     await uploads.transfer({ state: b.state, data: randomBytes(CHUNK) });
-    await rejects(uploads.transfer({ state: b.state, data: randomBytes(CHUNK) }), Code.FailedPrecondition, /already holds different data/);
+    await rejects(
+      uploads.transfer({ state: b.state, data: randomBytes(CHUNK) }),
+      Code.FailedPrecondition,
+      /already holds different data/,
+    );
   });
 
   test("tampered, foreign and expired states are refused and store nothing", async () => {
@@ -210,15 +277,29 @@ describe("upload protocol", () => {
     const chunksBefore = await count("chunks");
     const tampered = Buffer.from(b.state);
     tampered[40] ^= 1;
-    await rejects(uploads.transfer({ state: tampered, data: randomBytes(100) }), Code.InvalidArgument, /upload state is invalid/);
-    await rejects(uploads.transfer({ state: Buffer.from(b.state).subarray(0, 20), data: randomBytes(100) }), Code.InvalidArgument, /invalid/);
+    await rejects(
+      uploads.transfer({ state: tampered, data: randomBytes(100) }),
+      Code.InvalidArgument,
+      /upload state is invalid/,
+    );
+    await rejects(
+      uploads.transfer({ state: Buffer.from(b.state).subarray(0, 20), data: randomBytes(100) }),
+      Code.InvalidArgument,
+      /invalid/,
+    );
     await rejects(uploads.commit({ state: randomBytes(120) }), Code.InvalidArgument, /invalid/);
     // A state for another tenant, re-signed with a key the server does not know.
     const other = await startTestServer({ chunkSize: CHUNK });
     try {
       const scratch = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
-      const foreign = await other.client(Uploads, other.superToken).begin({ tenantId: scratch, path: "/state/f" });
-      await rejects(uploads.transfer({ state: foreign.state, data: randomBytes(100) }), Code.InvalidArgument, /invalid/);
+      const foreign = await other
+        .client(Uploads, other.superToken)
+        .begin({ tenantId: scratch, path: "/state/f" });
+      await rejects(
+        uploads.transfer({ state: foreign.state, data: randomBytes(100) }),
+        Code.InvalidArgument,
+        /invalid/,
+      );
     } finally {
       await other.close();
     }
@@ -230,7 +311,11 @@ describe("upload protocol", () => {
     try {
       const up = short.client(Uploads, short.superToken);
       const b = await up.begin({ tenantId: "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a", path: "/late" });
-      await rejects(up.transfer({ state: b.state, data: randomBytes(10) }), Code.FailedPrecondition, /expired/);
+      await rejects(
+        up.transfer({ state: b.state, data: randomBytes(10) }),
+        Code.FailedPrecondition,
+        /expired/,
+      );
     } finally {
       await short.close();
     }
@@ -239,13 +324,29 @@ describe("upload protocol", () => {
   test("oversize, empty and post-final transfers are refused", async () => {
     const b = await uploads.begin({ tenantId: tenant, path: "/big/f" });
     const before = await count("chunks");
-    await rejects(uploads.transfer({ state: b.state, data: randomBytes(b.maxTransferSize + 1) }), Code.ResourceExhausted, /exceeds max_transfer_size/);
-    await rejects(uploads.transfer({ state: b.state, data: Buffer.alloc(0) }), Code.InvalidArgument, /no data/);
+    await rejects(
+      uploads.transfer({ state: b.state, data: randomBytes(b.maxTransferSize + 1) }),
+      Code.ResourceExhausted,
+      /exceeds max_transfer_size/,
+    );
+    await rejects(
+      uploads.transfer({ state: b.state, data: Buffer.alloc(0) }),
+      Code.InvalidArgument,
+      /no data/,
+    );
     assert.equal(await count("chunks"), before);
     const short = await uploads.transfer({ state: b.state, data: randomBytes(10) });
-    await rejects(uploads.transfer({ state: short.state, data: randomBytes(10) }), Code.FailedPrecondition, /last \(short\) transfer/);
     await rejects(
-      uploads.begin({ tenantId: tenant, path: "/big/one", committed: { case: "contents", value: randomBytes(b.maxTransferSize + 1) } }),
+      uploads.transfer({ state: short.state, data: randomBytes(10) }),
+      Code.FailedPrecondition,
+      /last \(short\) transfer/,
+    );
+    await rejects(
+      uploads.begin({
+        tenantId: tenant,
+        path: "/big/one",
+        committed: { case: "contents", value: randomBytes(b.maxTransferSize + 1) },
+      }),
       Code.ResourceExhausted,
       /limit/,
     );
@@ -254,7 +355,11 @@ describe("upload protocol", () => {
   test("commit with a wrong expected hash writes nothing", async () => {
     const b = await uploads.begin({ tenantId: tenant, path: "/hash/f" });
     const t = await uploads.transfer({ state: b.state, data: randomBytes(100) });
-    await rejects(uploads.commit({ state: t.state, expectedContentHash: Buffer.alloc(32) }), Code.DataLoss, /content hash is/);
+    await rejects(
+      uploads.commit({ state: t.state, expectedContentHash: Buffer.alloc(32) }),
+      Code.DataLoss,
+      /content hash is/,
+    );
     await rejects(files.stat({ tenantId: tenant, path: "/hash/f" }), Code.NotFound, /no file/);
   });
 
@@ -271,11 +376,24 @@ describe("upload protocol", () => {
       Code.InvalidArgument,
       /does not match/,
     );
-    await rejects(uploads.append({ state: b.state, chunks: hashes.map((hash, i) => ({ hash, length: pieces[i]!.length })) }), Code.FailedPrecondition, /not stored/);
-    const put1 = await uploads.putChunks({ state: b.state, chunks: pieces.map((p, i) => ({ hash: hashes[i], data: p })) });
+    await rejects(
+      uploads.append({
+        state: b.state,
+        chunks: hashes.map((hash, i) => ({ hash, length: pieces[i]!.length })),
+      }),
+      Code.FailedPrecondition,
+      /not stored/,
+    );
+    const put1 = await uploads.putChunks({
+      state: b.state,
+      chunks: pieces.map((p, i) => ({ hash: hashes[i], data: p })),
+    });
     assert.equal(put1.stored, 3);
     assert.equal((await uploads.findMissing({ state: b.state, hashes })).missing.length, 0);
-    const a = await uploads.append({ state: b.state, chunks: hashes.map((hash, i) => ({ hash, length: pieces[i]!.length })) });
+    const a = await uploads.append({
+      state: b.state,
+      chunks: hashes.map((hash, i) => ({ hash, length: pieces[i]!.length })),
+    });
     const c = await uploads.commit({ state: a.state, expectedContentHash: contentHash(data, CHUNK) });
     assert.deepEqual(await read("/dedup-aware/f"), data);
     assert.equal(c.file!.size, BigInt(data.length));
@@ -283,7 +401,18 @@ describe("upload protocol", () => {
 });
 
 describe("paths and ids", () => {
-  const badPaths = ["", "relative", "/", "/a/", "/a//b", "/a/../b", "/./a", "/a\u0000b", `/${"x".repeat(256)}`, `/${"a/".repeat(600)}z`];
+  const badPaths = [
+    "",
+    "relative",
+    "/",
+    "/a/",
+    "/a//b",
+    "/a/../b",
+    "/./a",
+    "/a\u0000b",
+    `/${"x".repeat(256)}`,
+    `/${"a/".repeat(600)}z`,
+  ];
   for (const path of badPaths) {
     test(`bad path ${JSON.stringify(path.slice(0, 20))} is refused and stores nothing`, async () => {
       const before = await count("file_versions");
@@ -300,12 +429,24 @@ describe("paths and ids", () => {
     const before = await count("chunks");
     const ghost = "12345678-1234-1234-1234-123456789abc";
     await rejects(uploads.begin({ tenantId: ghost, path: "/x" }), Code.NotFound, /tenant .* does not exist/);
-    await rejects(uploads.begin({ tenantId: ghost, path: "/x", committed: { case: "contents", value: Buffer.from("x") } }), Code.NotFound, /does not exist/);
+    await rejects(
+      uploads.begin({
+        tenantId: ghost,
+        path: "/x",
+        committed: { case: "contents", value: Buffer.from("x") },
+      }),
+      Code.NotFound,
+      /does not exist/,
+    );
     assert.equal(await count("chunks"), before);
   });
 
   test("bad tenant id is refused", async () => {
-    await rejects(files.stat({ tenantId: "not-a-uuid", path: "/x" }), Code.InvalidArgument, /tenant_id "not-a-uuid" is not a UUID/);
+    await rejects(
+      files.stat({ tenantId: "not-a-uuid", path: "/x" }),
+      Code.InvalidArgument,
+      /tenant_id "not-a-uuid" is not a UUID/,
+    );
   });
 });
 
@@ -313,7 +454,12 @@ describe("listing", () => {
   test("recursive prefix listing pages through more than one page in stable order", async () => {
     const names: string[] = [];
     for (let i = 0; i < 25; i++) names.push(`/list/d${i % 3}/f${String(i).padStart(2, "0")}`);
-    for (const n of names) await uploads.begin({ tenantId: tenant, path: n, committed: { case: "contents", value: Buffer.from(n) } });
+    for (const n of names)
+      await uploads.begin({
+        tenantId: tenant,
+        path: n,
+        committed: { case: "contents", value: Buffer.from(n) },
+      });
     await uploads.begin({ tenantId: tenant, path: "/listx", committed: { case: "empty", value: true } });
     const seen: string[] = [];
     let cursor = "";
@@ -328,7 +474,15 @@ describe("listing", () => {
     assert.deepEqual(seen, [...names].sort());
     const sub = await files.list({ tenantId: tenant, path: "/list/d1/" });
     assert.equal(sub.files.length, 8);
-    await rejects(files.list({ tenantId: tenant, path: "/list", cursor: "!!" }), Code.InvalidArgument, /cursor is invalid/);
-    await rejects(files.list({ tenantId: tenant, path: "/list", pageSize: 100_000 }), Code.InvalidArgument, /page_size/);
+    await rejects(
+      files.list({ tenantId: tenant, path: "/list", cursor: "!!" }),
+      Code.InvalidArgument,
+      /cursor is invalid/,
+    );
+    await rejects(
+      files.list({ tenantId: tenant, path: "/list", pageSize: 100_000 }),
+      Code.InvalidArgument,
+      /page_size/,
+    );
   });
 });

@@ -6,7 +6,9 @@ import { POLICY, type PolicyContext } from "./policy.js";
 import type { SessionInfo } from "./session.js";
 
 /** The caller's session, set by the auth interceptor for every handler (undefined: anonymous). */
-export const kSession = createContextKey<SessionInfo | undefined>(undefined, { description: "cacheroach session" });
+export const kSession = createContextKey<SessionInfo | undefined>(undefined, {
+  description: "cacheroach session",
+});
 /** The caller's raw bearer token (handlers that mint URLs under it need it). */
 export const kToken = createContextKey<string | undefined>(undefined, { description: "cacheroach token" });
 
@@ -23,11 +25,15 @@ export function createAuthInterceptor(authz: Authorizer, ctx: PolicyContext, log
       if (!rule) throw new ConnectError(`no access policy for ${method}`, Code.PermissionDenied);
       const header = req.header.get("authorization") ?? "";
       const m = /^bearer\s+(\S+)$/i.exec(header.trim());
-      if (header && !m) throw new ConnectError('authorization header must be "Bearer <token>"', Code.Unauthenticated);
+      if (header && !m)
+        throw new ConnectError('authorization header must be "Bearer <token>"', Code.Unauthenticated);
       const token = m?.[1];
       const session = token ? await authz.authenticate(token) : undefined;
       if (rule.access !== "public" && !session) {
-        throw new ConnectError("not logged in: send a bearer token (cacheroach bootstrap or auth set)", Code.Unauthenticated);
+        throw new ConnectError(
+          "not logged in: send a bearer token (cacheroach bootstrap or auth set)",
+          Code.Unauthenticated,
+        );
       }
       if (rule.access === "super" && session?.scope.kind !== "super") {
         throw new ConnectError(`${method} needs a super session`, Code.PermissionDenied);
@@ -69,7 +75,10 @@ async function* convertErrors<T>(src: AsyncIterable<T>, method: string, log: Log
 function report(err: unknown, method: string, log: Logger): ConnectError {
   const ce = toConnectError(err);
   if (ce.code === Code.Internal || ce.code === Code.Unknown) {
-    log.error({ method, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, "rpc failed");
+    log.error(
+      { method, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
+      "rpc failed",
+    );
   } else if (ce.code === Code.PermissionDenied || ce.code === Code.Unauthenticated) {
     log.info({ method, code: Code[ce.code], reason: ce.rawMessage }, "rpc denied");
   }

@@ -55,7 +55,10 @@ const onState = (caps: number) => (m: unknown, ctx: PolicyContext) => {
  * Tokens.Issue, ...) narrow their results further with the same Authorizer.
  */
 export const POLICY: Readonly<Record<string, Rule>> = {
-  "cacheroach.v1.Files/Stat": { access: "authenticated", need: (m) => at(CAP.read, (m as StatRequest).tenantId, (m as StatRequest).path) },
+  "cacheroach.v1.Files/Stat": {
+    access: "authenticated",
+    need: (m) => at(CAP.read, (m as StatRequest).tenantId, (m as StatRequest).path),
+  },
   "cacheroach.v1.Files/List": {
     access: "authenticated",
     need: (m) => {
@@ -64,12 +67,27 @@ export const POLICY: Readonly<Record<string, Rule>> = {
       return { caps: CAP.read, tenantId: parseId(r.tenantId, "tenant_id"), path: `${prefix}/*` };
     },
   },
-  "cacheroach.v1.Files/Read": { access: "authenticated", need: (m) => at(CAP.read, (m as ReadRequest).tenantId, (m as ReadRequest).path) },
-  "cacheroach.v1.Files/Chunks": { access: "authenticated", need: (m) => at(CAP.read, (m as ChunksRequest).tenantId, (m as ChunksRequest).path) },
-  "cacheroach.v1.Files/Delete": { access: "authenticated", need: (m) => at(CAP.write, (m as DeleteRequest).tenantId, (m as DeleteRequest).path) },
-  "cacheroach.v1.Files/Retrieve": { access: "authenticated", need: (m) => at(CAP.read, (m as RetrieveRequest).tenantId, (m as RetrieveRequest).path) },
+  "cacheroach.v1.Files/Read": {
+    access: "authenticated",
+    need: (m) => at(CAP.read, (m as ReadRequest).tenantId, (m as ReadRequest).path),
+  },
+  "cacheroach.v1.Files/Chunks": {
+    access: "authenticated",
+    need: (m) => at(CAP.read, (m as ChunksRequest).tenantId, (m as ChunksRequest).path),
+  },
+  "cacheroach.v1.Files/Delete": {
+    access: "authenticated",
+    need: (m) => at(CAP.write, (m as DeleteRequest).tenantId, (m as DeleteRequest).path),
+  },
+  "cacheroach.v1.Files/Retrieve": {
+    access: "authenticated",
+    need: (m) => at(CAP.read, (m as RetrieveRequest).tenantId, (m as RetrieveRequest).path),
+  },
 
-  "cacheroach.v1.Uploads/Begin": { access: "authenticated", need: (m) => at(CAP.write, (m as BeginRequest).tenantId, (m as BeginRequest).path) },
+  "cacheroach.v1.Uploads/Begin": {
+    access: "authenticated",
+    need: (m) => at(CAP.write, (m as BeginRequest).tenantId, (m as BeginRequest).path),
+  },
   "cacheroach.v1.Uploads/Transfer": { access: "authenticated", need: onState(CAP.write) },
   "cacheroach.v1.Uploads/FindMissing": { access: "authenticated", need: onState(CAP.write) },
   "cacheroach.v1.Uploads/PutChunks": { access: "authenticated", need: onState(CAP.write) },

@@ -65,8 +65,13 @@ export class SessionStore {
       );
     } catch (err) {
       const e = err as { code?: string; constraint?: string };
-      if (e.code === "23505") throw new StoreError("ERR_ALREADY_EXISTS", `a session named ${JSON.stringify(s.name)} already exists for this principal`);
-      if (e.code === "23503") throw new StoreError("ERR_NOT_FOUND", "the session's principal or tenant does not exist");
+      if (e.code === "23505")
+        throw new StoreError(
+          "ERR_ALREADY_EXISTS",
+          `a session named ${JSON.stringify(s.name)} already exists for this principal`,
+        );
+      if (e.code === "23503")
+        throw new StoreError("ERR_NOT_FOUND", "the session's principal or tenant does not exist");
       throw err;
     }
     this.byPrincipal.delete(s.principalId);
@@ -122,7 +127,13 @@ function fromRow(r: SessionRow): SessionInfo {
   let scope: Scope;
   if (r.scope_kind === "super") scope = { kind: "super" };
   else if (r.scope_kind === "principal") scope = { kind: "principal", principalId: r.scope_principal! };
-  else scope = { kind: "location", tenantId: r.scope_tenant!, path: r.scope_path!, version: Number(r.scope_version) };
+  else
+    scope = {
+      kind: "location",
+      tenantId: r.scope_tenant!,
+      path: r.scope_path!,
+      version: Number(r.scope_version),
+    };
   return {
     id: r.id,
     principalId: r.principal_id,

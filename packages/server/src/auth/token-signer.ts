@@ -57,7 +57,8 @@ export class TokenSigner {
           requiredClaims: ["exp", "sub", "iat"],
         });
         const cr = payload["cr"] as CrClaim | undefined;
-        if (!cr || typeof cr.c !== "number" || cr.c < 0 || cr.c > 31) throw new StoreError("ERR_UNAUTHENTICATED", "token has no valid session claim");
+        if (!cr || typeof cr.c !== "number" || cr.c < 0 || cr.c > 31)
+          throw new StoreError("ERR_UNAUTHENTICATED", "token has no valid session claim");
         return {
           id: payload.jti,
           principalId: payload.sub!,

@@ -23,7 +23,10 @@ export function isRetryable(err: unknown): boolean {
 
 /** Anything that can run a query: the pool (autocommit) or a transaction's client. */
 export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
 }
 
 /** Options of {@link Db}. */

@@ -12,7 +12,10 @@ export function createHttpFallback(db: Db): HttpHandler {
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const send = (status: number, body: string) => {
-      res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) });
+      res.writeHead(status, {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+      });
       res.end(body);
     };
     if (path === "/healthz") return send(200, "ok\n");

@@ -11,8 +11,8 @@ import {
   type Session,
   SessionSchema,
 } from "@cacheroach/proto";
-import { StoreError } from "../errors.js";
 import { CAP, type Scope, type SessionInfo } from "../auth/session.js";
+import { StoreError } from "../errors.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 
 /** Stored file version → API message. */
@@ -41,10 +41,12 @@ export function fromPrecondition(p: Precondition | undefined): WritePrecondition
     case "mustExist":
       return p.kind.value ? { kind: "mustExist" } : undefined;
     case "version":
-      if (p.kind.value <= 0n) throw new StoreError("ERR_BAD_REQUEST", "precondition version must be positive");
+      if (p.kind.value <= 0n)
+        throw new StoreError("ERR_BAD_REQUEST", "precondition version must be positive");
       return { kind: "version", version: Number(p.kind.value) };
     case "contentHash":
-      if (p.kind.value.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "precondition content_hash must be 32 bytes");
+      if (p.kind.value.length !== 32)
+        throw new StoreError("ERR_BAD_REQUEST", "precondition content_hash must be 32 bytes");
       return { kind: "contentHash", hash: Buffer.from(p.kind.value) };
   }
 }
@@ -54,8 +56,10 @@ export function validateMeta(meta: Record<string, string>): Record<string, strin
   const entries = Object.entries(meta);
   if (entries.length > 64) throw new StoreError("ERR_BAD_REQUEST", "meta has more than 64 entries");
   for (const [k, v] of entries) {
-    if (k.length === 0 || k.length > 128) throw new StoreError("ERR_BAD_REQUEST", "meta keys must be 1..128 characters");
-    if (v.length > 4096) throw new StoreError("ERR_BAD_REQUEST", `meta value of ${JSON.stringify(k)} exceeds 4096 characters`);
+    if (k.length === 0 || k.length > 128)
+      throw new StoreError("ERR_BAD_REQUEST", "meta keys must be 1..128 characters");
+    if (v.length > 4096)
+      throw new StoreError("ERR_BAD_REQUEST", `meta value of ${JSON.stringify(k)} exceeds 4096 characters`);
   }
   return meta;
 }
@@ -64,7 +68,10 @@ export function validateMeta(meta: Record<string, string>): Record<string, strin
 export function validateContentType(ct: string): string {
   if (ct === "") return ct;
   if (ct.length > 255 || !/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/.test(ct)) {
-    throw new StoreError("ERR_BAD_REQUEST", `content_type ${JSON.stringify(ct.slice(0, 64))} is not a MIME type`);
+    throw new StoreError(
+      "ERR_BAD_REQUEST",
+      `content_type ${JSON.stringify(ct.slice(0, 64))} is not a MIME type`,
+    );
   }
   return ct;
 }
@@ -101,7 +108,10 @@ export function toScope(s: Scope): ScopeMsg {
       return create(ScopeSchema, { kind: { case: "onPrincipal", value: s.principalId } });
     case "location":
       return create(ScopeSchema, {
-        kind: { case: "onLocation", value: { tenantId: s.tenantId, path: s.path, version: BigInt(s.version) } },
+        kind: {
+          case: "onLocation",
+          value: { tenantId: s.tenantId, path: s.path, version: BigInt(s.version) },
+        },
       });
   }
 }

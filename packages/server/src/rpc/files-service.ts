@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
 import {
   ChunkRefSchema,
   type ChunksRequest,
@@ -9,6 +8,7 @@ import {
   type ReadResponse,
   ReadResponseSchema,
 } from "@cacheroach/proto";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
 import type { FileStore } from "../store/file-store.js";
@@ -28,7 +28,11 @@ export function createFilesService(files: FileStore, ropes: RopeStore): Partial<
   };
   return {
     async stat(req) {
-      const f = await files.stat(parseId(req.tenantId, "tenant_id"), validatePath(req.path), version(req.version));
+      const f = await files.stat(
+        parseId(req.tenantId, "tenant_id"),
+        validatePath(req.path),
+        version(req.version),
+      );
       return { file: toFileMeta(f) };
     },
 
@@ -36,7 +40,8 @@ export function createFilesService(files: FileStore, ropes: RopeStore): Partial<
       const tenantId = parseId(req.tenantId, "tenant_id");
       const prefix = validatePrefix(req.path);
       const limit = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
-      if (limit < 1 || limit > MAX_PAGE) throw new StoreError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_PAGE}`);
+      if (limit < 1 || limit > MAX_PAGE)
+        throw new StoreError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_PAGE}`);
       const after = req.cursor === "" ? undefined : decodeCursor(req.cursor, prefix);
       const page = await files.list(tenantId, prefix, after, limit);
       return {
@@ -67,21 +72,25 @@ export function createFilesService(files: FileStore, ropes: RopeStore): Partial<
       const tenantId = parseId(req.tenantId, "tenant_id");
       const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
       const limit = req.limit === 0 ? DEFAULT_PAGE : req.limit;
-      if (limit < 1 || limit > MAX_PAGE) throw new StoreError("ERR_BAD_REQUEST", `limit must be 1..${MAX_PAGE}`);
+      if (limit < 1 || limit > MAX_PAGE)
+        throw new StoreError("ERR_BAD_REQUEST", `limit must be 1..${MAX_PAGE}`);
       if (req.fromOffset < 0n) throw new StoreError("ERR_BAD_REQUEST", "from_offset must not be negative");
       const rope = await ropeOf(tenantId, f.ropeHash);
       const entries = await ropes.entries(tenantId, rope, Number(req.fromOffset), limit);
       const last = entries[entries.length - 1];
       return {
         file: toFileMeta(f),
-        chunks: entries.map((e) => create(ChunkRefSchema, { hash: e.hash, length: e.length, offset: BigInt(e.offset) })),
+        chunks: entries.map((e) =>
+          create(ChunkRefSchema, { hash: e.hash, length: e.length, offset: BigInt(e.offset) }),
+        ),
         more: last !== undefined && last.offset + last.length < rope.size,
       };
     },
 
     async delete(req) {
       const pre = fromPrecondition(req.precondition);
-      if (pre?.kind === "mustNotExist") throw new StoreError("ERR_BAD_REQUEST", "must_not_exist makes no sense for a delete");
+      if (pre?.kind === "mustNotExist")
+        throw new StoreError("ERR_BAD_REQUEST", "must_not_exist makes no sense for a delete");
       const v = await files.delete(parseId(req.tenantId, "tenant_id"), validatePath(req.path), pre);
       return { version: BigInt(v) };
     },
@@ -94,7 +103,8 @@ function version(v: bigint): number {
 }
 
 function decodeCursor(cursor: string, prefix: string): string {
-  const bad = () => new StoreError("ERR_BAD_REQUEST", "cursor is invalid; pass next_cursor from the previous page unchanged");
+  const bad = () =>
+    new StoreError("ERR_BAD_REQUEST", "cursor is invalid; pass next_cursor from the previous page unchanged");
   if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw bad();
   const path = Buffer.from(cursor, "base64url").toString("utf8");
   try {

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
 import { type Principal, PrincipalSchema, type Principals } from "@cacheroach/proto";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { PrincipalRecord, PrincipalStore } from "../store/principal-store.js";
@@ -28,7 +28,10 @@ export function createPrincipalsService(principals: PrincipalStore): Partial<Ser
       }
       const domain = p.emailDomain.trim().toLowerCase();
       if (domain !== "" && !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) {
-        throw new StoreError("ERR_BAD_REQUEST", `email_domain ${JSON.stringify(p.emailDomain)} is not a domain name`);
+        throw new StoreError(
+          "ERR_BAD_REQUEST",
+          `email_domain ${JSON.stringify(p.emailDomain)} is not a domain name`,
+        );
       }
       const id = p.id === "" ? newId() : parseId(p.id, "principal.id");
       return { principal: toPrincipal(await principals.ensure(id, Number(p.version), claims, domain)) };

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type Tenant, TenantSchema, type Tenants } from "@cacheroach/proto";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/interceptor.js";
 import { CAP } from "../auth/session.js";
@@ -9,7 +9,10 @@ import { newId, parseId } from "../ids.js";
 import type { TenantStore } from "../store/tenant-store.js";
 
 /** The Tenants service (authorization: auth/policy.ts; List is filtered to readable tenants). */
-export function createTenantsService(tenants: TenantStore, authz: Authorizer): Partial<ServiceImpl<typeof Tenants>> {
+export function createTenantsService(
+  tenants: TenantStore,
+  authz: Authorizer,
+): Partial<ServiceImpl<typeof Tenants>> {
   const msg = (t: { id: string; label: string; version: number }): Tenant =>
     create(TenantSchema, { id: t.id, label: t.label, version: BigInt(t.version) });
   return {
@@ -21,7 +24,8 @@ export function createTenantsService(tenants: TenantStore, authz: Authorizer): P
         return {};
       }
       const label = t.label.trim();
-      if (label.length < 1 || label.length > 256) throw new StoreError("ERR_BAD_REQUEST", "tenant label must be 1..256 characters");
+      if (label.length < 1 || label.length > 256)
+        throw new StoreError("ERR_BAD_REQUEST", "tenant label must be 1..256 characters");
       const id = t.id === "" ? newId() : parseId(t.id, "tenant.id");
       return { tenant: msg(await tenants.ensure(id, label, Number(t.version))) };
     },

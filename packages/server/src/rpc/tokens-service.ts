@@ -1,6 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Scope as ScopeMsg, Tokens } from "@cacheroach/proto";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/interceptor.js";
 import { CAP, capNames, type Scope, type SessionInfo } from "../auth/session.js";
@@ -29,7 +29,8 @@ export function createTokensService(
       const caps = fromCapabilities(t.capabilities);
       if (caps === 0) throw new StoreError("ERR_BAD_REQUEST", "template grants no capabilities");
       const scope = scopeFromMsg(t.scope);
-      const principalId = t.principalId === "" ? caller.principalId : parseId(t.principalId, "template.principal_id");
+      const principalId =
+        t.principalId === "" ? caller.principalId : parseId(t.principalId, "template.principal_id");
       const now = new Date();
       const expiresAt = t.expiresAt ? timestampDate(t.expiresAt) : caller.expiresAt;
       if (expiresAt <= now) throw new StoreError("ERR_BAD_REQUEST", "template expires_at is in the past");
@@ -41,7 +42,8 @@ export function createTokensService(
       }
       await requireWithin(authz, caller, caps, scope, principalId);
       const name = t.name.trim();
-      if (name.length > 128 || t.note.length > 1024) throw new StoreError("ERR_BAD_REQUEST", "name (128) or note (1024) too long");
+      if (name.length > 128 || t.note.length > 1024)
+        throw new StoreError("ERR_BAD_REQUEST", "name (128) or note (1024) too long");
       const issued: SessionInfo = {
         id: newId(),
         principalId,
@@ -75,7 +77,12 @@ export function scopeFromMsg(s: ScopeMsg | undefined): Scope {
     case "onLocation": {
       const l = s.kind.value;
       if (l.version < 0n) throw new StoreError("ERR_BAD_REQUEST", "scope version must not be negative");
-      return { kind: "location", tenantId: parseId(l.tenantId, "scope.on_location.tenant_id"), path: validatePattern(l.path), version: Number(l.version) };
+      return {
+        kind: "location",
+        tenantId: parseId(l.tenantId, "scope.on_location.tenant_id"),
+        path: validatePattern(l.path),
+        version: Number(l.version),
+      };
     }
   }
   throw new StoreError("ERR_BAD_REQUEST", "scope is required (super_token, on_principal or on_location)");
@@ -85,18 +92,29 @@ export function scopeFromMsg(s: ScopeMsg | undefined): Scope {
 export function validatePattern(p: string): string {
   if (p === "/*") return p;
   if (p.endsWith("/*")) return `${validatePath(p.slice(0, -2), "path pattern")}/*`;
-  if (p.includes("*")) throw new StoreError("ERR_BAD_PATH", `path pattern ${JSON.stringify(p)} may only end in "/*"`);
+  if (p.includes("*"))
+    throw new StoreError("ERR_BAD_PATH", `path pattern ${JSON.stringify(p)} may only end in "/*"`);
   return validatePath(p);
 }
 
 /** Refuses a template that would exceed the caller's own authority. */
-async function requireWithin(authz: Authorizer, caller: SessionInfo, caps: number, scope: Scope, owner: string) {
+async function requireWithin(
+  authz: Authorizer,
+  caller: SessionInfo,
+  caps: number,
+  scope: Scope,
+  owner: string,
+) {
   if (caller.scope.kind === "super") return;
   const deny = (why: string) => new StoreError("ERR_PERMISSION_DENIED", `cannot issue this session: ${why}`);
   if (!(caller.caps & CAP.delegate)) throw deny("your session lacks the delegate capability");
-  if ((caps & caller.caps) !== caps) throw deny(`it asks for ${capNames(caps & ~caller.caps)}, which your session lacks`);
+  if ((caps & caller.caps) !== caps)
+    throw deny(`it asks for ${capNames(caps & ~caller.caps)}, which your session lacks`);
   if (scope.kind === "super") throw deny("only a super session can issue a super session");
-  if (owner !== caller.principalId && !(caller.scope.kind === "principal" && caller.scope.principalId === owner)) {
+  if (
+    owner !== caller.principalId &&
+    !(caller.scope.kind === "principal" && caller.scope.principalId === owner)
+  ) {
     throw deny("you have no delegate authority over that principal");
   }
   if (scope.kind === "principal") {

@@ -1,5 +1,5 @@
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Uploads } from "@cacheroach/proto";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { kSession } from "../auth/interceptor.js";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
@@ -9,7 +9,10 @@ import type { UploadManager } from "../uploads/upload-manager.js";
 import { fromPrecondition, toFileMeta, validateContentType, validateMeta } from "./convert.js";
 
 /** The Uploads service: the Begin → Transfer/Append* → Commit protocol (authorization: auth/policy.ts). */
-export function createUploadsService(uploads: UploadManager, chunks: ChunkStore): Partial<ServiceImpl<typeof Uploads>> {
+export function createUploadsService(
+  uploads: UploadManager,
+  chunks: ChunkStore,
+): Partial<ServiceImpl<typeof Uploads>> {
   const limits = uploads.limits;
   const decode = (state: Uint8Array) => uploads.codec.decode(state);
   return {
@@ -31,7 +34,12 @@ export function createUploadsService(uploads: UploadManager, chunks: ChunkStore)
         return { ...base, file: toFileMeta(file) };
       }
       const s = ctx.values.get(kSession);
-      const { state } = await uploads.begin(tenantId, path, { principalId: s?.principalId, sessionId: s?.id }, precondition);
+      const { state } = await uploads.begin(
+        tenantId,
+        path,
+        { principalId: s?.principalId, sessionId: s?.id },
+        precondition,
+      );
       return { ...base, state };
     },
 
@@ -42,7 +50,8 @@ export function createUploadsService(uploads: UploadManager, chunks: ChunkStore)
 
     async findMissing(req) {
       const s = decode(req.state);
-      if (req.hashes.length > 10_000) throw new StoreError("ERR_BAD_REQUEST", "at most 10000 hashes per call");
+      if (req.hashes.length > 10_000)
+        throw new StoreError("ERR_BAD_REQUEST", "at most 10000 hashes per call");
       const hashes = req.hashes.map((h) => {
         if (h.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "hashes must be 32 bytes");
         return Buffer.from(h);
@@ -68,7 +77,8 @@ export function createUploadsService(uploads: UploadManager, chunks: ChunkStore)
 
     async commit(req) {
       const expected = req.expectedContentHash.length ? Buffer.from(req.expectedContentHash) : undefined;
-      if (expected && expected.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "expected_content_hash must be 32 bytes");
+      if (expected && expected.length !== 32)
+        throw new StoreError("ERR_BAD_REQUEST", "expected_content_hash must be 32 bytes");
       const file = await uploads.commit(decode(req.state), {
         meta: validateMeta(req.meta),
         contentType: validateContentType(req.contentType),

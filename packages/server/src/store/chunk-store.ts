@@ -85,12 +85,13 @@ export class ChunkStore {
     const key = `${tenantId}:${hash.toString("hex")}`;
     const hit = this.cache?.get(key);
     if (hit) return hit;
-    const r = await this.db.query<{ data: Buffer }>("SELECT data FROM chunks WHERE tenant_id = $1 AND hash = $2", [
-      tenantId,
-      hash,
-    ]);
+    const r = await this.db.query<{ data: Buffer }>(
+      "SELECT data FROM chunks WHERE tenant_id = $1 AND hash = $2",
+      [tenantId, hash],
+    );
     const data = r.rows[0]?.data;
-    if (!data) throw new StoreError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
+    if (!data)
+      throw new StoreError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
     this.cache?.set(key, data);
     return data;
   }

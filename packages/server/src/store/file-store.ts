@@ -1,6 +1,12 @@
 import type { Db, Queryable } from "../db/db.js";
 import { StoreError } from "../errors.js";
-import { FILE_COLUMNS, type FileRecord, type FileRow, fileFromRow, type WritePrecondition } from "./file-meta.js";
+import {
+  FILE_COLUMNS,
+  type FileRecord,
+  type FileRow,
+  fileFromRow,
+  type WritePrecondition,
+} from "./file-meta.js";
 import { belowRange, pathKey } from "./paths.js";
 import type { Rope } from "./rope-store.js";
 
@@ -129,7 +135,10 @@ export class FileStore {
       const head = await this.head(q, tenantId, path, true);
       if (!head || head.dtime) throw new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
       if (pre) checkPrecondition(path, head, pre);
-      await q.query("UPDATE files SET dtime = now() WHERE tenant_id = $1 AND path = $2", [tenantId, pathKey(path)]);
+      await q.query("UPDATE files SET dtime = now() WHERE tenant_id = $1 AND path = $2", [
+        tenantId,
+        pathKey(path),
+      ]);
       await q.query(
         "UPDATE file_versions SET dtime = now() WHERE tenant_id = $1 AND path = $2 AND dtime IS NULL",
         [tenantId, pathKey(path)],
@@ -138,7 +147,12 @@ export class FileStore {
     });
   }
 
-  private async head(q: Queryable, tenantId: string, path: string, lock: boolean): Promise<FileRecord | undefined> {
+  private async head(
+    q: Queryable,
+    tenantId: string,
+    path: string,
+    lock: boolean,
+  ): Promise<FileRecord | undefined> {
     const r = await q.query<FileRow>(
       `SELECT ${FILE_COLUMNS} FROM files WHERE tenant_id = $1 AND path = $2${lock ? " FOR UPDATE" : ""}`,
       [tenantId, pathKey(path)],
@@ -153,7 +167,8 @@ export function checkPrecondition(path: string, head: FileRecord | undefined, pr
   const live = head && !head.dtime ? head : undefined;
   switch (pre.kind) {
     case "mustNotExist":
-      if (live) throw new StoreError("ERR_PRECONDITION_FAILED", `${path} already exists (version ${live.version})`);
+      if (live)
+        throw new StoreError("ERR_PRECONDITION_FAILED", `${path} already exists (version ${live.version})`);
       return;
     case "mustExist":
       if (!live) throw new StoreError("ERR_PRECONDITION_FAILED", `${path} does not exist`);
@@ -167,7 +182,7 @@ export function checkPrecondition(path: string, head: FileRecord | undefined, pr
       }
       return;
     case "contentHash":
-      if (!live || !live.ropeHash.equals(pre.hash)) {
+      if (!live?.ropeHash.equals(pre.hash)) {
         throw new StoreError(
           "ERR_PRECONDITION_FAILED",
           `${path} ${live ? `has content ${live.ropeHash.toString("hex").slice(0, 16)}…` : "is absent"}, not ${pre.hash.toString("hex").slice(0, 16)}…`,

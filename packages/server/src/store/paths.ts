@@ -15,7 +15,8 @@ export const MAX_SEGMENT_BYTES = 255;
  * within the length limits. Anything else is a clear ERR_BAD_PATH.
  */
 export function validatePath(path: string, what = "path"): string {
-  const bad = (why: string) => new StoreError("ERR_BAD_PATH", `${what} ${JSON.stringify(truncate(path))} ${why}`);
+  const bad = (why: string) =>
+    new StoreError("ERR_BAD_PATH", `${what} ${JSON.stringify(truncate(path))} ${why}`);
   if (typeof path !== "string" || path.length === 0) throw bad("is empty");
   if (!path.startsWith("/")) throw bad('must be absolute (start with "/")');
   if (path === "/") throw bad("names the root directory, not a file");
@@ -27,7 +28,8 @@ export function validatePath(path: string, what = "path"): string {
   for (const seg of path.slice(1).split("/")) {
     if (seg === "") throw bad("has an empty segment (//)");
     if (seg === "." || seg === "..") throw bad(`has a "${seg}" segment`);
-    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) throw bad(`has a segment longer than ${MAX_SEGMENT_BYTES} bytes`);
+    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES)
+      throw bad(`has a segment longer than ${MAX_SEGMENT_BYTES} bytes`);
   }
   return path;
 }

@@ -15,8 +15,16 @@ export class PrincipalStore {
   constructor(private readonly db: Db) {}
 
   /** Creates (version 0) or updates a principal's claims; email_domain is set only on create. */
-  async ensure(id: string, version: number, claims: Record<string, unknown>, emailDomain: string): Promise<PrincipalRecord> {
-    const email = typeof claims["email"] === "string" && claims["email_verified"] === true ? claims["email"].toLowerCase() : "";
+  async ensure(
+    id: string,
+    version: number,
+    claims: Record<string, unknown>,
+    emailDomain: string,
+  ): Promise<PrincipalRecord> {
+    const email =
+      typeof claims["email"] === "string" && claims["email_verified"] === true
+        ? claims["email"].toLowerCase()
+        : "";
     let r: { rows: { version: string; email_domain: string }[] };
     try {
       r =
@@ -33,30 +41,47 @@ export class PrincipalStore {
             );
     } catch (err) {
       if ((err as { code?: string }).code === "23505") {
-        throw new StoreError("ERR_ALREADY_EXISTS", "another principal already has that email or email domain");
+        throw new StoreError(
+          "ERR_ALREADY_EXISTS",
+          "another principal already has that email or email domain",
+        );
       }
       throw err;
     }
     const row = r.rows[0];
-    if (!row) throw new StoreError("ERR_VERSION_SKEW", `principal ${id} ${version === 0 ? "already exists" : `is not at version ${version}`}`);
+    if (!row)
+      throw new StoreError(
+        "ERR_VERSION_SKEW",
+        `principal ${id} ${version === 0 ? "already exists" : `is not at version ${version}`}`,
+      );
     return { id, version: Number(row.version), claims, email, emailDomain: row.email_domain };
   }
 
   /** Deletes a principal at its current version, with its sessions. */
   async delete(id: string, version: number): Promise<void> {
     const r = await this.db.query("DELETE FROM principals WHERE id = $1 AND version = $2", [id, version]);
-    if (r.rowCount === 0) throw new StoreError("ERR_VERSION_SKEW", `principal ${id} does not exist at version ${version}`);
+    if (r.rowCount === 0)
+      throw new StoreError("ERR_VERSION_SKEW", `principal ${id} does not exist at version ${version}`);
   }
 
   /** One principal by ID, or undefined. */
   async get(id: string): Promise<PrincipalRecord | undefined> {
-    const r = await this.db.query<{ id: string; version: string; claims: Record<string, unknown>; email: string; email_domain: string }>(
-      "SELECT id, version, claims, email, email_domain FROM principals WHERE id = $1",
-      [id],
-    );
+    const r = await this.db.query<{
+      id: string;
+      version: string;
+      claims: Record<string, unknown>;
+      email: string;
+      email_domain: string;
+    }>("SELECT id, version, claims, email, email_domain FROM principals WHERE id = $1", [id]);
     const row = r.rows[0];
     return row
-      ? { id: row.id, version: Number(row.version), claims: row.claims, email: row.email, emailDomain: row.email_domain }
+      ? {
+          id: row.id,
+          version: Number(row.version),
+          claims: row.claims,
+          email: row.email,
+          emailDomain: row.email_domain,
+        }
       : undefined;
   }
 }

@@ -74,7 +74,12 @@ export class RopeStore {
    * `chunkSize`), computes its rope hash and commits the rope by copying the list in batches.
    * Idempotent: re-running it after a crash finishes the same rope.
    */
-  async commitUpload(tenantId: string, uploadId: string, expectedSize: number, chunkSize: number): Promise<Rope> {
+  async commitUpload(
+    tenantId: string,
+    uploadId: string,
+    expectedSize: number,
+    chunkSize: number,
+  ): Promise<Rope> {
     const h = new RopeHasher();
     let after = -1;
     let lastShort = false;
@@ -166,7 +171,10 @@ export class RopeStore {
         if (!next) throw new StoreError("ERR_UNAVAILABLE", `rope ends before offset ${pos}`);
         const data = await next.data;
         if (data.length !== next.entry.length) {
-          throw new StoreError("ERR_UNAVAILABLE", `chunk at offset ${next.entry.offset} has the wrong length`);
+          throw new StoreError(
+            "ERR_UNAVAILABLE",
+            `chunk at offset ${next.entry.offset} has the wrong length`,
+          );
         }
         const from = Math.max(0, pos - next.entry.offset);
         const to = Math.min(data.length, end - next.entry.offset);

@@ -28,14 +28,19 @@ export class TenantStore {
             [id, label, version],
           );
     const row = r.rows[0];
-    if (!row) throw new StoreError("ERR_VERSION_SKEW", `tenant ${id} ${version === 0 ? "already exists" : `is not at version ${version}`}`);
+    if (!row)
+      throw new StoreError(
+        "ERR_VERSION_SKEW",
+        `tenant ${id} ${version === 0 ? "already exists" : `is not at version ${version}`}`,
+      );
     return { id, label, version: Number(row.version) };
   }
 
   /** Deletes a tenant at its current version, with all its data. */
   async delete(id: string, version: number): Promise<void> {
     const r = await this.db.query("DELETE FROM tenants WHERE id = $1 AND version = $2", [id, version]);
-    if (r.rowCount === 0) throw new StoreError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
+    if (r.rowCount === 0)
+      throw new StoreError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
   }
 
   /** One tenant, or undefined. */

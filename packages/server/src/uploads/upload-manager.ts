@@ -88,7 +88,11 @@ export class UploadManager {
     const size = this.limits.chunkSize;
     const writes = cut(data, size);
     await this.chunks.put(tenantId, writes);
-    const entries: ChunkEntry[] = writes.map((w, i) => ({ offset: i * size, hash: w.hash, length: w.data.length }));
+    const entries: ChunkEntry[] = writes.map((w, i) => ({
+      offset: i * size,
+      hash: w.hash,
+      length: w.data.length,
+    }));
     const rope = await this.ropes.commitList(tenantId, entries, size);
     if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
     return this.files.put(tenantId, path, {
@@ -102,7 +106,10 @@ export class UploadManager {
   /** Appends bytes; returns the advanced state. Retrying with the same state and data is a no-op. */
   async transfer(state: UploadState, data: Buffer): Promise<{ state: Buffer; decoded: UploadState }> {
     if (state.final) {
-      throw new StoreError("ERR_PRECONDITION_FAILED", "upload already received its last (short) transfer; commit it");
+      throw new StoreError(
+        "ERR_PRECONDITION_FAILED",
+        "upload already received its last (short) transfer; commit it",
+      );
     }
     if (data.length === 0) throw new StoreError("ERR_BAD_REQUEST", "transfer carries no data");
     if (data.length > this.limits.maxTransferSize) {
@@ -134,7 +141,7 @@ export class UploadManager {
       const byOff = new Map(existing.rows.map((e) => [Number(e.off), e]));
       writes.forEach((w, i) => {
         const e = byOff.get(state.offset + i * state.chunkSize);
-        if (!e || !e.chunk_hash.equals(w.hash) || e.length !== w.data.length) {
+        if (!e?.chunk_hash.equals(w.hash) || e.length !== w.data.length) {
           throw new StoreError(
             "ERR_PRECONDITION_FAILED",
             `offset ${state.offset + i * state.chunkSize} of this upload already holds different data; begin a new upload`,
@@ -159,33 +166,55 @@ export class UploadManager {
       }
       total += c.data.length;
       if (!chunkHash(c.data).equals(c.hash)) {
-        throw new StoreError("ERR_BAD_REQUEST", `chunk hash ${c.hash.toString("hex").slice(0, 16)}… does not match its data; nothing was stored`);
+        throw new StoreError(
+          "ERR_BAD_REQUEST",
+          `chunk hash ${c.hash.toString("hex").slice(0, 16)}… does not match its data; nothing was stored`,
+        );
       }
     }
     if (total > this.limits.maxTransferSize) {
-      throw new StoreError("ERR_TOO_LARGE", `chunks total ${total} bytes; the limit per call is ${this.limits.maxTransferSize}`);
+      throw new StoreError(
+        "ERR_TOO_LARGE",
+        `chunks total ${total} bytes; the limit per call is ${this.limits.maxTransferSize}`,
+      );
     }
     await this.requireOpen(state);
     return this.chunks.put(state.tenantId, chunks);
   }
 
   /** Appends references to chunks the tenant already stores, like a transfer without bytes. */
-  async append(state: UploadState, refs: readonly { hash: Buffer; length: number }[]): Promise<{ state: Buffer; decoded: UploadState }> {
+  async append(
+    state: UploadState,
+    refs: readonly { hash: Buffer; length: number }[],
+  ): Promise<{ state: Buffer; decoded: UploadState }> {
     if (state.final) {
-      throw new StoreError("ERR_PRECONDITION_FAILED", "upload already received its last (short) chunk; commit it");
+      throw new StoreError(
+        "ERR_PRECONDITION_FAILED",
+        "upload already received its last (short) chunk; commit it",
+      );
     }
-    if (refs.length === 0 || refs.length > 10_000) throw new StoreError("ERR_BAD_REQUEST", "append needs 1..10000 chunk references");
+    if (refs.length === 0 || refs.length > 10_000)
+      throw new StoreError("ERR_BAD_REQUEST", "append needs 1..10000 chunk references");
     refs.forEach((r, i) => {
       if (r.hash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "chunk hashes must be 32 bytes");
       const last = i === refs.length - 1;
       if (r.length < 1 || r.length > state.chunkSize || (!last && r.length !== state.chunkSize)) {
-        throw new StoreError("ERR_BAD_REQUEST", `every chunk but the last must be exactly ${state.chunkSize} bytes`);
+        throw new StoreError(
+          "ERR_BAD_REQUEST",
+          `every chunk but the last must be exactly ${state.chunkSize} bytes`,
+        );
       }
     });
     await this.requireOpen(state);
-    const missing = await this.chunks.missing(state.tenantId, refs.map((r) => r.hash));
+    const missing = await this.chunks.missing(
+      state.tenantId,
+      refs.map((r) => r.hash),
+    );
     if (missing.length > 0) {
-      throw new StoreError("ERR_PRECONDITION_FAILED", `${missing.length} referenced chunk(s) are not stored; send them with PutChunks first`);
+      throw new StoreError(
+        "ERR_PRECONDITION_FAILED",
+        `${missing.length} referenced chunk(s) are not stored; send them with PutChunks first`,
+      );
     }
     let off = state.offset;
     for (let i = 0; i < refs.length; i += 1000) {
@@ -248,7 +277,10 @@ export class UploadManager {
     );
     const row = r.rows[0];
     if (!row || row.tenant_id !== state.tenantId) {
-      throw new StoreError("ERR_BAD_UPLOAD_STATE", "upload not found (expired and collected, or never begun)");
+      throw new StoreError(
+        "ERR_BAD_UPLOAD_STATE",
+        "upload not found (expired and collected, or never begun)",
+      );
     }
     return row.committed_version === null ? undefined : Number(row.committed_version);
   }

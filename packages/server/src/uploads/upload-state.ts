@@ -56,7 +56,11 @@ export class UploadStateCodec {
    * a valid but expired state is ERR_UPLOAD_EXPIRED.
    */
   decode(bytes: Uint8Array, nowSeconds: number = Math.floor(Date.now() / 1000)): UploadState {
-    const bad = () => new StoreError("ERR_BAD_UPLOAD_STATE", "upload state is invalid (tampered, truncated or from another server)");
+    const bad = () =>
+      new StoreError(
+        "ERR_BAD_UPLOAD_STATE",
+        "upload state is invalid (tampered, truncated or from another server)",
+      );
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (buf.length < 56 + MAC_LENGTH || buf[0] !== VERSION) throw bad();
     const body = buf.subarray(0, buf.length - MAC_LENGTH);
