@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { Files, Principals, Tenants, Tokens, Uploads } from "@cacheroach/proto";
+import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
 import { migrate } from "@cacheroach/schema";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -14,19 +14,25 @@ import type { EmbeddedPostgres } from "./db/embedded-postgres.js";
 import { createHttpFallback } from "./http/http-fallback.js";
 import { createLogger } from "./logger.js";
 import { listenDual } from "./net/dual-listener.js";
+import { createDiagsService } from "./rpc/diags-service.js";
 import { createFilesService } from "./rpc/files-service.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { createTenantsService } from "./rpc/tenants-service.js";
 import { createTokensService } from "./rpc/tokens-service.js";
 import { createUploadsService } from "./rpc/uploads-service.js";
+import { createVHostsService } from "./rpc/vhosts-service.js";
 import { ensureSigningKeys } from "./signing-keys.js";
 import { ChunkStore } from "./store/chunk-store.js";
 import { FileStore } from "./store/file-store.js";
 import { PrincipalStore } from "./store/principal-store.js";
 import { RopeStore } from "./store/rope-store.js";
 import { TenantStore } from "./store/tenant-store.js";
+import { VHostStore } from "./store/vhost-store.js";
 import { UploadManager } from "./uploads/upload-manager.js";
 import { UploadStateCodec } from "./uploads/upload-state.js";
+
+/** Reported by Diags.Echo. */
+const SERVER_VERSION = "0.1.0";
 
 /** A started server. */
 export interface RunningServer {
@@ -73,7 +79,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
     const signer = new TokenSigner(keys);
     const sessions = new SessionStore(db, config.sessionCacheMs);
-    const authz = new Authorizer(signer, sessions);
+    const authz = new Authorizer(signer, sessions, db, config.sessionCacheMs);
     const codec = new UploadStateCodec(keys);
     const chunks = new ChunkStore(db, { cacheBytes: config.cacheBytes, writeConcurrency: 4 });
     const ropes = new RopeStore(db, chunks, 4);
@@ -88,8 +94,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       router.service(Files, createFilesService(files, ropes));
       router.service(Uploads, createUploadsService(uploads, chunks));
       router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
-      router.service(Principals, createPrincipalsService(new PrincipalStore(db!)));
+      router.service(Principals, createPrincipalsService(new PrincipalStore(db!), authz));
       router.service(Tokens, createTokensService(signer, sessions, authz));
+      router.service(VHosts, createVHostsService(new VHostStore(db!)));
+      router.service(Diags, createDiagsService(db!, SERVER_VERSION));
     };
     const handler = connectNodeAdapter({
       routes,

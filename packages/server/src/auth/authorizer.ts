@@ -1,17 +1,30 @@
+import { LRUCache } from "lru-cache";
+import type { Db } from "../db/db.js";
 import { StoreError } from "../errors.js";
-import { capNames, grants, type Need, type SessionInfo } from "./session.js";
+import { CAP, capNames, grants, type Need, type SessionInfo } from "./session.js";
 import type { SessionStore } from "./session-store.js";
 import type { TokenSigner } from "./token-signer.js";
 
 /**
- * Turns bearer tokens into sessions and decides whether a session may do something. Every
- * authorization decision of the server goes through `require`.
+ * Turns bearer tokens into sessions and decides what a session may do. Every authorization
+ * decision of the server goes through this class.
+ *
+ * A principal's authority is the set of its active sessions plus those of its email-domain
+ * principal (a principal whose verified email is bob@example.com inherits the grants given to
+ * the domain principal of example.com). A login session (scope on_principal(P)) acts through
+ * that set; a location session acts only within its own scope.
  */
 export class Authorizer {
+  private readonly domainOf: LRUCache<string, { domainPrincipal: string | null }>;
+
   constructor(
     private readonly signer: TokenSigner,
     private readonly sessions: SessionStore,
-  ) {}
+    private readonly db: Db,
+    cacheTtlMs: number,
+  ) {
+    this.domainOf = new LRUCache({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
+  }
 
   /** Verifies a token; durable sessions must also still be active in the database. */
   async authenticate(token: string): Promise<SessionInfo> {
@@ -22,15 +35,22 @@ export class Authorizer {
     return s;
   }
 
+  /** The active grants a principal holds: its own sessions and its email domain's. */
+  async grantsOf(principalId: string): Promise<SessionInfo[]> {
+    const own = await this.sessions.activeFor(principalId);
+    const domain = await this.domainPrincipal(principalId);
+    return domain ? [...own, ...(await this.sessions.activeFor(domain))] : own;
+  }
+
   /**
    * May `s` act with `need.caps` at `need.path` in `need.tenantId`? Super sessions may do
-   * anything; location sessions are checked directly; a principal session (a login) with the
-   * delegate capability acts through the grants its principal holds.
+   * anything; location sessions are checked directly; a principal session with those
+   * capabilities acts through the grants its principal holds.
    */
   async may(s: SessionInfo, need: Need): Promise<boolean> {
     if (grants(s, need)) return true;
     if (s.scope.kind !== "principal" || (s.caps & need.caps) !== need.caps) return false;
-    for (const g of await this.sessions.activeFor(s.scope.principalId)) {
+    for (const g of await this.grantsOf(s.scope.principalId)) {
       if (g.scope.kind !== "principal" && grants(g, need)) return true;
     }
     return false;
@@ -41,8 +61,57 @@ export class Authorizer {
     if (!(await this.may(s, need))) {
       throw new StoreError(
         "ERR_PERMISSION_DENIED",
-        `this session lacks ${capNames(need.caps)} on ${need.path} in tenant ${need.tenantId}; ask an administrator to delegate it (cacheroach session delegate)`,
+        `this session lacks ${capNames(need.caps)} on ${need.path} in tenant ${need.tenantId}; ask someone who has it to delegate it (cacheroach session delegate)`,
       );
     }
+  }
+
+  /** May `s` read anything in the tenant (its own scope or any grant it acts through)? */
+  async touchesTenant(s: SessionInfo, tenantId: string): Promise<boolean> {
+    if (s.scope.kind === "super") return true;
+    if (s.scope.kind === "location") return s.scope.tenantId === tenantId && (s.caps & CAP.read) !== 0;
+    if (!(s.caps & CAP.read)) return false;
+    return (await this.grantsOf(s.scope.principalId)).some(
+      (g) => g.scope.kind === "location" && g.scope.tenantId === tenantId && (g.caps & CAP.read) !== 0,
+    );
+  }
+
+  /**
+   * Does `s` have authority over principal `p` with `caps`: super, or a principal session on
+   * `p` itself, or one whose principal holds an on_principal(p) grant with those capabilities.
+   */
+  async overPrincipal(s: SessionInfo, p: string, caps: number): Promise<boolean> {
+    if (s.scope.kind === "super") return true;
+    if (s.scope.kind !== "principal" || (s.caps & caps) !== caps) return false;
+    if (s.scope.principalId === p) return true;
+    return (await this.grantsOf(s.scope.principalId)).some(
+      (g) => g.scope.kind === "principal" && g.scope.principalId === p && (g.caps & caps) === caps,
+    );
+  }
+
+  /** Forgets cached domain memberships (after principals change). */
+  forgetPrincipal(principalId: string): void {
+    this.domainOf.delete(principalId);
+  }
+
+  private async domainPrincipal(principalId: string): Promise<string | null> {
+    const hit = this.domainOf.get(principalId);
+    if (hit) return hit.domainPrincipal;
+    // The domain of the principal's verified email; its domain principal is registered for it.
+    const me = await this.db.query<{ email: string }>("SELECT email FROM principals WHERE id = $1", [
+      principalId,
+    ]);
+    const email = me.rows[0]?.email ?? "";
+    const at = email.lastIndexOf("@");
+    const r =
+      at > 0
+        ? await this.db.query<{ id: string }>(
+            "SELECT id FROM principals WHERE email_domain = $1 AND id <> $2",
+            [email.slice(at + 1), principalId],
+          )
+        : { rows: [] as { id: string }[] };
+    const found = r.rows[0]?.id ?? null;
+    this.domainOf.set(principalId, { domainPrincipal: found });
+    return found;
   }
 }

@@ -3,7 +3,6 @@ import type {
   ChunksRequest,
   DeleteRequest,
   FetchRequest,
-  GetTenantRequest,
   ListRequest,
   ReadRequest,
   RetrieveRequest,
@@ -99,10 +98,7 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   },
 
   "cacheroach.v1.Tenants/Ensure": { access: "super" },
-  "cacheroach.v1.Tenants/Get": {
-    access: "authenticated",
-    need: (m) => ({ caps: CAP.read, tenantId: parseId((m as GetTenantRequest).id, "id"), path: "/*" }),
-  },
+  "cacheroach.v1.Tenants/Get": { access: "authenticated" },
   "cacheroach.v1.Tenants/List": { access: "authenticated" },
 
   "cacheroach.v1.Principals/Ensure": { access: "super" },

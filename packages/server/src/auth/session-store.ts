@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import type { Db } from "../db/db.js";
+import type { Db, Queryable } from "../db/db.js";
 import { StoreError } from "../errors.js";
 import type { Scope, SessionInfo } from "./session.js";
 
@@ -39,11 +39,20 @@ export class SessionStore {
     this.byPrincipal = new LRUCache({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
   }
 
-  /** Inserts a session row. A duplicate name for the principal is ERR_ALREADY_EXISTS. */
-  async insert(s: SessionInfo): Promise<void> {
+  /**
+   * Inserts a session row. A name held by another unrevoked, unexpired session of the principal
+   * is ERR_ALREADY_EXISTS; an expired holder of the name is revoked to free it.
+   */
+  async insert(s: SessionInfo, q: Queryable = this.db): Promise<void> {
     const sc = s.scope;
     try {
-      await this.db.query(
+      if (s.name !== "") {
+        await q.query(
+          "UPDATE sessions SET revoked_at = now() WHERE principal_id = $1 AND name = $2 AND revoked_at IS NULL AND expires_at <= now()",
+          [s.principalId, s.name],
+        );
+      }
+      await q.query(
         `INSERT INTO sessions (id, principal_id, capabilities, scope_kind, scope_principal, scope_tenant, scope_path,
            scope_version, issued_by, issued_at, expires_at, name, note)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
@@ -108,6 +117,31 @@ export class SessionStore {
     const list = r.rows.map(fromRow);
     this.byPrincipal.set(principalId, list);
     return list;
+  }
+
+  /** Revokes `old` and inserts `next` atomically (Tokens.Refresh). */
+  async replace(old: string, next: SessionInfo): Promise<void> {
+    await this.db.tx(async (q) => {
+      const r = await q.query(
+        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()",
+        [old],
+      );
+      if (r.rowCount === 0)
+        throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
+      await this.insert(next, q);
+    });
+    this.active.delete(old);
+    this.byPrincipal.delete(next.principalId);
+  }
+
+  /** Finds a principal's unrevoked session by name. */
+  async byName(principalId: string, name: string): Promise<SessionInfo | undefined> {
+    const r = await this.db.query<SessionRow>(
+      `SELECT ${COLUMNS} FROM sessions WHERE principal_id = $1 AND name = $2 AND revoked_at IS NULL`,
+      [principalId, name],
+    );
+    const row = r.rows[0];
+    return row ? fromRow(row) : undefined;
   }
 
   /** Revokes a session; returns false when it does not exist. */

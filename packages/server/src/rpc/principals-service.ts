@@ -1,13 +1,65 @@
 import { create } from "@bufbuild/protobuf";
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { type Principal, PrincipalSchema, type Principals } from "@cacheroach/proto";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Authorizer } from "../auth/authorizer.js";
+import { kSession } from "../auth/interceptor.js";
+import { CAP, type SessionInfo } from "../auth/session.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { PrincipalRecord, PrincipalStore } from "../store/principal-store.js";
 
 /** The Principals service (authorization: auth/policy.ts). */
-export function createPrincipalsService(principals: PrincipalStore): Partial<ServiceImpl<typeof Principals>> {
+export function createPrincipalsService(
+  principals: PrincipalStore,
+  authz: Authorizer,
+): Partial<ServiceImpl<typeof Principals>> {
   return {
+    async *list() {
+      for (const p of await principals.list()) yield toPrincipal(p);
+    },
+
+    async load(req, ctx: HandlerContext) {
+      const caller = ctx.values.get(kSession)!;
+      let p: PrincipalRecord | undefined;
+      switch (req.kind.case) {
+        case "id":
+          p = await principals.get(parseId(req.kind.value, "id"));
+          break;
+        case "email":
+          p = await principals.byEmail(req.kind.value.trim().toLowerCase());
+          break;
+        case "emailDomain":
+          p = await principals.byEmailDomain(req.kind.value.trim().toLowerCase());
+          break;
+        default:
+          throw new StoreError("ERR_BAD_REQUEST", "give an id, email or email_domain");
+      }
+      // Not found and not allowed look the same: a caller learns nothing about principals it has no authority over.
+      if (!p || !(await authz.overPrincipal(caller, p.id, 0)))
+        throw new StoreError("ERR_NOT_FOUND", "no such principal");
+      return toPrincipal(p, hasPii(caller));
+    },
+
+    async *watch(req, ctx: HandlerContext) {
+      const id = parseId(req.id, "id");
+      const every = req.interval ? durationMs(req.interval) : 1000;
+      if (every < 100) throw new StoreError("ERR_BAD_REQUEST", "interval must be at least 100 ms");
+      let last = -1;
+      while (!ctx.signal.aborted) {
+        const p = await principals.get(id);
+        if (!p) throw new StoreError("ERR_NOT_FOUND", `no principal ${id}`);
+        if (p.version !== last) {
+          last = p.version;
+          yield toPrincipal(p);
+        }
+        await new Promise((res) => {
+          const t = setTimeout(res, every);
+          ctx.signal.addEventListener("abort", () => (clearTimeout(t), res(undefined)), { once: true });
+        });
+      }
+    },
+
     async ensure(req) {
       const p = req.principal;
       if (!p) throw new StoreError("ERR_BAD_REQUEST", "principal is required");
@@ -39,15 +91,19 @@ export function createPrincipalsService(principals: PrincipalStore): Partial<Ser
   };
 }
 
-/** Stored principal → message (the caller is trusted to see claims). */
-export function toPrincipal(p: PrincipalRecord): Principal {
+function hasPii(s: SessionInfo): boolean {
+  return s.scope.kind === "super" || (s.caps & CAP.pii) !== 0;
+}
+
+/** Stored principal → message; claims and email only when the caller may see PII. */
+export function toPrincipal(p: PrincipalRecord, pii = true): Principal {
   const name = typeof p.claims["name"] === "string" ? p.claims["name"] : p.id;
   return create(PrincipalSchema, {
     id: p.id,
     label: name,
     version: BigInt(p.version),
-    claimsJson: JSON.stringify(p.claims),
+    claimsJson: pii ? JSON.stringify(p.claims) : "",
     emailDomain: p.emailDomain,
-    email: p.email,
+    email: pii ? p.email : "",
   });
 }

@@ -3,7 +3,6 @@ import { type Tenant, TenantSchema, type Tenants } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/interceptor.js";
-import { CAP } from "../auth/session.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { TenantStore } from "../store/tenant-store.js";
@@ -29,16 +28,20 @@ export function createTenantsService(
       const id = t.id === "" ? newId() : parseId(t.id, "tenant.id");
       return { tenant: msg(await tenants.ensure(id, label, Number(t.version))) };
     },
-    async get(req) {
-      const t = await tenants.get(parseId(req.id, "id"));
-      if (!t) throw new StoreError("ERR_NOT_FOUND", `no tenant ${req.id}`);
+    async get(req, ctx: HandlerContext) {
+      const id = parseId(req.id, "id");
+      const t = await tenants.get(id);
+      // A tenant the caller cannot read anywhere looks exactly like a missing one.
+      if (!t || !(await authz.touchesTenant(ctx.values.get(kSession)!, id))) {
+        throw new StoreError("ERR_NOT_FOUND", `no tenant ${id}`);
+      }
       return { tenant: msg(t) };
     },
     async *list(_req, ctx: HandlerContext) {
       const s = ctx.values.get(kSession)!;
       for (const t of await tenants.list()) {
         // Never reveal a tenant the caller could not read.
-        if (await authz.may(s, { caps: CAP.read, tenantId: t.id, path: "/*" })) yield msg(t);
+        if (await authz.touchesTenant(s, t.id)) yield msg(t);
       }
     },
   };

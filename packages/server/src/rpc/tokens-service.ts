@@ -3,7 +3,7 @@ import type { Scope as ScopeMsg, Tokens } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/interceptor.js";
-import { CAP, capNames, type Scope, type SessionInfo } from "../auth/session.js";
+import { CAP, capNames, type Scope, type SessionInfo, scopeCovers } from "../auth/session.js";
 import type { SessionStore } from "../auth/session-store.js";
 import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
@@ -59,6 +59,84 @@ export function createTokensService(
       return { issued: toSession(issued), token: { jwt: await signer.sign(issued) } };
     },
 
+    async *find(req, ctx: HandlerContext) {
+      const caller = ctx.values.get(kSession)!;
+      if (!(await authz.overPrincipal(caller, caller.principalId, CAP.delegate))) {
+        throw new StoreError(
+          "ERR_PERMISSION_DENIED",
+          "listing sessions needs delegate over your own principal (a login session)",
+        );
+      }
+      const want = req.scope?.kind.case ? scopeFromMsg(req.scope) : undefined;
+      for (const g of await authz.grantsOf(caller.principalId)) {
+        if (!want || scopeCovers(g.scope, want)) yield toSession(g);
+      }
+    },
+
+    async load(req, ctx: HandlerContext) {
+      const caller = ctx.values.get(kSession)!;
+      let found: SessionInfo | undefined;
+      switch (req.kind.case) {
+        case "id":
+          found = await sessions.load(parseId(req.kind.value, "id"));
+          if (found && !(await canManage(authz, caller, found))) {
+            throw new StoreError("ERR_PERMISSION_DENIED", `no authority over session ${found.id}`);
+          }
+          break;
+        case "name":
+          found = await sessions.byName(caller.principalId, req.kind.value);
+          break;
+        default:
+          throw new StoreError("ERR_BAD_REQUEST", "give a session id or name");
+      }
+      if (!found) throw new StoreError("ERR_NOT_FOUND", "no such session");
+      return toSession(found);
+    },
+
+    async invalidate(req, ctx: HandlerContext) {
+      const caller = ctx.values.get(kSession)!;
+      switch (req.kind.case) {
+        case "current":
+          if (!req.kind.value) throw new StoreError("ERR_BAD_REQUEST", "current must be true when set");
+          if (!caller.id)
+            throw new StoreError(
+              "ERR_BAD_REQUEST",
+              "this token is ephemeral and cannot be revoked; it expires by itself",
+            );
+          await sessions.revoke(caller.id);
+          return {};
+        case "id": {
+          const target = await sessions.load(parseId(req.kind.value, "id"));
+          if (!target) return {}; // unknown IDs succeed: revoking is idempotent
+          if (!(await canManage(authz, caller, target))) {
+            throw new StoreError("ERR_PERMISSION_DENIED", `no authority to revoke session ${target.id}`);
+          }
+          await sessions.revoke(target.id!);
+          return {};
+        }
+        default:
+          throw new StoreError("ERR_BAD_REQUEST", "give a session id or current");
+      }
+    },
+
+    async refresh(_req, ctx: HandlerContext) {
+      const caller = ctx.values.get(kSession)!;
+      if (!caller.id)
+        throw new StoreError("ERR_BAD_REQUEST", "this token is ephemeral and cannot be refreshed");
+      const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+      const lifetime = Math.max(60_000, caller.expiresAt.getTime() - caller.issuedAt.getTime());
+      let cap = new Date(now.getTime() + lifetime);
+      // Never beyond the issuer's own expiry.
+      if (caller.issuedBy) {
+        const issuer = await sessions.load(caller.issuedBy);
+        if (issuer && issuer.expiresAt < cap) cap = issuer.expiresAt;
+      }
+      const next: SessionInfo = { ...caller, id: newId(), issuedAt: now, expiresAt: cap, note: caller.note };
+      const stored = await sessions.load(caller.id);
+      await sessions.replace(caller.id, { ...next, note: stored?.note ?? "" });
+      return { issued: toSession(next), token: { jwt: await signer.sign(next) } };
+    },
+
     async validate(req) {
       if (!req.token?.jwt) throw new StoreError("ERR_BAD_REQUEST", "token is required");
       return toSession(await authz.authenticate(req.token.jwt));
@@ -95,6 +173,19 @@ export function validatePattern(p: string): string {
   if (p.includes("*"))
     throw new StoreError("ERR_BAD_PATH", `path pattern ${JSON.stringify(p)} may only end in "/*"`);
   return validatePath(p);
+}
+
+/**
+ * May `caller` see or revoke `target`: its own session, super, delegate authority over the
+ * owning principal, or delegate at the session's location.
+ */
+async function canManage(authz: Authorizer, caller: SessionInfo, target: SessionInfo): Promise<boolean> {
+  if (caller.scope.kind === "super" || (caller.id !== undefined && caller.id === target.id)) return true;
+  if (await authz.overPrincipal(caller, target.principalId, CAP.delegate)) return true;
+  const sc = target.scope;
+  return (
+    sc.kind === "location" && authz.may(caller, { caps: CAP.delegate, tenantId: sc.tenantId, path: sc.path })
+  );
 }
 
 /** Refuses a template that would exceed the caller's own authority. */

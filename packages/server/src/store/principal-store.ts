@@ -66,22 +66,38 @@ export class PrincipalStore {
 
   /** One principal by ID, or undefined. */
   async get(id: string): Promise<PrincipalRecord | undefined> {
+    return (await this.select("id = $1", [id]))[0];
+  }
+
+  /** The principal with this verified (lower-cased) email, or undefined. */
+  async byEmail(email: string): Promise<PrincipalRecord | undefined> {
+    return email === "" ? undefined : (await this.select("email = $1", [email]))[0];
+  }
+
+  /** The domain principal of this (lower-cased) email domain, or undefined. */
+  async byEmailDomain(domain: string): Promise<PrincipalRecord | undefined> {
+    return domain === "" ? undefined : (await this.select("email_domain = $1", [domain]))[0];
+  }
+
+  /** Every principal. */
+  async list(): Promise<PrincipalRecord[]> {
+    return this.select("true ORDER BY created_at, id", []);
+  }
+
+  private async select(where: string, params: unknown[]): Promise<PrincipalRecord[]> {
     const r = await this.db.query<{
       id: string;
       version: string;
       claims: Record<string, unknown>;
       email: string;
       email_domain: string;
-    }>("SELECT id, version, claims, email, email_domain FROM principals WHERE id = $1", [id]);
-    const row = r.rows[0];
-    return row
-      ? {
-          id: row.id,
-          version: Number(row.version),
-          claims: row.claims,
-          email: row.email,
-          emailDomain: row.email_domain,
-        }
-      : undefined;
+    }>(`SELECT id, version, claims, email, email_domain FROM principals WHERE ${where}`, params);
+    return r.rows.map((row) => ({
+      id: row.id,
+      version: Number(row.version),
+      claims: row.claims,
+      email: row.email,
+      emailDomain: row.email_domain,
+    }));
   }
 }
