@@ -13,7 +13,9 @@ export function createDiagsService(db: Db, version: string): Partial<ServiceImpl
       const headers: Record<string, { values: string[] }> = {};
       ctx.requestHeader.forEach((value, key) => {
         const v = REDACTED.has(key.toLowerCase()) ? "[redacted]" : value;
-        (headers[key] ??= { values: [] }).values.push(v);
+        const entry = headers[key] ?? { values: [] };
+        entry.values.push(v);
+        headers[key] = entry;
       });
       const r = await db.query<{ v: string }>("SELECT version() AS v");
       return { hostname: hostname(), version, requestHeaders: headers, databaseVersion: r.rows[0]?.v ?? "" };

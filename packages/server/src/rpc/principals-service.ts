@@ -55,7 +55,14 @@ export function createPrincipalsService(
         }
         await new Promise((res) => {
           const t = setTimeout(res, every);
-          ctx.signal.addEventListener("abort", () => (clearTimeout(t), res(undefined)), { once: true });
+          ctx.signal.addEventListener(
+            "abort",
+            () => {
+              clearTimeout(t);
+              res(undefined);
+            },
+            { once: true },
+          );
         });
       }
     },
