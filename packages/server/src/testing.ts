@@ -96,7 +96,7 @@ export async function startTestServer(options: Partial<ServerOptions> = {}): Pro
       principalId: p.principal!.id,
       capabilities: { read: true, write: true, delegate: true, pii: true, fetch: true },
       scope: { kind: { case: "superToken", value: true } },
-      expiresAt: timestampFromDate(new Date(Date.now() + 240_000)),
+      expiresAt: timestampFromDate(new Date(Date.now() + 3_600_000)),
       note: "test super session",
     }),
   });

@@ -34,7 +34,10 @@ export function createTokensService(
       const now = new Date();
       const expiresAt = t.expiresAt ? timestampDate(t.expiresAt) : caller.expiresAt;
       if (expiresAt <= now) throw new StoreError("ERR_BAD_REQUEST", "template expires_at is in the past");
-      if (expiresAt > caller.expiresAt) {
+      // Only the operator's key-signed bootstrap token (ephemeral and super) may mint sessions that
+      // outlive it: whoever holds the signing key has unbounded authority anyway.
+      const bootstrap = caller.id === undefined && caller.scope.kind === "super";
+      if (expiresAt > caller.expiresAt && !bootstrap) {
         throw new StoreError(
           "ERR_PERMISSION_DENIED",
           `a delegated session cannot outlive its issuer (which expires ${caller.expiresAt.toISOString()})`,
@@ -202,18 +205,17 @@ async function requireWithin(
   if ((caps & caller.caps) !== caps)
     throw deny(`it asks for ${capNames(caps & ~caller.caps)}, which your session lacks`);
   if (scope.kind === "super") throw deny("only a super session can issue a super session");
-  if (
-    owner !== caller.principalId &&
-    !(caller.scope.kind === "principal" && caller.scope.principalId === owner)
-  ) {
-    throw deny("you have no delegate authority over that principal");
-  }
   if (scope.kind === "principal") {
-    if (!(caller.scope.kind === "principal" && caller.scope.principalId === scope.principalId)) {
-      throw deny("its principal scope is outside your session's scope");
+    // Acting for a principal: the caller needs delegate authority over it, and so over the owner.
+    if (!(await authz.overPrincipal(caller, scope.principalId, caps | CAP.delegate))) {
+      throw deny("you have no delegate authority over the principal it acts for");
+    }
+    if (owner !== scope.principalId && !(await authz.overPrincipal(caller, owner, CAP.delegate))) {
+      throw deny("you have no delegate authority over its owner");
     }
     return;
   }
+  // A location grant may be given to any principal: it never exceeds what the caller may delegate there.
   if (!(await authz.may(caller, { caps: caps | CAP.delegate, tenantId: scope.tenantId, path: scope.path }))) {
     throw deny(`you may not delegate ${capNames(caps)} on ${scope.path} in tenant ${scope.tenantId}`);
   }
