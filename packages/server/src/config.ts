@@ -24,6 +24,12 @@ export interface ServerOptions {
   sessionCacheMs?: number;
   /** Database connections; default 20. */
   maxConnections?: number;
+  /** Largest plain-HTTP PUT/POST body in bytes (413 beyond it); default 64 GiB. */
+  maxPutBytes?: number;
+  /** Longest validity of a signed URL in seconds; default 7 days. */
+  maxSignedUrlSeconds?: number;
+  /** How often the vhost map is reloaded; default 5 s. */
+  vhostRefreshMs?: number;
 }
 
 /** Validated server configuration. */
@@ -40,6 +46,9 @@ export interface ServerConfig {
   readonly uploadTtlSeconds: number;
   readonly sessionCacheMs: number;
   readonly maxConnections: number;
+  readonly maxPutBytes: number;
+  readonly maxSignedUrlSeconds: number;
+  readonly vhostRefreshMs: number;
 }
 
 /** A configuration value is invalid; the message names it. */
@@ -82,5 +91,13 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     uploadTtlSeconds: o.uploadTtlSeconds ?? 24 * 3600,
     sessionCacheMs: o.sessionCacheMs ?? 5000,
     maxConnections: o.maxConnections ?? 20,
+    maxPutBytes: positive(o.maxPutBytes ?? 64 * 1024 ** 3, "max PUT bytes"),
+    maxSignedUrlSeconds: positive(o.maxSignedUrlSeconds ?? 7 * 24 * 3600, "max signed-URL seconds"),
+    vhostRefreshMs: positive(o.vhostRefreshMs ?? 5000, "vhost refresh interval"),
   };
+}
+
+function positive(n: number, what: string): number {
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${what} must be a positive number, not ${n}`);
+  return n;
 }

@@ -18,6 +18,7 @@ export type ErrorCode =
   | "ERR_UPLOAD_EXPIRED"
   | "ERR_HASH_MISMATCH"
   | "ERR_VERSION_SKEW"
+  | "ERR_METHOD_NOT_ALLOWED"
   | "ERR_UNAVAILABLE";
 
 /** How each error code is reported over RPC and HTTP. */
@@ -35,6 +36,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
   ERR_UPLOAD_EXPIRED: { connect: Code.FailedPrecondition, http: 410 },
   ERR_HASH_MISMATCH: { connect: Code.DataLoss, http: 422 },
   ERR_VERSION_SKEW: { connect: Code.Aborted, http: 409 },
+  ERR_METHOD_NOT_ALLOWED: { connect: Code.Unimplemented, http: 405 },
   ERR_UNAVAILABLE: { connect: Code.Unavailable, http: 503 },
 };
 

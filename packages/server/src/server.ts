@@ -11,7 +11,8 @@ import { ensureBootstrapData } from "./bootstrap-data.js";
 import { resolveConfig, type ServerConfig, type ServerOptions } from "./config.js";
 import { Db } from "./db/db.js";
 import type { EmbeddedPostgres } from "./db/embedded-postgres.js";
-import { createHttpFallback } from "./http/http-fallback.js";
+import { createHttpRouter } from "./http/http-router.js";
+import { VHostMap } from "./http/vhost-map.js";
 import { createLogger } from "./logger.js";
 import { listenDual } from "./net/dual-listener.js";
 import { createDiagsService } from "./rpc/diags-service.js";
@@ -91,7 +92,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     });
 
     const routes = (router: ConnectRouter) => {
-      router.service(Files, createFilesService(files, ropes));
+      router.service(Files, createFilesService(files, ropes, signer, config.maxSignedUrlSeconds));
       router.service(Uploads, createUploadsService(uploads, chunks));
       router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
       router.service(Principals, createPrincipalsService(new PrincipalStore(db!), authz));
@@ -102,7 +103,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const handler = connectNodeAdapter({
       routes,
       interceptors: [createAuthInterceptor(authz, { uploadStates: codec }, log)],
-      fallback: createHttpFallback(db),
+      fallback: createHttpRouter({
+        db,
+        files,
+        ropes,
+        uploads,
+        authz,
+        sessions,
+        vhosts: new VHostMap(db, config.vhostRefreshMs),
+        maxPutBytes: config.maxPutBytes,
+        log,
+      }),
       // gzip on random chunk data costs far more than it saves (environment-facts §0.6).
       acceptCompression: [],
       // Bounded request size: one Transfer/PutChunks plus protobuf overhead.

@@ -26,11 +26,30 @@ export class Authorizer {
     this.domainOf = new LRUCache({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
   }
 
-  /** Verifies a token; durable sessions must also still be active in the database. */
+  /**
+   * Verifies a token. Durable sessions must still be active in the database; a signed URL
+   * (an ephemeral token minted under a session) dies with the session it was minted under, and
+   * with that session's authority over the file.
+   */
   async authenticate(token: string): Promise<SessionInfo> {
     const s = await this.signer.verify(token);
     if (s.id !== undefined && !(await this.sessions.isActive(s.id))) {
       throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
+    }
+    if (s.id === undefined && s.issuedBy !== undefined) {
+      const issuer = (await this.sessions.isActive(s.issuedBy))
+        ? await this.sessions.load(s.issuedBy)
+        : undefined;
+      const sc = s.scope;
+      const ok =
+        issuer !== undefined &&
+        sc.kind === "location" &&
+        (await this.may(issuer, { caps: s.caps, tenantId: sc.tenantId, path: sc.path }));
+      if (!ok)
+        throw new StoreError(
+          "ERR_UNAUTHENTICATED",
+          "the session this URL was signed under has been revoked or lost access",
+        );
     }
     return s;
   }

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   ChunkRefSchema,
   type ChunksRequest,
@@ -8,8 +9,11 @@ import {
   type ReadResponse,
   ReadResponseSchema,
 } from "@cacheroach/proto";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { kSession } from "../auth/interceptor.js";
+import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
+import { signRetrieveUrl } from "../http/signed-urls.js";
 import { parseId } from "../ids.js";
 import type { FileStore } from "../store/file-store.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
@@ -20,7 +24,12 @@ const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 10_000;
 
 /** The Files service: stat, list, read, chunk lists and deletes (authorization: auth/policy.ts). */
-export function createFilesService(files: FileStore, ropes: RopeStore): Partial<ServiceImpl<typeof Files>> {
+export function createFilesService(
+  files: FileStore,
+  ropes: RopeStore,
+  signer: TokenSigner,
+  maxSignedUrlSeconds: number,
+): Partial<ServiceImpl<typeof Files>> {
   const ropeOf = async (tenantId: string, hash: Buffer): Promise<Rope> => {
     const rope = await ropes.get(tenantId, hash);
     if (!rope) throw new StoreError("ERR_UNAVAILABLE", "file content is missing");
@@ -85,6 +94,21 @@ export function createFilesService(files: FileStore, ropes: RopeStore): Partial<
         ),
         more: last !== undefined && last.offset + last.length < rope.size,
       };
+    },
+
+    async retrieve(req, ctx: HandlerContext) {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
+      const wanted = req.validFor ? durationMs(req.validFor) : 24 * 3600 * 1000;
+      if (wanted <= 0) throw new StoreError("ERR_BAD_REQUEST", "valid_for must be positive");
+      const { uri, expiresAt } = await signRetrieveUrl(
+        signer,
+        ctx.values.get(kSession)!,
+        f,
+        req.version !== 0n,
+        Math.min(wanted, maxSignedUrlSeconds * 1000),
+      );
+      return { getUri: uri, expiresAt: timestampFromDate(expiresAt), file: toFileMeta(f) };
     },
 
     async delete(req) {

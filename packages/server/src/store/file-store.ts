@@ -18,6 +18,12 @@ export interface NewVersion {
   readonly precondition: WritePrecondition | undefined;
 }
 
+/** One entry of a directory: a file, or a sub-directory (file undefined). */
+export interface DirEntry {
+  readonly name: string;
+  readonly file: FileRecord | undefined;
+}
+
 /** A page of a listing. */
 export interface FilePage {
   readonly files: FileRecord[];
@@ -127,6 +133,49 @@ export class FileStore {
     );
     const files = r.rows.map(fileFromRow);
     return { files, after: files.length === limit ? files[files.length - 1]!.path : undefined };
+  }
+
+  /** True when live files exist strictly below `dir/` ("" = root). */
+  async isDirectory(tenantId: string, dir: string): Promise<boolean> {
+    const [lo, hi] = belowRange(dir);
+    const r = await this.db.query(
+      "SELECT 1 FROM files WHERE tenant_id = $1 AND dtime IS NULL AND path >= $2 AND path < $3 LIMIT 1",
+      [tenantId, lo, hi],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  /**
+   * The immediate children of directory `dir` ("" = root): files directly in it and the names
+   * of sub-directories (which exist only as prefixes of deeper files). Each step is one indexed
+   * query that skips a whole sub-tree, so a directory over millions of files lists quickly.
+   */
+  async children(tenantId: string, dir: string, limit: number): Promise<DirEntry[]> {
+    const [lo, hi] = belowRange(dir);
+    const out: DirEntry[] = [];
+    let after: Buffer = Buffer.from(lo.subarray(0, lo.length - 1)); // "dir" itself sorts before "dir/…"
+    while (out.length < limit) {
+      const r = await this.db.query<FileRow>(
+        `SELECT ${FILE_COLUMNS} FROM files WHERE tenant_id = $1 AND dtime IS NULL AND path > $2 AND path >= $3 AND path < $4
+         ORDER BY path LIMIT 1`,
+        [tenantId, after, lo, hi],
+      );
+      const row = r.rows[0];
+      if (!row) break;
+      const file = fileFromRow(row);
+      const rest = file.path.slice(dir.length + 1);
+      const slash = rest.indexOf("/");
+      if (slash < 0) {
+        out.push({ name: rest, file });
+        after = row.path;
+      } else {
+        const name = rest.slice(0, slash);
+        out.push({ name, file: undefined });
+        // 0xFF never occurs in UTF-8, so this sorts after every path below "dir/name/".
+        after = Buffer.concat([pathKey(`${dir}/${name}/`), Buffer.from([0xff])]);
+      }
+    }
+    return out;
   }
 
   /** Soft-deletes the live file at a path; returns the deleted version. */

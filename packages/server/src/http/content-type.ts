@@ -1,0 +1,72 @@
+/** MIME types by file extension (the common web and data formats). */
+const BY_EXTENSION: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  htm: "text/html; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  mjs: "text/javascript; charset=utf-8",
+  json: "application/json",
+  txt: "text/plain; charset=utf-8",
+  md: "text/markdown; charset=utf-8",
+  csv: "text/csv; charset=utf-8",
+  xml: "application/xml",
+  svg: "image/svg+xml",
+  png: "image/png",
+  jpg: "image/jpeg",
+  jpeg: "image/jpeg",
+  gif: "image/gif",
+  webp: "image/webp",
+  avif: "image/avif",
+  ico: "image/x-icon",
+  pdf: "application/pdf",
+  zip: "application/zip",
+  gz: "application/gzip",
+  tgz: "application/gzip",
+  tar: "application/x-tar",
+  zst: "application/zstd",
+  wasm: "application/wasm",
+  mp4: "video/mp4",
+  webm: "video/webm",
+  mp3: "audio/mpeg",
+  ogg: "audio/ogg",
+  wav: "audio/wav",
+  woff: "font/woff",
+  woff2: "font/woff2",
+  bin: "application/octet-stream",
+};
+
+/** Content type from a path's extension, or undefined. */
+export function typeByExtension(path: string): string | undefined {
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  const dot = base.lastIndexOf(".");
+  return dot > 0 ? BY_EXTENSION[base.slice(dot + 1).toLowerCase()] : undefined;
+}
+
+/**
+ * Sniffs a content type from the first bytes (a small subset of the WHATWG MIME sniffing
+ * algorithm: common binary signatures, HTML, then text versus binary).
+ */
+export function sniff(head: Uint8Array): string {
+  const b = Buffer.from(head.buffer, head.byteOffset, Math.min(head.byteLength, 512));
+  const starts = (sig: number[]) => sig.every((v, i) => b[i] === v);
+  if (starts([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return "image/png";
+  if (starts([0xff, 0xd8, 0xff])) return "image/jpeg";
+  if (starts([0x47, 0x49, 0x46, 0x38])) return "image/gif";
+  if (starts([0x25, 0x50, 0x44, 0x46, 0x2d])) return "application/pdf";
+  if (starts([0x50, 0x4b, 0x03, 0x04])) return "application/zip";
+  if (starts([0x1f, 0x8b, 0x08])) return "application/gzip";
+  if (starts([0x00, 0x61, 0x73, 0x6d])) return "application/wasm";
+  const text = b.toString("latin1").trimStart().toLowerCase();
+  if (
+    /^<(!doctype html|html|head|body|script|iframe|h1|div|font|table|a |style|title|b |br|p)[\s>]/.test(text)
+  ) {
+    return "text/html; charset=utf-8";
+  }
+  if (text.startsWith("<?xml")) return "application/xml";
+  if (text.startsWith("%!ps-adobe-")) return "application/postscript";
+  // Binary if any byte is a control character that text never contains.
+  for (const c of b)
+    if (c <= 0x08 || c === 0x0b || (c >= 0x0e && c <= 0x1a) || (c >= 0x1c && c <= 0x1f))
+      return "application/octet-stream";
+  return "text/plain; charset=utf-8";
+}

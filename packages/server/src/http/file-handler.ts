@@ -1,0 +1,234 @@
+import type { Authorizer } from "../auth/authorizer.js";
+import { CAP, type SessionInfo } from "../auth/session.js";
+import { StoreError } from "../errors.js";
+import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
+import type { FileStore } from "../store/file-store.js";
+import type { RopeStore } from "../store/rope-store.js";
+import { writeStream } from "../uploads/stream-writer.js";
+import type { UploadManager } from "../uploads/upload-manager.js";
+import { evaluate, parseETags } from "./conditional.js";
+import { directoryPage } from "./directory-page.js";
+import { type HttpRequest, type HttpResponse, header, sendJson, sendText } from "./http-types.js";
+import { PUBLIC_SESSION } from "./request-session.js";
+import { serveFile, validatorsOf } from "./serve-file.js";
+import { encodePath, parseUrlPath } from "./url-path.js";
+
+/** What the file handler needs. */
+export interface FileHandlerDeps {
+  readonly files: FileStore;
+  readonly ropes: RopeStore;
+  readonly uploads: UploadManager;
+  readonly authz: Authorizer;
+  /** Largest PUT/POST body in bytes; larger ones get 413 before anything is stored. */
+  readonly maxPutBytes: number;
+}
+
+/** Entries shown in a directory listing page. */
+const LISTING_LIMIT = 1000;
+const ALLOW = "GET, HEAD, PUT, POST, DELETE, OPTIONS";
+
+/**
+ * Serves one tenant's files over plain HTTP at their paths: GET/HEAD (with ?version=N,
+ * directories, ranges and conditionals), PUT/POST streaming uploads with If-Match /
+ * If-None-Match, and DELETE. `session` is the caller's (the public session when anonymous).
+ */
+export async function handleFileRequest(
+  deps: FileHandlerDeps,
+  req: HttpRequest,
+  res: HttpResponse,
+  url: URL,
+  tenantId: string,
+  session: SessionInfo,
+): Promise<void> {
+  const target = parseUrlPath(url.pathname);
+  const require = async (caps: number, path: string) => {
+    if (!(await deps.authz.may(session, { caps, tenantId, path }))) {
+      // Anonymous callers may gain access by logging in (401); others are simply refused (403).
+      throw new StoreError(
+        session === PUBLIC_SESSION ? "ERR_UNAUTHENTICATED" : "ERR_PERMISSION_DENIED",
+        session === PUBLIC_SESSION
+          ? `${path} needs a login: send Authorization: Bearer <token>`
+          : `this session lacks ${caps & CAP.write ? "write" : "read"} on ${path}`,
+      );
+    }
+  };
+  const anonymous = session === PUBLIC_SESSION;
+  switch (req.method) {
+    case "GET":
+    case "HEAD": {
+      const version = parseVersion(url.searchParams.get("version"));
+      if (target.kind === "dir")
+        return serveDirectory(deps, req, res, url, tenantId, target.dir, require, anonymous);
+      await require(CAP.read, target.path);
+      let file: FileRecord;
+      try {
+        file = await deps.files.stat(tenantId, target.path, version);
+      } catch (err) {
+        if (err instanceof StoreError && err.code === "ERR_NOT_FOUND" && version === 0) {
+          if (await deps.files.isDirectory(tenantId, target.path)) {
+            res.writeHead(301, { location: `${encodePath(target.path)}/${url.search}` });
+            return void res.end();
+          }
+        }
+        throw err;
+      }
+      const cache = version
+        ? `${anonymous ? "public" : "private"}, max-age=31536000, immutable`
+        : `${anonymous ? "public" : "private"}, no-cache`;
+      return serveFile(req, res, file, deps.ropes, { cacheControl: cache });
+    }
+    case "PUT":
+    case "POST": {
+      if (target.kind === "dir")
+        throw new StoreError("ERR_BAD_PATH", "cannot write to a directory path (ends with /)");
+      await require(CAP.write, target.path);
+      const declared = header(req, "content-length");
+      if (declared !== undefined && Number(declared) > deps.maxPutBytes) {
+        throw new StoreError(
+          "ERR_TOO_LARGE",
+          `body of ${declared} bytes exceeds the ${deps.maxPutBytes}-byte limit`,
+        );
+      }
+      const precondition = await writePrecondition(deps.files, req, tenantId, target.path);
+      const ct = header(req, "content-type") ?? "";
+      const file = await writeStream(deps.uploads, tenantId, target.path, req, {
+        maxBytes: deps.maxPutBytes,
+        precondition,
+        meta: {},
+        contentType: ct === "" || ct.startsWith("application/x-www-form-urlencoded") ? "" : ct.slice(0, 255),
+        uploader: { principalId: session.principalId, sessionId: session.id },
+      });
+      const etag = validatorsOf(file).etag;
+      if (file.ctime.getTime() === file.mtime.getTime()) {
+        return sendJson(
+          res,
+          201,
+          {
+            tenantId,
+            path: file.path,
+            version: file.version,
+            size: file.size,
+            contentHash: file.ropeHash.toString("hex"),
+          },
+          { etag, location: encodePath(file.path) },
+        );
+      }
+      res.writeHead(204, { etag });
+      return void res.end();
+    }
+    case "DELETE": {
+      if (target.kind === "dir")
+        throw new StoreError("ERR_BAD_PATH", "cannot delete a directory path (ends with /)");
+      await require(CAP.write, target.path);
+      const precondition = await writePrecondition(deps.files, req, tenantId, target.path);
+      await deps.files.delete(tenantId, target.path, precondition);
+      res.writeHead(204);
+      return void res.end();
+    }
+    case "OPTIONS":
+      res.writeHead(204, { allow: ALLOW });
+      return void res.end();
+    default:
+      return sendText(res, 405, `method ${req.method} is not allowed`, { allow: ALLOW });
+  }
+}
+
+async function serveDirectory(
+  deps: FileHandlerDeps,
+  req: HttpRequest,
+  res: HttpResponse,
+  url: URL,
+  tenantId: string,
+  dir: string,
+  require: (caps: number, path: string) => Promise<void>,
+  anonymous: boolean,
+): Promise<void> {
+  const index = `${dir}/index.html`;
+  try {
+    await require(CAP.read, index);
+    const file = await deps.files.stat(tenantId, index);
+    return serveFile(req, res, file, deps.ropes, {
+      cacheControl: `${anonymous ? "public" : "private"}, no-cache`,
+    });
+  } catch (err) {
+    if (
+      !(err instanceof StoreError) ||
+      !["ERR_NOT_FOUND", "ERR_PERMISSION_DENIED", "ERR_UNAUTHENTICATED"].includes(err.code)
+    )
+      throw err;
+  }
+  await require(CAP.read, `${dir}/*`);
+  if (dir !== "" && !(await deps.files.isDirectory(tenantId, dir))) {
+    if (
+      await deps.files.stat(tenantId, dir).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      res.writeHead(301, { location: `${encodePath(dir)}${url.search}` });
+      return void res.end();
+    }
+    throw new StoreError("ERR_NOT_FOUND", `no directory ${dir}/`);
+  }
+  const entries = await deps.files.children(tenantId, dir, LISTING_LIMIT + 1);
+  const body = directoryPage(dir, entries.slice(0, LISTING_LIMIT), entries.length > LISTING_LIMIT);
+  res.writeHead(200, {
+    "content-type": "text/html; charset=utf-8",
+    "content-length": String(Buffer.byteLength(body)),
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+  });
+  if (req.method === "HEAD") res.end();
+  else res.end(body);
+}
+
+function parseVersion(v: string | null): number {
+  if (v === null) return 0;
+  if (!/^[1-9]\d{0,15}$/.test(v))
+    throw new StoreError("ERR_BAD_REQUEST", "version must be a positive integer");
+  return Number(v);
+}
+
+/**
+ * Maps If-Match / If-None-Match / If-Unmodified-Since to a write precondition: evaluated now
+ * against the current file (412 early, nothing read from the body) and, where it names the
+ * current state, passed on so the write re-checks it atomically.
+ */
+async function writePrecondition(
+  files: FileStore,
+  req: HttpRequest,
+  tenantId: string,
+  path: string,
+): Promise<WritePrecondition | undefined> {
+  const h = {
+    ifMatch: header(req, "if-match"),
+    ifNoneMatch: header(req, "if-none-match"),
+    ifUnmodifiedSince: header(req, "if-unmodified-since"),
+  };
+  if (h.ifMatch === undefined && h.ifNoneMatch === undefined && h.ifUnmodifiedSince === undefined)
+    return undefined;
+  for (const v of [h.ifMatch, h.ifNoneMatch]) {
+    if (v !== undefined && parseETags(v).length === 0) {
+      throw new StoreError("ERR_BAD_REQUEST", `malformed entity tag list ${JSON.stringify(v.slice(0, 80))}`);
+    }
+  }
+  const current = await files.stat(tenantId, path).catch((err: unknown) => {
+    if (err instanceof StoreError && err.code === "ERR_NOT_FOUND") return undefined;
+    throw err;
+  });
+  if (evaluate(h, current && validatorsOf(current), false) !== "proceed") {
+    throw new StoreError(
+      "ERR_PRECONDITION_FAILED",
+      current
+        ? `${path} is at version ${current.version} with ETag ${validatorsOf(current).etag}`
+        : `${path} does not exist`,
+    );
+  }
+  if (h.ifNoneMatch !== undefined && parseETags(h.ifNoneMatch).includes("*")) return { kind: "mustNotExist" };
+  if (h.ifMatch !== undefined && current) {
+    return parseETags(h.ifMatch).includes("*")
+      ? { kind: "mustExist" }
+      : { kind: "contentHash", hash: current.ropeHash };
+  }
+  return current ? { kind: "contentHash", hash: current.ropeHash } : { kind: "mustNotExist" };
+}

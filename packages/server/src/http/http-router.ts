@@ -1,0 +1,82 @@
+import type { Authorizer } from "../auth/authorizer.js";
+import type { SessionStore } from "../auth/session-store.js";
+import type { Db } from "../db/db.js";
+import { StoreError, toHttpError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { type FileHandlerDeps, handleFileRequest } from "./file-handler.js";
+import { type HttpHandler, type HttpRequest, type HttpResponse, header, sendText } from "./http-types.js";
+import { sessionOf } from "./request-session.js";
+import { RETRIEVE_PREFIX } from "./signed-urls.js";
+import { handleConfig, handleRetrieve } from "./special-routes.js";
+import type { VHostMap } from "./vhost-map.js";
+
+/** What the plain-HTTP side of the port needs. */
+export interface HttpRouterDeps extends FileHandlerDeps {
+  readonly db: Db;
+  readonly sessions: SessionStore;
+  readonly authz: Authorizer;
+  readonly vhosts: VHostMap;
+  readonly log: Logger;
+}
+
+/**
+ * Every request on the port that is not an RPC: probes, signed URLs, CLI config download and
+ * virtual-host file serving. Errors become a status and a one-line message naming the problem.
+ */
+export function createHttpRouter(deps: HttpRouterDeps): HttpHandler {
+  return (req, res) => {
+    route(deps, req, res).catch((err: unknown) => fail(deps.log, req, res, err));
+  };
+}
+
+async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const p = url.pathname;
+  if (p === "/healthz") return sendText(res, 200, "ok");
+  if (p === "/readyz") {
+    const ok = await deps.db.query("SELECT 1").then(
+      () => true,
+      () => false,
+    );
+    return sendText(res, ok ? 200 : 503, ok ? "ready" : "database unavailable");
+  }
+  if (p.startsWith("/_/")) {
+    if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(req, res, url, deps);
+    if (p === "/_/v0/config") return handleConfig(req, res, url, deps.authz);
+    return sendText(res, 404, `no such endpoint ${p}`);
+  }
+  const { session } = await sessionOf(req, url, deps.authz, deps.sessions);
+  if (!session)
+    throw new StoreError(
+      "ERR_UNAUTHENTICATED",
+      "anonymous access is disabled: send Authorization: Bearer <token>",
+    );
+  const host = header(req, "host") ?? header(req, ":authority");
+  const tenantId =
+    session.scope.kind === "location" ? session.scope.tenantId : await deps.vhosts.resolve(host);
+  if (!tenantId)
+    throw new StoreError("ERR_NOT_FOUND", `no tenant is served for host ${JSON.stringify(host ?? "")}`);
+  return handleFileRequest(deps, req, res, url, tenantId, session);
+}
+
+function fail(log: Logger, req: HttpRequest, res: HttpResponse, err: unknown): void {
+  const { status, message } = toHttpError(err);
+  if (status >= 500)
+    log.error(
+      { method: req.method, err: err instanceof Error ? err.message : String(err) },
+      "http request failed",
+    );
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const extra: Record<string, string> = {};
+  if (status === 401) {
+    const presented = req.headers["authorization"] !== undefined || (req.url ?? "").includes("access_token=");
+    extra["www-authenticate"] = presented
+      ? 'Bearer realm="cacheroach", error="invalid_token"'
+      : 'Bearer realm="cacheroach"';
+  }
+  if (status === 405) extra["allow"] = "GET, HEAD";
+  sendText(res, status, message, extra);
+}

@@ -1,0 +1,68 @@
+import { toJson } from "@bufbuild/protobuf";
+import { SessionSchema } from "@cacheroach/proto";
+import type { Authorizer } from "../auth/authorizer.js";
+import { CAP } from "../auth/session.js";
+import { StoreError } from "../errors.js";
+import { toSession } from "../rpc/convert.js";
+import type { FileStore } from "../store/file-store.js";
+import type { RopeStore } from "../store/rope-store.js";
+import { type HttpRequest, type HttpResponse, header, sendJson } from "./http-types.js";
+import { findToken } from "./request-session.js";
+import { serveFile } from "./serve-file.js";
+import { attachment } from "./signed-urls.js";
+
+/**
+ * GET /_/v0/retrieve/<name>?access_token=<jwt>: serves the one file a signed URL names (the
+ * <name> segment is cosmetic), with the same range and conditional behaviour as vhost serving
+ * and a Content-Disposition naming the file.
+ */
+export async function handleRetrieve(
+  req: HttpRequest,
+  res: HttpResponse,
+  url: URL,
+  deps: { authz: Authorizer; files: FileStore; ropes: RopeStore },
+): Promise<void> {
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    throw new StoreError("ERR_METHOD_NOT_ALLOWED", "signed URLs answer GET and HEAD only");
+  }
+  const found = findToken(req, url);
+  if (!found) throw new StoreError("ERR_UNAUTHENTICATED", "a signed URL needs its access_token parameter");
+  const s = await deps.authz.authenticate(found.token);
+  const sc = s.scope;
+  if (sc.kind !== "location" || !(s.caps & CAP.read) || sc.path.endsWith("*")) {
+    throw new StoreError("ERR_PERMISSION_DENIED", "this token is not a signed URL for one file");
+  }
+  const file = await deps.files.stat(sc.tenantId, sc.path, sc.version);
+  await serveFile(req, res, file, deps.ropes, {
+    cacheControl: "private, no-cache",
+    disposition: attachment(file.path),
+  });
+}
+
+/**
+ * GET /_/v0/config: a CLI configuration file for the presented session (header, cookie or
+ * access_token), so a browser login or a shared token becomes `~/.cacheroach/config`.
+ */
+export async function handleConfig(
+  req: HttpRequest,
+  res: HttpResponse,
+  url: URL,
+  authz: Authorizer,
+): Promise<void> {
+  const found = findToken(req, url);
+  if (!found)
+    throw new StoreError("ERR_UNAUTHENTICATED", "present a token to download its CLI configuration");
+  const s = await authz.authenticate(found.token);
+  const host = header(req, "host") ?? header(req, ":authority") ?? "127.0.0.1";
+  const proto = header(req, "x-forwarded-proto") === "https" ? "https" : "http";
+  const config = {
+    server: `${proto}://${host}`,
+    token: found.token,
+    session: toJson(SessionSchema, toSession(s)),
+    ...(s.scope.kind === "location" ? { defaultTenant: s.scope.tenantId } : {}),
+  };
+  sendJson(res, 200, config, {
+    "content-disposition": 'attachment; filename="cacheroach.cfg"',
+    "cache-control": "no-store",
+  });
+}

@@ -1,0 +1,45 @@
+import type { Db } from "../db/db.js";
+
+/**
+ * Host name → tenant, loaded from the vhosts table and reloaded when older than `ttlMs`, so
+ * changes made on any instance are served everywhere within seconds. Unknown hosts fall back to
+ * the "*" entry.
+ */
+export class VHostMap {
+  private map = new Map<string, string>();
+  private loadedAt = 0;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** The tenant for a Host header value (port stripped, case-folded), or undefined. */
+  async resolve(hostHeader: string | undefined): Promise<string | undefined> {
+    if (Date.now() - this.loadedAt > this.ttlMs) await this.reload();
+    const host = normalize(hostHeader ?? "");
+    return this.map.get(host) ?? this.map.get("*");
+  }
+
+  private reload(): Promise<void> {
+    this.loading ??= this.db
+      .query<{ host: string; tenant_id: string }>("SELECT host, tenant_id FROM vhosts")
+      .then((r) => {
+        this.map = new Map(r.rows.map((row) => [row.host, row.tenant_id]));
+        this.loadedAt = Date.now();
+      })
+      .finally(() => {
+        this.loading = undefined;
+      });
+    return this.loading;
+  }
+}
+
+/** Strips a port (and IPv6 brackets) and lower-cases a Host header. */
+export function normalize(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith("[")) return h.slice(0, h.indexOf("]") + 1);
+  const colon = h.lastIndexOf(":");
+  return colon >= 0 ? h.slice(0, colon) : h;
+}
