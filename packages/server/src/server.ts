@@ -121,6 +121,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       writeMaxBytes: config.maxTransferSize + 64 * 1024,
     });
     const listener = await listenDual(handler, config.host, config.port, {
+      // Large enough that chunk payloads are not throttled on loopback, small enough that a
+      // client which also uses big windows cannot deadlock a connection carrying large data in
+      // both directions at once (both Node ends stop reading while a write is pending).
+      initialWindowSize: 2 << 20,
+      connectionWindowSize: 4 << 20,
       onError: (err, source) =>
         log.warn({ source, err: err instanceof Error ? err.message : String(err) }, "connection error"),
     });

@@ -69,13 +69,16 @@ function h2Request(
   });
 }
 
-/** Opens an HTTP/2 session with large windows, like the project's own clients. */
-function h2Connect(port: number): Promise<http2.ClientHttp2Session> {
+/**
+ * Opens an HTTP/2 session with a 16 MiB stream window and, unless told otherwise, a 64 MiB connection
+ * window, like the project's own clients.
+ */
+function h2Connect(port: number, bigConnectionWindow = true): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 16 << 20 } });
     session.once("error", reject);
     session.once("connect", () => {
-      session.setLocalWindowSize(64 << 20);
+      if (bigConnectionWindow) session.setLocalWindowSize(64 << 20);
       resolve(session);
     });
   });
@@ -97,12 +100,13 @@ function* slices(data: Buffer): Generator<Buffer> {
   for (let at = 0; at < data.length; at += 1 << 20) yield data.subarray(at, at + (1 << 20));
 }
 
-/** Resolves when the socket has closed (the server hung up). */
+/** Resolves when the socket has closed (the server hung up); consumes what the server sends. */
 function closedOf(sock: net.Socket): Promise<void> {
   return new Promise((resolve) => {
     if (sock.destroyed) resolve();
     sock.on("error", () => {});
     sock.once("close", () => resolve());
+    sock.resume(); // a paused socket never sees the server's FIN
   });
 }
 
@@ -185,6 +189,17 @@ describe("listenDual", () => {
     assert.equal(await put.text(), "streamed body");
   });
 
+  it("advertises a 16 MiB stream window and a 64 MiB connection window over HTTP/2", async () => {
+    const session = await h2Connect(listener.port);
+    try {
+      await h2Request(session, { ":method": "GET", ":path": "/" });
+      assert.equal(session.remoteSettings.initialWindowSize, 16 << 20);
+      assert.ok((session.state.remoteWindowSize ?? 0) >= 60 << 20, String(session.state.remoteWindowSize));
+    } finally {
+      session.close();
+    }
+  });
+
   it("serves a node:http2 client", async () => {
     const session = await h2Connect(listener.port);
     try {
@@ -210,13 +225,21 @@ describe("listenDual", () => {
         req.once("response", resolve);
         req.once("error", reject);
       });
-      const [res] = await Promise.all([response, pipeline(Readable.from(slices(big)), req)]);
-      assert.equal(res.headers["x-http-version"], "1.1");
-      assert.deepEqual(await digestOf(res), want);
+      // Read the echo while still uploading: the server only reads as fast as we drain its response.
+      const echoed = response.then(async (res) => ({
+        version: res.headers["x-http-version"],
+        got: await digestOf(res),
+      }));
+      const [{ version, got }] = await Promise.all([echoed, pipeline(Readable.from(slices(big)), req)]);
+      assert.equal(version, "1.1");
+      assert.deepEqual(got, want);
     });
 
     it("over h2c (node:http2)", async () => {
-      const session = await h2Connect(listener.port);
+      // Not a 64 MiB client connection window: full-duplex bulk on one session with large windows on
+      // *both* ends deadlocks in Node (each Http2Session stops reading its socket while a write is
+      // pending, so both ends wait for the other to read). The server's windows are the large ones here.
+      const session = await h2Connect(listener.port, false);
       try {
         const stream = session.request({ ":method": "PUT", ":path": "/big" });
         const [got] = await Promise.all([digestOf(stream), pipeline(Readable.from(slices(big)), stream)]);
@@ -245,7 +268,11 @@ describe("listenDual", () => {
     });
 
     it("a connection reset mid-preface, mid-head and mid-upload is survived", async () => {
-      for (const bytes of ["PRI * HTTP/2", "PUT /x HTTP/1.1\r\nHost: a\r\n", "PUT /x HTTP/1.1\r\ncontent-length: 99999\r\n\r\nab"]) {
+      for (const bytes of [
+        "PRI * HTTP/2",
+        "PUT /x HTTP/1.1\r\nHost: a\r\n",
+        "PUT /x HTTP/1.1\r\ncontent-length: 99999\r\n\r\nab",
+      ]) {
         const sock = net.connect(listener.port, "127.0.0.1");
         await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
         sock.write(bytes);
@@ -287,7 +314,10 @@ describe("listenDual", () => {
       const before = handlerErrors.length;
       assert.equal((await fetch(`${base}/throw`)).status, 500);
       const session = await h2Connect(listener.port);
-      assert.equal((await h2Request(session, { ":method": "GET", ":path": "/throw" })).headers[":status"], 500);
+      assert.equal(
+        (await h2Request(session, { ":method": "GET", ":path": "/throw" })).headers[":status"],
+        500,
+      );
       session.close();
       assert.equal(handlerErrors.length, before + 2);
     });
@@ -322,7 +352,7 @@ describe("listenDual", () => {
     it("lets in-flight requests finish within shutdownGraceMs", async () => {
       const slow: RequestHandler = (_req, res) => {
         res.writeHead(200);
-        res.write("first ");
+        (res as unknown as Writable).write("first ");
         setTimeout(() => res.end("last"), 300);
       };
       const own = await listenDual(slow, "127.0.0.1", 0, { shutdownGraceMs: 2000 });
@@ -341,7 +371,7 @@ describe("listenDual", () => {
     it("cuts in-flight requests at once with the default shutdownGraceMs of 0", async () => {
       const never: RequestHandler = (_req, res) => {
         res.writeHead(200);
-        res.write("started");
+        (res as unknown as Writable).write("started");
       };
       const own = await listenDual(never, "127.0.0.1", 0);
       const res = await fetch(`http://127.0.0.1:${own.port}/`);

@@ -276,7 +276,7 @@ describe("upload protocol", () => {
     const b = await uploads.begin({ tenantId: tenant, path: "/state/f" });
     const chunksBefore = await count("chunks");
     const tampered = Buffer.from(b.state);
-    tampered[40] ^= 1;
+    tampered.writeUInt8(tampered.readUInt8(40) ^ 1, 40);
     await rejects(
       uploads.transfer({ state: tampered, data: randomBytes(100) }),
       Code.InvalidArgument,

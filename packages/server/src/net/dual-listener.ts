@@ -1,0 +1,270 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+/**
+ * A request handler shared by the HTTP/1.1 and the HTTP/2 side of a {@link DualListener}.
+ *
+ * Both request types are Readable streams and both response types accept `writeHead()`, `setHeader()`,
+ * `write()` and `end()`, so one handler (e.g. connect-node's adapter) serves both protocols. Do not set
+ * hop-by-hop headers (`Transfer-Encoding`, `Keep-Alive`, `Upgrade`, `TE`, …): HTTP/2 rejects them when the
+ * response is written.
+ */
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/**
+ * Where an error reported to {@link DualListenerOptions.onError} came from: a raw TCP socket, an HTTP/2
+ * session, or an exception thrown synchronously by the request handler.
+ */
+export type DualListenerErrorSource = "socket" | "session" | "handler";
+
+/**
+ * Tuning for {@link listenDual}; every field has a default suited to bulk chunk transfer.
+ *
+ * Caveat on the HTTP/2 windows (measured on Node 20.20): a Node `Http2Session` stops reading its socket
+ * while one of its own socket writes is pending. When *both* ends use windows larger than the kernel's
+ * socket buffers (e.g. this server's defaults and a node:http2 client that also sets a 16 MiB stream and
+ * 64 MiB connection window) and bulk data flows in both directions on one session at once (an echo, or
+ * an upload concurrent with a download), both ends wait for the other to read: the session deadlocks.
+ * One side with a connection window of a few MiB or less (curl, Node's 64 KiB default, or server
+ * windows of 1–4 MiB) avoided it in every run.
+ */
+export interface DualListenerOptions {
+  /** per-stream HTTP/2 window, default 16 MiB (Node's 64 KiB default throttles bulk uploads) */
+  initialWindowSize?: number;
+  /** connection window, default 64 MiB (see the caveat above) */
+  connectionWindowSize?: number;
+  /** max size of a request head: HTTP/1.1 `maxHeaderSize` and HTTP/2 `maxHeaderListSize`; default 16 KiB */
+  maxHeaderSize?: number;
+  /**
+   * Time a client has to send its first bytes and, on HTTP/1.1, its complete request head, default 60 s.
+   * Request bodies have no overall deadline (large uploads over slow links must not be cut off).
+   */
+  headersTimeoutMs?: number;
+  /** idle time after which an HTTP/1.1 keep-alive connection is closed, default 5 s (Node's default) */
+  keepAliveTimeoutMs?: number;
+  /**
+   * How long `close()` lets in-flight requests finish before cutting connections, default 0 (cut at once).
+   * Idle connections are closed immediately either way.
+   */
+  shutdownGraceMs?: number;
+  /**
+   * Receives errors that the listener swallows so they cannot crash the process. Default: handler
+   * exceptions are printed with `console.error`, socket and session errors (ECONNRESET, protocol
+   * garbage, …) are ignored.
+   */
+  onError?: (err: unknown, source: DualListenerErrorSource) => void;
+}
+
+/** A running listener from {@link listenDual}. */
+export interface DualListener {
+  /** the TCP port actually bound (the random one when 0 was asked for) */
+  readonly port: number;
+  /** the address actually bound, e.g. `127.0.0.1` or `::1` */
+  readonly host: string;
+  /**
+   * Stops accepting connections, closes idle ones, ends in-flight requests after `shutdownGraceMs` and
+   * resolves once every connection is gone. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** The first bytes every HTTP/2 prior-knowledge (h2c) client sends (RFC 9113 §3.4). */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+const defaultOnError = (err: unknown, source: DualListenerErrorSource): void => {
+  if (source === "handler") console.error("request handler threw:", err);
+};
+
+/**
+ * Serves HTTP/1.1 and cleartext HTTP/2 with prior knowledge on one TCP port with one handler.
+ *
+ * Why: Node's `allowHTTP1` only works with TLS/ALPN, so on a cleartext port an `http2` server answers
+ * HTTP/1.1 clients with HTTP/2 frames. Instead a plain `net` server sniffs the first bytes of every
+ * connection and hands the socket to an `http.Server` (anything that is not the h2 preface) or an
+ * `http2.Server` (the preface). Neither of those servers listens itself, so this module tracks sockets and
+ * sessions for `close()` and enables Node's HTTP/1.1 head timeout (see the note in the body).
+ */
+export function listenDual(
+  handler: RequestHandler,
+  host: string,
+  port: number,
+  options: DualListenerOptions = {},
+): Promise<DualListener> {
+  const initialWindowSize = options.initialWindowSize ?? 16 << 20;
+  const connectionWindowSize = options.connectionWindowSize ?? 64 << 20;
+  const maxHeaderSize = options.maxHeaderSize ?? 16 << 10;
+  const headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
+  const shutdownGraceMs = options.shutdownGraceMs ?? 0;
+  const onError = options.onError ?? defaultOnError;
+
+  /** every accepted socket until it closes, whatever protocol it turned out to speak */
+  const sockets = new Set<net.Socket>();
+  /** sockets whose first bytes have not decided the protocol yet */
+  const sniffing = new Set<net.Socket>();
+  /** HTTP/1.1 sockets → number of requests whose response has not closed yet */
+  const h1InFlight = new Map<net.Socket, number>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let closing = false;
+  /** set by close(): resolves its promise once the port is released and every socket is gone */
+  let maybeClosed: (() => void) | undefined;
+
+  const report = (err: unknown, source: DualListenerErrorSource): void => {
+    try {
+      onError(err, source);
+    } catch {
+      // a throwing error callback must not take the server down either
+    }
+  };
+
+  const runHandler = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void => {
+    try {
+      handler(req, res);
+    } catch (err) {
+      report(err, "handler");
+      try {
+        if (res.headersSent) {
+          res.destroy();
+        } else {
+          res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+          res.end("internal error\n");
+        }
+      } catch {
+        res.destroy();
+      }
+    }
+  };
+
+  const h1 = http.createServer(
+    {
+      maxHeaderSize,
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: 0,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeoutMs / 2))),
+    },
+    (req, res) => {
+      const sock = req.socket;
+      h1InFlight.set(sock, (h1InFlight.get(sock) ?? 0) + 1);
+      if (closing) res.shouldKeepAlive = false;
+      res.once("close", () => {
+        const left = Math.max(0, (h1InFlight.get(sock) ?? 1) - 1);
+        if (h1InFlight.has(sock)) h1InFlight.set(sock, left);
+        if (closing && left === 0) sock.destroy();
+      });
+      runHandler(req, res);
+    },
+  );
+  // Node arms headersTimeout (and closeIdleConnections) for an http.Server's connections from a
+  // 'listening' listener; this server never listens itself, so without this a client could hold a
+  // half-sent request head open forever (measured on Node 20.20: 408 after headersTimeout with it,
+  // no timeout at all without).
+  h1.emit("listening");
+
+  const h2 = http2.createServer(
+    { settings: { initialWindowSize, maxHeaderListSize: maxHeaderSize } },
+    runHandler,
+  );
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (err) => report(err, "session"));
+    try {
+      session.setLocalWindowSize(connectionWindowSize);
+    } catch (err) {
+      report(err, "session");
+    }
+    if (closing) session.close();
+  });
+  h2.on("sessionError", (err) => report(err, "session"));
+
+  const server = net.createServer((sock) => {
+    if (closing) {
+      sock.destroy();
+      return;
+    }
+    sockets.add(sock);
+    sniffing.add(sock);
+    // Stays attached after the hand-over: an 'error' without a listener would crash the process.
+    sock.on("error", (err) => report(err, "socket"));
+    sock.once("close", () => {
+      sockets.delete(sock);
+      sniffing.delete(sock);
+      h1InFlight.delete(sock);
+      maybeClosed?.();
+    });
+    const onSniffTimeout = (): void => {
+      sock.destroy();
+    };
+    sock.setTimeout(headersTimeoutMs);
+    sock.on("timeout", onSniffTimeout);
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (data: Buffer): void => {
+      head = head.length === 0 ? data : Buffer.concat([head, data]);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
+      sock.off("data", onData);
+      sock.off("timeout", onSniffTimeout);
+      sock.setTimeout(0);
+      sniffing.delete(sock);
+      sock.pause();
+      sock.unshift(head);
+      if (isH2) {
+        h2.emit("connection", sock); // the Http2Session reads the unshifted bytes itself
+      } else {
+        h1InFlight.set(sock, 0);
+        h1.emit("connection", sock);
+        sock.resume(); // http.Server does not resume an explicitly paused socket
+      }
+    };
+    sock.on("data", onData);
+  });
+  server.on("error", (err) => report(err, "socket"));
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= new Promise<void>((resolve) => {
+      closing = true;
+      let serverClosed = false;
+      let graceTimer: NodeJS.Timeout | undefined;
+      maybeClosed = () => {
+        if (!serverClosed || sockets.size > 0) return;
+        if (graceTimer) clearTimeout(graceTimer);
+        maybeClosed = undefined;
+        resolve();
+      };
+      server.close(() => {
+        serverClosed = true;
+        maybeClosed?.();
+      });
+      h1.close(() => {}); // stops its connection-checking timer, closes idle HTTP/1.1 connections
+      for (const sock of sniffing) sock.destroy();
+      for (const [sock, inFlight] of h1InFlight) if (inFlight === 0) sock.destroy();
+      for (const session of sessions) session.close(); // GOAWAY; ends once its open streams are done
+      const cutAll = (): void => {
+        for (const session of sessions) session.destroy();
+        for (const sock of sockets) sock.destroy();
+      };
+      if (shutdownGraceMs > 0) graceTimer = setTimeout(cutAll, shutdownGraceMs);
+      else cutAll();
+    });
+    return closed;
+  };
+
+  return new Promise<DualListener>((resolve, reject) => {
+    const onListenError = (err: Error): void => reject(err);
+    server.once("error", onListenError);
+    server.listen(port, host, () => {
+      server.off("error", onListenError);
+      const addr = server.address() as net.AddressInfo;
+      resolve({ port: addr.port, host: addr.address, close });
+    });
+  });
+}
