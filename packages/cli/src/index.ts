@@ -1,1 +1,33 @@
-export {};
+/**
+ * @cacheroach/cli: the `cacheroach` command-line client. The commands live in ./commands (loaded
+ * by oclif); the reusable pieces are exported here.
+ */
+export { BaseCommand, normalizeServerUrl } from "./lib/base-command.js";
+export { mapLimit } from "./lib/concurrency.js";
+export {
+  type CliConfig,
+  CONFIG_ENV,
+  ConfigInvalidError,
+  ConfigMissingError,
+  configSession,
+  defaultConfigPath,
+  loadConfig,
+  resolveConfigPath,
+  saveConfig,
+  sessionToJson,
+} from "./lib/config.js";
+export { type Destination, downloadFile } from "./lib/download.js";
+export { describeError, ExitCode, IntegrityError, isRetryable, UserError } from "./lib/errors.js";
+export { formatBytes, parseDuration, table } from "./lib/format.js";
+export { checkRemoteDir, checkRemotePath, isUuid, remotePathProblem } from "./lib/paths.js";
+export { withRetry } from "./lib/retry.js";
+export { ContentHasher, chunkHash, contentHash, hex, ROPE_CONTEXT, RopeHasher } from "./lib/rope-hash.js";
+export {
+  BigWindowSessionManager,
+  DEFAULT_TRANSPORT,
+  makeTransport,
+  TRANSPORT_ENV,
+  TRANSPORT_KINDS,
+  type TransportKind,
+} from "./lib/transport.js";
+export { DEDUP_BATCH_CHUNKS, ONE_SHOT_LIMIT, type UploadJob, uploadFile } from "./lib/upload.js";

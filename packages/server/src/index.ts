@@ -9,6 +9,7 @@ export type { ErrorCode } from "./errors.js";
 export { ERROR_TABLE, StoreError } from "./errors.js";
 export { WELL_KNOWN } from "./ids.js";
 export {
+  ContentHasher,
   chunkHash,
   contentHash,
   DEFAULT_CHUNK_SIZE,

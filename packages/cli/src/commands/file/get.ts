@@ -1,0 +1,194 @@
+import { mkdir, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Files } from "@cacheroach/proto";
+import { Args, Flags } from "@oclif/core";
+import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
+import { mapLimit } from "../../lib/concurrency.js";
+import { type Destination, downloadFile, OutputClosedError } from "../../lib/download.js";
+import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { type FileJson, fileJson } from "../../lib/file-json.js";
+import { table } from "../../lib/format.js";
+import { checkRemotePath, remoteBaseName } from "../../lib/paths.js";
+import { createProgress, progressDefault } from "../../lib/progress.js";
+
+/** One line of `file get --json` output. */
+export type GetResult =
+  | ({ status: "ok"; localPath: string } & FileJson)
+  | { status: "error"; localPath: string; path: string; error: string; code: string | undefined };
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export default class FileGet extends BaseCommand<typeof FileGet> {
+  static override summary = "Download files, verifying their content hash.";
+
+  static override description =
+    `Streams each file from the server and recomputes its BLAKE3 content hash on the fly. A file is written to a temporary file next to its destination and renamed into place only when the hash matches the server's; on a mismatch nothing is written and the command fails (exit 6).
+
+Destination (-o/--out):
+  (none)        the current directory, under the file's own name
+  <dir>         into that existing directory (or one given with a trailing "/", created if missing), under the file's own name
+  <file>        exactly that file (one remote path only)
+  -             standard output (one remote path only; the hash is still checked, and the command fails at the end if it does not match)
+Several remote paths need a directory. Existing local files are overwritten.
+
+${EXIT_CODES_HELP}`;
+
+  static override examples = [
+    {
+      description: "Download into the current directory",
+      command: "<%= config.bin %> <%= command.id %> /docs/report.pdf",
+    },
+    {
+      description: "Download to a chosen file name",
+      command: "<%= config.bin %> <%= command.id %> /docs/report.pdf -o ~/report-2026.pdf",
+    },
+    {
+      description: "Download several files into a directory",
+      command: "<%= config.bin %> <%= command.id %> /a.txt /b/c.txt -o ./downloads/",
+    },
+    {
+      description: "Stream to another program",
+      command: "<%= config.bin %> <%= command.id %> /logs/app.log -o - | grep ERROR",
+    },
+  ];
+
+  static override strict = false;
+
+  static override usage =
+    "<%= command.id %> REMOTE-PATH... [-o <path|dir|->] [-t <uuid>] [-p <n>] [--[no-]progress] [--json]";
+
+  static override args = {
+    "remote-path": Args.string({ required: true, description: "Absolute remote file paths (one or more)" }),
+  };
+
+  static override flags = {
+    tenant: tenantFlag,
+    out: Flags.string({
+      char: "o",
+      summary: 'Destination file, directory, or "-" for stdout.',
+      helpValue: "<path|dir|->",
+    }),
+    parallelism: Flags.integer({
+      char: "p",
+      summary: "How many files to download at once.",
+      default: 4,
+      min: 1,
+      max: 64,
+    }),
+    progress: Flags.boolean({
+      allowNo: true,
+      summary: "Show a progress bar on stderr (default: only when stderr is a terminal).",
+      default: async () => progressDefault(),
+    }),
+  };
+
+  public async run(): Promise<GetResult[] | undefined> {
+    const remotes = this.positionals.map((p) => checkRemotePath(p));
+    const out = this.flags.out;
+    const toStdout = out === "-";
+    if (toStdout && remotes.length > 1) {
+      throw new UserError("-o - (stdout) takes exactly one remote path", ExitCode.usage, [
+        "download several files into a directory: -o <dir>/",
+      ]);
+    }
+    if (toStdout && this.jsonEnabled()) {
+      throw new UserError("--json cannot be combined with -o - (stdout carries the file)", ExitCode.usage);
+    }
+
+    // Work out every destination before downloading anything.
+    const dests: Destination[] = [];
+    if (toStdout) {
+      dests.push({ kind: "stream", stream: process.stdout, name: "-" });
+    } else {
+      const target = out ?? ".";
+      let intoDir = await isDirectory(target);
+      if (!intoDir && (target.endsWith("/") || remotes.length > 1)) {
+        if (!target.endsWith("/")) {
+          throw new UserError(
+            `--out "${target}" must be a directory when getting several files`,
+            ExitCode.usage,
+            [`create it first, or pass it with a trailing slash: -o ${target}/`],
+          );
+        }
+        await mkdir(target, { recursive: true });
+        intoDir = true;
+      }
+      const seen = new Map<string, string>();
+      for (const r of remotes) {
+        const path = intoDir ? resolve(join(target, remoteBaseName(r))) : resolve(target);
+        const prev = seen.get(path);
+        if (prev !== undefined) {
+          throw new UserError(`${prev} and ${r} would both be written to ${path}`, ExitCode.usage, [
+            "download them separately with -o <file>",
+          ]);
+        }
+        seen.set(path, r);
+        dests.push({ kind: "file", path });
+      }
+      if (!intoDir && !(await isDirectory(resolve(target, "..")))) {
+        throw new UserError(`the directory of --out "${target}" does not exist`, ExitCode.usage);
+      }
+    }
+
+    const tenantId = await this.resolveTenant(this.flags.tenant);
+    const files = await this.client(Files);
+    const progress = createProgress(
+      this.flags.progress,
+      0,
+      remotes.length === 1 ? (remotes[0] ?? "") : `${remotes.length} files`,
+    );
+    const failures: unknown[] = [];
+    let results: GetResult[];
+    try {
+      results = await mapLimit(remotes, this.flags.parallelism, async (remote, i): Promise<GetResult> => {
+        const dest = dests[i]!;
+        const localPath = dest.kind === "file" ? dest.path : "-";
+        try {
+          const meta = await downloadFile(remote, dest, { files, tenantId, progress });
+          return { status: "ok", localPath, ...fileJson(meta) };
+        } catch (e) {
+          if (e instanceof OutputClosedError) return { status: "ok", localPath, path: remote } as GetResult;
+          const err = await this.explainNotFound(e, tenantId);
+          if (remotes.length === 1 || err instanceof UserError) throw err;
+          failures.push(err);
+          const ue = describeError(err, { ...this.failureContext(), tenant: tenantId });
+          this.logToStderr(`failed: ${remote}: ${ue.message}`);
+          return { status: "error", localPath, path: remote, error: ue.message, code: ue.code };
+        }
+      });
+    } finally {
+      progress.stop();
+    }
+    if (toStdout) return undefined;
+    const ok = results.filter((r) => r.status === "ok");
+    if (!this.jsonEnabled() && ok.length > 0) {
+      this.log(
+        table(ok, [
+          { header: "Path", get: (r) => r.path },
+          { header: "Local", get: (r) => r.localPath },
+          { header: "Size", get: (r) => String(r.size), right: true },
+          { header: "Version", get: (r) => String(r.version), right: true },
+        ]),
+      );
+    }
+    if (failures.length > 0) {
+      const first = describeError(failures[0], { tenant: tenantId });
+      if (this.jsonEnabled()) {
+        this.logJson(results);
+        process.exitCode = first.exit;
+        return undefined;
+      }
+      throw new UserError(
+        `${failures.length} of ${remotes.length} files failed to download (first: ${first.message})`,
+        first.exit,
+      );
+    }
+    return results;
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * The base of every cacheroach command: global flags (--config, --verbose, --json), the config
+ * file, authenticated Connect clients, tenant resolution and error reporting.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import { Tenants } from "@cacheroach/proto";
+import type { Client, Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Command, Errors, Flags, type Interfaces } from "@oclif/core";
+import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPath } from "./config.js";
+import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
+import { isUuid } from "./paths.js";
+import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
+
+export type CmdFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)["baseFlags"] & T["flags"]
+>;
+export type CmdArgs<T extends typeof Command> = Interfaces.InferredArgs<T["args"]>;
+
+/** The `-t/--tenant` flag shared by file commands. */
+export const tenantFlag = Flags.string({
+  char: "t",
+  env: "CACHEROACH_TENANT",
+  summary: "Tenant ID (UUID) to work in.",
+  description:
+    "Defaults to the config's defaultTenant (set by bootstrap), else the tenant of the config's session " +
+    "when it is scoped to a location.",
+  helpValue: "<uuid>",
+});
+
+/** Normalises a server URL: http(s) only, no trailing slash. */
+export function normalizeServerUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UserError(`"${text}" is not a URL`, ExitCode.usage, [
+      `use the full URL, e.g. http://${text.replace(/^\/+/, "")}`,
+    ]);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UserError(`server URL "${text}" must start with http:// or https://`);
+  }
+  if (url.username || url.password) {
+    throw new UserError(`server URL "${text}" must not contain credentials`, ExitCode.usage, [
+      "use `cacheroach auth set` to store a token",
+    ]);
+  }
+  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override baseFlags = {
+    config: Flags.string({
+      char: "c",
+      env: CONFIG_ENV,
+      summary: "Config file to use.",
+      description: "Default: ~/.cacheroach/config. Holds the server URL, token and default tenant.",
+      helpGroup: "GLOBAL",
+      helpValue: "<file>",
+    }),
+    verbose: Flags.boolean({
+      char: "v",
+      summary: "Log every RPC and full error details to stderr.",
+      helpGroup: "GLOBAL",
+    }),
+  };
+
+  static override enableJsonFlag = true;
+
+  protected flags!: CmdFlags<T>;
+  protected args!: CmdArgs<T>;
+  /** All positional arguments, in order (for variadic commands, `strict = false`). */
+  protected positionals: string[] = [];
+
+  private readonly transports: ClientTransport[] = [];
+  private cliConfig: CliConfig | undefined;
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const { args, argv, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
+    this.flags = flags as CmdFlags<T>;
+    this.args = args as CmdArgs<T>;
+    this.positionals = argv.map(String);
+  }
+
+  /** Absolute path of the config file in use. */
+  protected get configPath(): string {
+    return resolveConfigPath(this.flags?.config);
+  }
+
+  /** The config file (read once). */
+  protected async loadCliConfig(): Promise<CliConfig> {
+    this.cliConfig ??= await loadConfig(this.configPath);
+    return this.cliConfig;
+  }
+
+  /** Writes a line to stderr when --verbose is on (even with --json). */
+  protected verbose(msg: string): void {
+    if (this.flags?.verbose) process.stderr.write(`[cacheroach] ${msg}\n`);
+  }
+
+  /** A client for `service` at `server`, sending `token` as the bearer token. */
+  protected clientFor<S extends DescService>(service: S, server: string, token: string): Client<S> {
+    const auth: Interceptor = (next) => async (req) => {
+      if (token) req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    };
+    const interceptors: Interceptor[] = [auth];
+    if (this.flags?.verbose) {
+      interceptors.push((next) => async (req) => {
+        const t0 = performance.now();
+        const name = `${req.service.typeName}/${req.method.name}`;
+        try {
+          const res = await next(req);
+          this.verbose(`${name} ok ${(performance.now() - t0).toFixed(1)} ms`);
+          return res;
+        } catch (err) {
+          const ce = ConnectError.from(err);
+          this.verbose(
+            `${name} ${codeName(ce.code)} ${(performance.now() - t0).toFixed(1)} ms: ${ce.rawMessage}`,
+          );
+          throw err;
+        }
+      });
+    }
+    const t = makeTransport(server, transportKindFromEnv(), interceptors);
+    this.transports.push(t);
+    this.verbose(`transport ${t.kind} to ${server}`);
+    return createClient(service, t.transport);
+  }
+
+  /** A client for `service` authenticated with the config's token. */
+  protected async client<S extends DescService>(service: S): Promise<Client<S>> {
+    const cfg = await this.loadCliConfig();
+    return this.clientFor(service, cfg.server, cfg.token);
+  }
+
+  /**
+   * The tenant to work in: `--tenant` > config defaultTenant > tenant of the config session's
+   * location scope; otherwise a usage error.
+   */
+  protected async resolveTenant(flag: string | undefined): Promise<string> {
+    if (flag !== undefined) {
+      const t = flag.trim().toLowerCase();
+      if (!isUuid(t)) {
+        throw new UserError(`--tenant "${flag}" is not a tenant ID (a UUID)`, ExitCode.usage, [
+          "list tenants with `cacheroach tenant ls`",
+        ]);
+      }
+      return t;
+    }
+    const cfg = await this.loadCliConfig();
+    if (cfg.defaultTenant) return cfg.defaultTenant;
+    const scope = configSession(cfg)?.scope?.kind;
+    if (scope?.case === "onLocation" && scope.value.tenantId) return scope.value.tenantId;
+    throw new UserError("--tenant required: no default tenant in the config", ExitCode.usage, [
+      "pass -t <tenant uuid>",
+      "or set a default: cacheroach tenant default <tenant uuid>",
+    ]);
+  }
+
+  private readonly tenantChecks = new Map<string, Promise<UserError | undefined>>();
+
+  /**
+   * Explains a NotFound: when the tenant itself does not exist (or is invisible to the caller),
+   * returns an error saying so; otherwise undefined (the file is what is missing). Asked at most
+   * once per tenant per command, and only after something was not found.
+   */
+  protected tenantProblem(tenantId: string): Promise<UserError | undefined> {
+    let check = this.tenantChecks.get(tenantId);
+    if (!check) {
+      check = (async () => {
+        try {
+          await (await this.client(Tenants)).get({ id: tenantId });
+          return undefined;
+        } catch (err) {
+          if (ConnectError.from(err).code !== Code.NotFound) return undefined;
+          return new UserError(
+            `tenant ${tenantId} does not exist (or is not visible to this session)`,
+            ExitCode.notFound,
+            ["list the tenants you can use: cacheroach tenant ls", "pick another with -t <tenant uuid>"],
+            "tenant_not_found",
+          );
+        }
+      })();
+      this.tenantChecks.set(tenantId, check);
+    }
+    return check;
+  }
+
+  /** If `err` is a NotFound caused by a missing tenant, that explanation; else `err`. */
+  protected async explainNotFound(err: unknown, tenantId: string): Promise<unknown> {
+    if (!(err instanceof ConnectError) || err.code !== Code.NotFound) return err;
+    return (await this.tenantProblem(tenantId)) ?? err;
+  }
+
+  /** Context used to phrase RPC errors. */
+  protected failureContext(): FailureContext {
+    return this.cliConfig ? { server: this.cliConfig.server } : {};
+  }
+
+  /** Maps any error to a clear message, suggestion and exit code (see errors.ts). */
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    // oclif's own errors (bad flags, --help, exit) already carry their message and exit code.
+    if (err instanceof Errors.CLIError || (err as { oclif?: unknown }).oclif !== undefined) {
+      return super.catch(err);
+    }
+    if (this.flags?.verbose && err?.stack) process.stderr.write(`${err.stack}\n`);
+    const ue = describeError(err, this.failureContext());
+    process.exitCode = ue.exit;
+    return super.catch(toCliError(ue));
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    for (const t of this.transports.splice(0)) t.close();
+    return super.finally(err);
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * Turning failures into clear messages with a suggested fix and a stable exit code.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Errors } from "@oclif/core";
+import { ConfigInvalidError, ConfigMissingError } from "./config.js";
+
+/** Process exit codes of the CLI (documented in every command's help). */
+export const ExitCode = {
+  /** Anything else. */
+  failure: 1,
+  /** Bad command line or input (also oclif's own parse errors). */
+  usage: 2,
+  /** Not logged in, token expired/revoked, or not allowed. */
+  auth: 3,
+  /** A named file, tenant or other object does not exist. */
+  notFound: 4,
+  /** A precondition (e.g. --no-clobber) or state check failed. */
+  conflict: 5,
+  /** Content did not verify (hash mismatch, short read). */
+  integrity: 6,
+  /** The server could not be reached or is unavailable. */
+  unavailable: 7,
+} as const;
+
+/** Help text explaining the exit codes; appended to command descriptions. */
+export const EXIT_CODES_HELP =
+  "Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not authenticated or not allowed, " +
+  "4 not found, 5 precondition failed, 6 content did not verify, 7 server unreachable.";
+
+/** An error the CLI raises itself, already phrased for the user. */
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exit: number = ExitCode.usage,
+    readonly suggestions: string[] = [],
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = "UserError";
+  }
+}
+
+/** A content verification failure. */
+export class IntegrityError extends UserError {
+  constructor(message: string) {
+    super(message, ExitCode.integrity, [], "integrity");
+    this.name = "IntegrityError";
+  }
+}
+
+const CODE_NAMES: Record<number, string> = {
+  [Code.Canceled]: "canceled",
+  [Code.Unknown]: "unknown",
+  [Code.InvalidArgument]: "invalid_argument",
+  [Code.DeadlineExceeded]: "deadline_exceeded",
+  [Code.NotFound]: "not_found",
+  [Code.AlreadyExists]: "already_exists",
+  [Code.PermissionDenied]: "permission_denied",
+  [Code.ResourceExhausted]: "resource_exhausted",
+  [Code.FailedPrecondition]: "failed_precondition",
+  [Code.Aborted]: "aborted",
+  [Code.OutOfRange]: "out_of_range",
+  [Code.Unimplemented]: "unimplemented",
+  [Code.Internal]: "internal",
+  [Code.Unavailable]: "unavailable",
+  [Code.DataLoss]: "data_loss",
+  [Code.Unauthenticated]: "unauthenticated",
+};
+
+/** The snake_case name of a Connect code ("not_found"). */
+export function codeName(code: Code): string {
+  return CODE_NAMES[code] ?? `code_${code}`;
+}
+
+/** Context for describing an RPC failure: what was being done, and to what. */
+export interface FailureContext {
+  /** What the command was doing, e.g. `uploading /a/b.txt`. */
+  action?: string;
+  /** The server URL, for "cannot reach" messages. */
+  server?: string;
+  /** The tenant involved, if any. */
+  tenant?: string;
+}
+
+/** Codes worth retrying with the same input (every retried call is idempotent). */
+export function isRetryable(err: unknown): boolean {
+  const ce = ConnectError.from(err);
+  switch (ce.code) {
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+    case Code.Aborted:
+    case Code.Unknown:
+    case Code.Internal:
+    case Code.ResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+function isNetworkError(ce: ConnectError): boolean {
+  const text = `${ce.rawMessage} ${String((ce.cause as Error | undefined)?.message ?? "")}`;
+  return /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|socket hang up|fetch failed/i.test(
+    text,
+  );
+}
+
+/**
+ * Describes any error as a {@link UserError}: ConnectErrors get a message naming the problem,
+ * a suggested fix and an exit code; UserErrors pass through; anything else is wrapped.
+ */
+export function describeError(err: unknown, ctx: FailureContext = {}): UserError {
+  if (err instanceof UserError) return err;
+  if (err instanceof ConfigMissingError) {
+    return new UserError(
+      err.message,
+      ExitCode.auth,
+      ["cacheroach bootstrap <server-url> --data-dir <server data dir>"],
+      "config_missing",
+    );
+  }
+  if (err instanceof ConfigInvalidError)
+    return new UserError(err.message, ExitCode.usage, [], "config_invalid");
+  if (!(err instanceof ConnectError)) {
+    const e = err as NodeJS.ErrnoException;
+    if (e && typeof e === "object" && typeof e.code === "string" && typeof e.message === "string") {
+      const exit = e.code === "ENOENT" ? ExitCode.notFound : ExitCode.failure;
+      return new UserError(e.message, exit, [], e.code);
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    return new UserError(msg, ExitCode.failure);
+  }
+  const prefix = ctx.action ? `${ctx.action}: ` : "";
+  const where = ctx.server ? ` at ${ctx.server}` : "";
+  const detail = err.rawMessage || codeName(err.code);
+  const code = codeName(err.code);
+  switch (err.code) {
+    case Code.Unauthenticated:
+      return new UserError(
+        `${prefix}not authenticated${where} (${detail}). The token in the config is missing, expired, revoked ` +
+          "or signed with a key this server does not know.",
+        ExitCode.auth,
+        [
+          "cacheroach bootstrap <server-url> --data-dir <server data dir>   (first-time setup, as the operator)",
+          "cacheroach auth set <https://<token>@server/>   (use a token someone issued to you)",
+        ],
+        code,
+      );
+    case Code.PermissionDenied:
+      return new UserError(
+        `${prefix}permission denied: ${detail}`,
+        ExitCode.auth,
+        [
+          `ask an operator to delegate a session with the missing capability on ${
+            ctx.tenant ? `tenant ${ctx.tenant}` : "the location"
+          } (cacheroach session delegate)`,
+        ],
+        code,
+      );
+    case Code.NotFound:
+      return new UserError(`${prefix}not found: ${detail}`, ExitCode.notFound, [], code);
+    case Code.AlreadyExists:
+      return new UserError(`${prefix}already exists: ${detail}`, ExitCode.conflict, [], code);
+    case Code.FailedPrecondition:
+      return new UserError(
+        `${prefix}precondition failed: ${detail}`,
+        ExitCode.conflict,
+        ["check the current version with `cacheroach file ls -w`, or drop --no-clobber to overwrite"],
+        code,
+      );
+    case Code.InvalidArgument:
+    case Code.OutOfRange:
+      return new UserError(`${prefix}rejected by the server: ${detail}`, ExitCode.usage, [], code);
+    case Code.DataLoss:
+      return new UserError(`${prefix}content did not verify: ${detail}`, ExitCode.integrity, [], code);
+    case Code.Unimplemented:
+      return new UserError(
+        `${prefix}the server does not implement this call (${detail})`,
+        ExitCode.failure,
+        ["check that the server URL points at a cacheroach server of a compatible version"],
+        code,
+      );
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+      return new UserError(
+        `${prefix}server unavailable${where}: ${detail}`,
+        ExitCode.unavailable,
+        isNetworkError(err)
+          ? ["check that the server is running (cacheroach start) and the URL in the config is right"]
+          : ["retry in a moment"],
+        code,
+      );
+    default:
+      if (isNetworkError(err)) {
+        return new UserError(
+          `${prefix}cannot reach the server${where}: ${detail}`,
+          ExitCode.unavailable,
+          ["check that the server is running (cacheroach start) and the URL in the config is right"],
+          "unavailable",
+        );
+      }
+      return new UserError(`${prefix}${code}: ${detail}`, ExitCode.failure, [], code);
+  }
+}
+
+/** Converts a {@link UserError} into oclif's printable error (message, suggestions, exit code). */
+export function toCliError(err: UserError): Errors.CLIError {
+  const opts: { exit: number; suggestions?: string[]; code?: string } = { exit: err.exit };
+  if (err.suggestions.length > 0) opts.suggestions = err.suggestions;
+  if (err.code) opts.code = err.code;
+  return new Errors.CLIError(err.message, opts);
+}

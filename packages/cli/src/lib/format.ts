@@ -1,0 +1,74 @@
+/** Output helpers: plain-text tables, byte sizes, durations. */
+import { UserError } from "./errors.js";
+
+/** A column of a table. */
+export interface Column<T> {
+  header: string;
+  get(row: T): string;
+  /** Right-align (numbers). */
+  right?: boolean;
+}
+
+/** Renders rows as an aligned plain-text table with a header line (no trailing spaces). */
+export function table<T>(rows: readonly T[], columns: readonly Column<T>[]): string {
+  const cells = rows.map((r) => columns.map((c) => c.get(r)));
+  const widths = columns.map((c, i) =>
+    Math.max(c.header.length, ...cells.map((row) => (row[i] ?? "").length)),
+  );
+  const line = (vals: readonly string[]) =>
+    vals
+      .map((v, i) => {
+        const w = widths[i] ?? 0;
+        return columns[i]?.right ? v.padStart(w) : v.padEnd(w);
+      })
+      .join("  ")
+      .trimEnd();
+  return [line(columns.map((c) => c.header)), ...cells.map((row) => line(row))].join("\n");
+}
+
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+/** Human-readable binary size: "0 B", "512 KiB", "1.5 GiB". */
+export function formatBytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const digits = u === 0 || v >= 100 || Number.isInteger(v) ? 0 : 1;
+  return `${v.toFixed(digits)} ${UNITS[u]}`;
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+  y: 365 * 86_400_000,
+};
+
+/** Parses "365d", "24h", "1h30m", "90s", "500ms" into milliseconds. */
+export function parseDuration(text: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)/gy;
+  let total = 0;
+  let pos = 0;
+  const s = text.trim();
+  for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+    total += Number(m[1]) * (DURATION_UNITS[m[2] ?? ""] ?? 0);
+    pos = re.lastIndex;
+  }
+  if (s === "" || pos !== s.length || total <= 0) {
+    throw new UserError(`invalid duration "${text}"`, undefined, [
+      "use a number and unit, e.g. 365d, 24h, 1h30m",
+    ]);
+  }
+  return total;
+}
+
+/** ISO-8601 in UTC without milliseconds, or "" for undefined. */
+export function formatTime(d: Date | undefined): string {
+  return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "";
+}

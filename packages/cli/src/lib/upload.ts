@@ -1,0 +1,295 @@
+/**
+ * Uploading one local file with the Uploads protocol:
+ *   size 0          → Begin{empty}
+ *   size ≤ 1 MiB    → Begin{contents} (one call)
+ *   otherwise       → Begin → Transfer* → Commit{expected_content_hash}
+ * Large files are streamed from disk one transfer block at a time (the next block is read while the
+ * current one is in flight), hashed locally as they go, and every Transfer/Commit is retried with
+ * the same state on transient failures (the protocol is idempotent). With `dedup`, large files
+ * use Begin → (FindMissing → PutChunks → Append)* → Commit instead, sending only new chunks.
+ */
+import { open } from "node:fs/promises";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { FileMeta, PreconditionSchema, Uploads } from "@cacheroach/proto";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { IntegrityError, UserError } from "./errors.js";
+import type { Progress } from "./progress.js";
+import { type RetryOptions, withRetry } from "./retry.js";
+import { ContentHasher, chunkHash, hex, RopeHasher } from "./rope-hash.js";
+
+/** Files up to this size are written with one Begin call. */
+export const ONE_SHOT_LIMIT = 1 << 20;
+
+/** Upper bound of one Transfer payload, whatever the server allows (bounds client memory). */
+export const MAX_BLOCK = 16 << 20;
+
+/** One file to upload. */
+export interface UploadJob {
+  /** Local file to read. */
+  localPath: string;
+  /** Destination path in the tenant. */
+  remotePath: string;
+  /** Size when the file was listed (used for the upload strategy and progress). */
+  size: number;
+}
+
+/** What an upload needs besides the job. */
+export interface UploadContext {
+  uploads: Client<typeof Uploads>;
+  tenantId: string;
+  precondition?: MessageInitShape<typeof PreconditionSchema>;
+  progress?: Progress;
+  retry?: RetryOptions;
+  /**
+   * Use the dedup-aware path for large files: hash locally, send only the chunks the tenant
+   * lacks (FindMissing → PutChunks → Append).
+   */
+  dedup?: boolean;
+  /** Override of {@link ONE_SHOT_LIMIT} (tests). */
+  oneShotLimit?: number;
+}
+
+const onlyUnavailable = (err: unknown) => ConnectError.from(err).code === Code.Unavailable;
+
+/** Uploads one file and returns the written version's metadata. */
+export async function uploadFile(job: UploadJob, ctx: UploadContext): Promise<FileMeta> {
+  const limit = ctx.oneShotLimit ?? ONE_SHOT_LIMIT;
+  const fh = await open(job.localPath, "r");
+  try {
+    if (job.size <= limit) {
+      // Small: read it whole (at most `limit` + 1 bytes, to notice growth).
+      const buf = Buffer.allocUnsafe(limit + 1);
+      let n = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+        if (n === buf.length) break;
+      }
+      if (n <= limit) return await oneShot(job, ctx, buf.subarray(0, n));
+      // The file grew past the limit since it was listed: fall through to the streaming path.
+    }
+    return await streamed(job, ctx, fh);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function oneShot(job: UploadJob, ctx: UploadContext, data: Buffer): Promise<FileMeta> {
+  const committed =
+    data.length === 0 ? { case: "empty" as const, value: true } : { case: "contents" as const, value: data };
+  // A one-shot Begin writes a version, so it is retried only when the server was not reached.
+  const res = await withRetry(
+    () =>
+      ctx.uploads.begin({
+        tenantId: ctx.tenantId,
+        path: job.remotePath,
+        committed,
+        precondition: ctx.precondition,
+      }),
+    { ...ctx.retry, retryable: onlyUnavailable },
+  );
+  const file = res.file;
+  if (!file) throw new UserError(`server returned no file for one-shot upload of ${job.remotePath}`, 1);
+  if (file.chunkSize > 0 || data.length === 0) {
+    const local = new ContentHasher(file.chunkSize > 0 ? file.chunkSize : 1).update(data).digest();
+    if (!local.equals(Buffer.from(file.contentHash))) {
+      throw new IntegrityError(
+        `${job.remotePath}: server stored content hash ${hex(file.contentHash)}, expected ${hex(local)}`,
+      );
+    }
+  }
+  ctx.progress?.add(data.length);
+  return file;
+}
+
+/** Reads a file sequentially in blocks of a fixed size (only the last may be short). */
+function blockReader(fh: Awaited<ReturnType<typeof open>>, blockSize: number): () => Promise<Buffer> {
+  let readPos = 0;
+  let eof = false;
+  return async () => {
+    if (eof) return Buffer.alloc(0);
+    const buf = Buffer.allocUnsafe(blockSize);
+    let n = 0;
+    while (n < blockSize) {
+      const { bytesRead } = await fh.read(buf, n, blockSize - n, readPos + n);
+      if (bytesRead === 0) {
+        eof = true;
+        break;
+      }
+      n += bytesRead;
+    }
+    readPos += n;
+    return buf.subarray(0, n);
+  };
+}
+
+/** Iterates the blocks of a file, reading the next block while the caller works on the current one. */
+async function* prefetched(read: () => Promise<Buffer>): AsyncGenerator<Buffer> {
+  let next = read();
+  next.catch(() => {}); // awaited below; this only avoids an unhandled rejection if the caller stops first
+  for (;;) {
+    const block = await next;
+    if (block.length === 0) return;
+    next = read();
+    next.catch(() => {});
+    yield block;
+  }
+}
+
+async function streamed(
+  job: UploadJob,
+  ctx: UploadContext,
+  fh: Awaited<ReturnType<typeof open>>,
+): Promise<FileMeta> {
+  const retry = ctx.retry ?? {};
+  const begin = await withRetry(
+    () => ctx.uploads.begin({ tenantId: ctx.tenantId, path: job.remotePath, precondition: ctx.precondition }),
+    retry,
+  );
+  const chunkSize = begin.chunkSize;
+  const maxTransfer = Math.min(begin.maxTransferSize, MAX_BLOCK);
+  if (chunkSize <= 0 || maxTransfer < chunkSize || begin.state.length === 0) {
+    throw new UserError(
+      `server answered Begin with an unusable upload (chunk_size ${chunkSize}, max_transfer_size ${begin.maxTransferSize})`,
+      1,
+    );
+  }
+  const { state, sent, expected } = ctx.dedup
+    ? await sendDeduplicated(job, ctx, fh, begin.state, chunkSize, maxTransfer)
+    : await sendAll(job, ctx, fh, begin.state, chunkSize, maxTransfer);
+  if (sent !== job.size) {
+    throw new UserError(
+      `${job.localPath} changed while it was being uploaded (${job.size} bytes listed, ${sent} read); nothing committed`,
+      1,
+      ["upload it again once it is no longer being written"],
+    );
+  }
+  const res = await withRetry(
+    () => ctx.uploads.commit({ state, precondition: ctx.precondition, expectedContentHash: expected }),
+    retry,
+  );
+  const file = res.file;
+  if (!file) throw new UserError(`server returned no file when committing ${job.remotePath}`, 1);
+  if (!expected.equals(Buffer.from(file.contentHash))) {
+    throw new IntegrityError(
+      `${job.remotePath}: server committed content hash ${hex(file.contentHash)}, expected ${hex(expected)}`,
+    );
+  }
+  return file;
+}
+
+interface Sent {
+  /** The state to commit. */
+  state: Uint8Array;
+  /** Bytes sent. */
+  sent: number;
+  /** The content hash computed locally. */
+  expected: Buffer;
+}
+
+function checkOffset(job: UploadJob, acknowledged: bigint, sent: number): void {
+  if (acknowledged !== BigInt(sent)) {
+    throw new UserError(
+      `${job.remotePath}: server acknowledged ${acknowledged} bytes after ${sent} were sent; upload abandoned`,
+      1,
+    );
+  }
+}
+
+/** Transfer path: every byte is sent, in blocks that are multiples of the chunk size. */
+async function sendAll(
+  job: UploadJob,
+  ctx: UploadContext,
+  fh: Awaited<ReturnType<typeof open>>,
+  initial: Uint8Array,
+  chunkSize: number,
+  maxTransfer: number,
+): Promise<Sent> {
+  const retry = ctx.retry ?? {};
+  // Every transfer but the last must be a multiple of the chunk size.
+  const blockSize = Math.floor(maxTransfer / chunkSize) * chunkSize;
+  const hasher = new ContentHasher(chunkSize);
+  let state = initial;
+  let sent = 0;
+  for await (const block of prefetched(blockReader(fh, blockSize))) {
+    hasher.update(block);
+    const current = state;
+    const res = await withRetry(() => ctx.uploads.transfer({ state: current, data: block }), retry);
+    sent += block.length;
+    checkOffset(job, res.offset, sent);
+    state = res.state;
+    ctx.progress?.add(block.length);
+  }
+  return { state, sent, expected: hasher.digest() };
+}
+
+/** Chunks hashed and checked with FindMissing per round of the dedup path. */
+export const DEDUP_BATCH_CHUNKS = 32;
+
+/**
+ * Dedup path: hash chunks locally, ask FindMissing which ones the tenant lacks, send only those
+ * with PutChunks, then Append the references of all of them in order.
+ */
+async function sendDeduplicated(
+  job: UploadJob,
+  ctx: UploadContext,
+  fh: Awaited<ReturnType<typeof open>>,
+  initial: Uint8Array,
+  chunkSize: number,
+  maxTransfer: number,
+): Promise<Sent> {
+  const retry = ctx.retry ?? {};
+  const rope = new RopeHasher();
+  let state = initial;
+  let sent = 0;
+  for await (const block of prefetched(blockReader(fh, chunkSize * DEDUP_BATCH_CHUNKS))) {
+    const chunks: { hash: Buffer; data: Buffer }[] = [];
+    for (let off = 0; off < block.length; off += chunkSize) {
+      const data = block.subarray(off, Math.min(off + chunkSize, block.length));
+      chunks.push({ hash: chunkHash(data), data });
+    }
+    const current = state;
+    const put = async (which: { hash: Buffer; data: Buffer }[]) => {
+      // Groups of at most maxTransfer bytes per call.
+      let group: typeof which = [];
+      let bytes = 0;
+      const flush = async () => {
+        if (group.length === 0) return;
+        const g = group;
+        await withRetry(() => ctx.uploads.putChunks({ state: current, chunks: g }), retry);
+        group = [];
+        bytes = 0;
+      };
+      for (const c of which) {
+        if (bytes + c.data.length > maxTransfer) await flush();
+        group.push(c);
+        bytes += c.data.length;
+      }
+      await flush();
+    };
+    const missing = await withRetry(
+      () => ctx.uploads.findMissing({ state: current, hashes: chunks.map((c) => c.hash) }),
+      retry,
+    );
+    const lacking = new Set(missing.missing.map((h) => Buffer.from(h).toString("hex")));
+    await put(chunks.filter((c) => lacking.has(c.hash.toString("hex"))));
+    const refs = chunks.map((c) => ({ hash: c.hash, length: c.data.length }));
+    const append = () => withRetry(() => ctx.uploads.append({ state: current, chunks: refs }), retry);
+    let res: Awaited<ReturnType<typeof append>>;
+    try {
+      res = await append();
+    } catch (err) {
+      // A chunk reported present may have been collected since: send them all, then append again.
+      if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
+      await put(chunks);
+      res = await append();
+    }
+    for (const c of chunks) rope.add(c.hash, c.data.length);
+    sent += block.length;
+    checkOffset(job, res.offset, sent);
+    state = res.state;
+    ctx.progress?.add(block.length);
+  }
+  return { state, sent, expected: rope.digest() };
+}

@@ -1,0 +1,291 @@
+/** `cacheroach file put|get|ls|rm` against a real server (startTestServer) and database. */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { saveConfig } from "@cacheroach/cli";
+import { startTestServer, type TestServer } from "@cacheroach/server/testing";
+import pg from "pg";
+import { errorText, runCli, spawnCli, tempDir } from "./helpers.js";
+
+const SCRATCHPAD = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
+const MiB = 1 << 20;
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const piece of createReadStream(path)) h.update(piece as Buffer);
+  return h.digest("hex");
+}
+
+/** Writes `size` random bytes to `path` a few MiB at a time. */
+async function randomFile(path: string, size: number): Promise<void> {
+  const fh = await open(path, "w");
+  try {
+    for (let off = 0; off < size; off += 8 * MiB) await fh.write(randomBytes(Math.min(8 * MiB, size - off)));
+  } finally {
+    await fh.close();
+  }
+}
+
+interface PutJson {
+  status: string;
+  path: string;
+  size: number;
+  version: number;
+  contentHash: string;
+}
+
+describe("file commands against a server", () => {
+  let ts: TestServer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let config: string;
+  let db: pg.Client;
+  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
+
+  before(async () => {
+    ts = await startTestServer();
+    ({ dir, cleanup } = await tempDir());
+    config = join(dir, "config");
+    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
+    db = new pg.Client({ connectionString: ts.databaseUrl });
+    await db.connect();
+  });
+  after(async () => {
+    await db?.end();
+    await ts?.close();
+    await cleanup?.();
+  });
+
+  const chunkCount = async () => Number((await db.query("SELECT count(*) AS n FROM chunks")).rows[0].n);
+
+  test("put, ls, get and rm a small file", async () => {
+    const local = join(dir, "hello.txt");
+    await writeFile(local, "hello, cacheroach\n");
+    const put = await cli("file", "put", "/small/", local);
+    assert.equal(put.code, 0, errorText(put));
+    assert.match(put.stdout, /^Path\s+Size\s+Version\n\/small\/hello\.txt\s+18\s+1\n$/);
+
+    const ls = await cli("file", "ls", "/small");
+    assert.equal(ls.stdout, "/small/hello.txt\n");
+    const wide = await cli("file", "ls", "-w", "/small");
+    assert.match(
+      wide.stdout,
+      /^Path\s+Size\s+Version\s+Modified\s+Hash\n\/small\/hello\.txt\s+18\s+1\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+[0-9a-f]{12}\n$/,
+    );
+
+    const out = join(dir, "hello.copy");
+    const get = await cli("file", "get", "/small/hello.txt", "-o", out);
+    assert.equal(get.code, 0, errorText(get));
+    assert.equal(await readFile(out, "utf8"), "hello, cacheroach\n");
+    assert.match(get.stdout, /\/small\/hello\.txt\s+.*hello\.copy\s+18\s+1/);
+
+    const rm = await cli("file", "rm", "/small/hello.txt");
+    assert.equal(rm.code, 0, errorText(rm));
+    assert.match(rm.stdout, /\/small\/hello\.txt\s+deleted \(version 1\)/);
+    assert.equal((await cli("file", "ls", "/small")).stdout, "");
+  });
+
+  test("--json output of put, ls and get", async () => {
+    const local = join(dir, "j.txt");
+    await writeFile(local, "json");
+    const put = await cli("file", "put", "--json", "/json/", local);
+    const [p] = JSON.parse(put.stdout) as PutJson[];
+    assert.equal(p?.status, "ok");
+    assert.equal(p?.path, "/json/j.txt");
+    assert.equal(p?.size, 4);
+    assert.match(p?.contentHash ?? "", /^[0-9a-f]{64}$/);
+    const ls = JSON.parse((await cli("file", "ls", "--json", "/json")).stdout) as PutJson[];
+    assert.deepEqual(
+      ls.map((f) => [f.path, f.size, f.contentHash]),
+      [["/json/j.txt", 4, p?.contentHash]],
+    );
+    const get = await cli("file", "get", "--json", "/json/j.txt", "-o", join(dir, "j.copy"));
+    assert.equal((JSON.parse(get.stdout) as PutJson[])[0]?.contentHash, p?.contentHash);
+  });
+
+  test("an empty file round-trips", async () => {
+    const local = join(dir, "empty");
+    await writeFile(local, "");
+    const put = await cli("file", "put", "/e/", local);
+    assert.equal(put.code, 0, errorText(put));
+    assert.match(put.stdout, /\/e\/empty\s+0\s+1/);
+    const out = join(dir, "empty.copy");
+    await writeFile(out, "old contents are replaced");
+    const get = await cli("file", "get", "/e/empty", "-o", out);
+    assert.equal(get.code, 0, errorText(get));
+    assert.equal((await readFile(out)).length, 0);
+    assert.match((await cli("file", "ls", "-w", "/e")).stdout, /\/e\/empty\s+0\s+1/);
+  });
+
+  test("a directory tree with -r, and several files back into a directory", async () => {
+    const tree = join(dir, "tree");
+    await mkdir(join(tree, "sub", "deeper"), { recursive: true });
+    await writeFile(join(tree, "a.txt"), "a");
+    await writeFile(join(tree, "sub", "b.txt"), "bb");
+    await writeFile(join(tree, "sub", "deeper", "c.bin"), randomBytes(3 * MiB));
+    await writeFile(join(tree, "sub", "empty"), "");
+    const put = await cli("file", "put", "-r", "-p", "2", "/tree/", tree);
+    assert.equal(put.code, 0, errorText(put));
+    const ls = await cli("file", "ls", "/tree");
+    assert.equal(ls.stdout, "/tree/a.txt\n/tree/sub/b.txt\n/tree/sub/deeper/c.bin\n/tree/sub/empty\n");
+
+    const outDir = join(dir, "tree-out");
+    const get = await cli(
+      "file",
+      "get",
+      "/tree/a.txt",
+      "/tree/sub/b.txt",
+      "/tree/sub/deeper/c.bin",
+      "-o",
+      `${outDir}/`,
+    );
+    assert.equal(get.code, 0, errorText(get));
+    assert.deepEqual((await readdir(outDir)).sort(), ["a.txt", "b.txt", "c.bin"]);
+    assert.deepEqual(
+      await readFile(join(outDir, "c.bin")),
+      await readFile(join(tree, "sub", "deeper", "c.bin")),
+    );
+
+    const notDir = await cli("file", "get", "/tree/a.txt", "/tree/sub/b.txt", "-o", join(dir, "nodir"));
+    assert.equal(notDir.code, 2);
+    assert.match(errorText(notDir), /must be a directory when getting several files/);
+  });
+
+  test("a 100 MiB random file is byte-identical after get, and a second put stores no new chunks", async () => {
+    const local = join(dir, "big.bin");
+    await randomFile(local, 100 * MiB);
+    const before0 = await chunkCount();
+    const put1 = await cli("file", "put", "--json", "/big/", local);
+    assert.equal(put1.code, 0, errorText(put1));
+    const after1 = await chunkCount();
+    assert.equal(after1 - before0, 200, "100 MiB = 200 chunks of 512 KiB");
+
+    const out = join(dir, "big.copy");
+    const get = await cli("file", "get", "/big/big.bin", "-o", out);
+    assert.equal(get.code, 0, errorText(get));
+    assert.equal(await sha256File(out), await sha256File(local));
+
+    const put2 = await cli("file", "put", "--json", "/big/", local);
+    assert.equal(put2.code, 0, errorText(put2));
+    assert.equal(await chunkCount(), after1, "no new chunks for identical content");
+    const [v1] = JSON.parse(put1.stdout) as PutJson[];
+    const [v2] = JSON.parse(put2.stdout) as PutJson[];
+    assert.equal(v2?.version, (v1?.version ?? 0) + 1);
+    assert.equal(v2?.contentHash, v1?.contentHash);
+  });
+
+  test("get -o - writes the bytes to stdout", async () => {
+    const local = join(dir, "stream.bin");
+    await randomFile(local, 3 * MiB + 5);
+    assert.equal((await cli("file", "put", "/stream/", local)).code, 0);
+    const r = await spawnCli(["file", "get", "/stream/stream.bin", "-o", "-", "-c", config]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout, await readFile(local));
+  });
+
+  test("--no-clobber refuses to overwrite", async () => {
+    const local = join(dir, "nc.txt");
+    await writeFile(local, "first");
+    assert.equal((await cli("file", "put", "--no-clobber", "/nc/", local)).code, 0);
+    const again = await cli("file", "put", "--no-clobber", "/nc/", local);
+    assert.equal(again.code, 5);
+    assert.match(errorText(again), /precondition failed/);
+    // The large (streamed) path checks it too.
+    const big = join(dir, "nc-big.bin");
+    await randomFile(big, 2 * MiB);
+    assert.equal((await cli("file", "put", "--no-clobber", "/nc/", big)).code, 0);
+    assert.equal((await cli("file", "put", "--no-clobber", "/nc/", big)).code, 5);
+  });
+
+  test("a partial failure uploads the rest and exits non-zero", async () => {
+    const a = join(dir, "pa.txt");
+    const b = join(dir, "pb.txt");
+    await writeFile(a, "a");
+    await writeFile(b, "b");
+    assert.equal((await cli("file", "put", "/partial/", a)).code, 0);
+    const r = await cli("file", "put", "--no-clobber", "/partial/", a, b);
+    assert.equal(r.code, 5);
+    assert.match(r.stdout, /\/partial\/pb\.txt\s+1\s+1/);
+    assert.doesNotMatch(r.stdout, /pa\.txt/);
+    assert.match(r.stderr, /failed: .*pa\.txt → \/partial\/pa\.txt: precondition failed/);
+    assert.match(errorText(r), /1 of 2 files failed to upload/);
+    const j = await cli("file", "put", "--json", "--no-clobber", "/partial/", a, b);
+    assert.equal(j.code, 5);
+    assert.deepEqual(
+      (JSON.parse(j.stdout) as { status: string; code?: string }[]).map((x) => [x.status, x.code]),
+      [
+        ["error", "failed_precondition"],
+        ["error", "failed_precondition"],
+      ],
+    );
+  });
+
+  test("--verbose logs each RPC to stderr", async () => {
+    const r = await cli("file", "ls", "-v", "/");
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /\[cacheroach\] transport connect-h1/);
+    assert.match(r.stderr, /cacheroach\.v1\.Files\/List ok/);
+  });
+
+  test("rm reports each path and fails for missing ones", async () => {
+    const local = join(dir, "rm.txt");
+    await writeFile(local, "x");
+    assert.equal((await cli("file", "put", "/rm/", local)).code, 0);
+    const r = await cli("file", "rm", "/rm/rm.txt", "/rm/missing.txt");
+    assert.equal(r.code, 4);
+    assert.match(r.stdout, /\/rm\/rm\.txt\s+deleted \(version 1\)/);
+    assert.match(r.stdout, /\/rm\/missing\.txt\s+error: .*not found/);
+    assert.match(errorText(r), /1 of 2 paths could not be deleted/);
+    const one = await cli("file", "rm", "/rm/missing.txt");
+    assert.equal(one.code, 4);
+    assert.match(errorText(one), /not found/);
+    const json = await cli("file", "rm", "--json", "/rm/missing.txt");
+    assert.equal(json.code, 4);
+    assert.equal((JSON.parse(json.stdout) as { status: string }[])[0]?.status, "error");
+  });
+
+  test("get of a missing file fails and leaves no temp file", async () => {
+    const outDir = join(dir, "missing-out");
+    await mkdir(outDir);
+    const r = await cli("file", "get", "/no/such/file.txt", "-o", `${outDir}/`);
+    assert.equal(r.code, 4);
+    assert.match(errorText(r), /not found/);
+    assert.deepEqual(await readdir(outDir), []);
+  });
+
+  test("unknown tenant is a clear error for every command", async () => {
+    const t = "11111111-2222-3333-4444-555555555555";
+    const local = join(dir, "t.txt");
+    await writeFile(local, "x");
+    for (const argv of [
+      ["file", "put", "/t/", local],
+      ["file", "get", "/t/t.txt", "-o", join(dir, "t.copy")],
+      ["file", "rm", "/t/t.txt"],
+      ["file", "ls"],
+    ]) {
+      const r = await cli(...argv, "-t", t);
+      assert.equal(r.code, 4, `${argv.join(" ")}: ${errorText(r)}`);
+      assert.match(errorText(r), new RegExp(`tenant ${t} does not exist`), argv.join(" "));
+    }
+  });
+
+  test("a bad token is reported as not authenticated", async () => {
+    const bad = join(dir, "bad-config");
+    await saveConfig(bad, { server: ts.url, token: "not.a.jwt", defaultTenant: SCRATCHPAD });
+    const r = await runCli(["file", "ls", "-c", bad]);
+    assert.equal(r.code, 3);
+    assert.match(errorText(r), /not authenticated/);
+    assert.match(errorText(r), /cacheroach bootstrap/);
+  });
+
+  test("remote paths with .. are refused before upload", async () => {
+    const local = join(dir, "ok.txt");
+    await writeFile(local, "x");
+    const r = await cli("file", "put", "/a/../b/", local);
+    assert.equal(r.code, 2);
+    assert.match(errorText(r), /".."/);
+  });
+});

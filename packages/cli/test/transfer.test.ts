@@ -1,0 +1,338 @@
+/**
+ * The upload and download logic against in-memory fake services (Connect router transport):
+ * transfer sizes, retries with the same state, end-to-end hash checks and clean-up on mismatch.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import {
+  chunkHash,
+  contentHash,
+  DEDUP_BATCH_CHUNKS,
+  downloadFile,
+  IntegrityError,
+  uploadFile,
+} from "@cacheroach/cli";
+import { FileMetaSchema, Files, Uploads } from "@cacheroach/proto";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { tempDir } from "./helpers.js";
+
+const CHUNK = 1024;
+const MAX_TRANSFER = 4 * CHUNK + 100; // not a multiple: the client must round down
+
+function fakeUploads() {
+  const log = {
+    transfers: [] as { state: string; size: number }[],
+    commits: [] as string[],
+    data: [] as Buffer[],
+    failNextTransfer: 0,
+    failNextCommit: 0,
+  };
+  const transport = createRouterTransport((router) => {
+    router.service(Uploads, {
+      begin(req) {
+        if (req.committed.case === "contents" || req.committed.case === "empty") {
+          const data = req.committed.case === "contents" ? Buffer.from(req.committed.value) : Buffer.alloc(0);
+          return {
+            file: create(FileMetaSchema, {
+              path: req.path,
+              version: 1n,
+              size: BigInt(data.length),
+              chunkSize: CHUNK,
+              contentHash: contentHash(data, CHUNK),
+            }),
+          };
+        }
+        return { state: Buffer.from("s0"), chunkSize: CHUNK, maxTransferSize: MAX_TRANSFER };
+      },
+      transfer(req) {
+        const state = Buffer.from(req.state).toString();
+        log.transfers.push({ state, size: req.data.length });
+        if (log.failNextTransfer > 0) {
+          log.failNextTransfer--;
+          throw new ConnectError("connection reset", Code.Unavailable);
+        }
+        const n = Number(state.slice(1));
+        // Idempotent: the same state and data give the same answer.
+        log.data[n] = Buffer.from(req.data);
+        const offset = log.data.slice(0, n + 1).reduce((s, b) => s + b.length, 0);
+        return { state: Buffer.from(`s${n + 1}`), offset: BigInt(offset) };
+      },
+      commit(req) {
+        const state = Buffer.from(req.state).toString();
+        log.commits.push(state);
+        if (log.failNextCommit > 0) {
+          log.failNextCommit--;
+          throw new ConnectError("deadline", Code.DeadlineExceeded);
+        }
+        const content = Buffer.concat(log.data);
+        const hash = contentHash(content, CHUNK);
+        if (!hash.equals(Buffer.from(req.expectedContentHash))) {
+          throw new ConnectError("content hash mismatch", Code.DataLoss);
+        }
+        return {
+          file: create(FileMetaSchema, {
+            path: "/x",
+            version: 1n,
+            size: BigInt(content.length),
+            chunkSize: CHUNK,
+            contentHash: hash,
+          }),
+        };
+      },
+    });
+  });
+  return { log, uploads: createClient(Uploads, transport) };
+}
+
+function fakeFiles(content: Buffer, hash: Uint8Array) {
+  const transport = createRouterTransport((router) => {
+    router.service(Files, {
+      async *read(req) {
+        yield {
+          file: create(FileMetaSchema, {
+            path: req.path,
+            version: 3n,
+            size: BigInt(content.length),
+            chunkSize: CHUNK,
+            contentHash: hash,
+          }),
+        };
+        for (let off = 0; off < content.length; off += CHUNK) {
+          yield { data: content.subarray(off, off + CHUNK), offset: BigInt(off) };
+        }
+      },
+    });
+  });
+  return createClient(Files, transport);
+}
+
+describe("upload", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => ({ dir, cleanup } = await tempDir()));
+  after(() => cleanup());
+
+  test("streams chunk-aligned transfers and retries Transfer and Commit with the same state", async () => {
+    const content = randomBytes(10 * CHUNK + 7);
+    const path = join(dir, "big.bin");
+    await writeFile(path, content);
+    const { log, uploads } = fakeUploads();
+    log.failNextTransfer = 1;
+    log.failNextCommit = 2;
+    let progressed = 0;
+    const file = await uploadFile(
+      { localPath: path, remotePath: "/x", size: content.length },
+      {
+        uploads,
+        tenantId: "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a",
+        oneShotLimit: 100,
+        retry: { baseDelayMs: 1 },
+        progress: { add: (n) => (progressed += n), addTotal() {}, label() {}, stop() {} },
+      },
+    );
+    assert.equal(file.size, BigInt(content.length));
+    assert.deepEqual(Buffer.concat(log.data), content);
+    // 4 chunks per transfer (MAX_TRANSFER rounded down), the last one short.
+    assert.deepEqual(
+      log.transfers.map((t) => `${t.state}:${t.size}`),
+      ["s0:4096", "s0:4096", "s1:4096", "s2:2055"],
+    );
+    assert.deepEqual(log.commits, ["s3", "s3", "s3"]);
+    assert.equal(progressed, content.length);
+  });
+
+  test("gives up after the retry budget with a clear error", async () => {
+    const content = randomBytes(3 * CHUNK);
+    const path = join(dir, "fail.bin");
+    await writeFile(path, content);
+    const { log, uploads } = fakeUploads();
+    log.failNextTransfer = 100;
+    await assert.rejects(
+      uploadFile(
+        { localPath: path, remotePath: "/x", size: content.length },
+        { uploads, tenantId: "t", oneShotLimit: 100, retry: { baseDelayMs: 1, attempts: 3 } },
+      ),
+      (err: ConnectError) => {
+        assert.equal(err.code, Code.Unavailable);
+        assert.match(err.message, /gave up after 3 attempts/);
+        return true;
+      },
+    );
+    assert.equal(log.transfers.length, 3);
+    assert.equal(log.commits.length, 0);
+  });
+
+  test("small and empty files are one call", async () => {
+    const { log, uploads } = fakeUploads();
+    for (const size of [0, 50]) {
+      const path = join(dir, `small-${size}`);
+      await writeFile(path, randomBytes(size));
+      const file = await uploadFile(
+        { localPath: path, remotePath: `/s${size}`, size },
+        { uploads, tenantId: "t", oneShotLimit: 100 },
+      );
+      assert.equal(file.size, BigInt(size));
+    }
+    assert.equal(log.transfers.length, 0);
+  });
+
+  test("a file that changes size during the upload is not committed", async () => {
+    const path = join(dir, "shrunk.bin");
+    await writeFile(path, randomBytes(2 * CHUNK));
+    const { log, uploads } = fakeUploads();
+    await assert.rejects(
+      uploadFile(
+        { localPath: path, remotePath: "/x", size: 5 * CHUNK },
+        { uploads, tenantId: "t", oneShotLimit: 100 },
+      ),
+      /changed while it was being uploaded/,
+    );
+    assert.equal(log.commits.length, 0);
+  });
+});
+
+/** A fake of the dedup-aware path: FindMissing, PutChunks, Append, Commit over a chunk store. */
+function fakeDedupUploads() {
+  const store = new Map<string, Buffer>();
+  const uploads = new Map<string, { hash: Buffer; length: number }[]>();
+  const log = { put: 0, appended: 0 };
+  let next = 0;
+  const refsOf = (state: Uint8Array) => {
+    const [id] = Buffer.from(state).toString().split(":");
+    const refs = uploads.get(id ?? "");
+    if (!refs) throw new ConnectError("bad state", Code.InvalidArgument);
+    return { id: id ?? "", refs };
+  };
+  const stateOf = (id: string, n: number) => Buffer.from(`${id}:${n}`);
+  const transport = createRouterTransport((router) => {
+    router.service(Uploads, {
+      begin() {
+        const id = `u${next++}`;
+        uploads.set(id, []);
+        return { state: stateOf(id, 0), chunkSize: CHUNK, maxTransferSize: 3 * CHUNK };
+      },
+      findMissing(req) {
+        return { missing: req.hashes.filter((h) => !store.has(Buffer.from(h).toString("hex"))) };
+      },
+      putChunks(req) {
+        let bytes = 0;
+        for (const c of req.chunks) {
+          bytes += c.data.length;
+          if (!chunkHash(c.data).equals(Buffer.from(c.hash)))
+            throw new ConnectError("hash", Code.InvalidArgument);
+          store.set(Buffer.from(c.hash).toString("hex"), Buffer.from(c.data));
+          log.put++;
+        }
+        if (bytes > 3 * CHUNK) throw new ConnectError("too big", Code.InvalidArgument);
+        return { stored: req.chunks.length };
+      },
+      append(req) {
+        const { id, refs } = refsOf(req.state);
+        const n = Number(Buffer.from(req.state).toString().split(":")[1]);
+        refs.length = n; // idempotent: replaying a state replaces what followed it
+        for (const c of req.chunks) {
+          if (!store.has(Buffer.from(c.hash).toString("hex")))
+            throw new ConnectError("missing", Code.FailedPrecondition);
+          refs.push({ hash: Buffer.from(c.hash), length: c.length });
+          log.appended++;
+        }
+        return { state: stateOf(id, refs.length), offset: BigInt(refs.reduce((s, r) => s + r.length, 0)) };
+      },
+      commit(req) {
+        const { refs } = refsOf(req.state);
+        const content = Buffer.concat(refs.map((r) => store.get(r.hash.toString("hex"))!));
+        const hash = contentHash(content, CHUNK);
+        if (!hash.equals(Buffer.from(req.expectedContentHash)))
+          throw new ConnectError("mismatch", Code.DataLoss);
+        return {
+          file: create(FileMetaSchema, { path: "/d", size: BigInt(content.length), contentHash: hash }),
+        };
+      },
+    });
+  });
+  return { log, store, uploads: createClient(Uploads, transport) };
+}
+
+describe("dedup upload", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => ({ dir, cleanup } = await tempDir()));
+  after(() => cleanup());
+
+  test("sends only the chunks the tenant lacks", async () => {
+    const { log, store, uploads } = fakeDedupUploads();
+    const content = randomBytes(70 * CHUNK + 5); // more than one batch of DEDUP_BATCH_CHUNKS
+    const path = join(dir, "d.bin");
+    await writeFile(path, content);
+    const up = () =>
+      uploadFile(
+        { localPath: path, remotePath: "/d", size: content.length },
+        { uploads, tenantId: "t", oneShotLimit: 100, dedup: true },
+      );
+    const f1 = await up();
+    assert.equal(log.put, 71);
+    assert.equal(log.appended, 71);
+    assert.deepEqual(Buffer.from(f1.contentHash), contentHash(content, CHUNK));
+
+    const f2 = await up();
+    assert.equal(log.put, 71, "nothing new sent the second time");
+    assert.deepEqual(f2.contentHash, f1.contentHash);
+
+    content.writeUInt8(content.readUInt8(40 * CHUNK + 1) ^ 0xff, 40 * CHUNK + 1); // change one chunk
+    await writeFile(path, content);
+    await up();
+    assert.equal(log.put, 72, "one changed chunk sent");
+
+    // A chunk that vanishes between FindMissing and Append is re-sent.
+    store.delete(chunkHash(content.subarray(0, CHUNK)).toString("hex"));
+    const realFind = store.has.bind(store);
+    let lie = true;
+    const first = chunkHash(content.subarray(0, CHUNK)).toString("hex");
+    store.has = (k: string) => {
+      if (lie && k === first) {
+        lie = false;
+        return true;
+      }
+      return realFind(k);
+    };
+    await up();
+    assert.equal(log.put, 72 + DEDUP_BATCH_CHUNKS, "the first batch re-sent after FailedPrecondition");
+  });
+});
+
+describe("download", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => ({ dir, cleanup } = await tempDir()));
+  after(() => cleanup());
+
+  test("verified content is renamed into place", async () => {
+    const content = randomBytes(5 * CHUNK + 3);
+    const files = fakeFiles(content, contentHash(content, CHUNK));
+    const dest = join(dir, "ok.bin");
+    const meta = await downloadFile("/ok.bin", { kind: "file", path: dest }, { files, tenantId: "t" });
+    assert.equal(meta.version, 3n);
+    assert.deepEqual(await readFile(dest), content);
+    assert.deepEqual(await readdir(dir), ["ok.bin"]);
+  });
+
+  test("a hash mismatch fails and leaves nothing behind", async () => {
+    const content = randomBytes(5 * CHUNK + 3);
+    const wrong = contentHash(Buffer.concat([content, Buffer.from("x")]), CHUNK);
+    const files = fakeFiles(content, wrong);
+    const dest = join(dir, "bad.bin");
+    await assert.rejects(
+      downloadFile("/bad.bin", { kind: "file", path: dest }, { files, tenantId: "t" }),
+      (err: Error) => {
+        assert.ok(err instanceof IntegrityError);
+        assert.match(err.message, /content hash mismatch/);
+        return true;
+      },
+    );
+    assert.deepEqual(await readdir(dir), ["ok.bin"]);
+  });
+});
