@@ -26,7 +26,7 @@ import { createClient, type Interceptor } from "@connectrpc/connect";
 const MiB = 1 << 20;
 const size = Number(process.argv[2] ?? 256) * MiB;
 const rounds = Number(process.argv[3] ?? 3);
-const cliRoot = join(import.meta.dirname, "..");
+const cliRoot = join(import.meta.dirname, "..", "packages", "cli");
 
 const db = await createTestDatabase();
 const dir = await mkdtemp(join(tmpdir(), "cacheroach-bench-"));
