@@ -30,6 +30,12 @@ export interface ServerOptions {
   maxSignedUrlSeconds?: number;
   /** How often the vhost map is reloaded; default 5 s. */
   vhostRefreshMs?: number;
+  /** Largest body Uploads.Fetch stores; default 1 GiB. */
+  fetchMaxBytes?: number;
+  /** Deadline of one Uploads.Fetch; default 5 minutes. */
+  fetchTimeoutMs?: number;
+  /** Let Uploads.Fetch reach loopback/private/link-local addresses; default false (SSRF guard). */
+  fetchAllowPrivate?: boolean;
 }
 
 /** Validated server configuration. */
@@ -49,6 +55,9 @@ export interface ServerConfig {
   readonly maxPutBytes: number;
   readonly maxSignedUrlSeconds: number;
   readonly vhostRefreshMs: number;
+  readonly fetchMaxBytes: number;
+  readonly fetchTimeoutMs: number;
+  readonly fetchAllowPrivate: boolean;
 }
 
 /** A configuration value is invalid; the message names it. */
@@ -94,6 +103,9 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     maxPutBytes: positive(o.maxPutBytes ?? 64 * 1024 ** 3, "max PUT bytes"),
     maxSignedUrlSeconds: positive(o.maxSignedUrlSeconds ?? 7 * 24 * 3600, "max signed-URL seconds"),
     vhostRefreshMs: positive(o.vhostRefreshMs ?? 5000, "vhost refresh interval"),
+    fetchMaxBytes: positive(o.fetchMaxBytes ?? 1024 ** 3, "fetch max bytes"),
+    fetchTimeoutMs: positive(o.fetchTimeoutMs ?? 300_000, "fetch timeout"),
+    fetchAllowPrivate: o.fetchAllowPrivate ?? false,
   };
 }
 

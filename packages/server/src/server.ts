@@ -93,7 +93,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
     const routes = (router: ConnectRouter) => {
       router.service(Files, createFilesService(files, ropes, signer, config.maxSignedUrlSeconds));
-      router.service(Uploads, createUploadsService(uploads, chunks));
+      router.service(
+        Uploads,
+        createUploadsService(uploads, chunks, files, {
+          maxBytes: config.fetchMaxBytes,
+          timeoutMs: config.fetchTimeoutMs,
+          allowPrivate: config.fetchAllowPrivate,
+        }),
+      );
       router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
       router.service(Principals, createPrincipalsService(new PrincipalStore(db!), authz));
       router.service(Tokens, createTokensService(signer, sessions, authz));

@@ -4,7 +4,9 @@ import { kSession } from "../auth/interceptor.js";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
 import type { ChunkStore } from "../store/chunk-store.js";
+import type { FileStore } from "../store/file-store.js";
 import { validatePath } from "../store/paths.js";
+import { type FetchLimits, fetchRemote } from "../uploads/remote-fetch.js";
 import type { UploadManager } from "../uploads/upload-manager.js";
 import { fromPrecondition, toFileMeta, validateContentType, validateMeta } from "./convert.js";
 
@@ -12,6 +14,8 @@ import { fromPrecondition, toFileMeta, validateContentType, validateMeta } from 
 export function createUploadsService(
   uploads: UploadManager,
   chunks: ChunkStore,
+  files: FileStore,
+  fetchLimits: FetchLimits,
 ): Partial<ServiceImpl<typeof Uploads>> {
   const limits = uploads.limits;
   const decode = (state: Uint8Array) => uploads.codec.decode(state);
@@ -73,6 +77,22 @@ export function createUploadsService(
         req.chunks.map((c) => ({ hash: Buffer.from(c.hash), length: c.length })),
       );
       return { state, offset: BigInt(decoded.offset) };
+    },
+
+    async fetch(req, ctx: HandlerContext) {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      const path = validatePath(req.path);
+      const s = ctx.values.get(kSession);
+      const r = await fetchRemote(
+        uploads,
+        files,
+        tenantId,
+        path,
+        { url: req.remoteUrl, method: req.remoteMethod, headers: req.remoteHeaders },
+        fetchLimits,
+        { principalId: s?.principalId, sessionId: s?.id },
+      );
+      return { remoteHttpCode: r.code, remoteHttpMessage: r.message, file: r.file && toFileMeta(r.file) };
     },
 
     async commit(req) {
