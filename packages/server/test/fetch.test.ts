@@ -26,29 +26,34 @@ async function rejects(p: Promise<unknown>, code: Code, pattern: RegExp) {
 
 before(async () => {
   // A stand-in remote web server on loopback.
-  origin = http.createServer((req, res) => {
+  origin = http.createServer((req, res): void => {
     seenIfModifiedSince = req.headers["if-modified-since"];
     if (req.url === "/hello.txt") {
       if (req.headers["if-modified-since"]) {
         res.writeHead(304);
-        return res.end();
+        res.end();
+        return;
       }
       res.writeHead(200, { "content-type": "text/plain" });
-      return res.end("hello from afar");
+      res.end("hello from afar");
+      return;
     }
     if (req.url === "/big.bin") {
       res.writeHead(200, { "content-length": big.length });
-      return res.end(big);
+      res.end(big);
+      return;
     }
     if (req.url === "/stream.bin") {
       res.writeHead(200); // no length: the limit applies mid-stream
       res.write(big);
-      return res.end(big);
+      res.end(big);
+      return;
     }
     if (req.url === "/slow") return; // never answers
     if (req.url === "/echo-header") {
       res.writeHead(200);
-      return res.end(String(req.headers["x-token"]));
+      res.end(String(req.headers["x-token"]));
+      return;
     }
     res.writeHead(404);
     res.end();
