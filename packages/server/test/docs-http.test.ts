@@ -3,8 +3,8 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
 import { startTestServer, type TestServer } from "../src/testing.js";
 
 // docs/http.md promises that its examples work as written: run every `sh` block in order in one
