@@ -77,6 +77,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       client.release();
     }
     await ensureBootstrapData(db);
+    const version = (await db.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
+    if (!/cockroach/i.test(version)) db.enableAsyncBulkCommit();
 
     const signer = new TokenSigner(keys);
     const sessions = new SessionStore(db, config.sessionCacheMs);

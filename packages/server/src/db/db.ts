@@ -49,20 +49,29 @@ export interface DbOptions {
  */
 export class Db implements Queryable {
   readonly pool: pg.Pool;
+  /**
+   * Pool for bulk writes whose commits need not wait for the WAL flush (chunks, chunk lists).
+   * Safe because PostgreSQL flushes WAL in order: the synchronous commit that later publishes a
+   * file version also makes every earlier bulk write durable, so nothing visible can reference a
+   * lost chunk. A crash can only lose unpublished upload progress, which the client redoes.
+   * Equal to `pool` until {@link enableAsyncBulkCommit} (never on CockroachDB).
+   */
+  private bulkPool: pg.Pool;
+  private readonly config: pg.PoolConfig;
   private readonly log: Logger | undefined;
   private readonly maxAttempts: number;
 
   constructor(options: DbOptions) {
-    this.pool = new pg.Pool({
+    this.log = options.log;
+    this.config = {
       connectionString: options.url,
       max: options.maxConnections ?? 20,
       application_name: "cacheroach",
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
-    });
-    // An idle client losing its connection must not crash the process; the pool replaces it.
-    this.pool.on("error", (err) => this.log?.warn({ err: err.message }, "idle database connection failed"));
-    this.log = options.log;
+    };
+    this.pool = this.makePool(this.config);
+    this.bulkPool = this.pool;
     this.maxAttempts = options.maxAttempts ?? 8;
   }
 
@@ -72,6 +81,20 @@ export class Db implements Queryable {
     params?: unknown[],
   ): Promise<pg.QueryResult<R>> {
     return this.retry(() => this.timed<R>(this.pool, sql, params));
+  }
+
+  /** One autocommit bulk write (see `bulkPool`), retried on transient failures. */
+  async bulk<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.retry(() => this.timed<R>(this.bulkPool, sql, params));
+  }
+
+  /** Switches bulk writes to asynchronous commit (PostgreSQL only). */
+  enableAsyncBulkCommit(): void {
+    if (this.bulkPool !== this.pool) return;
+    this.bulkPool = this.makePool({ ...this.config, options: "-c synchronous_commit=off" });
   }
 
   /** Runs `fn` in a transaction on one client; the whole callback is retried on transient errors. */
@@ -100,7 +123,15 @@ export class Db implements Queryable {
 
   /** Closes every connection. */
   async close(): Promise<void> {
+    if (this.bulkPool !== this.pool) await this.bulkPool.end();
     await this.pool.end();
+  }
+
+  private makePool(config: pg.PoolConfig): pg.Pool {
+    const pool = new pg.Pool(config);
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on("error", (err) => this.log?.warn({ err: err.message }, "idle database connection failed"));
+    return pool;
   }
 
   private async retry<T>(fn: () => Promise<T>): Promise<T> {

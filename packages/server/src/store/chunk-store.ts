@@ -40,7 +40,7 @@ export class ChunkStore {
     const worker = async () => {
       while (next < chunks.length) {
         const c = chunks[next++]!;
-        const r = await this.db.query(
+        const r = await this.db.bulk(
           "INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, hash) DO NOTHING",
           [tenantId, c.hash, c.data],
         );

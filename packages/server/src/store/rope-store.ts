@@ -59,7 +59,7 @@ export class RopeStore {
         const n = params.length;
         return `($1, $2, $${n - 2}, $${n - 1}, $${n})`;
       });
-      await this.db.query(
+      await this.db.bulk(
         `INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length) VALUES ${rows.join(",")}
          ON CONFLICT (tenant_id, rope_hash, off) DO NOTHING`,
         params,
@@ -102,13 +102,13 @@ export class RopeStore {
     if (h.size !== expectedSize) {
       throw new StoreError(
         "ERR_BAD_UPLOAD_STATE",
-        `upload holds ${h.size} bytes but its state says ${expectedSize}; retry the last transfer`,
+        `upload holds ${h.size} bytes but its state says ${expectedSize} (unpublished progress is lost if the server restarts); begin the upload again`,
       );
     }
     const rope: Rope = { hash: h.digest(), size: h.size, chunkCount: h.count, chunkSize };
     if (await this.get(tenantId, rope.hash)) return rope;
     for (let lo = 0; lo < Math.max(h.size, 1); lo += COPY_BATCH * chunkSize) {
-      await this.db.query(
+      await this.db.bulk(
         `INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length)
          SELECT tenant_id, $2, off, chunk_hash, length FROM upload_chunks
          WHERE upload_id = $1 AND off >= $3 AND off < $4
@@ -190,7 +190,7 @@ export class RopeStore {
 
   private async insertHeader(tenantId: string, rope: Rope) {
     if (rope.hash.length !== HASH_LENGTH) throw new Error("bad rope hash");
-    await this.db.query(
+    await this.db.bulk(
       `INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (tenant_id, hash) DO NOTHING`,
       [tenantId, rope.hash, rope.size, rope.chunkCount, rope.chunkSize],

@@ -127,7 +127,7 @@ export class UploadManager {
       const n = params.length;
       return `($1, $${n - 2}, $2, $${n - 1}, $${n})`;
     });
-    const r = await this.db.query<{ off: string }>(
+    const r = await this.db.bulk<{ off: string }>(
       `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length) VALUES ${rows.join(",")}
        ON CONFLICT (upload_id, off) DO NOTHING RETURNING off`,
       params,
@@ -225,7 +225,7 @@ export class UploadManager {
         const n = params.length;
         return `($1, $${n - 2}, $2, $${n - 1}, $${n})`;
       });
-      await this.db.query(
+      await this.db.bulk(
         `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length) VALUES ${rows.join(",")}
          ON CONFLICT (upload_id, off) DO NOTHING`,
         params,
