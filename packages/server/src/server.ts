@@ -32,6 +32,20 @@ import { VHostStore } from "./store/vhost-store.js";
 import { UploadManager } from "./uploads/upload-manager.js";
 import { UploadStateCodec } from "./uploads/upload-state.js";
 
+/**
+ * PostgreSQL-only storage tuning, outside the portable migrations: chunk data is random-looking
+ * (already compressed or encrypted, or about to be hashed anyway), so skip pglz's attempt to
+ * compress it (TOAST storage EXTERNAL). Idempotent; a no-op once set.
+ */
+async function tunePostgres(db: Db): Promise<void> {
+  const r = await db.query<{ s: string }>(
+    "SELECT attstorage AS s FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'data'", // crdb-lint: ok PostgreSQL only (guarded)
+  );
+  if (r.rows[0]?.s !== "e") {
+    await db.query("ALTER TABLE chunks ALTER COLUMN data SET STORAGE EXTERNAL"); // crdb-lint: ok PostgreSQL only (guarded)
+  }
+}
+
 /** Reported by Diags.Echo. */
 const SERVER_VERSION = "0.1.0";
 
@@ -78,7 +92,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
     await ensureBootstrapData(db);
     const version = (await db.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
-    if (!/cockroach/i.test(version)) db.enableAsyncBulkCommit();
+    if (!/cockroach/i.test(version)) {
+      db.enableAsyncBulkCommit();
+      await tunePostgres(db);
+    }
 
     const signer = new TokenSigner(keys);
     const sessions = new SessionStore(db, config.sessionCacheMs);

@@ -29,7 +29,7 @@ export function createUploadsService(
         if (req.committed.case === "empty" && !req.committed.value) {
           throw new StoreError("ERR_BAD_REQUEST", "empty must be true when set");
         }
-        const data = req.committed.case === "contents" ? Buffer.from(req.committed.value) : Buffer.alloc(0);
+        const data = req.committed.case === "contents" ? view(req.committed.value) : Buffer.alloc(0);
         const file = await uploads.writeSmall(tenantId, path, data, {
           meta: validateMeta(req.meta),
           contentType: validateContentType(req.contentType),
@@ -48,7 +48,7 @@ export function createUploadsService(
     },
 
     async transfer(req) {
-      const { state, decoded } = await uploads.transfer(decode(req.state), Buffer.from(req.data));
+      const { state, decoded } = await uploads.transfer(decode(req.state), view(req.data));
       return { state, offset: BigInt(decoded.offset) };
     },
 
@@ -66,7 +66,7 @@ export function createUploadsService(
     async putChunks(req) {
       const stored = await uploads.putChunks(
         decode(req.state),
-        req.chunks.map((c) => ({ hash: Buffer.from(c.hash), data: Buffer.from(c.data) })),
+        req.chunks.map((c) => ({ hash: Buffer.from(c.hash), data: view(c.data) })),
       );
       return { stored };
     },
@@ -108,4 +108,9 @@ export function createUploadsService(
       return { file: toFileMeta(file) };
     },
   };
+}
+
+/** A Buffer over the same memory (protobuf gives Uint8Arrays; Buffer.from(array) would copy). */
+function view(a: Uint8Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
