@@ -66,12 +66,27 @@ export const errors = {
 /** Converts any thrown value to a ConnectError for the RPC boundary. Unknown errors stay opaque. */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof StoreError) return new ConnectError(err.message, ERROR_TABLE[err.code].connect);
+  const known = asStoreError(err);
+  if (known) return new ConnectError(known.message, ERROR_TABLE[known.code].connect);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 
 /** HTTP status and safe message for the HTTP boundary. */
 export function toHttpError(err: unknown): { status: number; message: string } {
-  if (err instanceof StoreError) return { status: ERROR_TABLE[err.code].http, message: err.message };
+  const known = asStoreError(err);
+  if (known) return { status: ERROR_TABLE[known.code].http, message: known.message };
   return { status: 500, message: "internal error" };
+}
+
+/** StoreErrors as they are; database errors with a user-facing meaning translated. */
+function asStoreError(err: unknown): StoreError | undefined {
+  if (err instanceof StoreError) return err;
+  // 23503 foreign_key_violation: what the request refers to (usually a tenant) was deleted meanwhile.
+  if ((err as { code?: string } | undefined)?.code === "23503") {
+    return new StoreError(
+      "ERR_NOT_FOUND",
+      "the tenant (or other record) this request refers to no longer exists",
+    );
+  }
+  return undefined;
 }

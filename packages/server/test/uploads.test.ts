@@ -441,6 +441,22 @@ describe("paths and ids", () => {
     assert.equal(await count("chunks"), before);
   });
 
+  test("a tenant deleted after use is NotFound, not an internal error", async () => {
+    const tenants = ts.client(Tenants, ts.superToken);
+    const t = (await tenants.ensure({ tenant: { label: "short-lived" } })).tenant!;
+    await uploads.begin({
+      tenantId: t.id,
+      path: "/a",
+      committed: { case: "contents", value: Buffer.from("a") },
+    });
+    await tenants.ensure({ tenant: t, delete: true });
+    await rejects(
+      uploads.begin({ tenantId: t.id, path: "/b", committed: { case: "contents", value: Buffer.from("b") } }),
+      Code.NotFound,
+      /no longer exists|does not exist/,
+    );
+  });
+
   test("bad tenant id is refused", async () => {
     await rejects(
       files.stat({ tenantId: "not-a-uuid", path: "/x" }),

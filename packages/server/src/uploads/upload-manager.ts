@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { Db } from "../db/db.js";
 import { StoreError } from "../errors.js";
 import { chunkHash } from "../rope-hash.js";
@@ -39,6 +40,8 @@ export interface Uploader {
  * state gives the same result.
  */
 export class UploadManager {
+  private readonly knownTenants = new LRUCache<string, boolean>({ max: 10_000, ttl: 5_000 });
+
   constructor(
     private readonly db: Db,
     private readonly chunks: ChunkStore,
@@ -286,8 +289,12 @@ export class UploadManager {
   }
 
   private async requireTenant(tenantId: string) {
+    // Known tenants are remembered briefly; a tenant deleted meanwhile surfaces as a foreign-key
+    // violation, which the boundaries report as NotFound too.
+    if (this.knownTenants.get(tenantId)) return;
     const r = await this.db.query("SELECT 1 FROM tenants WHERE id = $1", [tenantId]);
     if (r.rowCount === 0) throw new StoreError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+    this.knownTenants.set(tenantId, true);
   }
 
   private async requireOpen(state: UploadState) {
