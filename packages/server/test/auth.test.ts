@@ -4,24 +4,16 @@ import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Diags, Files, Principals, SessionSchema, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { SignJWT } from "jose";
 import pg from "pg";
 import { POLICY } from "../src/auth/policy.js";
 import { mintBootstrapToken } from "../src/signing-keys.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
+import { rejects } from "./connect-assert.js";
 
 let ts: TestServer;
 const scratch = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
-
-async function rejects(p: Promise<unknown>, code: Code, pattern: RegExp) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof ConnectError, `expected ConnectError, got ${err}`);
-    assert.equal(err.code, code, `code ${Code[err.code]}: ${err.rawMessage}`);
-    assert.match(err.rawMessage, pattern);
-    return true;
-  });
-}
 
 before(async () => {
   ts = await startTestServer({ sessionCacheMs: 200 });

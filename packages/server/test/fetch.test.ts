@@ -6,23 +6,15 @@ import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Files, SessionSchema, Tenants, Tokens, Uploads } from "@cacheroach/proto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { checkAddress } from "../src/uploads/remote-fetch.js";
+import { rejects } from "./connect-assert.js";
 
 let origin: http.Server;
 let base: string;
 const big = randomBytes(300 * 1024);
 let seenIfModifiedSince: string | undefined;
-
-async function rejects(p: Promise<unknown>, code: Code, pattern: RegExp) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof ConnectError, `expected ConnectError, got ${err}`);
-    assert.equal(err.code, code, `code ${Code[err.code]}: ${err.rawMessage}`);
-    assert.match(err.rawMessage, pattern);
-    return true;
-  });
-}
 
 before(async () => {
   // A stand-in remote web server on loopback.

@@ -3,9 +3,10 @@ import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Diags, Files, Principals, SessionSchema, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { startServer } from "../src/server.js";
 import { startTestServer, type TestServer, testTransport } from "../src/testing.js";
+import { rejects } from "./connect-assert.js";
 
 let ts: TestServer;
 let tenantA: string;
@@ -15,15 +16,6 @@ const inMinutes = (m: number) => timestampFromDate(new Date(Date.now() + m * 60_
 const loc = (tenantId: string, path: string) => ({
   kind: { case: "onLocation" as const, value: { tenantId, path } },
 });
-
-async function rejects(p: Promise<unknown>, code: Code, pattern: RegExp) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof ConnectError, `expected ConnectError, got ${err}`);
-    assert.equal(err.code, code, `code ${Code[err.code]}: ${err.rawMessage}`);
-    assert.match(err.rawMessage, pattern);
-    return true;
-  });
-}
 
 /** Creates a principal and its login session (on_principal(self), all capabilities). */
 async function user(name: string, claims: Record<string, unknown> = {}, emailDomain = "") {

@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Files, Tenants, Uploads } from "@cacheroach/proto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { contentHash } from "../src/rope-hash.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
+import { rejects } from "./connect-assert.js";
 
 const CHUNK = 64 * 1024; // smallest allowed chunk size keeps test data small
 let ts: TestServer;
@@ -18,15 +19,6 @@ let files: ReturnType<typeof ts.client<typeof Files>>;
 async function count(table: string, where = "true", params: unknown[] = []): Promise<number> {
   const r = await db.query(`SELECT count(*)::INT8 AS n FROM ${table} WHERE ${where}`, params);
   return Number(r.rows[0].n);
-}
-
-async function rejects(p: Promise<unknown>, code: Code, pattern: RegExp) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof ConnectError, `expected ConnectError, got ${err}`);
-    assert.equal(err.code, code, `code ${Code[err.code]}: ${err.rawMessage}`);
-    assert.match(err.rawMessage, pattern);
-    return true;
-  });
 }
 
 async function put(path: string, data: Buffer, tenantId = tenant) {
