@@ -1,10 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type Capabilities,
   CapabilitiesSchema,
   type FileMeta,
-  FileMetaSchema,
   type Precondition,
   type Scope as ScopeMsg,
   ScopeSchema,
@@ -15,20 +14,35 @@ import { CAP, type Scope, type SessionInfo } from "../auth/session.js";
 import { StoreError } from "../errors.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 
-/** Stored file version → API message. */
+/**
+ * Stored file version → API message. Built as a complete message literal rather than through
+ * `create()`, whose per-field reflection dominated listing profiles; every field is set, so the
+ * result is exactly what `create(FileMetaSchema, …)` would return.
+ */
 export function toFileMeta(f: FileRecord): FileMeta {
-  return create(FileMetaSchema, {
+  return {
+    $typeName: "cacheroach.v1.FileMeta",
     tenantId: f.tenantId,
     path: f.path,
     version: BigInt(f.version),
     size: BigInt(f.size),
     contentHash: f.ropeHash,
     contentType: f.contentType,
-    createdAt: timestampFromDate(f.ctime),
-    modifiedAt: timestampFromDate(f.mtime),
+    createdAt: timestamp(f.ctime),
+    modifiedAt: timestamp(f.mtime),
     meta: f.meta,
     chunkSize: f.chunkSize,
-  });
+  };
+}
+
+function timestamp(d: Date): Timestamp {
+  const ms = d.getTime();
+  const seconds = Math.floor(ms / 1000);
+  return {
+    $typeName: "google.protobuf.Timestamp",
+    seconds: BigInt(seconds),
+    nanos: (ms - seconds * 1000) * 1_000_000,
+  };
 }
 
 /** API precondition → store precondition (undefined when unset). */
