@@ -16,14 +16,33 @@ export {
   saveConfig,
   sessionToJson,
 } from "./lib/config.js";
-export { type Destination, downloadFile } from "./lib/download.js";
+export { checkConfigTarget, writeConfigTarget } from "./lib/config-out.js";
+export {
+  absoluteUrl,
+  type Destination,
+  type DownloadContext,
+  downloadFile,
+  type HttpGetter,
+} from "./lib/download.js";
 export { describeError, ExitCode, IntegrityError, isRetryable, UserError } from "./lib/errors.js";
 export { formatBytes, parseDuration, table } from "./lib/format.js";
+export { HttpClient, isConnectionError, redactUrl } from "./lib/http.js";
 export { checkRemoteDir, checkRemotePath, isUuid, remotePathProblem } from "./lib/paths.js";
 export { withRetry } from "./lib/retry.js";
 export { ContentHasher, chunkHash, contentHash, hex, ROPE_CONTEXT, RopeHasher } from "./lib/rope-hash.js";
 export {
+  CAPABILITY_NAMES,
+  type CapabilityName,
+  capabilityText,
+  checkPathPattern,
+  parseCapabilities,
+  type SessionJson,
+  scopeText,
+  sessionJson,
+} from "./lib/sessions.js";
+export {
   BigWindowSessionManager,
+  type ClientTransport,
   DEFAULT_TRANSPORT,
   makeTransport,
   TRANSPORT_ENV,

@@ -106,3 +106,26 @@ export function errorText(r: CliRun): string {
   const e = r.error as Errors.CLIError;
   return [e.message, ...(e.suggestions ?? [])].join("\n");
 }
+
+/** The well-known scratchpad tenant every server creates. */
+export const SCRATCHPAD = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
+
+/** Parses a run's stdout as JSON (with the run's error in the assertion message when it is not). */
+export function jsonOut<T>(r: CliRun): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`not JSON (exit ${r.code}): ${r.stdout}\n${errorText(r)}\n${r.stderr}`);
+  }
+}
+
+/** Runs `fn` with `dir` as the working directory (test files run in their own processes). */
+export async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const prev = process.cwd();
+  process.chdir(dir);
+  try {
+    return await fn();
+  } finally {
+    process.chdir(prev);
+  }
+}

@@ -1,11 +1,16 @@
 /**
  * The upload and download logic against in-memory fake services (Connect router transport):
- * transfer sizes, retries with the same state, end-to-end hash checks and clean-up on mismatch.
+ * transfer sizes, retries with the same state, end-to-end hash checks and clean-up on mismatch;
+ * downloads against a fake Retrieve and a real local HTTP server that drops connections on demand.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { once } from "node:events";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -13,6 +18,7 @@ import {
   contentHash,
   DEDUP_BATCH_CHUNKS,
   downloadFile,
+  HttpClient,
   IntegrityError,
   uploadFile,
 } from "@cacheroach/cli";
@@ -88,11 +94,68 @@ function fakeUploads() {
   return { log, uploads: createClient(Uploads, transport) };
 }
 
-function fakeFiles(content: Buffer, hash: Uint8Array) {
+/** What the fake signed-URL server should do with the n-th GET (0-based). */
+interface HttpPlan {
+  /** Send only this many body bytes, then drop the connection. */
+  cutAfter?: (n: number) => number | undefined;
+  /** Answer a ranged request with the whole content (200). */
+  ignoreRange?: boolean;
+  /** Answer with this status and a short body instead. */
+  status?: (n: number) => number | undefined;
+  /** Send this ETag instead of the content's. */
+  etag?: (n: number) => string | undefined;
+}
+
+/**
+ * A fake Files.Retrieve (router transport) plus a real HTTP server serving the content at the
+ * signed URL, with Range/If-Range, and failures on demand.
+ */
+async function fakeSignedUrls(content: Buffer, hash: Uint8Array, plan: HttpPlan = {}) {
+  const log = {
+    retrieves: [] as bigint[],
+    gets: [] as { token: string; range: string | undefined; ifRange: string | undefined }[],
+  };
+  const etag = `"${Buffer.from(hash).toString("hex")}"`;
+  const server = createServer((req, res) => {
+    const n = log.gets.length;
+    const token = new URL(req.url ?? "/", "http://x").searchParams.get("access_token") ?? "";
+    log.gets.push({
+      token,
+      range: req.headers.range,
+      ifRange: req.headers["if-range"] as string | undefined,
+    });
+    const status = plan.status?.(n);
+    if (status !== undefined) {
+      res.writeHead(status, { "content-type": "text/plain" });
+      res.end(`status ${status} on purpose`);
+      return;
+    }
+    let start = 0;
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
+    if (m && !plan.ignoreRange && req.headers["if-range"] === etag) start = Number(m[1]);
+    const headers: Record<string, string> = { etag: plan.etag?.(n) ?? etag, "accept-ranges": "bytes" };
+    headers["content-length"] = String(content.length - start);
+    if (start > 0) {
+      headers["content-range"] = `bytes ${start}-${content.length - 1}/${content.length}`;
+      res.writeHead(206, headers);
+    } else res.writeHead(200, headers);
+    const body = content.subarray(start);
+    const cut = plan.cutAfter?.(n);
+    if (cut === undefined) {
+      res.end(body);
+      return;
+    }
+    res.write(body.subarray(0, cut), () => res.socket?.destroy());
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const transport = createRouterTransport((router) => {
     router.service(Files, {
-      async *read(req) {
-        yield {
+      retrieve(req) {
+        log.retrieves.push(req.version);
+        return {
+          getUri: `/_/v0/retrieve/f.bin?access_token=t${log.retrieves.length}-v${req.version}`,
           file: create(FileMetaSchema, {
             path: req.path,
             version: 3n,
@@ -101,13 +164,21 @@ function fakeFiles(content: Buffer, hash: Uint8Array) {
             contentHash: hash,
           }),
         };
-        for (let off = 0; off < content.length; off += CHUNK) {
-          yield { data: content.subarray(off, off + CHUNK), offset: BigInt(off) };
-        }
       },
     });
   });
-  return createClient(Files, transport);
+  const http = new HttpClient();
+  return {
+    log,
+    etag,
+    ctx: { files: createClient(Files, transport), tenantId: "t", server: base, http, retryDelayMs: 1 },
+    close: async () => {
+      http.close();
+      server.closeAllConnections();
+      server.close();
+      await once(server, "close");
+    },
+  };
 }
 
 describe("upload", () => {
@@ -304,7 +375,7 @@ describe("dedup upload", () => {
   });
 });
 
-describe("download", () => {
+describe("download through signed URLs", () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   before(async () => ({ dir, cleanup } = await tempDir()));
@@ -312,27 +383,174 @@ describe("download", () => {
 
   test("verified content is renamed into place", async () => {
     const content = randomBytes(5 * CHUNK + 3);
-    const files = fakeFiles(content, contentHash(content, CHUNK));
-    const dest = join(dir, "ok.bin");
-    const meta = await downloadFile("/ok.bin", { kind: "file", path: dest }, { files, tenantId: "t" });
-    assert.equal(meta.version, 3n);
-    assert.deepEqual(await readFile(dest), content);
-    assert.deepEqual(await readdir(dir), ["ok.bin"]);
+    const f = await fakeSignedUrls(content, contentHash(content, CHUNK));
+    try {
+      const dest = join(dir, "ok.bin");
+      const meta = await downloadFile("/ok.bin", { kind: "file", path: dest }, f.ctx);
+      assert.equal(meta.version, 3n);
+      assert.deepEqual(await readFile(dest), content);
+      assert.deepEqual(await readdir(dir), ["ok.bin"]);
+      assert.deepEqual(f.log.retrieves, [0n], "one Retrieve of the latest version");
+      assert.deepEqual(
+        f.log.gets.map((g) => g.range),
+        [undefined],
+      );
+    } finally {
+      await f.close();
+    }
   });
 
   test("a hash mismatch fails and leaves nothing behind", async () => {
     const content = randomBytes(5 * CHUNK + 3);
     const wrong = contentHash(Buffer.concat([content, Buffer.from("x")]), CHUNK);
-    const files = fakeFiles(content, wrong);
-    const dest = join(dir, "bad.bin");
-    await assert.rejects(
-      downloadFile("/bad.bin", { kind: "file", path: dest }, { files, tenantId: "t" }),
-      (err: Error) => {
+    const f = await fakeSignedUrls(content, wrong);
+    try {
+      const dest = join(dir, "bad.bin");
+      await assert.rejects(downloadFile("/bad.bin", { kind: "file", path: dest }, f.ctx), (err: Error) => {
         assert.ok(err instanceof IntegrityError);
         assert.match(err.message, /content hash mismatch/);
         return true;
-      },
-    );
-    assert.deepEqual(await readdir(dir), ["ok.bin"]);
+      });
+      assert.deepEqual(await readdir(dir), ["ok.bin"]);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test("a dropped connection resumes with Range and If-Range on a fresh URL pinned to the version", async () => {
+    const content = randomBytes(64 * CHUNK + 11);
+    const f = await fakeSignedUrls(content, contentHash(content, CHUNK), {
+      cutAfter: (n) => (n < 3 ? 10 * CHUNK + 7 : undefined),
+    });
+    try {
+      const dest = join(dir, "resumed.bin");
+      let progressed = 0;
+      let total = 0;
+      await downloadFile(
+        "/resumed.bin",
+        { kind: "file", path: dest },
+        {
+          ...f.ctx,
+          progress: { add: (n) => (progressed += n), addTotal: (n) => (total += n), label() {}, stop() {} },
+        },
+      );
+      assert.deepEqual(await readFile(dest), content);
+      assert.equal(f.log.gets.length, 4);
+      assert.equal(f.log.gets[0]?.range, undefined);
+      for (const g of f.log.gets.slice(1)) {
+        assert.match(g.range ?? "", /^bytes=[1-9]\d*-$/);
+        assert.equal(g.ifRange, f.etag);
+      }
+      const starts = f.log.gets.slice(1).map((g) => Number(/\d+/.exec(g.range ?? "")?.[0]));
+      assert.ok(
+        starts[0]! > 0 && starts[1]! > starts[0]! && starts[2]! > starts[1]!,
+        `resumes move forward: ${starts}`,
+      );
+      assert.deepEqual(f.log.retrieves, [0n, 3n, 3n, 3n], "each resume signs a URL pinned to version 3");
+      assert.equal(new Set(f.log.gets.map((g) => g.token)).size, 4, "a fresh URL each time");
+      assert.equal(progressed, content.length, "no byte counted twice");
+      assert.equal(total, content.length);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test("a server that ignores the range: the bytes already written are skipped", async () => {
+    const content = randomBytes(20 * CHUNK);
+    const f = await fakeSignedUrls(content, contentHash(content, CHUNK), {
+      cutAfter: (n) => (n === 0 ? 7 * CHUNK : undefined),
+      ignoreRange: true,
+    });
+    try {
+      const chunks: Buffer[] = [];
+      const sink = new Writable({
+        write(c, _e, cb) {
+          chunks.push(Buffer.from(c));
+          cb();
+        },
+      });
+      await downloadFile("/x", { kind: "stream", stream: sink, name: "-" }, f.ctx);
+      assert.deepEqual(Buffer.concat(chunks), content, "stdout-style output is not repeated");
+      assert.equal(f.log.gets.length, 2);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test("gives up after 5 failures in a row and leaves no temp file", async () => {
+    const content = randomBytes(4 * CHUNK);
+    const f = await fakeSignedUrls(content, contentHash(content, CHUNK), { cutAfter: () => 0 });
+    const sub = join(dir, "giveup");
+    await mkdir(sub);
+    try {
+      await assert.rejects(
+        downloadFile("/x", { kind: "file", path: join(sub, "x") }, f.ctx),
+        (err: ConnectError) => {
+          assert.equal(err.code, Code.Unavailable);
+          assert.match(err.message, /connection dropped .*gave up after 5 attempts at byte 0 of 4096/);
+          return true;
+        },
+      );
+      assert.equal(f.log.gets.length, 5);
+      assert.deepEqual(await readdir(sub), []);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test("connections that each make real progress may drop any number of times", async () => {
+    const content = randomBytes(30 * CHUNK);
+    const f = await fakeSignedUrls(content, contentHash(content, CHUNK), { cutAfter: () => 3 * CHUNK });
+    try {
+      const dest = join(dir, "trickle.bin");
+      await downloadFile("/t", { kind: "file", path: dest }, { ...f.ctx, progressBytes: 2 * CHUNK });
+      assert.deepEqual(await readFile(dest), content);
+      assert.ok(f.log.gets.length >= 10, `${f.log.gets.length} connections`);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test("HTTP errors: 404 is not found at once, 503 is retried", async () => {
+    const content = randomBytes(CHUNK);
+    const f = await fakeSignedUrls(content, contentHash(content, CHUNK), { status: () => 404 });
+    try {
+      await assert.rejects(
+        downloadFile("/x", { kind: "file", path: join(dir, "nf") }, f.ctx),
+        (err: ConnectError) => {
+          assert.equal(err.code, Code.NotFound);
+          assert.match(err.message, /HTTP 404: status 404 on purpose/);
+          assert.doesNotMatch(err.message, /access_token/);
+          return true;
+        },
+      );
+      assert.equal(f.log.gets.length, 1);
+    } finally {
+      await f.close();
+    }
+    const g = await fakeSignedUrls(content, contentHash(content, CHUNK), {
+      status: (n) => (n < 2 ? 503 : undefined),
+    });
+    try {
+      await downloadFile("/x", { kind: "file", path: join(dir, "retried") }, g.ctx);
+      assert.deepEqual(await readFile(join(dir, "retried")), content);
+      assert.equal(g.log.gets.length, 3);
+    } finally {
+      await g.close();
+    }
+  });
+
+  test("a file overwritten between Retrieve and GET: asks for the signed version instead", async () => {
+    const content = randomBytes(3 * CHUNK);
+    const f = await fakeSignedUrls(content, contentHash(content, CHUNK), {
+      etag: (n) => (n === 0 ? '"0000"' : undefined),
+    });
+    try {
+      await downloadFile("/x", { kind: "file", path: join(dir, "changed") }, f.ctx);
+      assert.deepEqual(await readFile(join(dir, "changed")), content);
+      assert.deepEqual(f.log.retrieves, [0n, 3n]);
+    } finally {
+      await f.close();
+    }
   });
 });

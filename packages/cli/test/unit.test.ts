@@ -163,6 +163,58 @@ describe("help", () => {
       ["file", "rm"],
       [/PATH\.\.\./, /soft delete/],
     ],
+    [
+      ["file", "sign"],
+      [/PATH\.\.\./, /--validity/, /--version/, /revokes its URLs/],
+    ],
+    [
+      ["file", "fetch"],
+      [/REMOTE-DIR\//, /--header/, /--method/, /304/],
+    ],
+    [
+      ["file", "get"],
+      [/signed URL/, /If-Range/],
+    ],
+    [
+      ["auth", "set"],
+      [/<token>@host:port/, /--server/, /--token/, /CACHEROACH_TOKEN/],
+    ],
+    [
+      ["auth", "whoami"],
+      [/Tokens\.Current/, /capabilities/],
+    ],
+    [["auth", "logout"], [/Tokens\.Invalidate/]],
+    [
+      ["tenant", "create"],
+      [/LABEL/, /--default/],
+    ],
+    [["tenant", "ls"], [/version/]],
+    [
+      ["tenant", "rm"],
+      [/--yes/, /--version/, /cannot be undone/],
+    ],
+    [["tenant", "default"], [/defaultTenant/]],
+    [
+      ["principal", "create"],
+      [/USERNAME/, /--email-domain/, /--out/, /--validity/, /--force/, /<self>/],
+    ],
+    [["principal", "ls"], [/domain/]],
+    [
+      ["principal", "rm"],
+      [/--yes/, /--version/],
+    ],
+    [
+      ["session", "delegate"],
+      [/--for/, /--on/, /--id/, /--path/, /--capabilities/, /--duration/, /--name/, /--note/, /--out/],
+    ],
+    [["session", "ls"], [/Tokens\.Find/]],
+    [["session", "rm"], [/SESSION-ID\.\.\./]],
+    [
+      ["vhost", "create"],
+      [/TENANT-ID/, /HOSTNAME/],
+    ],
+    [["vhost", "ls"], [/Host/]],
+    [["vhost", "rm"], [/both must match/i]],
   ] as const) {
     test(`${cmd.join(" ")} --help teaches`, async () => {
       const r = await runCli([...cmd, "--help"]);
@@ -174,11 +226,13 @@ describe("help", () => {
     });
   }
 
-  test("root help lists the commands and the file topic", async () => {
+  test("root help lists the commands and every topic", async () => {
     const r = await runCli(["--help"]);
     assert.match(r.stdout, /bootstrap/);
     assert.match(r.stdout, /start/);
-    assert.match(r.stdout, /file/);
+    for (const topic of ["auth", "file", "principal", "session", "tenant", "vhost"]) {
+      assert.match(r.stdout, new RegExp(`^  ${topic}\\s+\\S`, "m"), topic);
+    }
   });
 });
 

@@ -3,12 +3,14 @@
  * file, authenticated Connect clients, tenant resolution and error reporting.
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { Tenants } from "@cacheroach/proto";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Session, Tenants, Tokens } from "@cacheroach/proto";
 import type { Client, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Command, Errors, Flags, type Interfaces } from "@oclif/core";
 import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPath } from "./config.js";
 import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
+import { HttpClient } from "./http.js";
 import { isUuid } from "./paths.js";
 import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
 
@@ -139,7 +141,49 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** A client for `service` authenticated with the config's token. */
   protected async client<S extends DescService>(service: S): Promise<Client<S>> {
     const cfg = await this.loadCliConfig();
+    if (cfg.token === "") {
+      throw new UserError(
+        `not logged in: the config ${this.configPath} has no token (after \`cacheroach auth logout\`)`,
+        ExitCode.auth,
+        [
+          "cacheroach auth set <http(s)://<token>@server/>   (a token someone issued to you)",
+          "cacheroach bootstrap <server-url> --data-dir <server data dir>   (as the operator)",
+        ],
+        "not_logged_in",
+      );
+    }
     return this.clientFor(service, cfg.server, cfg.token);
+  }
+
+  private current: Promise<Session> | undefined;
+
+  /** The config's session as the server sees it (Tokens.Current), asked once per command. */
+  protected currentSession(): Promise<Session> {
+    this.current ??= this.client(Tokens).then((t) => t.current({}));
+    return this.current;
+  }
+
+  /**
+   * The expiry for a session or URL wanted for `ms` from now, capped at the caller's own session
+   * expiry (the server refuses anything later; only the key-signed bootstrap token is exempt).
+   */
+  protected async cappedExpiry(ms: number): Promise<{ expiresAt: Timestamp; capped: boolean; limit?: Date }> {
+    const me = await this.currentSession();
+    const wanted = new Date(Date.now() + ms);
+    const bootstrap = me.id === "" && me.scope?.kind.case === "superToken";
+    if (!bootstrap && me.expiresAt && timestampDate(me.expiresAt) < wanted) {
+      return { expiresAt: me.expiresAt, capped: true, limit: timestampDate(me.expiresAt) };
+    }
+    return { expiresAt: timestampFromDate(wanted), capped: false };
+  }
+
+  private readonly httpClients: HttpClient[] = [];
+
+  /** A plain-HTTP client (signed URLs), closed when the command ends. */
+  protected httpClient(): HttpClient {
+    const c = new HttpClient();
+    this.httpClients.push(c);
+    return c;
   }
 
   /**
@@ -220,6 +264,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
     for (const t of this.transports.splice(0)) t.close();
+    for (const c of this.httpClients.splice(0)) c.close();
     return super.finally(err);
   }
 }

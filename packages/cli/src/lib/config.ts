@@ -7,7 +7,7 @@
  * Written atomically (temp file + rename) with mode 0600, in a directory created with mode 0700.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { chmod, link, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
@@ -95,11 +95,21 @@ export async function loadConfig(path: string): Promise<CliConfig> {
   return cfg;
 }
 
+/** Options of {@link saveConfig}. */
+export interface SaveConfigOptions {
+  /**
+   * Never replace an existing file: the temp file is hard-linked into place, which fails with
+   * an EEXIST error (and changes nothing) when the target exists.
+   */
+  exclusive?: boolean;
+}
+
 /**
  * Writes the config atomically: a temp file (mode 0600) in the same directory, fsynced, then
- * renamed over the target. The directory is created with mode 0700 if missing.
+ * renamed over the target (or, with `exclusive`, linked to it). The directory is created with
+ * mode 0700 if missing.
  */
-export async function saveConfig(path: string, cfg: CliConfig): Promise<void> {
+export async function saveConfig(path: string, cfg: CliConfig, opts: SaveConfigOptions = {}): Promise<void> {
   const dir = dirname(path);
   const created = await mkdir(dir, { recursive: true, mode: 0o700 });
   if (created !== undefined) await chmod(dir, 0o700); // mkdir's mode is subject to the umask
@@ -116,11 +126,13 @@ export async function saveConfig(path: string, cfg: CliConfig): Promise<void> {
   }
   await fh.close();
   try {
-    await rename(tmp, path);
+    if (opts.exclusive) await link(tmp, path);
+    else await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
+  if (opts.exclusive) await rm(tmp, { force: true });
 }
 
 /** Decodes the config's session (protobuf JSON), if any. */

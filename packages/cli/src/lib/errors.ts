@@ -148,6 +148,16 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
         code,
       );
     case Code.PermissionDenied:
+      if (/needs a super session/.test(detail)) {
+        return new UserError(
+          `${prefix}permission denied: ${detail}`,
+          ExitCode.auth,
+          [
+            "only a super session may do this: run it with the operator's config (written by `cacheroach bootstrap`), e.g. -c <admin config>",
+          ],
+          code,
+        );
+      }
       return new UserError(
         `${prefix}permission denied: ${detail}`,
         ExitCode.auth,
@@ -155,6 +165,15 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
           `ask an operator to delegate a session with the missing capability on ${
             ctx.tenant ? `tenant ${ctx.tenant}` : "the location"
           } (cacheroach session delegate)`,
+        ],
+        code,
+      );
+    case Code.Aborted:
+      return new UserError(
+        `${prefix}conflict: ${detail}`,
+        ExitCode.conflict,
+        [
+          "it was changed or deleted meanwhile: look up its current version (tenant ls / principal ls) and retry",
         ],
         code,
       );

@@ -37,13 +37,13 @@ export function checkRemotePath(path: string, what = "remote path"): string {
 }
 
 /**
- * Checks a remote directory given to `file put`: absolute and ending with "/" (the trailing
+ * Checks a remote directory given to `file put` or `file fetch`: absolute and ending with "/" (the trailing
  * slash makes it unambiguous that local names are appended to it).
  */
-export function checkRemoteDir(dir: string): string {
+export function checkRemoteDir(dir: string, usage = "file put", rest = "<local>..."): string {
   if (!dir.startsWith("/") || !dir.endsWith("/")) {
     throw new UserError(`remote directory "${dir}" must be absolute and end with "/"`, undefined, [
-      `cacheroach file put ${dir.startsWith("/") ? dir : `/${dir}`}${dir.endsWith("/") ? "" : "/"} <local>...`,
+      `cacheroach ${usage} ${dir.startsWith("/") ? dir : `/${dir}`}${dir.endsWith("/") ? "" : "/"} ${rest}`,
     ]);
   }
   if (dir !== "/") checkRemotePath(dir.slice(0, -1), "remote directory");

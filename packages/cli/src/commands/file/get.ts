@@ -28,7 +28,9 @@ export default class FileGet extends BaseCommand<typeof FileGet> {
   static override summary = "Download files, verifying their content hash.";
 
   static override description =
-    `Streams each file from the server and recomputes its BLAKE3 content hash on the fly. A file is written to a temporary file next to its destination and renamed into place only when the hash matches the server's; on a mismatch nothing is written and the command fails (exit 6).
+    `For each file, asks the server for a short-lived signed URL (Files.Retrieve, which also returns the file's metadata) and downloads it over plain HTTP, recomputing its BLAKE3 content hash on the fly. A file is written to a temporary file next to its destination and renamed into place only when the hash matches the server's; on a mismatch nothing is written and the command fails (exit 6).
+
+A dropped connection is resumed where it stopped (Range, with If-Range on the file's ETag and a fresh URL pinned to the same version, so an overwrite meanwhile cannot corrupt the result); after 5 failed attempts in a row (a connection that delivered at least 1 MiB starts a new row) the file fails.
 
 Destination (-o/--out):
   (none)        the current directory, under the file's own name
@@ -138,6 +140,8 @@ ${EXIT_CODES_HELP}`;
 
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const files = await this.client(Files);
+    const { server } = await this.loadCliConfig();
+    const http = this.httpClient();
     const progress = createProgress(
       this.flags.progress,
       0,
@@ -150,7 +154,14 @@ ${EXIT_CODES_HELP}`;
         const dest = dests[i]!;
         const localPath = dest.kind === "file" ? dest.path : "-";
         try {
-          const meta = await downloadFile(remote, dest, { files, tenantId, progress });
+          const meta = await downloadFile(remote, dest, {
+            files,
+            tenantId,
+            server,
+            http,
+            progress,
+            log: (msg) => this.verbose(msg),
+          });
           return { status: "ok", localPath, ...fileJson(meta) };
         } catch (e) {
           if (e instanceof OutputClosedError) return { status: "ok", localPath, path: remote } as GetResult;

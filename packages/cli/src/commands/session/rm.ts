@@ -1,0 +1,87 @@
+import { Tokens } from "@cacheroach/proto";
+import { Args } from "@oclif/core";
+import { BaseCommand } from "../../lib/base-command.js";
+import { describeError, EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
+import { table } from "../../lib/format.js";
+import { checkUuid } from "../../lib/sessions.js";
+
+/** One line of `session rm` output. */
+export interface SessionRmResult {
+  id: string;
+  status: "revoked" | "error";
+  principalId?: string;
+  error?: string;
+  code?: string;
+}
+
+export default class SessionRm extends BaseCommand<typeof SessionRm> {
+  static override summary = "Revoke sessions.";
+
+  static override description =
+    `Revokes each session (Tokens.Invalidate): its token and every signed URL minted under it stop working on every server within seconds. You may revoke your own sessions, sessions of principals you have delegate authority over, and grants at locations where you may delegate.
+
+Each ID is looked up first, so an unknown ID is reported as not found. Every ID is attempted; the command exits non-zero if any failed. Revoking the session this config uses logs the config out (see \`cacheroach auth logout\`).
+
+${EXIT_CODES_HELP}`;
+
+  static override examples = [
+    {
+      description: "Revoke a grant",
+      command: "<%= config.bin %> <%= command.id %> 9a8b7c6d-0000-4000-8000-000000000003",
+    },
+  ];
+
+  static override strict = false;
+
+  static override usage = "<%= command.id %> SESSION-ID... [--json]";
+
+  static override args = {
+    "session-id": Args.string({ required: true, description: "Session IDs (see `cacheroach session ls`)" }),
+  };
+
+  public async run(): Promise<SessionRmResult[] | undefined> {
+    const ids = this.positionals.map((p) =>
+      checkUuid(p, "session ID", ["list sessions with `cacheroach session ls`"]),
+    );
+    const tokens = await this.client(Tokens);
+    const me = await this.currentSession();
+    const results: SessionRmResult[] = [];
+    let firstError: UserError | undefined;
+    for (const id of ids) {
+      try {
+        const s = await tokens.load({ kind: { case: "id", value: id } });
+        await tokens.invalidate({ kind: { case: "id", value: id } });
+        results.push({ id, status: "revoked", principalId: s.principalId });
+      } catch (err) {
+        const ue = describeError(err, this.failureContext());
+        firstError ??= ue;
+        const r: SessionRmResult = { id, status: "error", error: ue.message };
+        if (ue.code) r.code = ue.code;
+        results.push(r);
+      }
+    }
+    if (me.id && results.some((r) => r.id === me.id && r.status === "revoked")) {
+      this.logToStderr(
+        `warning: ${me.id} was this config's own session; ${this.configPath} no longer works.`,
+      );
+    }
+    if (this.jsonEnabled()) {
+      if (!firstError) return results;
+      this.logJson(results);
+      process.exitCode = firstError.exit;
+      return undefined;
+    }
+    if (ids.length === 1 && firstError) throw firstError;
+    this.log(
+      table(results, [
+        { header: "Session", get: (r) => r.id },
+        { header: "Status", get: (r) => (r.status === "revoked" ? "revoked" : `error: ${r.error}`) },
+      ]),
+    );
+    if (firstError) {
+      const failed = results.filter((r) => r.status === "error").length;
+      throw new UserError(`${failed} of ${ids.length} sessions could not be revoked`, firstError.exit);
+    }
+    return results;
+  }
+}

@@ -1,0 +1,185 @@
+/** `cacheroach file fetch` against a real server fetching from a local HTTP server. */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { saveConfig } from "@cacheroach/cli";
+import { startTestServer, type TestServer } from "@cacheroach/server/testing";
+import { errorText, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+
+interface FetchOut {
+  path: string;
+  url: string;
+  status: string;
+  code: number;
+  message: string;
+  file?: { version: number; size: number };
+}
+
+const LAST_MODIFIED = new Date("2024-01-02T03:04:05Z");
+
+describe("file fetch", () => {
+  let ts: TestServer;
+  let remote: Server;
+  let base: string;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let config: string;
+  const seen: { method: string; url: string; headers: IncomingHttpHeaders }[] = [];
+  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
+
+  before(async () => {
+    ts = await startTestServer({ fetchAllowPrivate: true });
+    ({ dir, cleanup } = await tempDir());
+    config = join(dir, "config");
+    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
+    remote = createServer((req, res) => {
+      seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
+      const ims = req.headers["if-modified-since"];
+      if (req.url === "/data/a.csv" || req.url === "/data/b%20c.txt") {
+        if (ims && Date.parse(ims) >= LAST_MODIFIED.getTime()) {
+          res.writeHead(304);
+          res.end();
+          return;
+        }
+        res.writeHead(200, { "content-type": "text/csv", "last-modified": LAST_MODIFIED.toUTCString() });
+        res.end(req.url === "/data/a.csv" ? "a,b\n1,2\n" : "spaced\n");
+        return;
+      }
+      if (req.url === "/echo/headers.json") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({ method: req.method, token: req.headers["x-token"], accept: req.headers.accept }),
+        );
+        return;
+      }
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("no such thing");
+    });
+    remote.listen(0, "127.0.0.1");
+    await once(remote, "listening");
+    base = `http://127.0.0.1:${(remote.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    remote?.close();
+    await ts?.close();
+    await cleanup?.();
+  });
+
+  test("fetches URLs into <dir>/<file name>, and they can be read back", async () => {
+    const r = await cli("file", "fetch", "/mirror/", `${base}/data/a.csv`, `${base}/data/b%20c.txt`);
+    assert.equal(r.code, 0, errorText(r));
+    assert.match(r.stdout, /^Path\s+URL\s+Code\s+Message\n/);
+    assert.match(
+      r.stdout,
+      new RegExp(`/mirror/a\\.csv\\s+${base}/data/a\\.csv\\s+200\\s+OK \\(version 1, 8 bytes\\)`),
+    );
+    assert.match(r.stdout, /\/mirror\/b c\.txt\s+\S+\s+200\s+OK/);
+    const out = join(dir, "a.copy");
+    assert.equal((await cli("file", "get", "/mirror/a.csv", "-o", out)).code, 0);
+    assert.equal(await readFile(out, "utf8"), "a,b\n1,2\n");
+    assert.equal((await cli("file", "ls", "/mirror")).stdout, "/mirror/a.csv\n/mirror/b c.txt\n");
+  });
+
+  test("an unchanged remote file answers 304: reported, not an error, nothing new stored", async () => {
+    const r = await cli("file", "fetch", "--json", "/mirror/", `${base}/data/a.csv`);
+    assert.equal(r.code, 0, errorText(r));
+    const [f] = jsonOut<FetchOut[]>(r);
+    assert.equal(f?.status, "unchanged");
+    assert.equal(f?.code, 304);
+    assert.equal(f?.file, undefined);
+    assert.ok(seen.at(-1)?.headers["if-modified-since"], "the server sent If-Modified-Since");
+    assert.match((await cli("file", "ls", "-w", "/mirror/a.csv")).stdout, /\/mirror\/a\.csv\s+8\s+1\s/);
+    const text = await cli("file", "fetch", "/mirror/", `${base}/data/a.csv`);
+    assert.match(text.stdout, /304\s+Not Modified \(unchanged\)/);
+  });
+
+  test("a remote error is reported and stores nothing; the other URLs are still fetched (exit 1)", async () => {
+    const r = await cli("file", "fetch", "/partial/", `${base}/gone.txt`, `${base}/echo/headers.json`);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /\/partial\/gone\.txt\s+\S+\s+404\s+Not Found/);
+    assert.match(r.stdout, /\/partial\/headers\.json\s+\S+\s+200\s+OK/);
+    assert.match(
+      errorText(r),
+      /1 of 2 URLs were not stored \(first: .*gone\.txt: remote answered 404 404 Not Found\)/,
+    );
+    assert.equal((await cli("file", "ls", "/partial")).stdout, "/partial/headers.json\n");
+    const j = await cli("file", "fetch", "--json", "/partial/", `${base}/gone.txt`);
+    assert.equal(j.code, 1);
+    assert.deepEqual(
+      jsonOut<FetchOut[]>(j).map((x) => [x.status, x.code]),
+      [["failed", 404]],
+    );
+  });
+
+  test("--header and --method reach the remote server", async () => {
+    const r = await cli(
+      "file",
+      "fetch",
+      "--header",
+      "X-Token=abc=def",
+      "-H",
+      "Accept: text/csv",
+      "--method",
+      "post",
+      "/h/",
+      `${base}/echo/headers.json`,
+    );
+    assert.equal(r.code, 0, errorText(r));
+    const out = join(dir, "h.json");
+    assert.equal((await cli("file", "get", "/h/headers.json", "-o", out)).code, 0);
+    assert.deepEqual(JSON.parse(await readFile(out, "utf8")), {
+      method: "POST",
+      token: "abc=def",
+      accept: "text/csv",
+    });
+  });
+
+  test("bad input is refused before anything is fetched", async () => {
+    const before = seen.length;
+    const cases: [string[], RegExp][] = [
+      [
+        ["/mirror", `${base}/x.txt`],
+        /must be absolute and end with "\/"[\s\S]*cacheroach file fetch \/mirror\/ <url>/,
+      ],
+      [["/mirror/"], /Missing 1 required arg/],
+      [["/mirror/", `${base}/`], /its path has no file name/],
+      [["/mirror/", "ftp://example.com/x.txt"], /only http and https/],
+      [["/mirror/", "not a url"], /is not a URL/],
+      [["/mirror/", `${base}/a/x.txt`, `${base}/b/x.txt`], /would both be stored as \/mirror\/x\.txt/],
+      [["/mirror/", `${base}/..%2F..`], /would be stored as/],
+      [["--method", "PUT", "/mirror/", `${base}/x.txt`], /only GET and POST/],
+      [["--header", "novalue", "/mirror/", `${base}/x.txt`], /is not Name=value/],
+      [["--header", "bad name=1", "/mirror/", `${base}/x.txt`], /is not Name=value/],
+    ];
+    for (const [argv, re] of cases) {
+      const r = await cli("file", "fetch", ...argv);
+      assert.equal(r.code, 2, `${argv.join(" ")}: ${errorText(r)}`);
+      assert.match(errorText(r), re, argv.join(" "));
+    }
+    assert.equal(seen.length, before, "the remote server was never asked");
+  });
+
+  test("fetching needs the fetch capability (exit 3)", async () => {
+    const rw = join(dir, "rw.cfg");
+    assert.equal((await cli("session", "delegate", "--capabilities", "read,write", "-o", rw)).code, 0);
+    const before = seen.length;
+    const r = await runCli(["file", "fetch", "/nf/", `${base}/data/a.csv`, "-c", rw]);
+    assert.equal(r.code, 3);
+    assert.match(errorText(r), /lacks write,fetch on \/nf\/a\.csv/);
+    assert.equal(seen.length, before);
+    const t = await cli(
+      "file",
+      "fetch",
+      "-t",
+      "11111111-2222-3333-4444-555555555555",
+      "/x/",
+      `${base}/data/a.csv`,
+    );
+    assert.equal(t.code, 4);
+    assert.match(errorText(t), /tenant 11111111-2222-3333-4444-555555555555 does not exist/);
+  });
+});
