@@ -226,6 +226,8 @@ async function sendAll(
 
 /** Chunks hashed and checked with FindMissing per round of the dedup path. */
 export const DEDUP_BATCH_CHUNKS = 32;
+/** PutChunks calls in flight per file on the dedup path. */
+const PUT_CONCURRENCY = 4;
 
 /**
  * Dedup path: hash chunks locally, ask FindMissing which ones the tenant lacks, send only those
@@ -251,22 +253,26 @@ async function sendDeduplicated(
     }
     const current = state;
     const put = async (which: { hash: Buffer; data: Buffer }[]) => {
-      // Groups of at most maxTransfer bytes per call.
-      let group: typeof which = [];
-      let bytes = 0;
-      const flush = async () => {
-        if (group.length === 0) return;
-        const g = group;
-        await withRetry(() => ctx.uploads.putChunks({ state: current, chunks: g }), retry);
-        group = [];
-        bytes = 0;
-      };
+      // Groups of at most maxTransfer bytes per call, PUT_CONCURRENCY calls in flight: the server
+      // stores each call's chunks on its own database connection, so ingest runs in parallel.
+      const groups: (typeof which)[] = [];
+      let bytes = maxTransfer;
       for (const c of which) {
-        if (bytes + c.data.length > maxTransfer) await flush();
-        group.push(c);
+        if (bytes + c.data.length > maxTransfer) {
+          groups.push([]);
+          bytes = 0;
+        }
+        groups[groups.length - 1]!.push(c);
         bytes += c.data.length;
       }
-      await flush();
+      let next = 0;
+      const worker = async () => {
+        while (next < groups.length) {
+          const g = groups[next++]!;
+          await withRetry(() => ctx.uploads.putChunks({ state: current, chunks: g }), retry);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, groups.length) }, worker));
     };
     const missing = await withRetry(
       () => ctx.uploads.findMissing({ state: current, hashes: chunks.map((c) => c.hash) }),

@@ -21,7 +21,7 @@ export default class FilePut extends BaseCommand<typeof FilePut> {
   static override description =
     `The remote directory must be absolute and end with "/". Each local file is stored as <remote-dir><file name>; with -r each local directory contributes every file below it as <remote-dir><path relative to that directory> (the directory's own name is not added, so "file put -r /backup/photos/ ~/photos" stores ~/photos/2024/a.jpg as /backup/photos/2024/a.jpg). Symbolic links to files are followed; links to directories, sockets and devices are skipped.
 
-Every upload makes a new version of its path. Files of up to 1 MiB are sent in one call; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not stored again; with --dedup they are not even sent.
+Every upload makes a new version of its path. Files of up to 1 MiB are sent in one call; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not sent at all (the dedup-aware path, default; --no-dedup streams every byte instead).
 
 All arguments are checked before anything is uploaded. If some files fail the others are still uploaded, and the command exits non-zero.
 
@@ -46,7 +46,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-DIR/ LOCAL... [-t <uuid>] [-r] [-p <n>] [--dedup] [--no-clobber] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-DIR/ LOCAL... [-t <uuid>] [-r] [-p <n>] [--no-dedup] [--no-clobber] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-dir": Args.string({
@@ -73,9 +73,12 @@ ${EXIT_CODES_HELP}`;
       max: 64,
     }),
     dedup: Flags.boolean({
-      summary: "Send only chunks the tenant lacks (hash locally, ask the server first).",
+      allowNo: true,
+      default: true,
+      summary:
+        "Send only chunks the tenant lacks (hash locally, ask the server first); --no-dedup streams every byte.",
       description:
-        "Saves bandwidth when re-uploading files that are mostly unchanged or already stored elsewhere in the tenant; costs two extra round trips per 16 MiB for new data.",
+        "On by default: re-uploads of content the tenant already stores send almost nothing, and new chunks go up in parallel calls. --no-dedup uses the plain streaming Transfer path (one block at a time).",
     }),
     "no-clobber": Flags.boolean({
       summary: "Only create: fail a file whose remote path already has a live version.",
