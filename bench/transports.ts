@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   downloadFile,
+  HttpClient,
   makeTransport,
   TRANSPORT_KINDS,
   type TransportKind,
@@ -113,11 +114,14 @@ try {
       freshDedup.push(size / MiB / ((performance.now() - t0) / 1000));
       const out = join(dir, "out.bin");
       t0 = performance.now();
+      // Downloads fetch a signed URL over plain HTTP; the transport only carries Files.Retrieve.
+      const http = new HttpClient();
       await downloadFile(
         "/p.bin",
         { kind: "file", path: out },
-        { files: createClient(Files, t.transport), tenantId },
+        { files: createClient(Files, t.transport), tenantId, server: url, http },
       );
+      http.close();
       get.push(size / MiB / ((performance.now() - t0) / 1000));
       await rm(out);
       t.close();
