@@ -180,8 +180,9 @@ async function retryRace<T>(fn: () => Promise<T>): Promise<T> {
       return await fn();
     } catch (err) {
       const code = (err as { code?: string }).code;
-      // 23505 unique_violation / 42P07 duplicate_table: another instance created it concurrently.
-      if (attempt < 5 && (code === "23505" || code === "42P07" || code === "40001")) {
+      // Another instance created it concurrently: PostgreSQL reports that as 23505 (pg_type unique
+      // violation), 42P07 (duplicate_table) or 42710 (duplicate_object: 'type … already exists').
+      if (attempt < 5 && (code === "23505" || code === "42P07" || code === "42710" || code === "40001")) {
         await new Promise((res) => setTimeout(res, 50 * (attempt + 1)));
         continue;
       }
