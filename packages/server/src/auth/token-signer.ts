@@ -1,4 +1,6 @@
+import { webcrypto } from "node:crypto";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { LRUCache } from "lru-cache";
 import { StoreError } from "../errors.js";
 import type { Scope, SessionInfo } from "./session.js";
 
@@ -24,11 +26,28 @@ interface CrClaim {
  */
 export class TokenSigner {
   private readonly keys: Uint8Array[];
+  /** The keys imported once for verification (jose would import a raw key on every call). */
+  private verifyKeys: Promise<webcrypto.CryptoKey[]> | undefined;
+  /**
+   * Tokens verified recently, until their expiry (at most a minute): the signature and claims of
+   * a given token string never change, so a client's repeated calls skip the HMAC. Revocation is
+   * not decided here (the session store checks it on every call).
+   */
+  private readonly verified = new LRUCache<string, SessionInfo>({ max: 10_000, ttl: 60_000 });
 
   constructor(keys: readonly Uint8Array[]) {
     if (keys.length === 0) throw new Error("at least one signing key is required");
     for (const k of keys) if (k.length < 32) throw new Error("signing keys must be at least 32 bytes");
     this.keys = [...keys];
+  }
+
+  private importedKeys(): Promise<webcrypto.CryptoKey[]> {
+    this.verifyKeys ??= Promise.all(
+      this.keys.map((k) =>
+        webcrypto.subtle.importKey("raw", k, { name: "HMAC", hash: "SHA-256" }, false, ["verify"]),
+      ),
+    );
+    return this.verifyKeys;
   }
 
   /** Signs a session as a JWT. */
@@ -48,8 +67,17 @@ export class TokenSigner {
 
   /** Verifies a JWT and decodes its session; any failure is ERR_UNAUTHENTICATED naming why. */
   async verify(token: string): Promise<SessionInfo> {
+    const hit = this.verified.get(token);
+    if (hit && hit.expiresAt.getTime() > Date.now()) return hit;
+    const session = await this.verifyUncached(token);
+    const left = session.expiresAt.getTime() - Date.now();
+    if (left > 0) this.verified.set(token, session, { ttl: Math.min(left, 60_000) });
+    return session;
+  }
+
+  private async verifyUncached(token: string): Promise<SessionInfo> {
     let lastSignatureError = true;
-    for (const key of this.keys) {
+    for (const key of await this.importedKeys()) {
       try {
         const { payload } = await jwtVerify(token, key, {
           algorithms: ["HS256"],

@@ -184,7 +184,9 @@ export function listenDual(
   });
   h2.on("sessionError", (err) => report(err, "session"));
 
-  const server = net.createServer((sock) => {
+  // No Nagle: responses are often several small writes (headers, then body), and waiting for
+  // the peer's delayed ACK would stall them (http.Server sets this too; net.Server does not).
+  const server = net.createServer({ noDelay: true }, (sock) => {
     if (closing) {
       sock.destroy();
       return;
