@@ -3,9 +3,11 @@
  *
  * Through cacheroach: one `cacheroach file put -r -p <c>` of the directory, and one
  * `cacheroach file get -p <c> -o <dir>/ <every path>`, each a single CLI process (its start-up,
- * measured separately and shown in the notes, is included). A put is one `Uploads.Begin` carrying
- * the contents (chunk, rope and file version written by the server); a get reads a file's metadata
- * and its one chunk, verifies its hash and writes a local file.
+ * measured separately and shown in the notes, is included). The CLI sends small files 256 per
+ * `Uploads.PutFiles` call (each file its own version and outcome; the server writes the batch's
+ * chunks, ropes and versions in a few statements and one commit) and reads them 256 paths per
+ * `Files.ReadMany` call (metadata and contents in one answer), verifying every hash and writing
+ * each local file through a temp file.
  *
  * The reference is what PostgreSQL does for the same number of rows at the same concurrency, one
  * statement per file, autocommit: single-row `INSERT` of the 4 KiB contents (key = tenant + path),

@@ -186,6 +186,54 @@ describe("file commands against a server", () => {
     assert.deepEqual(r.stdout, await readFile(local));
   });
 
+  test("many small files travel in batches both ways; large ones alone; failures stay per file", async () => {
+    const src = join(dir, "many");
+    await mkdir(src);
+    const names: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      names.push(`f${String(i).padStart(3, "0")}`);
+      await writeFile(join(src, names[i]!), randomBytes(i % 7 === 0 ? 0 : 1 + (i % 5000)));
+    }
+    names.push("large-a", "large-b");
+    await randomFile(join(src, "large-a"), 300 * 1024);
+    await randomFile(join(src, "large-b"), 2 * MiB);
+    const put = await cli("file", "put", "-r", "-p", "3", "-v", "--json", "/many/", src);
+    assert.equal(put.code, 0, errorText(put));
+    const putResults = JSON.parse(put.stdout) as PutJson[];
+    assert.equal(putResults.length, 602);
+    assert.ok(putResults.every((r) => r.status === "ok" && r.version === 1));
+    // 600 small files in 3 calls (256 per call at most), the two large ones on their own.
+    assert.equal(put.stderr.match(/Uploads\/PutFiles ok/g)?.length, 3);
+    const counted = await db.query(
+      "SELECT count(*)::INT8 AS n FROM files WHERE tenant_id = $1 AND path >= $2 AND path < $3",
+      [SCRATCHPAD, Buffer.from("/many/"), Buffer.from("/many0")],
+    );
+    assert.equal(Number(counted.rows[0].n), 602);
+
+    const outDir = join(dir, "many-out");
+    const remotes = names.map((n) => `/many/${n}`);
+    const get = await cli("file", "get", "-p", "2", "-v", "-o", `${outDir}/`, ...remotes, "/many/absent");
+    assert.equal(get.code, 4, errorText(get));
+    assert.match(get.stderr, /failed: \/many\/absent: .*not found/);
+    assert.match(errorText(get), /1 of 603 files failed to download/);
+    assert.equal(get.stderr.match(/Files\/ReadMany ok/g)?.length, 3);
+    for (const n of names) {
+      assert.deepEqual(await readFile(join(outDir, n)), await readFile(join(src, n)), n);
+    }
+    assert.ok(!(await readdir(outDir)).some((n) => n.includes("cacheroach-tmp")));
+
+    // --no-clobber over the same tree: every file fails on its own, nothing new is written.
+    const again = await cli("file", "put", "-r", "--no-clobber", "--json", "/many/", src);
+    assert.equal(again.code, 5);
+    const againResults = JSON.parse(again.stdout) as { status: string; code?: string }[];
+    assert.ok(againResults.every((r) => r.status === "error" && r.code === "failed_precondition"));
+    const versions = await db.query(
+      "SELECT max(version)::INT8 AS v FROM file_versions WHERE tenant_id = $1 AND path >= $2 AND path < $3",
+      [SCRATCHPAD, Buffer.from("/many/"), Buffer.from("/many0")],
+    );
+    assert.equal(Number(versions.rows[0].v), 1);
+  });
+
   test("--no-clobber refuses to overwrite", async () => {
     const local = join(dir, "nc.txt");
     await writeFile(local, "first");

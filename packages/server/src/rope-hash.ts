@@ -113,7 +113,14 @@ export class ContentHasher {
   }
 }
 
-/** Rope hash of a whole in-memory content cut at `chunkSize` (small writes and tests). */
+/** Rope hash of a whole in-memory content cut at `chunkSize`, hashing it in place (no copy). */
 export function contentHash(data: Uint8Array, chunkSize: number = DEFAULT_CHUNK_SIZE): Buffer {
-  return new ContentHasher(chunkSize).update(data).digest();
+  if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new RangeError(`invalid chunk size ${chunkSize}`);
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const rope = new RopeHasher();
+  for (let off = 0; off < buf.length; off += chunkSize) {
+    const piece = buf.subarray(off, Math.min(off + chunkSize, buf.length));
+    rope.add(chunkHash(piece), piece.length);
+  }
+  return rope.digest();
 }

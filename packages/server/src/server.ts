@@ -94,6 +94,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const version = (await db.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
     if (!/cockroach/i.test(version)) {
       db.enableAsyncBulkCommit();
+      db.enableBinaryCopyReads();
       await tunePostgres(db);
     }
 

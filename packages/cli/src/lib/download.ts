@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { rmSync } from "node:fs";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { basename, dirname, join } from "node:path";
@@ -55,7 +55,7 @@ export interface DownloadContext {
   log?: (msg: string) => void;
 }
 
-interface Sink {
+export interface Sink {
   write(data: Uint8Array): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
@@ -80,7 +80,7 @@ function trackTemp(path: string): void {
   }
 }
 
-async function fileSink(path: string): Promise<Sink> {
+export async function fileSink(path: string): Promise<Sink> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.cacheroach-tmp`);
   const fh = await open(tmp, "wx", 0o644);
   trackTemp(tmp);
@@ -110,6 +110,24 @@ async function fileSink(path: string): Promise<Sink> {
       pendingTemps.delete(tmp);
     },
   };
+}
+
+/**
+ * Writes a whole small file through a temp file renamed into place, synchronously: for a few KiB
+ * the four thread-pool round trips of open/write/close/rename cost more than the writes.
+ */
+export function writeSmallFile(path: string, data: Uint8Array): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.cacheroach-tmp`);
+  trackTemp(tmp);
+  try {
+    writeFileSync(tmp, data, { flag: "wx", mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  } finally {
+    pendingTemps.delete(tmp);
+  }
 }
 
 /** The reader of stdout went away (e.g. `| head`): stop quietly. */

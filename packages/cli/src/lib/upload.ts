@@ -15,7 +15,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { IntegrityError, UserError } from "./errors.js";
 import type { Progress } from "./progress.js";
 import { type RetryOptions, withRetry } from "./retry.js";
-import { ContentHasher, chunkHash, hex, RopeHasher } from "./rope-hash.js";
+import { ContentHasher, chunkHash, contentHash, hex, RopeHasher } from "./rope-hash.js";
 
 /** Files up to this size are written with one Begin call. */
 export const ONE_SHOT_LIMIT = 1 << 20;
@@ -92,7 +92,7 @@ async function oneShot(job: UploadJob, ctx: UploadContext, data: Buffer): Promis
   const file = res.file;
   if (!file) throw new UserError(`server returned no file for one-shot upload of ${job.remotePath}`, 1);
   if (file.chunkSize > 0 || data.length === 0) {
-    const local = new ContentHasher(file.chunkSize > 0 ? file.chunkSize : 1).update(data).digest();
+    const local = contentHash(data, file.chunkSize > 0 ? file.chunkSize : 1);
     if (!local.equals(Buffer.from(file.contentHash))) {
       throw new IntegrityError(
         `${job.remotePath}: server stored content hash ${hex(file.contentHash)}, expected ${hex(local)}`,

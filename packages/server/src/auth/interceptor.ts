@@ -3,7 +3,7 @@ import { toConnectError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Authorizer } from "./authorizer.js";
 import { POLICY, type PolicyContext } from "./policy.js";
-import type { SessionInfo } from "./session.js";
+import type { Need, SessionInfo } from "./session.js";
 
 /** The caller's session, set by the auth interceptor for every handler (undefined: anonymous). */
 export const kSession = createContextKey<SessionInfo | undefined>(undefined, {
@@ -42,14 +42,14 @@ export function createAuthInterceptor(authz: Authorizer, ctx: PolicyContext, log
       req.contextValues.set(kToken, token);
 
       if (!req.stream) {
-        if (rule.need && session) await authz.require(session, rule.need(req.message, ctx));
+        if (rule.need && session) await requireAll(authz, session, rule.need(req.message, ctx));
         return await next(req);
       }
       // Server-streaming: the single request message arrives as an iterable; check it first.
       const it = req.message[Symbol.asyncIterator]();
       const first = await it.next();
       if (first.done) throw new ConnectError("missing request message", Code.InvalidArgument);
-      if (rule.need && session) await authz.require(session, rule.need(first.value, ctx));
+      if (rule.need && session) await requireAll(authz, session, rule.need(first.value, ctx));
       const res = await next({ ...req, message: replay(first.value, it) });
       if (!res.stream) return res;
       return { ...res, message: convertErrors(res.message, method, log) };
@@ -57,6 +57,18 @@ export function createAuthInterceptor(authz: Authorizer, ctx: PolicyContext, log
       throw report(err, method, log);
     }
   };
+}
+
+async function requireAll(authz: Authorizer, s: SessionInfo, need: Need | readonly Need[]): Promise<void> {
+  if (!Array.isArray(need)) return authz.require(s, need as Need);
+  // A batch usually names many paths under the same grant; check each distinct need once.
+  const seen = new Set<string>();
+  for (const n of need as readonly Need[]) {
+    const key = `${n.caps}|${n.tenantId}|${n.path}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    await authz.require(s, n);
+  }
 }
 
 async function* replay<T>(first: T, rest: AsyncIterator<T>): AsyncGenerator<T> {

@@ -4,10 +4,13 @@ import type {
   DeleteRequest,
   FetchRequest,
   ListRequest,
+  PutFilesRequest,
+  ReadManyRequest,
   ReadRequest,
   RetrieveRequest,
   StatRequest,
 } from "@cacheroach/proto";
+import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
 import type { UploadStateCodec } from "../uploads/upload-state.js";
@@ -32,9 +35,10 @@ export interface Rule {
   readonly access: Access;
   /**
    * The capability and location the request needs, computed from the (validated) request; an
-   * invalid field throws a clear InvalidArgument before any permission check.
+   * invalid field throws a clear InvalidArgument before any permission check. Batch calls need
+   * every location they name.
    */
-  readonly need?: (message: unknown, ctx: PolicyContext) => Need;
+  readonly need?: (message: unknown, ctx: PolicyContext) => Need | readonly Need[];
 }
 
 const at = (caps: number, tenantId: string, path: string): Need => ({
@@ -42,6 +46,14 @@ const at = (caps: number, tenantId: string, path: string): Need => ({
   tenantId: parseId(tenantId, "tenant_id"),
   path: validatePath(path),
 });
+/** Most items of one batch call (paths of Files.ReadMany, files of Uploads.PutFiles). */
+export const MAX_BATCH_ITEMS = 1000;
+/** Checks a batch's size before its items are authorized one by one. */
+const checkBatch = (n: number, what: string): void => {
+  if (n < 1 || n > MAX_BATCH_ITEMS) {
+    throw new StoreError("ERR_BAD_REQUEST", `${what} must hold 1..${MAX_BATCH_ITEMS} items, not ${n}`);
+  }
+};
 const onState = (caps: number) => (m: unknown, ctx: PolicyContext) => {
   const s = ctx.uploadStates.decode((m as { state: Uint8Array }).state);
   return { caps, tenantId: s.tenantId, path: s.path };
@@ -78,6 +90,14 @@ export const POLICY: Readonly<Record<string, Rule>> = {
     access: "authenticated",
     need: (m) => at(CAP.write, (m as DeleteRequest).tenantId, (m as DeleteRequest).path),
   },
+  "cacheroach.v1.Files/ReadMany": {
+    access: "authenticated",
+    need: (m) => {
+      const r = m as ReadManyRequest;
+      checkBatch(r.paths.length, "paths");
+      return r.paths.map((p) => at(CAP.read, r.tenantId, p));
+    },
+  },
   "cacheroach.v1.Files/Retrieve": {
     access: "authenticated",
     need: (m) => at(CAP.read, (m as RetrieveRequest).tenantId, (m as RetrieveRequest).path),
@@ -92,6 +112,14 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   "cacheroach.v1.Uploads/PutChunks": { access: "authenticated", need: onState(CAP.write) },
   "cacheroach.v1.Uploads/Append": { access: "authenticated", need: onState(CAP.write) },
   "cacheroach.v1.Uploads/Commit": { access: "authenticated", need: onState(CAP.write) },
+  "cacheroach.v1.Uploads/PutFiles": {
+    access: "authenticated",
+    need: (m) => {
+      const r = m as PutFilesRequest;
+      checkBatch(r.files.length, "files");
+      return r.files.map((f) => at(CAP.write, r.tenantId, f.path));
+    },
+  },
   "cacheroach.v1.Uploads/Fetch": {
     access: "authenticated",
     need: (m) => at(CAP.write | CAP.fetch, (m as FetchRequest).tenantId, (m as FetchRequest).path),

@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Logger } from "../logger.js";
+import { type CopyRow, type CopyShape, copyOutBinary } from "./copy-binary.js";
 
 /** SQLSTATEs after which a whole transaction is safely retried. */
 const RETRYABLE_SQLSTATES = new Set([
@@ -58,6 +59,8 @@ export class Db implements Queryable {
    */
   private bulkPool: pg.Pool;
   private readonly config: pg.PoolConfig;
+  /** Whether {@link copyOut} may be used; see {@link enableBinaryCopyReads}. */
+  private binaryCopy = false;
   private readonly log: Logger | undefined;
   private readonly maxAttempts: number;
 
@@ -95,6 +98,48 @@ export class Db implements Queryable {
   enableAsyncBulkCommit(): void {
     if (this.bulkPool !== this.pool) return;
     this.bulkPool = this.makePool({ ...this.config, options: "-c synchronous_commit=off" });
+  }
+
+  /**
+   * Allows reads through binary COPY (PostgreSQL only: CockroachDB's COPY TO differs). Its bytea
+   * fields arrive as raw bytes, about 3× faster than decoding a text result.
+   */
+  enableBinaryCopyReads(): void {
+    this.binaryCopy = true;
+  }
+
+  /** True once {@link enableBinaryCopyReads} was called; readers keep a portable query otherwise. */
+  get binaryCopyReads(): boolean {
+    return this.binaryCopy;
+  }
+
+  /**
+   * One `COPY (SELECT …) TO STDOUT` in binary format, retried on transient failures; its rows, of
+   * the given shape. COPY takes no parameters, so the caller must embed only values it has
+   * validated or encoded itself.
+   */
+  async copyOut(sql: string, shape: CopyShape): Promise<CopyRow[]> {
+    return this.retry(async () => {
+      const start = performance.now();
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        const rows = await copyOutBinary(client, sql, shape);
+        if (this.log?.isLevelEnabled("trace")) {
+          // Only the text before the first literal: the literals are this statement's parameters.
+          const quote = sql.indexOf("'");
+          const text = (quote < 0 ? sql : sql.slice(0, quote)).slice(0, 200);
+          this.log.trace({ sql: text, ms: performance.now() - start, rows: rows.length }, "sql");
+        }
+        return rows;
+      } catch (err) {
+        // Not worth telling a server error (connection fine) from a broken stream: start afresh.
+        broken = err instanceof Error ? err : new Error(String(err));
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    });
   }
 
   /** Runs `fn` in a transaction on one client; the whole callback is retried on transient errors. */

@@ -5,6 +5,7 @@ import {
   type ChunksRequest,
   type Files,
   type ListRequest,
+  ListResponseSchema,
   type ReadRequest,
   type ReadResponse,
   ReadResponseSchema,
@@ -19,6 +20,9 @@ import type { FileStore } from "../store/file-store.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { fromPrecondition, toFileMeta } from "./convert.js";
+import { encodeListResponse } from "./list-encoding.js";
+import { preEncoded, respondsInBinary } from "./pre-encoded.js";
+import { readMany } from "./read-many.js";
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 10_000;
@@ -45,7 +49,7 @@ export function createFilesService(
       return { file: toFileMeta(f) };
     },
 
-    async list(req: ListRequest) {
+    async list(req: ListRequest, ctx: HandlerContext) {
       const tenantId = parseId(req.tenantId, "tenant_id");
       const prefix = validatePrefix(req.path);
       const limit = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
@@ -53,10 +57,12 @@ export function createFilesService(
         throw new StoreError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_PAGE}`);
       const after = req.cursor === "" ? undefined : decodeCursor(req.cursor, prefix);
       const page = await files.list(tenantId, prefix, after, limit);
-      return {
-        files: page.files.map(toFileMeta),
-        nextCursor: page.after === undefined ? "" : Buffer.from(page.after, "utf8").toString("base64url"),
-      };
+      const nextCursor =
+        page.after === undefined ? "" : Buffer.from(page.after, "utf8").toString("base64url");
+      // Big pages are the bulk of listing time when protobuf-es encodes them (see list-encoding.ts).
+      if (respondsInBinary(ctx))
+        return preEncoded(ListResponseSchema, encodeListResponse(page.files, nextCursor));
+      return { files: page.files.map(toFileMeta), nextCursor };
     },
 
     async *read(req: ReadRequest): AsyncGenerator<ReadResponse> {
@@ -95,6 +101,8 @@ export function createFilesService(
         more: last !== undefined && last.offset + last.length < rope.size,
       };
     },
+
+    readMany: (req) => readMany(req, files, ropes),
 
     async retrieve(req, ctx: HandlerContext) {
       const tenantId = parseId(req.tenantId, "tenant_id");

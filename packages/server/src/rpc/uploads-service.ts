@@ -9,6 +9,7 @@ import { validatePath } from "../store/paths.js";
 import { type FetchLimits, fetchRemote } from "../uploads/remote-fetch.js";
 import type { UploadManager } from "../uploads/upload-manager.js";
 import { fromPrecondition, toFileMeta, validateContentType, validateMeta } from "./convert.js";
+import { toItemError } from "./item-error.js";
 
 /** The Uploads service: the Begin → Transfer/Append* → Commit protocol (authorization: auth/policy.ts). */
 export function createUploadsService(
@@ -45,6 +46,33 @@ export function createUploadsService(
         precondition,
       );
       return { ...base, state };
+    },
+
+    async putFiles(req) {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      // Everything is validated before anything is written: a bad field fails the whole call.
+      const writes = req.files.map((f) => {
+        const expected = f.expectedContentHash.length ? Buffer.from(f.expectedContentHash) : undefined;
+        if (expected && expected.length !== 32) {
+          throw new StoreError("ERR_BAD_REQUEST", `${f.path}: expected_content_hash must be 32 bytes`);
+        }
+        return {
+          path: validatePath(f.path),
+          data: view(f.contents),
+          meta: validateMeta(f.meta),
+          contentType: validateContentType(f.contentType),
+          precondition: fromPrecondition(f.precondition),
+          expectedHash: expected,
+        };
+      });
+      const results = await uploads.writeMany(tenantId, writes);
+      return {
+        results: results.map((r) =>
+          r instanceof StoreError
+            ? { result: { case: "error" as const, value: toItemError(r) } }
+            : { result: { case: "file" as const, value: toFileMeta(r) } },
+        ),
+      };
     },
 
     async transfer(req) {

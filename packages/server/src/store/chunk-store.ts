@@ -2,6 +2,32 @@ import { LRUCache } from "lru-cache";
 import type { Db, Queryable } from "../db/db.js";
 import { StoreError } from "../errors.js";
 
+/** A tenant id that is safe to embed in SQL text (lower- or upper-case hex, as PostgreSQL prints it). */
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Field bytes one chunk read may return: far above any chunk size, so only a runaway result trips it. */
+const MAX_CHUNK_BYTES = 64 << 20;
+/**
+ * Bytes per row when a chunk is read by COPY. pg collects each protocol message whole, regrowing
+ * (and copying) its receive buffer for a large one; 128 KiB rows keep that buffer small and reused.
+ * Measured against one 512 KiB row in the benchmark: 10–20 % less server CPU per MiB, and a peak
+ * RSS 50 MiB (256 MiB file) to 240 MiB (1 GiB file) lower.
+ */
+const SLICE_BYTES = 128 << 10;
+
+/** Bytes of chunk data one INSERT statement carries at most; chunks over a quarter of it go alone. */
+const GROUP_BYTES = 1 << 20;
+/** Rows one INSERT statement carries at most. */
+const GROUP_ROWS = 256;
+
+/** Placeholder of a chunk not yet read (chunks are never empty). */
+const EMPTY = Buffer.alloc(0);
+
+/** A binary int4 field. */
+function int4(field: Buffer | null | undefined): number {
+  if (field?.length !== 4) throw new Error("COPY: expected an int4");
+  return field.readInt32BE(0);
+}
+
 /** One chunk to store: its BLAKE3-256 hash (already verified by the caller) and bytes. */
 export interface ChunkWrite {
   readonly hash: Buffer;
@@ -33,21 +59,47 @@ export class ChunkStore {
         : undefined;
   }
 
-  /** Stores chunks for a tenant; returns how many were new. Chunks run in parallel statements. */
+  /**
+   * Stores chunks for a tenant; returns how many were new. Statements run in parallel (up to
+   * writeConcurrency); small chunks share multi-row statements (a batch of small files would
+   * otherwise cost a round trip per file), large ones go one per statement.
+   */
   async put(tenantId: string, chunks: readonly ChunkWrite[]): Promise<number> {
+    const groups: ChunkWrite[][] = [];
+    let group: ChunkWrite[] = [];
+    let bytes = 0;
+    for (const c of chunks) {
+      if (c.data.length > GROUP_BYTES / 4) {
+        groups.push([c]);
+        continue;
+      }
+      if (group.length > 0 && (bytes + c.data.length > GROUP_BYTES || group.length === GROUP_ROWS)) {
+        groups.push(group);
+        group = [];
+        bytes = 0;
+      }
+      group.push(c);
+      bytes += c.data.length;
+    }
+    if (group.length > 0) groups.push(group);
     let stored = 0;
     let next = 0;
     const worker = async () => {
-      while (next < chunks.length) {
-        const c = chunks[next++]!;
+      while (next < groups.length) {
+        const g = groups[next++]!;
+        const params: unknown[] = [tenantId];
+        const rows = g.map((c) => {
+          params.push(c.hash, c.data);
+          return `($1, $${params.length - 1}, $${params.length})`;
+        });
         const r = await this.db.bulk(
-          "INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, hash) DO NOTHING",
-          [tenantId, c.hash, c.data],
+          `INSERT INTO chunks (tenant_id, hash, data) VALUES ${rows.join(", ")} ON CONFLICT (tenant_id, hash) DO NOTHING`,
+          params,
         );
         stored += r.rowCount ?? 0;
       }
     };
-    const n = Math.max(1, Math.min(this.options.writeConcurrency, chunks.length));
+    const n = Math.max(1, Math.min(this.options.writeConcurrency, groups.length));
     await Promise.all(Array.from({ length: n }, worker));
     return stored;
   }
@@ -80,11 +132,112 @@ export class ChunkStore {
     return out;
   }
 
+  /**
+   * Many chunks' bytes, keyed by hex hash: cache hits first, then one query for the rest (small
+   * chunks, e.g. of a batch of small files; callers bound the total). A missing chunk is
+   * ERR_UNAVAILABLE as in {@link get}.
+   */
+  async getMany(tenantId: string, hashes: readonly Buffer[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const todo: Buffer[] = [];
+    for (const h of hashes) {
+      const k = h.toString("hex");
+      if (out.has(k)) continue;
+      const hit = this.cache?.get(`${tenantId}:${k}`);
+      if (hit) out.set(k, hit);
+      else {
+        out.set(k, EMPTY);
+        todo.push(h);
+      }
+    }
+    for (let i = 0; i < todo.length; i += 1000) {
+      const params: unknown[] = [tenantId];
+      const marks = todo.slice(i, i + 1000).map((h) => {
+        params.push(h);
+        return `$${params.length}`;
+      });
+      const r = await this.db.query<{ hash: Buffer; b64: string }>(
+        `SELECT hash, encode(data, 'base64') AS b64 FROM chunks WHERE tenant_id = $1 AND hash IN (${marks.join(", ")})`,
+        params,
+      );
+      for (const row of r.rows) {
+        const k = row.hash.toString("hex");
+        const data = Buffer.from(row.b64, "base64");
+        out.set(k, data);
+        this.cache?.set(`${tenantId}:${k}`, data);
+      }
+    }
+    for (const h of todo) {
+      if (out.get(h.toString("hex")) === EMPTY) {
+        throw new StoreError("ERR_UNAVAILABLE", `chunk ${h.toString("hex").slice(0, 16)} is missing`);
+      }
+    }
+    return out;
+  }
+
   /** A chunk's bytes. A missing chunk means the database lost data it promised to keep. */
   async get(tenantId: string, hash: Buffer): Promise<Buffer> {
     const key = `${tenantId}:${hash.toString("hex")}`;
     const hit = this.cache?.get(key);
     if (hit) return hit;
+    const data =
+      this.db.binaryCopyReads && CANONICAL_UUID.test(tenantId)
+        ? await this.copyChunk(tenantId, hash)
+        : await this.selectChunk(tenantId, hash);
+    if (data === undefined) {
+      throw new StoreError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
+    }
+    this.cache?.set(key, data);
+    return data;
+  }
+
+  /**
+   * PostgreSQL: binary COPY hands over the raw bytes, with no text encoding on the server or
+   * decoding in this (single) thread. The chunk comes as rows (slice number, total length, slice),
+   * each slice written straight into the result; substring() of an uncompressed (EXTERNAL) value
+   * fetches only that slice's TOAST rows (a compressed one would be decompressed up to each slice's
+   * end, slower but still correct). COPY takes no parameters, so the tenant must be a
+   * canonical UUID and the hash goes in as hex through decode(), which needs no escaping.
+   */
+  private async copyChunk(tenantId: string, hash: Buffer): Promise<Buffer | undefined> {
+    let out: Buffer | undefined;
+    const rows = await this.db.copyOut(
+      `COPY (SELECT k, length(data), substring(data FROM k * ${SLICE_BYTES} + 1 FOR ${SLICE_BYTES})
+       FROM chunks, generate_series(0, (length(data) - 1) / ${SLICE_BYTES}) AS k
+       WHERE tenant_id = '${tenantId}' AND hash = decode('${hash.toString("hex")}', 'hex')) TO STDOUT (FORMAT binary)`, // crdb-lint: ok PostgreSQL only (guarded by binaryCopyReads)
+      {
+        fields: 3,
+        maxBytes: MAX_CHUNK_BYTES,
+        target: (row, length) => {
+          if (row.length < 2) return undefined; // k and length(data): small, buffers of their own
+          const k = int4(row[0]);
+          const total = int4(row[1]);
+          const from = k * SLICE_BYTES;
+          const size = Math.min(SLICE_BYTES, total - from);
+          if (total <= 0 || total > MAX_CHUNK_BYTES || from < 0 || size <= 0 || length !== size) {
+            throw new Error(`COPY: bad slice ${k} of a ${total}-byte chunk`);
+          }
+          out ??= Buffer.allocUnsafe(total);
+          if (out.length !== total) throw new Error("COPY: slices disagree on the chunk's length");
+          return out.subarray(from, from + length);
+        },
+      },
+    );
+    if (rows.length === 0) return undefined;
+    if (out === undefined) throw new Error("COPY: chunk rows without data");
+    // Every slice exactly once: as many rows as slices, each a distinct k (ranges were checked).
+    const slices = Math.ceil(out.length / SLICE_BYTES);
+    const seen = new Set(rows.map((r) => int4(r[0])));
+    if (rows.length !== slices || seen.size !== slices) {
+      throw new Error(
+        `COPY: chunk ${hash.toString("hex").slice(0, 16)} came in ${rows.length} of ${slices} slices`,
+      );
+    }
+    return out;
+  }
+
+  /** Portable read (CockroachDB). */
+  private async selectChunk(tenantId: string, hash: Buffer): Promise<Buffer | undefined> {
     // Base64 text: 1.33× the bytes on the wire instead of hex's 2×, measured 15–50 % faster and
     // with smaller transient strings. (pg's binary mode would be smaller still but corrupts bytea.)
     const r = await this.db.query<{ b64: string }>(
@@ -92,11 +245,6 @@ export class ChunkStore {
       [tenantId, hash],
     );
     const b64 = r.rows[0]?.b64;
-    if (b64 === undefined) {
-      throw new StoreError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
-    }
-    const data = Buffer.from(b64, "base64"); // ignores the line breaks PostgreSQL inserts
-    this.cache?.set(key, data);
-    return data;
+    return b64 === undefined ? undefined : Buffer.from(b64, "base64"); // ignores PostgreSQL's line breaks
   }
 }

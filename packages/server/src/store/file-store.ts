@@ -2,9 +2,12 @@ import type { Db, Queryable } from "../db/db.js";
 import { StoreError } from "../errors.js";
 import {
   FILE_COLUMNS,
+  type FileListRow,
   type FileRecord,
   type FileRow,
+  fileFromListRow,
   fileFromRow,
+  LIST_COLUMNS,
   type WritePrecondition,
 } from "./file-meta.js";
 import { belowRange, pathKey } from "./paths.js";
@@ -16,6 +19,12 @@ export interface NewVersion {
   readonly contentType: string;
   readonly meta: Record<string, string>;
   readonly precondition: WritePrecondition | undefined;
+}
+
+/** One file of a {@link FileStore.putMany} batch. */
+export interface PathVersion {
+  readonly path: string;
+  readonly version: NewVersion;
 }
 
 /** One entry of a directory: a file, or a sub-directory (file undefined). */
@@ -101,6 +110,112 @@ export class FileStore {
     }
   }
 
+  /**
+   * Writes a new version of each (distinct) path in one transaction: heads locked in one query,
+   * preconditions checked per file, then one statement inserts every version and updates every
+   * head. A file whose precondition fails gets its StoreError in the result and is not written;
+   * the others are. Results are in input order.
+   */
+  async putMany(tenantId: string, items: readonly PathVersion[]): Promise<(FileRecord | StoreError)[]> {
+    if (items.length === 0) return [];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.db.tx(async (q) => {
+          const heads = await this.heads(
+            tenantId,
+            items.map((i) => i.path),
+            q,
+            true,
+          );
+          const out: (FileRecord | StoreError)[] = new Array(items.length);
+          const params: unknown[] = [tenantId];
+          const values: string[] = [];
+          const written = new Map<string, number>(); // path → index in items
+          items.forEach((item, i) => {
+            const head = heads.get(item.path);
+            const v = item.version;
+            const failed = v.precondition && preconditionError(item.path, head, v.precondition);
+            if (failed) {
+              out[i] = failed;
+              return;
+            }
+            const live = head && !head.dtime;
+            params.push(
+              pathKey(item.path),
+              (head?.version ?? 0) + 1,
+              v.rope.hash,
+              v.rope.size,
+              v.rope.chunkSize,
+              v.contentType,
+              JSON.stringify(v.meta),
+              live ? head.ctime : null,
+            );
+            const n = params.length;
+            const p = (k: number) => `$${n - 8 + k}`;
+            values.push(
+              `($1, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, COALESCE(${p(8)}::TIMESTAMPTZ, now()), now(), NULL)`,
+            );
+            written.set(item.path, i);
+          });
+          if (values.length === 0) return out;
+          // One round trip: the versions, and the heads from exactly the rows inserted.
+          const r = await q.query<FileRow>(
+            `WITH v AS (
+               INSERT INTO file_versions (${FILE_COLUMNS}) VALUES ${values.join(", ")}
+               RETURNING ${FILE_COLUMNS})
+             INSERT INTO files (${FILE_COLUMNS}) SELECT ${FILE_COLUMNS} FROM v
+             ON CONFLICT (tenant_id, path) DO UPDATE SET version = excluded.version, rope_hash = excluded.rope_hash,
+               size = excluded.size, chunk_size = excluded.chunk_size, content_type = excluded.content_type,
+               meta = excluded.meta, ctime = excluded.ctime, mtime = excluded.mtime, dtime = NULL
+             RETURNING ${FILE_COLUMNS}`,
+            params,
+          );
+          for (const row of r.rows) {
+            const file = fileFromRow(row);
+            const i = written.get(file.path);
+            if (i === undefined) throw new Error(`putMany: unexpected row for ${file.path}`);
+            out[i] = file;
+          }
+          if (r.rows.length !== written.size) throw new Error("putMany: not every version was written");
+          return out;
+        });
+      } catch (err) {
+        // Concurrent first writes of a path race on the version's primary key; retry as in put().
+        if ((err as { code?: string }).code === "23505" && attempt < 5) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * The heads (live or deleted) of the given paths, keyed by path; paths without one are absent.
+   * With `lock`, the rows are locked for update (inside a transaction).
+   */
+  async heads(
+    tenantId: string,
+    paths: readonly string[],
+    q: Queryable = this.db,
+    lock = false,
+  ): Promise<Map<string, FileRecord>> {
+    const out = new Map<string, FileRecord>();
+    for (let i = 0; i < paths.length; i += 1000) {
+      const params: unknown[] = [tenantId];
+      const marks = paths.slice(i, i + 1000).map((p) => {
+        params.push(pathKey(p));
+        return `$${params.length}`;
+      });
+      const r = await q.query<FileRow>(
+        `SELECT ${FILE_COLUMNS} FROM files WHERE tenant_id = $1 AND path IN (${marks.join(", ")})${lock ? " FOR UPDATE" : ""}`,
+        params,
+      );
+      for (const row of r.rows) {
+        const f = fileFromRow(row);
+        out.set(f.path, f);
+      }
+    }
+    return out;
+  }
+
   /** The latest live version, or one version (live or not deleted). NOT_FOUND otherwise. */
   async stat(tenantId: string, path: string, version = 0): Promise<FileRecord> {
     if (version === 0) {
@@ -119,19 +234,23 @@ export class FileStore {
 
   /**
    * Lists live files equal to `prefix` or below `prefix/` ("" = whole tenant) in bytewise path
-   * order, strictly after `after`.
+   * order, strictly after `after`. `tenantId` must be canonical (as `parseId` returns it): the
+   * records carry it as given.
    */
   async list(tenantId: string, prefix: string, after: string | undefined, limit: number): Promise<FilePage> {
     const [lo, hi] = belowRange(prefix);
     const afterKey = after === undefined ? Buffer.alloc(0) : pathKey(after);
-    const r = await this.db.query<FileRow>(
-      `SELECT ${FILE_COLUMNS} FROM files
-       WHERE tenant_id = $1 AND dtime IS NULL AND path > $4
-         AND ((path >= $2 AND path < $3) OR path = $5)
+    // The prefix itself ($5) sorts before everything below it ($2 = "prefix/"), so [$5, $3) bounds
+    // the index scan on both ends; without the bounds the scan began at the tenant's first path
+    // (first page) or ran to its last (last page), filtering out every other file.
+    const r = await this.db.query<FileListRow>(
+      `SELECT ${LIST_COLUMNS} FROM files
+       WHERE tenant_id = $1 AND dtime IS NULL AND path > $4 AND path >= $5 AND path < $3
+         AND (path >= $2 OR path = $5)
        ORDER BY path LIMIT $6`,
       [tenantId, lo, hi, afterKey, pathKey(prefix === "" ? "/" : prefix), limit],
     );
-    const files = r.rows.map(fileFromRow);
+    const files = r.rows.map((row) => fileFromListRow(tenantId, row));
     return { files, after: files.length === limit ? files[files.length - 1]!.path : undefined };
   }
 
@@ -208,6 +327,21 @@ export class FileStore {
     );
     const row = r.rows[0];
     return row ? fileFromRow(row) : undefined;
+  }
+}
+
+/** The ERR_PRECONDITION_FAILED error `pre` fails with, or undefined when it holds. */
+export function preconditionError(
+  path: string,
+  head: FileRecord | undefined,
+  pre: WritePrecondition,
+): StoreError | undefined {
+  try {
+    checkPrecondition(path, head, pre);
+    return undefined;
+  } catch (err) {
+    if (err instanceof StoreError) return err;
+    throw err;
   }
 }
 

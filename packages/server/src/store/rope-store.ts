@@ -20,6 +20,8 @@ export interface ChunkEntry {
 
 /** Rows per statement when copying an upload's chunk list into a rope. */
 const COPY_BATCH = 4096;
+/** Chunk-list entries up to which ropes are committed in one statement, without a lookup first. */
+const SMALL_LISTS = 1000;
 /** Chunk-list rows fetched per query while reading. */
 const LIST_PAGE = 256;
 
@@ -48,25 +50,100 @@ export class RopeStore {
 
   /** Commits a rope from an in-memory chunk list (small, one-shot contents). */
   async commitList(tenantId: string, entries: readonly ChunkEntry[], chunkSize: number): Promise<Rope> {
-    const h = new RopeHasher();
-    for (const e of entries) h.add(e.hash, e.length);
-    const rope: Rope = { hash: h.digest(), size: h.size, chunkCount: h.count, chunkSize };
-    if (await this.get(tenantId, rope.hash)) return rope;
-    for (let i = 0; i < entries.length; i += 500) {
-      const params: unknown[] = [tenantId, rope.hash];
-      const rows = entries.slice(i, i + 500).map((e) => {
-        params.push(e.offset, e.hash, e.length);
+    return (await this.commitLists(tenantId, [entries], chunkSize))[0]!;
+  }
+
+  /**
+   * Commits ropes from in-memory chunk lists (whose chunks are stored), in a few statements
+   * whatever their number: one lookup of the ropes already committed, then the chunk lists of
+   * the others, then their headers (last, so a header always finds its complete list).
+   */
+  async commitLists(
+    tenantId: string,
+    lists: readonly (readonly ChunkEntry[])[],
+    chunkSize: number,
+  ): Promise<Rope[]> {
+    const ropes = lists.map((entries): Rope => {
+      const h = new RopeHasher();
+      for (const e of entries) h.add(e.hash, e.length);
+      return { hash: h.digest(), size: h.size, chunkCount: h.count, chunkSize };
+    });
+    const todo = new Map<string, { rope: Rope; entries: readonly ChunkEntry[] }>();
+    for (const [i, rope] of ropes.entries())
+      todo.set(rope.hash.toString("hex"), { rope, entries: lists[i]! });
+    const entryCount = lists.reduce((n, l) => n + l.length, 0);
+    if (entryCount > SMALL_LISTS) {
+      // Long lists: skip copying those of ropes already committed.
+      const known = await this.existing(
+        tenantId,
+        [...todo.values()].map((t) => t.rope.hash),
+      );
+      for (const k of known) todo.delete(k);
+      if (todo.size === 0) return ropes;
+    }
+    const pending = [...todo.values()];
+    if (pending.length === 0) return ropes;
+    if (entryCount <= SMALL_LISTS) {
+      // Short lists: lists and headers in one statement, atomic, so a header never lacks its list.
+      const params: unknown[] = [tenantId];
+      const rows: string[] = [];
+      for (const { rope, entries } of pending) {
+        for (const e of entries) {
+          params.push(rope.hash, e.offset, e.hash, e.length);
+          const n = params.length;
+          rows.push(`($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`);
+        }
+      }
+      const headers = pending.map(({ rope }) => {
+        params.push(rope.hash, rope.size, rope.chunkCount, rope.chunkSize);
         const n = params.length;
-        return `($1, $2, $${n - 2}, $${n - 1}, $${n})`;
+        return `($${n - 3}::BYTEA, $${n - 2}::INT8, $${n - 1}::INT8, $${n}::INT4)`;
       });
+      // The headers' SELECT refers to the list insert because CockroachDB refuses a CTE with side
+      // effects that the query does not use.
+      await this.db.bulk(
+        rows.length
+          ? `WITH l AS (INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length) VALUES ${rows.join(", ")}
+               ON CONFLICT (tenant_id, rope_hash, off) DO NOTHING RETURNING 1)
+             INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size)
+             SELECT $1, h.hash, h.size, h.chunk_count, h.chunk_size
+             FROM (VALUES ${headers.join(", ")}) AS h (hash, size, chunk_count, chunk_size)
+             WHERE (SELECT count(*) FROM l) >= 0
+             ON CONFLICT (tenant_id, hash) DO NOTHING`
+          : `INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size)
+             SELECT $1, h.hash, h.size, h.chunk_count, h.chunk_size
+             FROM (VALUES ${headers.join(", ")}) AS h (hash, size, chunk_count, chunk_size)
+             ON CONFLICT (tenant_id, hash) DO NOTHING`,
+        params,
+      );
+      return ropes;
+    }
+    let params: unknown[] = [tenantId];
+    let rows: string[] = [];
+    const flush = async () => {
+      if (rows.length === 0) return;
       await this.db.bulk(
         `INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length) VALUES ${rows.join(",")}
          ON CONFLICT (tenant_id, rope_hash, off) DO NOTHING`,
         params,
       );
+      params = [tenantId];
+      rows = [];
+    };
+    for (const { rope, entries } of pending) {
+      for (const e of entries) {
+        params.push(rope.hash, e.offset, e.hash, e.length);
+        const n = params.length;
+        rows.push(`($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`);
+        if (rows.length === 500) await flush();
+      }
     }
-    await this.insertHeader(tenantId, rope);
-    return rope;
+    await flush();
+    await this.insertHeaders(
+      tenantId,
+      pending.map((t) => t.rope),
+    );
+    return ropes;
   }
 
   /**
@@ -188,12 +265,92 @@ export class RopeStore {
     }
   }
 
-  private async insertHeader(tenantId: string, rope: Rope) {
-    if (rope.hash.length !== HASH_LENGTH) throw new Error("bad rope hash");
-    await this.db.bulk(
-      `INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (tenant_id, hash) DO NOTHING`,
-      [tenantId, rope.hash, rope.size, rope.chunkCount, rope.chunkSize],
+  /**
+   * The whole contents of small ropes, keyed by hex rope hash: one query for all their chunk
+   * lists, one for their chunks (those not in the chunk cache). Callers bound the total size.
+   */
+  async readWhole(tenantId: string, ropes: readonly Rope[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const lists = new Map<string, ChunkEntry[]>();
+    const want = new Map<string, Rope>();
+    for (const r of ropes) {
+      const k = r.hash.toString("hex");
+      if (r.size === 0) out.set(k, Buffer.alloc(0));
+      else want.set(k, r);
+    }
+    const hashes = [...want.values()].map((r) => r.hash);
+    for (let i = 0; i < hashes.length; i += 1000) {
+      const params: unknown[] = [tenantId];
+      const marks = hashes.slice(i, i + 1000).map((h) => {
+        params.push(h);
+        return `$${params.length}`;
+      });
+      const r = await this.db.query<{ rope_hash: Buffer; off: string; chunk_hash: Buffer; length: number }>(
+        `SELECT rope_hash, off, chunk_hash, length FROM rope_chunks
+         WHERE tenant_id = $1 AND rope_hash IN (${marks.join(", ")}) ORDER BY rope_hash, off`,
+        params,
+      );
+      for (const row of r.rows) {
+        const k = row.rope_hash.toString("hex");
+        let list = lists.get(k);
+        if (!list) {
+          list = [];
+          lists.set(k, list);
+        }
+        list.push({ offset: Number(row.off), hash: row.chunk_hash, length: row.length });
+      }
+    }
+    const chunks = await this.chunks.getMany(
+      tenantId,
+      [...lists.values()].flatMap((l) => l.map((e) => e.hash)),
     );
+    for (const [k, rope] of want) {
+      const parts = (lists.get(k) ?? []).map((e) => chunks.get(e.hash.toString("hex"))!);
+      const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      if (data.length !== rope.size) {
+        throw new StoreError("ERR_UNAVAILABLE", `content ${k.slice(0, 16)}… is incomplete`);
+      }
+      out.set(k, data);
+    }
+    return out;
+  }
+
+  /** Hex hashes of the given ropes that the tenant has committed. */
+  private async existing(tenantId: string, hashes: readonly Buffer[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < hashes.length; i += 1000) {
+      const params: unknown[] = [tenantId];
+      const marks = hashes.slice(i, i + 1000).map((h) => {
+        params.push(h);
+        return `$${params.length}`;
+      });
+      const r = await this.db.query<{ hash: Buffer }>(
+        `SELECT hash FROM ropes WHERE tenant_id = $1 AND hash IN (${marks.join(", ")})`,
+        params,
+      );
+      for (const row of r.rows) out.add(row.hash.toString("hex"));
+    }
+    return out;
+  }
+
+  private async insertHeader(tenantId: string, rope: Rope) {
+    await this.insertHeaders(tenantId, [rope]);
+  }
+
+  private async insertHeaders(tenantId: string, ropes: readonly Rope[]) {
+    for (let i = 0; i < ropes.length; i += 500) {
+      const params: unknown[] = [tenantId];
+      const rows = ropes.slice(i, i + 500).map((rope) => {
+        if (rope.hash.length !== HASH_LENGTH) throw new Error("bad rope hash");
+        params.push(rope.hash, rope.size, rope.chunkCount, rope.chunkSize);
+        const n = params.length;
+        return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+      });
+      await this.db.bulk(
+        `INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size) VALUES ${rows.join(",")}
+         ON CONFLICT (tenant_id, hash) DO NOTHING`,
+        params,
+      );
+    }
   }
 }

@@ -4,8 +4,8 @@ import { StoreError } from "../errors.js";
 import { chunkHash } from "../rope-hash.js";
 import type { ChunkStore, ChunkWrite } from "../store/chunk-store.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
-import type { FileStore } from "../store/file-store.js";
-import type { ChunkEntry, RopeStore } from "../store/rope-store.js";
+import { type FileStore, type NewVersion, preconditionError } from "../store/file-store.js";
+import type { RopeStore } from "../store/rope-store.js";
 import type { UploadState, UploadStateCodec } from "./upload-state.js";
 
 /** Limits and sizes of the upload protocol. */
@@ -26,6 +26,15 @@ export interface CommitOptions {
   /** Fail with ERR_HASH_MISMATCH unless the content hash equals this. */
   readonly expectedHash?: Buffer | undefined;
 }
+
+/** One whole file of {@link UploadManager.writeMany}. */
+export interface SmallWrite extends CommitOptions {
+  readonly path: string;
+  readonly data: Buffer;
+}
+
+/** Most files one {@link UploadManager.writeMany} call takes. */
+export const MAX_BATCH_FILES = 1000;
 
 /** Who starts an upload (recorded for audit and garbage collection). */
 export interface Uploader {
@@ -86,24 +95,75 @@ export class UploadManager {
         `one-shot content is ${data.length} bytes; the limit is ${this.limits.maxTransferSize} (use Transfer)`,
       );
     }
+    const [result] = await this.writeMany(tenantId, [{ ...opts, path, data }]);
+    if (result instanceof StoreError) throw result;
+    return result!;
+  }
+
+  /**
+   * Writes whole small files as new versions with batched database work: their chunks, their
+   * ropes, and one transaction for all versions. Files succeed or fail independently (a failed
+   * precondition or expected hash fails only that file, returned as its StoreError); results are
+   * in input order. Limits: {@link MAX_BATCH_FILES} distinct paths, max_transfer_size bytes.
+   */
+  async writeMany(tenantId: string, files: readonly SmallWrite[]): Promise<(FileRecord | StoreError)[]> {
+    if (files.length === 0 || files.length > MAX_BATCH_FILES) {
+      throw new StoreError("ERR_BAD_REQUEST", `a batch holds 1..${MAX_BATCH_FILES} files`);
+    }
+    const paths = new Set<string>();
+    let total = 0;
+    for (const f of files) {
+      if (paths.has(f.path)) throw new StoreError("ERR_BAD_REQUEST", `${f.path} appears twice in one batch`);
+      paths.add(f.path);
+      total += f.data.length;
+    }
+    if (total > this.limits.maxTransferSize) {
+      throw new StoreError(
+        "ERR_TOO_LARGE",
+        `the batch's contents are ${total} bytes; the limit is ${this.limits.maxTransferSize}`,
+      );
+    }
     await this.requireTenant(tenantId);
-    await this.files.check(tenantId, path, opts.precondition);
+    const out: (FileRecord | StoreError | undefined)[] = new Array(files.length);
+    // Fail preconditions early (checked again atomically below) so no chunks are written for them.
+    if (files.some((f) => f.precondition)) {
+      const heads = await this.files.heads(
+        tenantId,
+        files.map((f) => f.path),
+      );
+      files.forEach((f, i) => {
+        if (f.precondition) out[i] = preconditionError(f.path, heads.get(f.path), f.precondition);
+      });
+    }
     const size = this.limits.chunkSize;
-    const writes = cut(data, size);
-    await this.chunks.put(tenantId, writes);
-    const entries: ChunkEntry[] = writes.map((w, i) => ({
-      offset: i * size,
-      hash: w.hash,
-      length: w.data.length,
-    }));
-    const rope = await this.ropes.commitList(tenantId, entries, size);
-    if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
-    return this.files.put(tenantId, path, {
-      rope,
-      contentType: opts.contentType,
-      meta: opts.meta,
-      precondition: opts.precondition,
+    const todo = files.flatMap((f, i) => (out[i] ? [] : [{ f, i, writes: cut(f.data, size) }]));
+    if (todo.length === 0) return out as StoreError[];
+    const unique = new Map<string, ChunkWrite>();
+    for (const t of todo) for (const w of t.writes) unique.set(w.hash.toString("hex"), w);
+    await this.chunks.put(tenantId, [...unique.values()]);
+    const ropes = await this.ropes.commitLists(
+      tenantId,
+      todo.map((t) => t.writes.map((w, k) => ({ offset: k * size, hash: w.hash, length: w.data.length }))),
+      size,
+    );
+    const versions: { i: number; path: string; version: NewVersion }[] = [];
+    todo.forEach(({ f, i }, k) => {
+      const rope = ropes[k]!;
+      if (f.expectedHash && !f.expectedHash.equals(rope.hash)) {
+        out[i] = hashMismatch(rope.hash, f.path);
+        return;
+      }
+      versions.push({
+        i,
+        path: f.path,
+        version: { rope, contentType: f.contentType, meta: f.meta, precondition: f.precondition },
+      });
     });
+    const written = await this.files.putMany(tenantId, versions);
+    written.forEach((r, k) => {
+      out[versions[k]!.i] = r;
+    });
+    return out as (FileRecord | StoreError)[];
   }
 
   /** Appends bytes; returns the advanced state. Retrying with the same state and data is a no-op. */
@@ -314,9 +374,9 @@ export function cut(data: Buffer, size: number): ChunkWrite[] {
   return out;
 }
 
-function hashMismatch(actual: Buffer): StoreError {
+function hashMismatch(actual: Buffer, path?: string): StoreError {
   return new StoreError(
     "ERR_HASH_MISMATCH",
-    `content hash is ${actual.toString("hex")}, not the expected one; nothing was written`,
+    `${path ? `${path}: ` : ""}content hash is ${actual.toString("hex")}, not the expected one; nothing was written`,
   );
 }

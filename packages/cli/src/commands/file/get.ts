@@ -1,8 +1,9 @@
 import { mkdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Files } from "@cacheroach/proto";
+import { type FileMeta, Files } from "@cacheroach/proto";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
+import { downloadBatch, READ_BATCH } from "../../lib/batch-download.js";
 import { mapLimit } from "../../lib/concurrency.js";
 import { type Destination, downloadFile, OutputClosedError } from "../../lib/download.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
@@ -29,6 +30,8 @@ export default class FileGet extends BaseCommand<typeof FileGet> {
 
   static override description =
     `For each file, asks the server for a short-lived signed URL (Files.Retrieve, which also returns the file's metadata) and downloads it over plain HTTP, recomputing its BLAKE3 content hash on the fly. A file is written to a temporary file next to its destination and renamed into place only when the hash matches the server's; on a mismatch nothing is written and the command fails (exit 6).
+
+When several files are requested, their metadata and the contents of those up to 1 MiB come 256 paths per call (Files.ReadMany), verified the same way; larger ones then download one by one as above, -p at a time.
 
 A dropped connection is resumed where it stopped (Range, with If-Range on the file's ETag and a fresh URL pinned to the same version, so an overwrite meanwhile cannot corrupt the result); after 5 failed attempts in a row (a connection that delivered at least 1 MiB starts a new row) the file fails.
 
@@ -148,31 +151,48 @@ ${EXIT_CODES_HELP}`;
       remotes.length === 1 ? (remotes[0] ?? "") : `${remotes.length} files`,
     );
     const failures: unknown[] = [];
-    let results: GetResult[];
+    const ctx = { files, tenantId, server, http, progress, log: (msg: string) => this.verbose(msg) };
+    const record = async (i: number, outcome: FileMeta | Error): Promise<GetResult> => {
+      const remote = remotes[i]!;
+      const dest = dests[i]!;
+      const localPath = dest.kind === "file" ? dest.path : "-";
+      if (!(outcome instanceof Error)) return { status: "ok", localPath, ...fileJson(outcome) };
+      if (outcome instanceof OutputClosedError) return { status: "ok", localPath, path: remote } as GetResult;
+      const err = await this.explainNotFound(outcome, tenantId);
+      if (remotes.length === 1 || err instanceof UserError) throw err;
+      failures.push(err);
+      const ue = describeError(err, { ...this.failureContext(), tenant: tenantId });
+      this.logToStderr(`failed: ${remote}: ${ue.message}`);
+      return { status: "error", localPath, path: remote, error: ue.message, code: ue.code };
+    };
+    const results: GetResult[] = new Array(remotes.length);
     try {
-      results = await mapLimit(remotes, this.flags.parallelism, async (remote, i): Promise<GetResult> => {
-        const dest = dests[i]!;
-        const localPath = dest.kind === "file" ? dest.path : "-";
-        try {
-          const meta = await downloadFile(remote, dest, {
-            files,
-            tenantId,
-            server,
-            http,
-            progress,
-            log: (msg) => this.verbose(msg),
-          });
-          return { status: "ok", localPath, ...fileJson(meta) };
-        } catch (e) {
-          if (e instanceof OutputClosedError) return { status: "ok", localPath, path: remote } as GetResult;
-          const err = await this.explainNotFound(e, tenantId);
-          if (remotes.length === 1 || err instanceof UserError) throw err;
-          failures.push(err);
-          const ue = describeError(err, { ...this.failureContext(), tenant: tenantId });
-          this.logToStderr(`failed: ${remote}: ${ue.message}`);
-          return { status: "error", localPath, path: remote, error: ue.message, code: ue.code };
+      if (remotes.length === 1 || toStdout) {
+        const outcome = await downloadFile(remotes[0]!, dests[0]!, ctx).catch(asError);
+        results[0] = await record(0, outcome);
+      } else {
+        // Several files: batches of paths per call, with the small files' contents in the answer.
+        const batches: number[][] = [];
+        for (let i = 0; i < remotes.length; i += READ_BATCH) {
+          batches.push(remotes.slice(i, i + READ_BATCH).map((_, k) => i + k));
         }
-      });
+        const large: number[] = [];
+        await mapLimit(batches, this.flags.parallelism, async (batch) => {
+          const outcomes = await downloadBatch(
+            batch.map((i) => remotes[i]!),
+            batch.map((i) => (dests[i] as { path: string }).path),
+            ctx,
+          );
+          for (const [k, o] of outcomes.entries()) {
+            if (o === "stream") large.push(batch[k]!);
+            else results[batch[k]!] = await record(batch[k]!, o);
+          }
+        });
+        // Files too large for an answer stream on their own, -p at a time.
+        await mapLimit(large, this.flags.parallelism, async (i) => {
+          results[i] = await record(i, await downloadFile(remotes[i]!, dests[i]!, ctx).catch(asError));
+        });
+      }
     } finally {
       progress.stop();
     }
@@ -202,4 +222,8 @@ ${EXIT_CODES_HELP}`;
     }
     return results;
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }

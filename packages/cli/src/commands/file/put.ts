@@ -1,6 +1,7 @@
-import { Uploads } from "@cacheroach/proto";
+import { type FileMeta, Uploads } from "@cacheroach/proto";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
+import { planUploads, uploadBatch } from "../../lib/batch-upload.js";
 import { mapLimit } from "../../lib/concurrency.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
@@ -21,7 +22,7 @@ export default class FilePut extends BaseCommand<typeof FilePut> {
   static override description =
     `The remote directory must be absolute and end with "/". Each local file is stored as <remote-dir><file name>; with -r each local directory contributes every file below it as <remote-dir><path relative to that directory> (the directory's own name is not added, so "file put -r /backup/photos/ ~/photos" stores ~/photos/2024/a.jpg as /backup/photos/2024/a.jpg). Symbolic links to files are followed; links to directories, sockets and devices are skipped.
 
-Every upload makes a new version of its path. Files of up to 1 MiB are sent in one call; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not sent at all (the dedup-aware path, default; --no-dedup streams every byte instead).
+Every upload makes a new version of its path. Small files (up to 256 KiB) travel up to 256 in one call (Uploads.PutFiles), each succeeding or failing on its own; files of up to 1 MiB are sent in one call each; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not sent at all (the dedup-aware path, default; --no-dedup streams every byte instead).
 
 All arguments are checked before anything is uploaded. If some files fail the others are still uploaded, and the command exits non-zero.
 
@@ -111,37 +112,51 @@ ${EXIT_CODES_HELP}`;
       ? { kind: { case: "mustNotExist" as const, value: true } }
       : undefined;
     const failures: { err: unknown }[] = [];
-    let results: PutResult[];
+    const results: PutResult[] = new Array(jobs.length);
+    const ctx = {
+      uploads,
+      tenantId,
+      precondition,
+      progress,
+      dedup: this.flags.dedup,
+      retry: {
+        onRetry: (attempt: number, err: unknown, delay: number) =>
+          this.verbose(`attempt ${attempt} failed (${String(err)}); retrying in ${delay | 0} ms`),
+      },
+    };
+    const record = (index: number, outcome: FileMeta | Error) => {
+      const job = jobs[index]!;
+      if (!(outcome instanceof Error)) {
+        results[index] = { status: "ok", localPath: job.localPath, ...fileJson(outcome) };
+        return;
+      }
+      if (jobs.length === 1) throw outcome;
+      failures.push({ err: outcome });
+      const ue = describeError(outcome, { ...this.failureContext(), tenant: tenantId });
+      this.logToStderr(`failed: ${job.localPath} → ${job.remotePath}: ${ue.message}`);
+      results[index] = {
+        status: "error",
+        localPath: job.localPath,
+        path: job.remotePath,
+        error: ue.message,
+        code: ue.code,
+      };
+    };
     try {
-      results = await mapLimit(jobs, this.flags.parallelism, async (job): Promise<PutResult> => {
-        try {
-          const file = await uploadFile(job, {
-            uploads,
-            tenantId,
-            precondition,
-            progress,
-            dedup: this.flags.dedup,
-            retry: {
-              onRetry: (attempt, err, delay) =>
-                this.verbose(
-                  `${job.remotePath}: attempt ${attempt} failed (${String(err)}); retrying in ${delay | 0} ms`,
-                ),
-            },
-          });
-          return { status: "ok", localPath: job.localPath, ...fileJson(file) };
-        } catch (err) {
-          if (jobs.length === 1) throw err;
-          failures.push({ err });
-          const ue = describeError(err, { ...this.failureContext(), tenant: tenantId });
-          this.logToStderr(`failed: ${job.localPath} → ${job.remotePath}: ${ue.message}`);
-          return {
-            status: "error",
-            localPath: job.localPath,
-            path: job.remotePath,
-            error: ue.message,
-            code: ue.code,
-          };
+      // Small files travel in batches (one call each); the rest one file per call.
+      await mapLimit(planUploads(jobs), this.flags.parallelism, async (unit) => {
+        if (unit.kind === "batch") {
+          const outcomes = await uploadBatch(
+            unit.indexes.map((i) => jobs[i]!),
+            ctx,
+          );
+          for (const [k, o] of outcomes.entries()) record(unit.indexes[k]!, o);
+          return;
         }
+        const outcome = await uploadFile(jobs[unit.index]!, ctx).catch((err: unknown) =>
+          err instanceof Error ? err : new Error(String(err)),
+        );
+        record(unit.index, outcome);
       });
     } finally {
       progress.stop();

@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cacheroach/v1/common.proto.
  */
 export const file_cacheroach_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChpjYWNoZXJvYWNoL3YxL2NvbW1vbi5wcm90bxINY2FjaGVyb2FjaC52MSJZCgxDYXBhYmlsaXRpZXMSDAoEcmVhZBgBIAEoCBINCgV3cml0ZRgCIAEoCBIQCghkZWxlZ2F0ZRgDIAEoCBILCgNwaWkYBCABKAgSDQoFZmV0Y2gYBSABKAgiPAoITG9jYXRpb24SEQoJdGVuYW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoAyJuCgVTY29wZRIVCgtzdXBlcl90b2tlbhgBIAEoCEgAEhYKDG9uX3ByaW5jaXBhbBgCIAEoCUgAEi4KC29uX2xvY2F0aW9uGAMgASgLMhcuY2FjaGVyb2FjaC52MS5Mb2NhdGlvbkgAQgYKBGtpbmQicQoMUHJlY29uZGl0aW9uEhgKDm11c3Rfbm90X2V4aXN0GAEgASgISAASFAoKbXVzdF9leGlzdBgCIAEoCEgAEhEKB3ZlcnNpb24YAyABKANIABIWCgxjb250ZW50X2hhc2gYBCABKAxIAEIGCgRraW5kIskCCghGaWxlTWV0YRIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEgwKBHNpemUYBCABKAMSFAoMY29udGVudF9oYXNoGAUgASgMEhQKDGNvbnRlbnRfdHlwZRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgttb2RpZmllZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoEbWV0YRgJIAMoCzIhLmNhY2hlcm9hY2gudjEuRmlsZU1ldGEuTWV0YUVudHJ5EhIKCmNodW5rX3NpemUYCiABKAUaKwoJTWV0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOAoIQ2h1bmtSZWYSDAoEaGFzaBgBIAEoDBIOCgZsZW5ndGgYAiABKAUSDgoGb2Zmc2V0GAMgASgDYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjYWNoZXJvYWNoL3YxL2NvbW1vbi5wcm90bxINY2FjaGVyb2FjaC52MSJZCgxDYXBhYmlsaXRpZXMSDAoEcmVhZBgBIAEoCBINCgV3cml0ZRgCIAEoCBIQCghkZWxlZ2F0ZRgDIAEoCBILCgNwaWkYBCABKAgSDQoFZmV0Y2gYBSABKAgiPAoITG9jYXRpb24SEQoJdGVuYW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoAyJuCgVTY29wZRIVCgtzdXBlcl90b2tlbhgBIAEoCEgAEhYKDG9uX3ByaW5jaXBhbBgCIAEoCUgAEi4KC29uX2xvY2F0aW9uGAMgASgLMhcuY2FjaGVyb2FjaC52MS5Mb2NhdGlvbkgAQgYKBGtpbmQicQoMUHJlY29uZGl0aW9uEhgKDm11c3Rfbm90X2V4aXN0GAEgASgISAASFAoKbXVzdF9leGlzdBgCIAEoCEgAEhEKB3ZlcnNpb24YAyABKANIABIWCgxjb250ZW50X2hhc2gYBCABKAxIAEIGCgRraW5kIskCCghGaWxlTWV0YRIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEgwKBHNpemUYBCABKAMSFAoMY29udGVudF9oYXNoGAUgASgMEhQKDGNvbnRlbnRfdHlwZRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgttb2RpZmllZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoEbWV0YRgJIAMoCzIhLmNhY2hlcm9hY2gudjEuRmlsZU1ldGEuTWV0YUVudHJ5EhIKCmNodW5rX3NpemUYCiABKAUaKwoJTWV0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOAoIQ2h1bmtSZWYSDAoEaGFzaBgBIAEoDBIOCgZsZW5ndGgYAiABKAUSDgoGb2Zmc2V0GAMgASgDIioKCUl0ZW1FcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Capabilities are the five things a session may be allowed to do. A delegated session's
@@ -326,4 +326,34 @@ export type ChunkRef = Message<"cacheroach.v1.ChunkRef"> & {
  */
 export const ChunkRefSchema: GenMessage<ChunkRef> = /*@__PURE__*/
   messageDesc(file_cacheroach_v1_common, 5);
+
+/**
+ * ItemError is the failure of one item of a batch call (Uploads.PutFiles, Files.ReadMany) whose
+ * other items may still have succeeded.
+ *
+ * @generated from message cacheroach.v1.ItemError
+ */
+export type ItemError = Message<"cacheroach.v1.ItemError"> & {
+  /**
+   * The Connect code of the failure in snake case, as the single-item call would have returned it:
+   * "not_found", "failed_precondition", "invalid_argument", "data_loss", ...
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * What went wrong, naming the path.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message cacheroach.v1.ItemError.
+ * Use `create(ItemErrorSchema)` to create a new message.
+ */
+export const ItemErrorSchema: GenMessage<ItemError> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_common, 6);
 

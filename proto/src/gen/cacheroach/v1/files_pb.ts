@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ChunkRef, FileMeta, Precondition } from "./common_pb.js";
+import type { ChunkRef, FileMeta, ItemError, Precondition } from "./common_pb.js";
 import { file_cacheroach_v1_common } from "./common_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cacheroach/v1/files.proto.
  */
 export const file_cacheroach_v1_files: GenFile = /*@__PURE__*/
-  fileDesc("ChljYWNoZXJvYWNoL3YxL2ZpbGVzLnByb3RvEg1jYWNoZXJvYWNoLnYxIj8KC1N0YXRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg8KB3ZlcnNpb24YAyABKAMiNQoMU3RhdFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhIlEKC0xpc3RSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBmN1cnNvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUiSwoMTGlzdFJlc3BvbnNlEiYKBWZpbGVzGAEgAygLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRITCgtuZXh0X2N1cnNvchgCIAEoCSJfCgtSZWFkUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEg4KBm9mZnNldBgEIAEoAxIOCgZsZW5ndGgYBSABKAMiUwoMUmVhZFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImUKDUNodW5rc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxITCgtmcm9tX29mZnNldBgEIAEoAxINCgVsaW1pdBgFIAEoBSJuCg5DaHVua3NSZXNwb25zZRIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRInCgZjaHVua3MYAiADKAsyFy5jYWNoZXJvYWNoLnYxLkNodW5rUmVmEgwKBG1vcmUYAyABKAgiYwoNRGVsZXRlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIxCgxwcmVjb25kaXRpb24YAyABKAsyGy5jYWNoZXJvYWNoLnYxLlByZWNvbmRpdGlvbiIhCg5EZWxldGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgDInEKD1JldHJpZXZlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEiwKCXZhbGlkX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ6ChBSZXRyaWV2ZVJlc3BvbnNlEg8KB2dldF91cmkYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEZmlsZRgDIAEoCzIXLmNhY2hlcm9hY2gudjEuRmlsZU1ldGEywAMKBUZpbGVzEkQKBFN0YXQSGi5jYWNoZXJvYWNoLnYxLlN0YXRSZXF1ZXN0GhsuY2FjaGVyb2FjaC52MS5TdGF0UmVzcG9uc2UiA5ACARJECgRMaXN0EhouY2FjaGVyb2FjaC52MS5MaXN0UmVxdWVzdBobLmNhY2hlcm9hY2gudjEuTGlzdFJlc3BvbnNlIgOQAgESRgoEUmVhZBIaLmNhY2hlcm9hY2gudjEuUmVhZFJlcXVlc3QaGy5jYWNoZXJvYWNoLnYxLlJlYWRSZXNwb25zZSIDkAIBMAESSgoGQ2h1bmtzEhwuY2FjaGVyb2FjaC52MS5DaHVua3NSZXF1ZXN0Gh0uY2FjaGVyb2FjaC52MS5DaHVua3NSZXNwb25zZSIDkAIBEkoKBkRlbGV0ZRIcLmNhY2hlcm9hY2gudjEuRGVsZXRlUmVxdWVzdBodLmNhY2hlcm9hY2gudjEuRGVsZXRlUmVzcG9uc2UiA5ACAhJLCghSZXRyaWV2ZRIeLmNhY2hlcm9hY2gudjEuUmV0cmlldmVSZXF1ZXN0Gh8uY2FjaGVyb2FjaC52MS5SZXRyaWV2ZVJlc3BvbnNlYgZwcm90bzM", [file_cacheroach_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChljYWNoZXJvYWNoL3YxL2ZpbGVzLnByb3RvEg1jYWNoZXJvYWNoLnYxIj8KC1N0YXRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg8KB3ZlcnNpb24YAyABKAMiNQoMU3RhdFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhIlEKC0xpc3RSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBmN1cnNvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUiSwoMTGlzdFJlc3BvbnNlEiYKBWZpbGVzGAEgAygLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRITCgtuZXh0X2N1cnNvchgCIAEoCSJfCgtSZWFkUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEg4KBm9mZnNldBgEIAEoAxIOCgZsZW5ndGgYBSABKAMiUwoMUmVhZFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImUKDUNodW5rc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxITCgtmcm9tX29mZnNldBgEIAEoAxINCgVsaW1pdBgFIAEoBSJuCg5DaHVua3NSZXNwb25zZRIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRInCgZjaHVua3MYAiADKAsyFy5jYWNoZXJvYWNoLnYxLkNodW5rUmVmEgwKBG1vcmUYAyABKAgiYwoNRGVsZXRlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIxCgxwcmVjb25kaXRpb24YAyABKAsyGy5jYWNoZXJvYWNoLnYxLlByZWNvbmRpdGlvbiIhCg5EZWxldGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgDInEKD1JldHJpZXZlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEiwKCXZhbGlkX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ6ChBSZXRyaWV2ZVJlc3BvbnNlEg8KB2dldF91cmkYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEZmlsZRgDIAEoCzIXLmNhY2hlcm9hY2gudjEuRmlsZU1ldGEiRQoPUmVhZE1hbnlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRINCgVwYXRocxgCIAMoCRIQCghtYXhfc2l6ZRgDIAEoAyJCChBSZWFkTWFueVJlc3BvbnNlEi4KB3Jlc3VsdHMYASADKAsyHS5jYWNoZXJvYWNoLnYxLlJlYWRNYW55UmVzdWx0Io0BCg5SZWFkTWFueVJlc3VsdBIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRIQCghjb250ZW50cxgCIAEoDBIZChFjb250ZW50c19pbmNsdWRlZBgDIAEoCBInCgVlcnJvchgEIAEoCzIYLmNhY2hlcm9hY2gudjEuSXRlbUVycm9yMpIECgVGaWxlcxJECgRTdGF0EhouY2FjaGVyb2FjaC52MS5TdGF0UmVxdWVzdBobLmNhY2hlcm9hY2gudjEuU3RhdFJlc3BvbnNlIgOQAgESRAoETGlzdBIaLmNhY2hlcm9hY2gudjEuTGlzdFJlcXVlc3QaGy5jYWNoZXJvYWNoLnYxLkxpc3RSZXNwb25zZSIDkAIBEkYKBFJlYWQSGi5jYWNoZXJvYWNoLnYxLlJlYWRSZXF1ZXN0GhsuY2FjaGVyb2FjaC52MS5SZWFkUmVzcG9uc2UiA5ACATABEkoKBkNodW5rcxIcLmNhY2hlcm9hY2gudjEuQ2h1bmtzUmVxdWVzdBodLmNhY2hlcm9hY2gudjEuQ2h1bmtzUmVzcG9uc2UiA5ACARJKCgZEZWxldGUSHC5jYWNoZXJvYWNoLnYxLkRlbGV0ZVJlcXVlc3QaHS5jYWNoZXJvYWNoLnYxLkRlbGV0ZVJlc3BvbnNlIgOQAgISSwoIUmV0cmlldmUSHi5jYWNoZXJvYWNoLnYxLlJldHJpZXZlUmVxdWVzdBofLmNhY2hlcm9hY2gudjEuUmV0cmlldmVSZXNwb25zZRJQCghSZWFkTWFueRIeLmNhY2hlcm9hY2gudjEuUmVhZE1hbnlSZXF1ZXN0Gh8uY2FjaGVyb2FjaC52MS5SZWFkTWFueVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_cacheroach_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * StatRequest names a file (and optionally a version).
@@ -446,6 +446,104 @@ export const RetrieveResponseSchema: GenMessage<RetrieveResponse> = /*@__PURE__*
   messageDesc(file_cacheroach_v1_files, 11);
 
 /**
+ * ReadManyRequest names files to read whole.
+ *
+ * @generated from message cacheroach.v1.ReadManyRequest
+ */
+export type ReadManyRequest = Message<"cacheroach.v1.ReadManyRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The files' paths, 1..1000.
+   *
+   * @generated from field: repeated string paths = 2;
+   */
+  paths: string[];
+
+  /**
+   * Include contents only for files of at most this many bytes; 0 means 1 MiB, at most 16 MiB.
+   *
+   * @generated from field: int64 max_size = 3;
+   */
+  maxSize: bigint;
+};
+
+/**
+ * Describes the message cacheroach.v1.ReadManyRequest.
+ * Use `create(ReadManyRequestSchema)` to create a new message.
+ */
+export const ReadManyRequestSchema: GenMessage<ReadManyRequest> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_files, 12);
+
+/**
+ * ReadManyResponse has one result per requested path, in request order.
+ *
+ * @generated from message cacheroach.v1.ReadManyResponse
+ */
+export type ReadManyResponse = Message<"cacheroach.v1.ReadManyResponse"> & {
+  /**
+   * The outcome of each path.
+   *
+   * @generated from field: repeated cacheroach.v1.ReadManyResult results = 1;
+   */
+  results: ReadManyResult[];
+};
+
+/**
+ * Describes the message cacheroach.v1.ReadManyResponse.
+ * Use `create(ReadManyResponseSchema)` to create a new message.
+ */
+export const ReadManyResponseSchema: GenMessage<ReadManyResponse> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_files, 13);
+
+/**
+ * ReadManyResult is one file of a ReadMany call.
+ *
+ * @generated from message cacheroach.v1.ReadManyResult
+ */
+export type ReadManyResult = Message<"cacheroach.v1.ReadManyResult"> & {
+  /**
+   * The file version read; unset when error is set.
+   *
+   * @generated from field: cacheroach.v1.FileMeta file = 1;
+   */
+  file?: FileMeta | undefined;
+
+  /**
+   * The whole content when contents_included is true.
+   *
+   * @generated from field: bytes contents = 2;
+   */
+  contents: Uint8Array;
+
+  /**
+   * True when contents holds the file's whole content (false: read it separately).
+   *
+   * @generated from field: bool contents_included = 3;
+   */
+  contentsIncluded: boolean;
+
+  /**
+   * Why this path could not be read; unset on success.
+   *
+   * @generated from field: cacheroach.v1.ItemError error = 4;
+   */
+  error?: ItemError | undefined;
+};
+
+/**
+ * Describes the message cacheroach.v1.ReadManyResult.
+ * Use `create(ReadManyResultSchema)` to create a new message.
+ */
+export const ReadManyResultSchema: GenMessage<ReadManyResult> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_files, 14);
+
+/**
  * Files reads, lists and deletes the versioned files of a tenant. Writes go through Uploads.
  *
  * @generated from service cacheroach.v1.Files
@@ -517,6 +615,21 @@ export const Files: GenService<{
     methodKind: "unary";
     input: typeof RetrieveRequestSchema;
     output: typeof RetrieveResponseSchema;
+  },
+  /**
+   * ReadMany returns the metadata of many files (latest live versions) in one call, and the whole
+   * contents of those of at most max_size bytes, while the response stays within 16 MiB of
+   * contents; a file left out (too large, or over that budget) has contents_included false and is
+   * read with Read or a signed URL. Files succeed or fail independently (a missing file is a
+   * not_found ItemError). Needs read on every path (else PERMISSION_DENIED for the call). At most
+   * 1000 paths.
+   *
+   * @generated from rpc cacheroach.v1.Files.ReadMany
+   */
+  readMany: {
+    methodKind: "unary";
+    input: typeof ReadManyRequestSchema;
+    output: typeof ReadManyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cacheroach_v1_files, 0);

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ChunkRef, FileMeta, Precondition } from "./common_pb.js";
+import type { ChunkRef, FileMeta, ItemError, Precondition } from "./common_pb.js";
 import { file_cacheroach_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cacheroach/v1/uploads.proto.
  */
 export const file_cacheroach_v1_uploads: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWNoZXJvYWNoL3YxL3VwbG9hZHMucHJvdG8SDWNhY2hlcm9hY2gudjEijAIKDEJlZ2luUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRISCghjb250ZW50cxgDIAEoDEgAEg8KBWVtcHR5GAQgASgISAASMQoMcHJlY29uZGl0aW9uGAUgASgLMhsuY2FjaGVyb2FjaC52MS5QcmVjb25kaXRpb24SMwoEbWV0YRgGIAMoCzIlLmNhY2hlcm9hY2gudjEuQmVnaW5SZXF1ZXN0Lk1ldGFFbnRyeRIUCgxjb250ZW50X3R5cGUYByABKAkaKwoJTWV0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCwoJY29tbWl0dGVkInQKDUJlZ2luUmVzcG9uc2USDQoFc3RhdGUYASABKAwSGQoRbWF4X3RyYW5zZmVyX3NpemUYAiABKAUSEgoKY2h1bmtfc2l6ZRgDIAEoBRIlCgRmaWxlGAQgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YSIuCg9UcmFuc2ZlclJlcXVlc3QSDQoFc3RhdGUYASABKAwSDAoEZGF0YRgCIAEoDCIxChBUcmFuc2ZlclJlc3BvbnNlEg0KBXN0YXRlGAEgASgMEg4KBm9mZnNldBgCIAEoAyIzChJGaW5kTWlzc2luZ1JlcXVlc3QSDQoFc3RhdGUYASABKAwSDgoGaGFzaGVzGAIgAygMIiYKE0ZpbmRNaXNzaW5nUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJHChBQdXRDaHVua3NSZXF1ZXN0Eg0KBXN0YXRlGAEgASgMEiQKBmNodW5rcxgCIAMoCzIULmNhY2hlcm9hY2gudjEuQ2h1bmsiIwoFQ2h1bmsSDAoEaGFzaBgBIAEoDBIMCgRkYXRhGAIgASgMIiMKEVB1dENodW5rc1Jlc3BvbnNlEg4KBnN0b3JlZBgBIAEoBSJHCg1BcHBlbmRSZXF1ZXN0Eg0KBXN0YXRlGAEgASgMEicKBmNodW5rcxgCIAMoCzIXLmNhY2hlcm9hY2gudjEuQ2h1bmtSZWYi6QEKDUNvbW1pdFJlcXVlc3QSDQoFc3RhdGUYASABKAwSNAoEbWV0YRgCIAMoCzImLmNhY2hlcm9hY2gudjEuQ29tbWl0UmVxdWVzdC5NZXRhRW50cnkSFAoMY29udGVudF90eXBlGAMgASgJEjEKDHByZWNvbmRpdGlvbhgEIAEoCzIbLmNhY2hlcm9hY2gudjEuUHJlY29uZGl0aW9uEh0KFWV4cGVjdGVkX2NvbnRlbnRfaGFzaBgFIAEoDBorCglNZXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI3Cg5Db21taXRSZXNwb25zZRIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YSLYAQoMRmV0Y2hSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhIKCnJlbW90ZV91cmwYAyABKAkSRgoOcmVtb3RlX2hlYWRlcnMYBCADKAsyLi5jYWNoZXJvYWNoLnYxLkZldGNoUmVxdWVzdC5SZW1vdGVIZWFkZXJzRW50cnkSFQoNcmVtb3RlX21ldGhvZBgFIAEoCRo0ChJSZW1vdGVIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJtCg1GZXRjaFJlc3BvbnNlEhgKEHJlbW90ZV9odHRwX2NvZGUYASABKAUSGwoTcmVtb3RlX2h0dHBfbWVzc2FnZRgCIAEoCRIlCgRmaWxlGAMgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YTKtBAoHVXBsb2FkcxJCCgVCZWdpbhIbLmNhY2hlcm9hY2gudjEuQmVnaW5SZXF1ZXN0GhwuY2FjaGVyb2FjaC52MS5CZWdpblJlc3BvbnNlElAKCFRyYW5zZmVyEh4uY2FjaGVyb2FjaC52MS5UcmFuc2ZlclJlcXVlc3QaHy5jYWNoZXJvYWNoLnYxLlRyYW5zZmVyUmVzcG9uc2UiA5ACAhJZCgtGaW5kTWlzc2luZxIhLmNhY2hlcm9hY2gudjEuRmluZE1pc3NpbmdSZXF1ZXN0GiIuY2FjaGVyb2FjaC52MS5GaW5kTWlzc2luZ1Jlc3BvbnNlIgOQAgESUwoJUHV0Q2h1bmtzEh8uY2FjaGVyb2FjaC52MS5QdXRDaHVua3NSZXF1ZXN0GiAuY2FjaGVyb2FjaC52MS5QdXRDaHVua3NSZXNwb25zZSIDkAICEkwKBkFwcGVuZBIcLmNhY2hlcm9hY2gudjEuQXBwZW5kUmVxdWVzdBofLmNhY2hlcm9hY2gudjEuVHJhbnNmZXJSZXNwb25zZSIDkAICEkoKBkNvbW1pdBIcLmNhY2hlcm9hY2gudjEuQ29tbWl0UmVxdWVzdBodLmNhY2hlcm9hY2gudjEuQ29tbWl0UmVzcG9uc2UiA5ACAhJCCgVGZXRjaBIbLmNhY2hlcm9hY2gudjEuRmV0Y2hSZXF1ZXN0GhwuY2FjaGVyb2FjaC52MS5GZXRjaFJlc3BvbnNlYgZwcm90bzM", [file_cacheroach_v1_common]);
+  fileDesc("ChtjYWNoZXJvYWNoL3YxL3VwbG9hZHMucHJvdG8SDWNhY2hlcm9hY2gudjEijAIKDEJlZ2luUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRISCghjb250ZW50cxgDIAEoDEgAEg8KBWVtcHR5GAQgASgISAASMQoMcHJlY29uZGl0aW9uGAUgASgLMhsuY2FjaGVyb2FjaC52MS5QcmVjb25kaXRpb24SMwoEbWV0YRgGIAMoCzIlLmNhY2hlcm9hY2gudjEuQmVnaW5SZXF1ZXN0Lk1ldGFFbnRyeRIUCgxjb250ZW50X3R5cGUYByABKAkaKwoJTWV0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCwoJY29tbWl0dGVkInQKDUJlZ2luUmVzcG9uc2USDQoFc3RhdGUYASABKAwSGQoRbWF4X3RyYW5zZmVyX3NpemUYAiABKAUSEgoKY2h1bmtfc2l6ZRgDIAEoBRIlCgRmaWxlGAQgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YSIuCg9UcmFuc2ZlclJlcXVlc3QSDQoFc3RhdGUYASABKAwSDAoEZGF0YRgCIAEoDCIxChBUcmFuc2ZlclJlc3BvbnNlEg0KBXN0YXRlGAEgASgMEg4KBm9mZnNldBgCIAEoAyIzChJGaW5kTWlzc2luZ1JlcXVlc3QSDQoFc3RhdGUYASABKAwSDgoGaGFzaGVzGAIgAygMIiYKE0ZpbmRNaXNzaW5nUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJHChBQdXRDaHVua3NSZXF1ZXN0Eg0KBXN0YXRlGAEgASgMEiQKBmNodW5rcxgCIAMoCzIULmNhY2hlcm9hY2gudjEuQ2h1bmsiIwoFQ2h1bmsSDAoEaGFzaBgBIAEoDBIMCgRkYXRhGAIgASgMIiMKEVB1dENodW5rc1Jlc3BvbnNlEg4KBnN0b3JlZBgBIAEoBSJHCg1BcHBlbmRSZXF1ZXN0Eg0KBXN0YXRlGAEgASgMEicKBmNodW5rcxgCIAMoCzIXLmNhY2hlcm9hY2gudjEuQ2h1bmtSZWYi6QEKDUNvbW1pdFJlcXVlc3QSDQoFc3RhdGUYASABKAwSNAoEbWV0YRgCIAMoCzImLmNhY2hlcm9hY2gudjEuQ29tbWl0UmVxdWVzdC5NZXRhRW50cnkSFAoMY29udGVudF90eXBlGAMgASgJEjEKDHByZWNvbmRpdGlvbhgEIAEoCzIbLmNhY2hlcm9hY2gudjEuUHJlY29uZGl0aW9uEh0KFWV4cGVjdGVkX2NvbnRlbnRfaGFzaBgFIAEoDBorCglNZXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI3Cg5Db21taXRSZXNwb25zZRIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YSLYAQoMRmV0Y2hSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhIKCnJlbW90ZV91cmwYAyABKAkSRgoOcmVtb3RlX2hlYWRlcnMYBCADKAsyLi5jYWNoZXJvYWNoLnYxLkZldGNoUmVxdWVzdC5SZW1vdGVIZWFkZXJzRW50cnkSFQoNcmVtb3RlX21ldGhvZBgFIAEoCRo0ChJSZW1vdGVIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJtCg1GZXRjaFJlc3BvbnNlEhgKEHJlbW90ZV9odHRwX2NvZGUYASABKAUSGwoTcmVtb3RlX2h0dHBfbWVzc2FnZRgCIAEoCRIlCgRmaWxlGAMgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YSJNCg9QdXRGaWxlc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEicKBWZpbGVzGAIgAygLMhguY2FjaGVyb2FjaC52MS5TbWFsbEZpbGUi8gEKCVNtYWxsRmlsZRIMCgRwYXRoGAEgASgJEhAKCGNvbnRlbnRzGAIgASgMEjEKDHByZWNvbmRpdGlvbhgDIAEoCzIbLmNhY2hlcm9hY2gudjEuUHJlY29uZGl0aW9uEjAKBG1ldGEYBCADKAsyIi5jYWNoZXJvYWNoLnYxLlNtYWxsRmlsZS5NZXRhRW50cnkSFAoMY29udGVudF90eXBlGAUgASgJEh0KFWV4cGVjdGVkX2NvbnRlbnRfaGFzaBgGIAEoDBorCglNZXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJBChBQdXRGaWxlc1Jlc3BvbnNlEi0KB3Jlc3VsdHMYASADKAsyHC5jYWNoZXJvYWNoLnYxLlB1dEZpbGVSZXN1bHQibQoNUHV0RmlsZVJlc3VsdBInCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YUgAEikKBWVycm9yGAIgASgLMhguY2FjaGVyb2FjaC52MS5JdGVtRXJyb3JIAEIICgZyZXN1bHQy+gQKB1VwbG9hZHMSQgoFQmVnaW4SGy5jYWNoZXJvYWNoLnYxLkJlZ2luUmVxdWVzdBocLmNhY2hlcm9hY2gudjEuQmVnaW5SZXNwb25zZRJQCghUcmFuc2ZlchIeLmNhY2hlcm9hY2gudjEuVHJhbnNmZXJSZXF1ZXN0Gh8uY2FjaGVyb2FjaC52MS5UcmFuc2ZlclJlc3BvbnNlIgOQAgISWQoLRmluZE1pc3NpbmcSIS5jYWNoZXJvYWNoLnYxLkZpbmRNaXNzaW5nUmVxdWVzdBoiLmNhY2hlcm9hY2gudjEuRmluZE1pc3NpbmdSZXNwb25zZSIDkAIBElMKCVB1dENodW5rcxIfLmNhY2hlcm9hY2gudjEuUHV0Q2h1bmtzUmVxdWVzdBogLmNhY2hlcm9hY2gudjEuUHV0Q2h1bmtzUmVzcG9uc2UiA5ACAhJMCgZBcHBlbmQSHC5jYWNoZXJvYWNoLnYxLkFwcGVuZFJlcXVlc3QaHy5jYWNoZXJvYWNoLnYxLlRyYW5zZmVyUmVzcG9uc2UiA5ACAhJKCgZDb21taXQSHC5jYWNoZXJvYWNoLnYxLkNvbW1pdFJlcXVlc3QaHS5jYWNoZXJvYWNoLnYxLkNvbW1pdFJlc3BvbnNlIgOQAgISQgoFRmV0Y2gSGy5jYWNoZXJvYWNoLnYxLkZldGNoUmVxdWVzdBocLmNhY2hlcm9hY2gudjEuRmV0Y2hSZXNwb25zZRJLCghQdXRGaWxlcxIeLmNhY2hlcm9hY2gudjEuUHV0RmlsZXNSZXF1ZXN0Gh8uY2FjaGVyb2FjaC52MS5QdXRGaWxlc1Jlc3BvbnNlYgZwcm90bzM", [file_cacheroach_v1_common]);
 
 /**
  * BeginRequest starts an upload.
@@ -495,6 +495,149 @@ export const FetchResponseSchema: GenMessage<FetchResponse> = /*@__PURE__*/
   messageDesc(file_cacheroach_v1_uploads, 13);
 
 /**
+ * PutFilesRequest carries whole small files to write.
+ *
+ * @generated from message cacheroach.v1.PutFilesRequest
+ */
+export type PutFilesRequest = Message<"cacheroach.v1.PutFilesRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The files, 1..1000, each path at most once.
+   *
+   * @generated from field: repeated cacheroach.v1.SmallFile files = 2;
+   */
+  files: SmallFile[];
+};
+
+/**
+ * Describes the message cacheroach.v1.PutFilesRequest.
+ * Use `create(PutFilesRequestSchema)` to create a new message.
+ */
+export const PutFilesRequestSchema: GenMessage<PutFilesRequest> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_uploads, 14);
+
+/**
+ * SmallFile is one whole file of a PutFiles call.
+ *
+ * @generated from message cacheroach.v1.SmallFile
+ */
+export type SmallFile = Message<"cacheroach.v1.SmallFile"> & {
+  /**
+   * The destination path.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The whole content (may be empty).
+   *
+   * @generated from field: bytes contents = 2;
+   */
+  contents: Uint8Array;
+
+  /**
+   * Guard on the file's current state, checked atomically with the write.
+   *
+   * @generated from field: cacheroach.v1.Precondition precondition = 3;
+   */
+  precondition?: Precondition | undefined;
+
+  /**
+   * The file's user metadata.
+   *
+   * @generated from field: map<string, string> meta = 4;
+   */
+  meta: { [key: string]: string };
+
+  /**
+   * The file's MIME type (empty: derived from the extension).
+   *
+   * @generated from field: string content_type = 5;
+   */
+  contentType: string;
+
+  /**
+   * Optional end-to-end check: the content hash the client computed. A mismatch fails this file
+   * with DATA_LOSS and writes nothing for it.
+   *
+   * @generated from field: bytes expected_content_hash = 6;
+   */
+  expectedContentHash: Uint8Array;
+};
+
+/**
+ * Describes the message cacheroach.v1.SmallFile.
+ * Use `create(SmallFileSchema)` to create a new message.
+ */
+export const SmallFileSchema: GenMessage<SmallFile> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_uploads, 15);
+
+/**
+ * PutFilesResponse has one result per requested file, in request order.
+ *
+ * @generated from message cacheroach.v1.PutFilesResponse
+ */
+export type PutFilesResponse = Message<"cacheroach.v1.PutFilesResponse"> & {
+  /**
+   * The outcome of each file.
+   *
+   * @generated from field: repeated cacheroach.v1.PutFileResult results = 1;
+   */
+  results: PutFileResult[];
+};
+
+/**
+ * Describes the message cacheroach.v1.PutFilesResponse.
+ * Use `create(PutFilesResponseSchema)` to create a new message.
+ */
+export const PutFilesResponseSchema: GenMessage<PutFilesResponse> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_uploads, 16);
+
+/**
+ * PutFileResult is the outcome of writing one file.
+ *
+ * @generated from message cacheroach.v1.PutFileResult
+ */
+export type PutFileResult = Message<"cacheroach.v1.PutFileResult"> & {
+  /**
+   * Exactly one is set.
+   *
+   * @generated from oneof cacheroach.v1.PutFileResult.result
+   */
+  result: {
+    /**
+     * The new file version.
+     *
+     * @generated from field: cacheroach.v1.FileMeta file = 1;
+     */
+    value: FileMeta;
+    case: "file";
+  } | {
+    /**
+     * Why this file was not written.
+     *
+     * @generated from field: cacheroach.v1.ItemError error = 2;
+     */
+    value: ItemError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message cacheroach.v1.PutFileResult.
+ * Use `create(PutFileResultSchema)` to create a new message.
+ */
+export const PutFileResultSchema: GenMessage<PutFileResult> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_uploads, 17);
+
+/**
  * Uploads writes files. The protocol is Begin → Transfer* → Commit, carried by an opaque,
  * HMAC-signed, expiring state that the server returns from each step and the client passes to
  * the next. Every step may be retried with the same input and gives the same result, so a client
@@ -589,6 +732,20 @@ export const Uploads: GenService<{
     methodKind: "unary";
     input: typeof FetchRequestSchema;
     output: typeof FetchResponseSchema;
+  },
+  /**
+   * PutFiles writes many small files in one call, each as a new version exactly as a one-shot
+   * Begin would, with the database work batched (one transaction for all versions). Files succeed
+   * or fail independently: a failed precondition or hash check fails that file only, and results
+   * come back in request order. Needs write on every path (else PERMISSION_DENIED for the call).
+   * At most 1000 files, no path twice, and at most max_transfer_size bytes of contents in all.
+   *
+   * @generated from rpc cacheroach.v1.Uploads.PutFiles
+   */
+  putFiles: {
+    methodKind: "unary";
+    input: typeof PutFilesRequestSchema;
+    output: typeof PutFilesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cacheroach_v1_uploads, 0);
