@@ -70,19 +70,7 @@ export class FileStore {
         return await this.db.tx(async (q) => {
           const head = await this.head(q, tenantId, path, true);
           if (v.precondition) checkPrecondition(path, head, v.precondition);
-          const version = (head?.version ?? 0) + 1;
-          const live = head && !head.dtime;
-          const params = [
-            tenantId,
-            pathKey(path),
-            version,
-            v.rope.hash,
-            v.rope.size,
-            v.rope.chunkSize,
-            v.contentType,
-            JSON.stringify(v.meta),
-            live ? head.ctime : null,
-          ];
+          const params = [tenantId, ...versionValues(path, head, v)];
           const r = await q.query<FileRow>(
             `INSERT INTO file_versions (${FILE_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, now()), now(), NULL)
@@ -139,17 +127,7 @@ export class FileStore {
               out[i] = failed;
               return;
             }
-            const live = head && !head.dtime;
-            params.push(
-              pathKey(item.path),
-              (head?.version ?? 0) + 1,
-              v.rope.hash,
-              v.rope.size,
-              v.rope.chunkSize,
-              v.contentType,
-              JSON.stringify(v.meta),
-              live ? head.ctime : null,
-            );
+            params.push(...versionValues(item.path, head, v));
             const n = params.length;
             const p = (k: number) => `$${n - 8 + k}`;
             values.push(
@@ -328,6 +306,24 @@ export class FileStore {
     const row = r.rows[0];
     return row ? fileFromRow(row) : undefined;
   }
+}
+
+/**
+ * A new version's values after tenant_id, in FILE_COLUMNS order up to ctime: the next version
+ * number after the head's, and the head's ctime while it is live (else NULL: now()).
+ */
+function versionValues(path: string, head: FileRecord | undefined, v: NewVersion): unknown[] {
+  const live = head && !head.dtime;
+  return [
+    pathKey(path),
+    (head?.version ?? 0) + 1,
+    v.rope.hash,
+    v.rope.size,
+    v.rope.chunkSize,
+    v.contentType,
+    JSON.stringify(v.meta),
+    live ? head.ctime : null,
+  ];
 }
 
 /** The ERR_PRECONDITION_FAILED error `pre` fails with, or undefined when it holds. */
