@@ -175,6 +175,19 @@ describe("file commands against a server", () => {
     const [v2] = JSON.parse(put2.stdout) as PutJson[];
     assert.equal(v2?.version, (v1?.version ?? 0) + 1);
     assert.equal(v2?.contentHash, v1?.contentHash);
+
+    // Change the last chunk only: rounds grow while nothing is missing (32, 64, then the last 104
+    // chunks), so the changed chunk is re-read from disk when found missing; 1 new chunk is stored.
+    const fh = await open(local, "r+");
+    await fh.write(randomBytes(1000), 0, 1000, 100 * MiB - 1000);
+    await fh.close();
+    const put3 = await cli("file", "put", "-v", "--json", "/big/", local);
+    assert.equal(put3.code, 0, errorText(put3));
+    assert.equal(await chunkCount(), after1 + 1, "only the changed chunk is new");
+    assert.equal(put3.stderr.match(/Uploads\/FindMissing ok/g)?.length, 3, "three rounds for 200 chunks");
+    const out3 = join(dir, "big.copy3");
+    assert.equal((await cli("file", "get", "/big/big.bin", "-o", out3)).code, 0);
+    assert.equal(await sha256File(out3), await sha256File(local));
   });
 
   test("get -o - writes the bytes to stdout", async () => {

@@ -224,14 +224,28 @@ async function sendAll(
   return { state, sent, expected: hasher.digest() };
 }
 
-/** Chunks hashed and checked with FindMissing per round of the dedup path. */
+/** Chunks hashed and checked with FindMissing per round of the dedup path (one read block). */
 export const DEDUP_BATCH_CHUNKS = 32;
+/** Largest round: rounds double while they find nothing to send (re-uploads), up to this. */
+export const DEDUP_MAX_ROUND_CHUNKS = 1024;
 /** PutChunks calls in flight per file on the dedup path. */
 const PUT_CONCURRENCY = 4;
 
+/** One chunk of a dedup round; `data` is dropped in rounds larger than one block (re-read if sent). */
+interface RoundEntry {
+  offset: number;
+  hash: Buffer;
+  length: number;
+  data: Buffer | undefined;
+}
+
 /**
  * Dedup path: hash chunks locally, ask FindMissing which ones the tenant lacks, send only those
- * with PutChunks, then Append the references of all of them in order.
+ * with PutChunks, then Append the references of all of them in order. A round is one 16 MiB
+ * block; while rounds find nothing missing (a re-upload) they double, up to 1024 chunks, so a
+ * file the tenant already has costs a few round trips per GiB. Bigger rounds keep only hashes in
+ * memory and read a chunk again if it turns out to be missing (the server re-hashes it, so a
+ * file changed meanwhile fails instead of storing wrong data).
  */
 async function sendDeduplicated(
   job: UploadJob,
@@ -245,42 +259,56 @@ async function sendDeduplicated(
   const rope = new RopeHasher();
   let state = initial;
   let sent = 0;
-  for await (const block of prefetched(blockReader(fh, chunkSize * DEDUP_BATCH_CHUNKS))) {
-    const chunks: { hash: Buffer; data: Buffer }[] = [];
-    for (let off = 0; off < block.length; off += chunkSize) {
-      const data = block.subarray(off, Math.min(off + chunkSize, block.length));
-      chunks.push({ hash: chunkHash(data), data });
+  let roundSize = DEDUP_BATCH_CHUNKS;
+  let round: RoundEntry[] = [];
+  let pos = 0;
+
+  const dataOf = async (e: RoundEntry): Promise<Buffer> => {
+    if (e.data) return e.data;
+    const buf = Buffer.allocUnsafe(e.length);
+    let n = 0;
+    while (n < e.length) {
+      const { bytesRead } = await fh.read(buf, n, e.length - n, e.offset + n);
+      if (bytesRead === 0) throw new UserError(`${job.localPath} shrank while it was being uploaded`, 1);
+      n += bytesRead;
     }
+    return buf;
+  };
+
+  const flush = async () => {
+    const entries = round;
+    round = [];
     const current = state;
-    const put = async (which: { hash: Buffer; data: Buffer }[]) => {
+    const put = async (which: RoundEntry[]) => {
       // Groups of at most maxTransfer bytes per call, PUT_CONCURRENCY calls in flight: the server
       // stores each call's chunks on its own database connection, so ingest runs in parallel.
-      const groups: (typeof which)[] = [];
+      const groups: RoundEntry[][] = [];
       let bytes = maxTransfer;
-      for (const c of which) {
-        if (bytes + c.data.length > maxTransfer) {
+      for (const e of which) {
+        if (bytes + e.length > maxTransfer) {
           groups.push([]);
           bytes = 0;
         }
-        groups[groups.length - 1]!.push(c);
-        bytes += c.data.length;
+        groups[groups.length - 1]!.push(e);
+        bytes += e.length;
       }
       let next = 0;
       const worker = async () => {
         while (next < groups.length) {
           const g = groups[next++]!;
-          await withRetry(() => ctx.uploads.putChunks({ state: current, chunks: g }), retry);
+          const chunks = await Promise.all(g.map(async (e) => ({ hash: e.hash, data: await dataOf(e) })));
+          await withRetry(() => ctx.uploads.putChunks({ state: current, chunks }), retry);
         }
       };
       await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, groups.length) }, worker));
     };
     const missing = await withRetry(
-      () => ctx.uploads.findMissing({ state: current, hashes: chunks.map((c) => c.hash) }),
+      () => ctx.uploads.findMissing({ state: current, hashes: entries.map((e) => e.hash) }),
       retry,
     );
     const lacking = new Set(missing.missing.map((h) => Buffer.from(h).toString("hex")));
-    await put(chunks.filter((c) => lacking.has(c.hash.toString("hex"))));
-    const refs = chunks.map((c) => ({ hash: c.hash, length: c.data.length }));
+    await put(entries.filter((e) => lacking.has(e.hash.toString("hex"))));
+    const refs = entries.map((e) => ({ hash: e.hash, length: e.length }));
     const append = () => withRetry(() => ctx.uploads.append({ state: current, chunks: refs }), retry);
     let res: Awaited<ReturnType<typeof append>>;
     try {
@@ -288,14 +316,32 @@ async function sendDeduplicated(
     } catch (err) {
       // A chunk reported present may have been collected since: send them all, then append again.
       if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
-      await put(chunks);
+      await put(entries);
       res = await append();
     }
-    for (const c of chunks) rope.add(c.hash, c.data.length);
-    sent += block.length;
+    let bytes = 0;
+    for (const e of entries) {
+      rope.add(e.hash, e.length);
+      bytes += e.length;
+    }
+    sent += bytes;
     checkOffset(job, res.offset, sent);
     state = res.state;
-    ctx.progress?.add(block.length);
+    ctx.progress?.add(bytes);
+    roundSize = lacking.size === 0 ? Math.min(roundSize * 2, DEDUP_MAX_ROUND_CHUNKS) : DEDUP_BATCH_CHUNKS;
+  };
+
+  for await (const block of prefetched(blockReader(fh, chunkSize * DEDUP_BATCH_CHUNKS))) {
+    for (let off = 0; off < block.length; off += chunkSize) {
+      const data = block.subarray(off, Math.min(off + chunkSize, block.length));
+      round.push({ offset: pos, hash: chunkHash(data), length: data.length, data });
+      pos += data.length;
+    }
+    if (round.length > DEDUP_BATCH_CHUNKS) {
+      for (const e of round) e.data = undefined; // bounded memory: re-read what must be sent
+    }
+    if (round.length >= roundSize) await flush();
   }
+  if (round.length > 0) await flush();
   return { state, sent, expected: rope.digest() };
 }
