@@ -8,6 +8,7 @@ import { type Session, Tenants, Tokens } from "@cacheroach/proto";
 import type { Client, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Command, Errors, Flags, type Interfaces } from "@oclif/core";
+import { splitPositionals } from "./argv-split.js";
 import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPath } from "./config.js";
 import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
 import { HttpClient } from "./http.js";
@@ -80,16 +81,29 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   public override async init(): Promise<void> {
     await super.init();
-    const { args, argv, flags } = await this.parse({
-      flags: this.ctor.flags,
-      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
-      enableJsonFlag: this.ctor.enableJsonFlag,
-      args: this.ctor.args,
-      strict: this.ctor.strict,
-    });
+    const baseFlags = (super.ctor as typeof BaseCommand).baseFlags;
+    // Variadic commands: oclif sees only the declared arguments (see argv-split.ts).
+    const split =
+      this.ctor.strict === false
+        ? splitPositionals(
+            this.argv,
+            { ...baseFlags, ...this.ctor.flags, json: { type: "boolean" } },
+            Object.keys(this.ctor.args ?? {}).length,
+          )
+        : { forParser: this.argv, extra: [] };
+    const { args, argv, flags } = await this.parse(
+      {
+        flags: this.ctor.flags,
+        baseFlags,
+        enableJsonFlag: this.ctor.enableJsonFlag,
+        args: this.ctor.args,
+        strict: this.ctor.strict,
+      },
+      split.forParser,
+    );
     this.flags = flags as CmdFlags<T>;
     this.args = args as CmdArgs<T>;
-    this.positionals = argv.map(String);
+    this.positionals = [...argv.map(String), ...split.extra];
   }
 
   /** Absolute path of the config file in use. */
