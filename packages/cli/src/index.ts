@@ -26,6 +26,15 @@ export {
 } from "./lib/download.js";
 export { describeError, ExitCode, IntegrityError, isRetryable, UserError } from "./lib/errors.js";
 export { formatBytes, parseDuration, table } from "./lib/format.js";
+export {
+  defaultHashCacheDir,
+  type FileIdentity,
+  HASH_CACHE_ENV,
+  HashCache,
+  identityOf,
+  nowNs,
+  SETTLE_NS,
+} from "./lib/hash-cache.js";
 export { HttpClient, isConnectionError, redactUrl } from "./lib/http.js";
 export { checkRemoteDir, checkRemotePath, isUuid, remotePathProblem } from "./lib/paths.js";
 export { withRetry } from "./lib/retry.js";

@@ -2,10 +2,10 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
+import { HASH_CACHE_ENV, HashCache, identityOf, SETTLE_NS, saveConfig } from "@cacheroach/cli";
 import { startTestServer, type TestServer } from "@cacheroach/server/testing";
 import pg from "pg";
 import { errorText, runCli, spawnCli, tempDir } from "./helpers.js";
@@ -43,12 +43,14 @@ describe("file commands against a server", () => {
   let cleanup: () => Promise<void>;
   let config: string;
   let db: pg.Client;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
+  let hashCacheDir: string;
+  const cli = (...argv: string[]) => runCli([...argv, "-c", config], { [HASH_CACHE_ENV]: hashCacheDir });
 
   before(async () => {
     ts = await startTestServer();
     ({ dir, cleanup } = await tempDir());
     config = join(dir, "config");
+    hashCacheDir = join(dir, "hash-cache");
     await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
     db = new pg.Client({ connectionString: ts.databaseUrl });
     await db.connect();
@@ -188,6 +190,75 @@ describe("file commands against a server", () => {
     const out3 = join(dir, "big.copy3");
     assert.equal((await cli("file", "get", "/big/big.bin", "-o", out3)).code, 0);
     assert.equal(await sha256File(out3), await sha256File(local));
+  });
+
+  test("the hash cache: an unchanged file is not read again; a changed or wrong entry is not trusted", async () => {
+    const local = join(dir, "cached.bin");
+    await randomFile(local, 50 * MiB + 3); // 101 chunks
+    const cacheDir = join(dir, "own-hash-cache"); // other tests record entries in the shared one
+    const cli = (...argv: string[]) => runCli([...argv, "-c", config], { [HASH_CACHE_ENV]: cacheDir });
+    const reused = /reusing 101 chunk hashes from the hash cache/;
+    const rounds = (r: { stderr: string }) => r.stderr.match(/Uploads\/FindMissing ok/g)?.length;
+    const getMatches = async (name: string) => {
+      const out = join(dir, name);
+      assert.equal((await cli("file", "get", "/cached/cached.bin", "-o", out)).code, 0);
+      assert.equal(await sha256File(out), await sha256File(local));
+    };
+    // Written just now: hashed, but not recorded (it has not settled).
+    const put0 = await cli("file", "put", "-v", "/cached/", local);
+    assert.equal(put0.code, 0, errorText(put0));
+    assert.deepEqual(await readdir(cacheDir).catch(() => []), []);
+    await new Promise((r) => setTimeout(r, Number(SETTLE_NS / 1_000_000n) + 100));
+    // Settled: hashed again (rounds of 32, 64, 5) and recorded.
+    const put1 = await cli("file", "put", "-v", "--json", "/cached/", local);
+    assert.equal(put1.code, 0, errorText(put1));
+    assert.doesNotMatch(put1.stderr, reused);
+    assert.equal(rounds(put1), 3);
+    assert.equal((await readdir(cacheDir)).length, 1);
+    const chunks = await chunkCount();
+    // Unchanged: the hashes come from the cache, one round for all 101 references.
+    const put2 = await cli("file", "put", "-v", "--json", "/cached/", local);
+    assert.equal(put2.code, 0, errorText(put2));
+    assert.match(put2.stderr, reused);
+    assert.equal(rounds(put2), 1);
+    assert.equal(await chunkCount(), chunks);
+    const [v1] = JSON.parse(put1.stdout) as PutJson[];
+    const [v2] = JSON.parse(put2.stdout) as PutJson[];
+    assert.equal(v2?.version, (v1?.version ?? 0) + 1);
+    assert.equal(v2?.contentHash, v1?.contentHash);
+    // --no-hash-cache reads and hashes every byte.
+    const put3 = await cli("file", "put", "-v", "--no-hash-cache", "/cached/", local);
+    assert.equal(put3.code, 0, errorText(put3));
+    assert.doesNotMatch(put3.stderr, reused);
+    assert.equal(rounds(put3), 3);
+    // Rewritten in place with the same size and the old mtime put back: ctime still changed.
+    const { atime, mtime } = await stat(local);
+    const fh = await open(local, "r+");
+    await fh.write(randomBytes(100), 0, 100, 10 * MiB);
+    await fh.close();
+    await utimes(local, atime, mtime);
+    const put4 = await cli("file", "put", "-v", "/cached/", local);
+    assert.equal(put4.code, 0, errorText(put4));
+    assert.doesNotMatch(put4.stderr, reused);
+    assert.equal(await chunkCount(), chunks + 1, "the rewritten chunk is new");
+    await getMatches("cached.copy4");
+    // A wrong entry for the current file: the chunks it names are missing, so the file's real bytes
+    // are sent under the wrong hashes; the server refuses them, nothing is stored, the entry goes.
+    const id = identityOf(await stat(local, { bigint: true }));
+    const wrong = Array.from({ length: 101 }, () => randomBytes(32));
+    assert.equal(
+      await new HashCache(cacheDir).record(id, id, id.ctimeNs + SETTLE_NS, 512 * 1024, wrong),
+      true,
+    );
+    const put5 = await cli("file", "put", "-v", "/cached/", local);
+    assert.notEqual(put5.code, 0);
+    assert.match(put5.stderr, /cache entry removed/);
+    assert.equal(await chunkCount(), chunks + 1, "nothing stored");
+    assert.equal(await new HashCache(cacheDir).lookup(id, 512 * 1024), undefined);
+    const put6 = await cli("file", "put", "-v", "/cached/", local);
+    assert.equal(put6.code, 0, errorText(put6));
+    assert.doesNotMatch(put6.stderr, reused);
+    await getMatches("cached.copy6");
   });
 
   test("get -o - writes the bytes to stdout", async () => {

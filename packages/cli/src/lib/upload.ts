@@ -13,6 +13,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { FileMeta, PreconditionSchema, Uploads } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { IntegrityError, UserError } from "./errors.js";
+import { type FileIdentity, type HashCache, identityOf, nowNs } from "./hash-cache.js";
 import type { Progress } from "./progress.js";
 import { type RetryOptions, withRetry } from "./retry.js";
 import { ContentHasher, chunkHash, contentHash, hex, RopeHasher } from "./rope-hash.js";
@@ -45,6 +46,13 @@ export interface UploadContext {
    * lacks (FindMissing → PutChunks → Append).
    */
   dedup?: boolean;
+  /**
+   * Chunk hashes of files uploaded before (dedup path only): an unchanged file is not read again,
+   * only the chunks the tenant lacks are. See hash-cache.ts for when an entry is trusted.
+   */
+  hashCache?: HashCache;
+  /** Verbose log (one line per notable decision, e.g. a hash-cache hit). */
+  log?: (line: string) => void;
   /** Override of {@link ONE_SHOT_LIMIT} (tests). */
   oneShotLimit?: number;
 }
@@ -155,9 +163,35 @@ async function streamed(
       1,
     );
   }
-  const { state, sent, expected } = ctx.dedup
-    ? await sendDeduplicated(job, ctx, fh, begin.state, chunkSize, maxTransfer)
-    : await sendAll(job, ctx, fh, begin.state, chunkSize, maxTransfer);
+  let cacheHit = false;
+  let dedup: { before: FileIdentity; hashedAtNs: bigint; hashes: Buffer[] } | undefined;
+  let outcome: Sent;
+  if (ctx.dedup) {
+    const hashedAtNs = nowNs();
+    const before = identityOf(await fh.stat({ bigint: true }));
+    const known = await ctx.hashCache?.lookup(before, chunkSize);
+    cacheHit = known !== undefined;
+    if (known)
+      ctx.log?.(
+        `${job.localPath}: unchanged since hashed, reusing ${known.length} chunk hashes from the hash cache`,
+      );
+    try {
+      const r = await sendDeduplicated(job, ctx, fh, begin.state, chunkSize, maxTransfer, known);
+      dedup = { before, hashedAtNs, hashes: r.hashes };
+      outcome = r;
+    } catch (err) {
+      // The server re-hashes every chunk it is sent: a cached hash that does not match the file's
+      // bytes means the entry was wrong, so drop it before reporting the failure.
+      if (cacheHit) {
+        await ctx.hashCache?.forget(before);
+        ctx.log?.(`${job.localPath}: upload failed with cached chunk hashes; cache entry removed`);
+      }
+      throw err;
+    }
+  } else {
+    outcome = await sendAll(job, ctx, fh, begin.state, chunkSize, maxTransfer);
+  }
+  const { state, sent, expected } = outcome;
   if (sent !== job.size) {
     throw new UserError(
       `${job.localPath} changed while it was being uploaded (${job.size} bytes listed, ${sent} read); nothing committed`,
@@ -175,6 +209,10 @@ async function streamed(
     throw new IntegrityError(
       `${job.remotePath}: server committed content hash ${hex(file.contentHash)}, expected ${hex(expected)}`,
     );
+  }
+  if (dedup && !cacheHit && ctx.hashCache) {
+    const after = identityOf(await fh.stat({ bigint: true }));
+    await ctx.hashCache.record(dedup.before, after, dedup.hashedAtNs, chunkSize, dedup.hashes);
   }
   return file;
 }
@@ -228,8 +266,12 @@ async function sendAll(
 export const DEDUP_BATCH_CHUNKS = 32;
 /** Largest round: rounds double while they find nothing to send (re-uploads), up to this. */
 export const DEDUP_MAX_ROUND_CHUNKS = 1024;
-/** PutChunks calls in flight per file on the dedup path. */
+/** References per round when the chunk hashes come from the hash cache (server limit: 10000). */
+export const CACHED_ROUND_CHUNKS = 8192;
+/** PutChunks calls in flight per round on the dedup path. */
 const PUT_CONCURRENCY = 4;
+/** Rounds (FindMissing + PutChunks) in flight at once per file; their Appends stay in order. */
+export const ROUNDS_IN_FLIGHT = 3;
 
 /** One chunk of a dedup round; `data` is dropped in rounds larger than one block (re-read if sent). */
 interface RoundEntry {
@@ -245,7 +287,11 @@ interface RoundEntry {
  * block; while rounds find nothing missing (a re-upload) they double, up to 1024 chunks, so a
  * file the tenant already has costs a few round trips per GiB. Bigger rounds keep only hashes in
  * memory and read a chunk again if it turns out to be missing (the server re-hashes it, so a
- * file changed meanwhile fails instead of storing wrong data).
+ * file changed meanwhile fails instead of storing wrong data). The next round is read and hashed
+ * while the previous one is in flight.
+ *
+ * With `known` (chunk hashes from the hash cache) nothing is read up front: rounds are
+ * {@link CACHED_ROUND_CHUNKS} references and only missing chunks are read.
  */
 async function sendDeduplicated(
   job: UploadJob,
@@ -254,12 +300,15 @@ async function sendDeduplicated(
   initial: Uint8Array,
   chunkSize: number,
   maxTransfer: number,
-): Promise<Sent> {
+  known: Buffer[] | undefined,
+): Promise<Sent & { hashes: Buffer[] }> {
   const retry = ctx.retry ?? {};
   const rope = new RopeHasher();
+  const hashes: Buffer[] = [];
   let state = initial;
   let sent = 0;
   let roundSize = DEDUP_BATCH_CHUNKS;
+  let window = 1;
   let round: RoundEntry[] = [];
   let pos = 0;
 
@@ -275,9 +324,12 @@ async function sendDeduplicated(
     return buf;
   };
 
-  const flush = async () => {
-    const entries = round;
-    round = [];
+  // Rounds overlap: a round's FindMissing and PutChunks run while earlier rounds are still in
+  // flight (any state of the upload is valid for them), and its Append waits for the previous
+  // round's, so references are appended in order, each with the latest state.
+  let appended: Promise<void> = Promise.resolve();
+  const flush = (entries: RoundEntry[]): Promise<void> => {
+    const previous = appended;
     const current = state;
     const put = async (which: RoundEntry[]) => {
       // Groups of at most maxTransfer bytes per call, PUT_CONCURRENCY calls in flight: the server
@@ -302,46 +354,93 @@ async function sendDeduplicated(
       };
       await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, groups.length) }, worker));
     };
-    const missing = await withRetry(
-      () => ctx.uploads.findMissing({ state: current, hashes: entries.map((e) => e.hash) }),
-      retry,
-    );
-    const lacking = new Set(missing.missing.map((h) => Buffer.from(h).toString("hex")));
-    await put(entries.filter((e) => lacking.has(e.hash.toString("hex"))));
-    const refs = entries.map((e) => ({ hash: e.hash, length: e.length }));
-    const append = () => withRetry(() => ctx.uploads.append({ state: current, chunks: refs }), retry);
-    let res: Awaited<ReturnType<typeof append>>;
-    try {
-      res = await append();
-    } catch (err) {
-      // A chunk reported present may have been collected since: send them all, then append again.
-      if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
-      await put(entries);
-      res = await append();
-    }
-    let bytes = 0;
-    for (const e of entries) {
-      rope.add(e.hash, e.length);
-      bytes += e.length;
-    }
-    sent += bytes;
-    checkOffset(job, res.offset, sent);
-    state = res.state;
-    ctx.progress?.add(bytes);
-    roundSize = lacking.size === 0 ? Math.min(roundSize * 2, DEDUP_MAX_ROUND_CHUNKS) : DEDUP_BATCH_CHUNKS;
+    const done = (async () => {
+      const missing = await withRetry(
+        () => ctx.uploads.findMissing({ state: current, hashes: entries.map((e) => e.hash) }),
+        retry,
+      );
+      const lacking = new Set(missing.missing.map((h) => Buffer.from(h).toString("hex")));
+      await put(entries.filter((e) => lacking.has(e.hash.toString("hex"))));
+      await previous;
+      const refs = entries.map((e) => ({ hash: e.hash, length: e.length }));
+      const append = () => withRetry(() => ctx.uploads.append({ state, chunks: refs }), retry);
+      let res: Awaited<ReturnType<typeof append>>;
+      try {
+        res = await append();
+      } catch (err) {
+        // A chunk reported present may have been collected since: send them all, then append again.
+        if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
+        await put(entries);
+        res = await append();
+      }
+      let bytes = 0;
+      for (const e of entries) {
+        rope.add(e.hash, e.length);
+        bytes += e.length;
+      }
+      sent += bytes;
+      checkOffset(job, res.offset, sent);
+      state = res.state;
+      ctx.progress?.add(bytes);
+      if (!known) {
+        roundSize = lacking.size === 0 ? Math.min(roundSize * 2, DEDUP_MAX_ROUND_CHUNKS) : DEDUP_BATCH_CHUNKS;
+        window = lacking.size === 0 ? 1 : ROUNDS_IN_FLIGHT;
+      }
+    })();
+    appended = done;
+    done.catch(() => {}); // awaited by the next round or by the caller
+    return done;
   };
 
+  if (known) {
+    for (let i = 0; i < known.length; i += CACHED_ROUND_CHUNKS) {
+      const entries = known.slice(i, i + CACHED_ROUND_CHUNKS).map((hash, j) => {
+        const offset = (i + j) * chunkSize;
+        return { offset, hash, length: Math.min(chunkSize, job.size - offset), data: undefined };
+      });
+      await flush(entries);
+    }
+    return { state, sent, expected: rope.digest(), hashes: known };
+  }
+
+  // While rounds find chunks to send (new content), up to ROUNDS_IN_FLIGHT of them are sent at
+  // once, so several PutChunks keep the database busy. While they find none (a re-upload), one is
+  // in flight and each is sized by the previous one's answer, so rounds can double. Either way the
+  // next round is read and hashed meanwhile.
+  const inFlight = new Set<Promise<void>>();
+  const room = async () => {
+    while (inFlight.size >= window) await Promise.race(inFlight);
+  };
+  const launch = async (entries: RoundEntry[]) => {
+    await room();
+    const p = flush(entries);
+    inFlight.add(p);
+    p.then(
+      () => inFlight.delete(p),
+      () => {}, // a failed round stays in the set: the next race or the final await reports it
+    );
+  };
   for await (const block of prefetched(blockReader(fh, chunkSize * DEDUP_BATCH_CHUNKS))) {
     for (let off = 0; off < block.length; off += chunkSize) {
       const data = block.subarray(off, Math.min(off + chunkSize, block.length));
-      round.push({ offset: pos, hash: chunkHash(data), length: data.length, data });
+      const hash = chunkHash(data);
+      hashes.push(hash);
+      round.push({ offset: pos, hash, length: data.length, data });
       pos += data.length;
     }
     if (round.length > DEDUP_BATCH_CHUNKS) {
       for (const e of round) e.data = undefined; // bounded memory: re-read what must be sent
     }
-    if (round.length >= roundSize) await flush();
+    if (round.length >= roundSize) {
+      await room(); // the answer to the previous round may let this one grow
+      if (round.length >= roundSize) {
+        const entries = round;
+        round = [];
+        await launch(entries);
+      }
+    }
   }
-  if (round.length > 0) await flush();
-  return { state, sent, expected: rope.digest() };
+  if (round.length > 0) await launch(round);
+  await appended;
+  return { state, sent, expected: rope.digest(), hashes };
 }

@@ -6,6 +6,7 @@ import { mapLimit } from "../../lib/concurrency.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
 import { formatBytes, table } from "../../lib/format.js";
+import { defaultHashCacheDir, HASH_CACHE_ENV, HashCache } from "../../lib/hash-cache.js";
 import { expandLocalArgs } from "../../lib/local-files.js";
 import { checkRemoteDir } from "../../lib/paths.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
@@ -22,7 +23,7 @@ export default class FilePut extends BaseCommand<typeof FilePut> {
   static override description =
     `The remote directory must be absolute and end with "/". Each local file is stored as <remote-dir><file name>; with -r each local directory contributes every file below it as <remote-dir><path relative to that directory> (the directory's own name is not added, so "file put -r /backup/photos/ ~/photos" stores ~/photos/2024/a.jpg as /backup/photos/2024/a.jpg). Symbolic links to files are followed; links to directories, sockets and devices are skipped.
 
-Every upload makes a new version of its path. Small files (up to 256 KiB) travel up to 256 in one call (Uploads.PutFiles), each succeeding or failing on its own; files of up to 1 MiB are sent in one call each; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not sent at all (the dedup-aware path, default; --no-dedup streams every byte instead).
+Every upload makes a new version of its path. Small files (up to 256 KiB) travel up to 256 in one call (Uploads.PutFiles), each succeeding or failing on its own; files of up to 1 MiB are sent in one call each; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not sent at all (the dedup-aware path, default; --no-dedup streams every byte instead), and a large file uploaded before and unchanged since is not even read again (--no-hash-cache reads it).
 
 All arguments are checked before anything is uploaded. If some files fail the others are still uploaded, and the command exits non-zero.
 
@@ -47,7 +48,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-DIR/ LOCAL... [-t <uuid>] [-r] [-p <n>] [--no-dedup] [--no-clobber] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-DIR/ LOCAL... [-t <uuid>] [-r] [-p <n>] [--no-dedup] [--no-hash-cache] [--no-clobber] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-dir": Args.string({
@@ -80,6 +81,12 @@ ${EXIT_CODES_HELP}`;
         "Send only chunks the tenant lacks (hash locally, ask the server first); --no-dedup streams every byte.",
       description:
         "On by default: re-uploads of content the tenant already stores send almost nothing, and new chunks go up in parallel calls. --no-dedup uses the plain streaming Transfer path (one block at a time).",
+    }),
+    "hash-cache": Flags.boolean({
+      allowNo: true,
+      default: true,
+      summary: "Reuse the chunk hashes of unchanged large files uploaded before (dedup path).",
+      description: `On by default: the chunk hashes of files over 1 MiB are kept in ${"$"}${HASH_CACHE_ENV} (default ~/.cache/cacheroach/chunk-hashes), keyed by device and inode, and trusted only while size, mtime and ctime are unchanged and the file had been unchanged for 2 s before it was hashed. An unchanged file is then not read at all; only chunks the tenant lacks are read and sent, and the server re-hashes those. --no-hash-cache reads and hashes every byte.`,
     }),
     "no-clobber": Flags.boolean({
       summary: "Only create: fail a file whose remote path already has a live version.",
@@ -119,6 +126,8 @@ ${EXIT_CODES_HELP}`;
       precondition,
       progress,
       dedup: this.flags.dedup,
+      hashCache: this.flags["hash-cache"] ? new HashCache(defaultHashCacheDir()) : undefined,
+      log: (line: string) => this.verbose(line),
       retry: {
         onRetry: (attempt: number, err: unknown, delay: number) =>
           this.verbose(`attempt ${attempt} failed (${String(err)}); retrying in ${delay | 0} ms`),
