@@ -269,29 +269,31 @@ export class UploadManager {
       }
     });
     await this.requireOpen(state);
-    const missing = await this.chunks.missing(
-      state.tenantId,
-      refs.map((r) => r.hash),
-    );
-    if (missing.length > 0) {
+    // One statement for all references (arrays instead of 3 parameters per row); the foreign key
+    // to chunks refuses a reference to a chunk the tenant does not store, so no lookup goes first.
+    const offsets: string[] = [];
+    let off = state.offset;
+    for (const r of refs) {
+      offsets.push(String(off));
+      off += r.length;
+    }
+    try {
+      await this.db.bulk(
+        `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length)
+         SELECT $1, r.off, $2, r.hash, r.len FROM unnest($3::INT8[], $4::BYTEA[], $5::INT4[]) AS r (off, hash, len)
+         ON CONFLICT (upload_id, off) DO NOTHING`,
+        [state.uploadId, state.tenantId, offsets, refs.map((r) => r.hash), refs.map((r) => r.length)],
+      );
+    } catch (err) {
+      if ((err as { code?: string }).code !== "23503") throw err;
+      const missing = await this.chunks.missing(
+        state.tenantId,
+        refs.map((r) => r.hash),
+      );
+      if (missing.length === 0) throw err;
       throw new StoreError(
         "ERR_PRECONDITION_FAILED",
         `${missing.length} referenced chunk(s) are not stored; send them with PutChunks first`,
-      );
-    }
-    let off = state.offset;
-    for (let i = 0; i < refs.length; i += 1000) {
-      const params: unknown[] = [state.uploadId, state.tenantId];
-      const rows = refs.slice(i, i + 1000).map((r) => {
-        params.push(off, r.hash, r.length);
-        off += r.length;
-        const n = params.length;
-        return `($1, $${n - 2}, $2, $${n - 1}, $${n})`;
-      });
-      await this.db.bulk(
-        `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length) VALUES ${rows.join(",")}
-         ON CONFLICT (upload_id, off) DO NOTHING`,
-        params,
       );
     }
     const last = refs[refs.length - 1]!;
