@@ -35,6 +35,12 @@ export {
   nowNs,
   SETTLE_NS,
 } from "./lib/hash-cache.js";
+export {
+  type HashedBlock,
+  HashPool,
+  PARALLEL_HASH_MIN_BYTES,
+  ParallelContentHasher,
+} from "./lib/hash-pool.js";
 export { HttpClient, isConnectionError, redactUrl } from "./lib/http.js";
 export { checkRemoteDir, checkRemotePath, isUuid, remotePathProblem } from "./lib/paths.js";
 export { withRetry } from "./lib/retry.js";

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { basename, dirname, join } from "node:path";
@@ -19,6 +19,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { FileMeta, Files, RetrieveResponse } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { IntegrityError } from "./errors.js";
+import { PARALLEL_HASH_MIN_BYTES, ParallelContentHasher, sharedHashPool } from "./hash-pool.js";
 import { isConnectionError, readSmallBody, redactUrl } from "./http.js";
 import type { Progress } from "./progress.js";
 import { withRetry } from "./retry.js";
@@ -53,6 +54,8 @@ export interface DownloadContext {
   urlValidityMs?: number;
   /** Told about each request and retry (verbose logging); URLs come without their token. */
   log?: (msg: string) => void;
+  /** Hash files of {@link PARALLEL_HASH_MIN_BYTES} or more on worker threads (default true). */
+  parallelHash?: boolean;
 }
 
 export interface Sink {
@@ -65,7 +68,8 @@ export interface Sink {
 const pendingTemps = new Set<string>();
 let signalsHooked = false;
 
-function trackTemp(path: string): void {
+/** Registers a temp file to remove if the process is interrupted (until {@link untrackTemp}). */
+export function trackTemp(path: string): void {
   pendingTemps.add(path);
   if (signalsHooked) return;
   signalsHooked = true;
@@ -78,6 +82,11 @@ function trackTemp(path: string): void {
       process.exit(code);
     });
   }
+}
+
+/** The temp file is gone or renamed into place. */
+export function untrackTemp(path: string): void {
+  pendingTemps.delete(path);
 }
 
 export async function fileSink(path: string): Promise<Sink> {
@@ -110,24 +119,6 @@ export async function fileSink(path: string): Promise<Sink> {
       pendingTemps.delete(tmp);
     },
   };
-}
-
-/**
- * Writes a whole small file through a temp file renamed into place, synchronously: for a few KiB
- * the four thread-pool round trips of open/write/close/rename cost more than the writes.
- */
-export function writeSmallFile(path: string, data: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.cacheroach-tmp`);
-  trackTemp(tmp);
-  try {
-    writeFileSync(tmp, data, { flag: "wx", mode: 0o644 });
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  } finally {
-    pendingTemps.delete(tmp);
-  }
 }
 
 /** The reader of stdout went away (e.g. `| head`): stop quietly. */
@@ -239,7 +230,12 @@ export async function downloadFile(
 
   const sink = dest.kind === "file" ? await fileSink(dest.path) : streamSink(dest.stream);
   try {
-    const hasher = new ContentHasher(meta.chunkSize > 0 ? meta.chunkSize : 1);
+    // Large files are hashed on worker threads while the next bytes arrive.
+    const parallel =
+      size >= PARALLEL_HASH_MIN_BYTES && ctx.parallelHash !== false
+        ? new ParallelContentHasher(sharedHashPool(), meta.chunkSize)
+        : undefined;
+    const hasher = parallel ?? new ContentHasher(meta.chunkSize > 0 ? meta.chunkSize : 1);
     ctx.progress?.addTotal(size);
     let url = absoluteUrl(ctx.server, first.getUri);
     let pinned = false;
@@ -355,6 +351,7 @@ export async function downloadFile(
             throw new IntegrityError(`${remotePath}: the server sent more than ${size} bytes`);
           }
           hasher.update(piece);
+          await parallel?.ready();
           await sink.write(piece);
           received += piece.length;
           ctx.progress?.add(piece.length);
@@ -377,7 +374,7 @@ export async function downloadFile(
     }
 
     if (received !== size) throw new IntegrityError(`${remotePath}: received ${received} of ${size} bytes`);
-    const got = hasher.digest();
+    const got = await hasher.digest();
     if (!got.equals(Buffer.from(meta.contentHash))) {
       throw new IntegrityError(
         `${remotePath}: content hash mismatch: computed ${hex(got)}, server says ${hex(meta.contentHash)}` +

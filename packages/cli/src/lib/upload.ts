@@ -14,6 +14,7 @@ import type { FileMeta, PreconditionSchema, Uploads } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { IntegrityError, UserError } from "./errors.js";
 import { type FileIdentity, type HashCache, identityOf, nowNs } from "./hash-cache.js";
+import { type HashedBlock, type HashPool, PARALLEL_HASH_MIN_BYTES, sharedHashPool } from "./hash-pool.js";
 import type { Progress } from "./progress.js";
 import { type RetryOptions, withRetry } from "./retry.js";
 import { ContentHasher, chunkHash, contentHash, hex, RopeHasher } from "./rope-hash.js";
@@ -51,6 +52,8 @@ export interface UploadContext {
    * only the chunks the tenant lacks are. See hash-cache.ts for when an entry is trusted.
    */
   hashCache?: HashCache;
+  /** Hash files of {@link PARALLEL_HASH_MIN_BYTES} or more on worker threads (default true). */
+  parallelHash?: boolean;
   /** Verbose log (one line per notable decision, e.g. a hash-cache hit). */
   log?: (line: string) => void;
   /** Override of {@link ONE_SHOT_LIMIT} (tests). */
@@ -142,6 +145,49 @@ async function* prefetched(read: () => Promise<Buffer>): AsyncGenerator<Buffer> 
     next = read();
     next.catch(() => {});
     yield block;
+  }
+}
+
+/** Blocks of a file with their chunk hashes, hashed on this thread while the next block is read. */
+async function* hashedHere(read: () => Promise<Buffer>, chunkSize: number): AsyncGenerator<HashedBlock> {
+  for await (const block of prefetched(read)) {
+    const hashes: Buffer[] = [];
+    for (let off = 0; off < block.length; off += chunkSize) {
+      hashes.push(chunkHash(block.subarray(off, Math.min(off + chunkSize, block.length))));
+    }
+    yield { block, hashes };
+  }
+}
+
+/** Blocks hashed on worker threads, up to this many at once, in order. */
+const HASHING_DEPTH = 3;
+
+/** Blocks of a file with their chunk hashes, hashed by `pool` while the next blocks are read. */
+async function* hashedOnWorkers(
+  read: () => Promise<Buffer>,
+  pool: HashPool,
+  chunkSize: number,
+): AsyncGenerator<HashedBlock> {
+  const queue: Promise<HashedBlock>[] = [];
+  let eof = false;
+  try {
+    for (;;) {
+      while (!eof && queue.length < HASHING_DEPTH) {
+        const block = await read();
+        if (block.length === 0) eof = true;
+        else {
+          const p = pool.hash(block, chunkSize);
+          p.catch(() => {}); // awaited in order below
+          queue.push(p);
+        }
+      }
+      const next = queue.shift();
+      if (!next) return;
+      yield await next;
+    }
+  } finally {
+    // A consumer that stops early leaves blocks in flight; they are dropped when they come back.
+    queue.length = 0;
   }
 }
 
@@ -420,10 +466,16 @@ async function sendDeduplicated(
       () => {}, // a failed round stays in the set: the next race or the final await reports it
     );
   };
-  for await (const block of prefetched(blockReader(fh, chunkSize * DEDUP_BATCH_CHUNKS))) {
-    for (let off = 0; off < block.length; off += chunkSize) {
+  const read = blockReader(fh, chunkSize * DEDUP_BATCH_CHUNKS);
+  const blocks =
+    job.size >= PARALLEL_HASH_MIN_BYTES && ctx.parallelHash !== false
+      ? hashedOnWorkers(read, sharedHashPool(), chunkSize)
+      : hashedHere(read, chunkSize);
+  for await (const { block, hashes: blockHashes } of blocks) {
+    for (let i = 0; i < blockHashes.length; i++) {
+      const off = i * chunkSize;
       const data = block.subarray(off, Math.min(off + chunkSize, block.length));
-      const hash = chunkHash(data);
+      const hash = blockHashes[i]!;
       hashes.push(hash);
       round.push({ offset: pos, hash, length: data.length, data });
       pos += data.length;
