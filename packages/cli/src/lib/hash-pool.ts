@@ -218,7 +218,7 @@ export class ParallelContentHasher {
       this.rope.add(h, n);
       left -= n;
     }
-    if (done.block.buffer.byteLength === this.blockSize && this.spare.length < 2) {
+    if (done.block.buffer.byteLength === this.blockSize && this.spare.length < MAX_BLOCKS_IN_FLIGHT) {
       this.spare.push(Buffer.from(done.block.buffer, 0, this.blockSize));
     }
   }
