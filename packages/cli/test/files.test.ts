@@ -197,7 +197,8 @@ describe("file commands against a server", () => {
     await randomFile(local, 50 * MiB + 3); // 101 chunks
     const cacheDir = join(dir, "own-hash-cache"); // other tests record entries in the shared one
     const cli = (...argv: string[]) => runCli([...argv, "-c", config], { [HASH_CACHE_ENV]: cacheDir });
-    const reused = /reusing 101 chunk hashes from the hash cache/;
+    const reused = /unchanged since hashed/;
+    const byHash = /unchanged since hashed; wrote content [0-9a-f]{64} by its hash/;
     const rounds = (r: { stderr: string }) => r.stderr.match(/Uploads\/FindMissing ok/g)?.length;
     const getMatches = async (name: string) => {
       const out = join(dir, name);
@@ -216,16 +217,33 @@ describe("file commands against a server", () => {
     assert.equal(rounds(put1), 3);
     assert.equal((await readdir(cacheDir)).length, 1);
     const chunks = await chunkCount();
-    // Unchanged: the hashes come from the cache, one round for all 101 references.
+    // Unchanged: the content hash from the cached hashes names content the tenant stores, so one
+    // Begin{content_hash} writes the version; nothing is read, no chunk list is sent.
     const put2 = await cli("file", "put", "-v", "--json", "/cached/", local);
     assert.equal(put2.code, 0, errorText(put2));
-    assert.match(put2.stderr, reused);
-    assert.equal(rounds(put2), 1);
+    assert.match(put2.stderr, byHash);
+    assert.equal(rounds(put2), undefined);
+    assert.equal(put2.stderr.match(/Uploads\/\w+ ok/g)?.length, 1, "one upload RPC");
     assert.equal(await chunkCount(), chunks);
     const [v1] = JSON.parse(put1.stdout) as PutJson[];
     const [v2] = JSON.parse(put2.stdout) as PutJson[];
     assert.equal(v2?.version, (v1?.version ?? 0) + 1);
     assert.equal(v2?.contentHash, v1?.contentHash);
+    await getMatches("cached.copy2");
+    // Another tenant does not store that content: its chunks are checked in one round of all 101
+    // cached hashes, sent (none are stored there), and appended; still nothing is hashed again.
+    const created = await cli("tenant", "create", "hash cache tenant", "--json");
+    assert.equal(created.code, 0, errorText(created));
+    const otherTenant = (JSON.parse(created.stdout) as { id: string }).id;
+    const putOther = await cli("file", "put", "-v", "-t", otherTenant, "/cached/", local);
+    assert.equal(putOther.code, 0, errorText(putOther));
+    assert.match(putOther.stderr, /does not store content [0-9a-f]{64} yet; uploading it/);
+    assert.match(putOther.stderr, /reusing 101 chunk hashes from the hash cache/);
+    assert.equal(rounds(putOther), 1);
+    assert.equal(await chunkCount(), chunks + 101, "the other tenant stores its own chunks");
+    const outOther = join(dir, "cached.other");
+    assert.equal((await cli("file", "get", "-t", otherTenant, "/cached/cached.bin", "-o", outOther)).code, 0);
+    assert.equal(await sha256File(outOther), await sha256File(local));
     // --no-hash-cache reads and hashes every byte.
     const put3 = await cli("file", "put", "-v", "--no-hash-cache", "/cached/", local);
     assert.equal(put3.code, 0, errorText(put3));
@@ -240,7 +258,7 @@ describe("file commands against a server", () => {
     const put4 = await cli("file", "put", "-v", "/cached/", local);
     assert.equal(put4.code, 0, errorText(put4));
     assert.doesNotMatch(put4.stderr, reused);
-    assert.equal(await chunkCount(), chunks + 1, "the rewritten chunk is new");
+    assert.equal(await chunkCount(), chunks + 102, "the rewritten chunk is new");
     await getMatches("cached.copy4");
     // A wrong entry for the current file: the chunks it names are missing, so the file's real bytes
     // are sent under the wrong hashes; the server refuses them, nothing is stored, the entry goes.
@@ -253,7 +271,7 @@ describe("file commands against a server", () => {
     const put5 = await cli("file", "put", "-v", "/cached/", local);
     assert.notEqual(put5.code, 0);
     assert.match(put5.stderr, /cache entry removed/);
-    assert.equal(await chunkCount(), chunks + 1, "nothing stored");
+    assert.equal(await chunkCount(), chunks + 102, "nothing stored");
     assert.equal(await new HashCache(cacheDir).lookup(id, 512 * 1024), undefined);
     const put6 = await cli("file", "put", "-v", "/cached/", local);
     assert.equal(put6.code, 0, errorText(put6));

@@ -392,6 +392,85 @@ describe("upload protocol", () => {
   });
 });
 
+describe("writing content the tenant already stores", () => {
+  test("Begin{content_hash} writes a version of stored content without bytes; anything else changes nothing", async () => {
+    const data = randomBytes(2 * CHUNK + 9);
+    const first = await put("/by-hash/a.bin", data);
+    const hash = Buffer.from(first.contentHash);
+    const rows = async () => [await count("file_versions"), await count("chunks"), await count("ropes")];
+    const before = await rows();
+    const r = await uploads.begin({
+      tenantId: tenant,
+      path: "/by-hash/b.bin",
+      committed: { case: "contentHash", value: hash },
+      contentType: "application/x-test",
+      meta: { k: "v" },
+    });
+    assert.deepEqual(Buffer.from(r.file!.contentHash), hash);
+    assert.equal(r.file!.size, BigInt(data.length));
+    assert.equal(r.file!.version, 1n);
+    assert.equal(r.file!.contentType, "application/x-test");
+    assert.deepEqual(r.file!.meta, { k: "v" });
+    assert.deepEqual(await read("/by-hash/b.bin"), data);
+    const [versions, chunks, ropes] = await rows();
+    assert.deepEqual(
+      [versions, chunks, ropes],
+      [before[0]! + 1, before[1], before[2]],
+      "one version, no new content",
+    );
+    // A new version of the same path, with a precondition checked as for any write.
+    const again = await uploads.begin({
+      tenantId: tenant,
+      path: "/by-hash/b.bin",
+      committed: { case: "contentHash", value: hash },
+      precondition: { kind: { case: "version", value: 1n } },
+    });
+    assert.equal(again.file!.version, 2n);
+    const after = await rows();
+    await rejects(
+      uploads.begin({
+        tenantId: tenant,
+        path: "/by-hash/b.bin",
+        committed: { case: "contentHash", value: hash },
+        precondition: { kind: { case: "mustNotExist", value: true } },
+      }),
+      Code.FailedPrecondition,
+      /already exists|exists/,
+    );
+    // Unknown content, another tenant's content, a malformed hash: refused, nothing written.
+    await rejects(
+      uploads.begin({
+        tenantId: tenant,
+        path: "/by-hash/c.bin",
+        committed: { case: "contentHash", value: randomBytes(32) },
+      }),
+      Code.NotFound,
+      /stores no content with hash [0-9a-f]{64}; upload the bytes/,
+    );
+    await rejects(
+      uploads.begin({
+        tenantId: other,
+        path: "/by-hash/c.bin",
+        committed: { case: "contentHash", value: hash },
+      }),
+      Code.NotFound,
+      /stores no content/,
+    );
+    await rejects(
+      uploads.begin({
+        tenantId: tenant,
+        path: "/by-hash/c.bin",
+        committed: { case: "contentHash", value: hash.subarray(0, 31) },
+      }),
+      Code.InvalidArgument,
+      /content_hash must be 32 bytes/,
+    );
+    assert.deepEqual(await rows(), after);
+    await rejects(files.stat({ tenantId: tenant, path: "/by-hash/c.bin" }), Code.NotFound, /no file at/);
+    await rejects(files.stat({ tenantId: other, path: "/by-hash/c.bin" }), Code.NotFound, /no file at/);
+  });
+});
+
 describe("paths and ids", () => {
   const badPaths = [
     "",

@@ -113,6 +113,12 @@ export class HashCache {
    * and may be trusted; otherwise undefined. Never throws (a damaged entry is just a miss).
    */
   async lookup(id: FileIdentity, chunkSize: number): Promise<Buffer[] | undefined> {
+    const entry = await this.lookupEntry(id);
+    return entry?.chunkSize === chunkSize ? entry.hashes : undefined;
+  }
+
+  /** Like {@link lookup}, for whatever chunk size the file was hashed with. */
+  async lookupEntry(id: FileIdentity): Promise<{ chunkSize: number; hashes: Buffer[] } | undefined> {
     let raw: Buffer;
     try {
       raw = await readFile(this.entryPath(id));
@@ -127,11 +133,11 @@ export class HashCache {
     } catch {
       return undefined;
     }
+    if (h.magic !== MAGIC || !Number.isInteger(h.chunkSize) || h.chunkSize <= 0) return undefined;
+    const chunkSize = h.chunkSize;
     const expectedChunks =
       id.size === 0n ? 0 : Number((id.size + BigInt(chunkSize) - 1n) / BigInt(chunkSize));
     if (
-      h.magic !== MAGIC ||
-      h.chunkSize !== chunkSize ||
       h.chunks !== expectedChunks ||
       raw.length !== nl + 1 + h.chunks * HASH_LENGTH
     )
@@ -156,7 +162,7 @@ export class HashCache {
       const off = nl + 1 + i * HASH_LENGTH;
       hashes.push(raw.subarray(off, off + HASH_LENGTH));
     }
-    return hashes;
+    return { chunkSize, hashes };
   }
 
   /**

@@ -30,12 +30,17 @@ export function createUploadsService(
         if (req.committed.case === "empty" && !req.committed.value) {
           throw new StoreError("ERR_BAD_REQUEST", "empty must be true when set");
         }
-        const data = req.committed.case === "contents" ? view(req.committed.value) : Buffer.alloc(0);
-        const file = await uploads.writeSmall(tenantId, path, data, {
+        const opts = {
           meta: validateMeta(req.meta),
           contentType: validateContentType(req.contentType),
           precondition,
-        });
+        };
+        if (req.committed.case === "contentHash") {
+          const file = await uploads.writeExisting(tenantId, path, Buffer.from(req.committed.value), opts);
+          return { ...base, file: toFileMeta(file) };
+        }
+        const data = req.committed.case === "contents" ? view(req.committed.value) : Buffer.alloc(0);
+        const file = await uploads.writeSmall(tenantId, path, data, opts);
         return { ...base, file: toFileMeta(file) };
       }
       const s = ctx.values.get(kSession);

@@ -101,6 +101,33 @@ export class UploadManager {
   }
 
   /**
+   * Writes a new version whose content the tenant already stores, named by its content (rope)
+   * hash, so no bytes travel (a client re-uploading a file it hashed before). Only this tenant's
+   * content can be named; anything else is NOT_FOUND, and the client uploads the bytes instead.
+   */
+  async writeExisting(
+    tenantId: string,
+    path: string,
+    contentHash: Buffer,
+    opts: CommitOptions,
+  ): Promise<FileRecord> {
+    if (contentHash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
+    const rope = await this.ropes.get(tenantId, contentHash);
+    if (!rope) {
+      throw new StoreError(
+        "ERR_NOT_FOUND",
+        `the tenant stores no content with hash ${contentHash.toString("hex")}; upload the bytes instead`,
+      );
+    }
+    return this.files.put(tenantId, path, {
+      rope,
+      contentType: opts.contentType,
+      meta: opts.meta,
+      precondition: opts.precondition,
+    });
+  }
+
+  /**
    * Writes whole small files as new versions with batched database work: their chunks, their
    * ropes, and one transaction for all versions. Files succeed or fail independently (a failed
    * precondition or expected hash fails only that file, returned as its StoreError); results are
