@@ -164,7 +164,9 @@ export async function largeFileRows(
   await checkpoint();
   const coldUploadCurl = await step("2. cold upload, curl -T", () => curlPut("201"));
   const reuploadCli = await step("3. re-upload, CLI", () => cliPut([]));
-  const reuploadCliRehash = await step("3. re-upload, CLI --no-hash-cache", () => cliPut(["--no-hash-cache"]));
+  const reuploadCliRehash = await step("3. re-upload, CLI --no-hash-cache", () =>
+    cliPut(["--no-hash-cache"]),
+  );
   const reuploadCliStream = await step("3. re-upload, CLI --no-dedup", () => cliPut(["--no-dedup"]));
   const reuploadCurl = await step("3. re-upload, curl -T", () => curlPut("204"));
   await s.server.restart();

@@ -4,11 +4,22 @@
  * dozen calls instead of two requests per file. Every file is verified against its content hash
  * and written through a temp file renamed into place, as single downloads are; files the answer
  * leaves out (large, or over the response budget) are left for the caller to stream one by one.
+ *
+ * Creating and renaming a file costs the kernel far more than writing a few KiB into it (about
+ * 80 µs per file here, much more right after many files were deleted, against about 50 µs of
+ * decoding and hashing), so a batch's verified files go to one worker thread in one message and
+ * are written there with synchronous calls, while this thread decodes and verifies the next
+ * batches. (Writing them here synchronously, or with libuv's thread pool, four callbacks per file,
+ * measured 20–30 % slower for 10,000 files of 4 KiB.)
  */
+import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { Worker } from "node:worker_threads";
 import type { FileMeta, ReadManyResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
-import { type DownloadContext, writeSmallFile } from "./download.js";
+import { type DownloadContext, trackTemp, untrackTemp } from "./download.js";
 import { IntegrityError } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
@@ -37,29 +48,163 @@ export async function downloadBatch(
       Code.Internal,
     );
   }
-  return Promise.all(
-    res.results.map(async (r, i): Promise<FileMeta | Error | "stream"> => {
-      const remote = remotes[i]!;
-      const dest = { path: paths[i]! };
-      try {
-        if (r.error) throw new ConnectError(r.error.message, codeFromString(r.error.code) ?? Code.Unknown);
-        const file = r.file;
-        if (!file) throw new IntegrityError(`${remote}: the server's answer carried no metadata`);
-        if (!r.contentsIncluded) return "stream";
-        const data = Buffer.from(r.contents.buffer, r.contents.byteOffset, r.contents.byteLength);
-        const local = contentHash(data, file.chunkSize > 0 ? file.chunkSize : 1);
-        if (data.length !== Number(file.size) || !local.equals(Buffer.from(file.contentHash))) {
-          throw new IntegrityError(
-            `${remote}: received content hashes to ${hex(local)}, the server says ${hex(file.contentHash)}`,
-          );
-        }
-        ctx.progress?.addTotal(data.length);
-        writeSmallFile(dest.path, data);
-        ctx.progress?.add(data.length);
-        return file;
-      } catch (err) {
-        return err instanceof Error ? err : new Error(String(err));
+  const outcomes = new Array<FileMeta | Error | "stream">(remotes.length);
+  const jobs: { index: number; file: FileMeta; write: FileWrite }[] = [];
+  for (const [i, r] of res.results.entries()) {
+    const remote = remotes[i]!;
+    try {
+      if (r.error) throw new ConnectError(r.error.message, codeFromString(r.error.code) ?? Code.Unknown);
+      const file = r.file;
+      if (!file) throw new IntegrityError(`${remote}: the server's answer carried no metadata`);
+      if (!r.contentsIncluded) {
+        outcomes[i] = "stream";
+        continue;
       }
-    }),
-  );
+      const data = r.contents;
+      const local = contentHash(data, file.chunkSize > 0 ? file.chunkSize : 1);
+      if (data.length !== Number(file.size) || !local.equals(file.contentHash)) {
+        throw new IntegrityError(
+          `${remote}: received content hashes to ${hex(local)}, the server says ${hex(file.contentHash)}`,
+        );
+      }
+      ctx.progress?.addTotal(data.length);
+      const path = paths[i]!;
+      const tmp = join(
+        dirname(path),
+        `.${basename(path)}.${TEMP_TAG}${(tempSeq++).toString(36)}.cacheroach-tmp`,
+      );
+      trackTemp(tmp);
+      jobs.push({ index: i, file, write: { tmp, path, data } });
+    } catch (err) {
+      outcomes[i] = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  if (jobs.length > 0) {
+    let failures: (WriteFailure | null)[];
+    try {
+      failures = await fileWriter().write(jobs.map((j) => j.write));
+    } catch (err) {
+      // The writer thread died: nothing writes these temp files any more.
+      for (const j of jobs) rmSync(j.write.tmp, { force: true });
+      failures = jobs.map(() => ({
+        message: err instanceof Error ? err.message : String(err),
+        code: undefined,
+      }));
+    }
+    for (const [k, j] of jobs.entries()) {
+      untrackTemp(j.write.tmp);
+      const failure = failures[k];
+      if (failure) {
+        outcomes[j.index] = Object.assign(
+          new Error(failure.message),
+          failure.code ? { code: failure.code } : {},
+        );
+      } else {
+        ctx.progress?.add(j.write.data.length);
+        outcomes[j.index] = j.file;
+      }
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * Unique temp names without a random number per file (randomBytes cost about 20 µs a call): the
+ * process id, one random tag and a counter; the exclusive create still refuses any existing file.
+ */
+const TEMP_TAG = `${process.pid.toString(36)}${randomBytes(4).toString("hex")}`;
+let tempSeq = 0;
+
+/** One small file to write: its bytes go to `tmp` (created exclusively), renamed to `path`. */
+interface FileWrite {
+  readonly tmp: string;
+  readonly path: string;
+  readonly data: Uint8Array;
+}
+
+/** Why one file could not be written (a Node system error's message and code). */
+interface WriteFailure {
+  readonly message: string;
+  readonly code: string | undefined;
+}
+
+/**
+ * The writer thread (CommonJS, evaluated from this string so the CLI ships no extra file): for
+ * each file of a message, an exclusive create of the temp file, the write, close and rename; a
+ * temp file it created is removed if a later step fails. Answers each message with one entry per
+ * file: null, or the failure.
+ */
+const WRITER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
+function writeOne({ tmp, path, data }) {
+  let fd;
+  try {
+    fd = fs.openSync(tmp, "wx", 0o644);
+  } catch (err) {
+    return { message: String(err.message), code: err.code };
+  }
+  try {
+    for (let off = 0; off < data.length; ) {
+      const n = fs.writeSync(fd, data, off, data.length - off);
+      if (n <= 0) throw new Error("write made no progress: " + tmp);
+      off += n;
+    }
+    const closing = fd;
+    fd = undefined;
+    fs.closeSync(closing);
+    fs.renameSync(tmp, path);
+    return null;
+  } catch (err) {
+    if (fd !== undefined) try { fs.closeSync(fd); } catch {}
+    try { fs.rmSync(tmp, { force: true }); } catch {}
+    return { message: String(err.message), code: err.code };
+  }
+}
+parentPort.on("message", ({ id, files }) => parentPort.postMessage({ id, failures: files.map(writeOne) }));
+`;
+
+/** Writes batches of files on the writer thread, in order. */
+interface FileWriter {
+  write(files: readonly FileWrite[]): Promise<(WriteFailure | null)[]>;
+}
+
+let writer: FileWriter | undefined;
+
+/**
+ * The writer thread, started on first use. It keeps the process alive only while it owes answers;
+ * if it fails, the batches waiting on it fail (their files are reported) and the next batch starts
+ * a new one.
+ */
+function fileWriter(): FileWriter {
+  if (writer) return writer;
+  const worker = new Worker(WRITER_SOURCE, { eval: true });
+  worker.unref();
+  const pending = new Map<number, { resolve(f: (WriteFailure | null)[]): void; reject(err: Error): void }>();
+  let nextId = 0;
+  const self: FileWriter = {
+    write(files) {
+      return new Promise((resolve, reject) => {
+        const id = nextId++;
+        if (pending.size === 0) worker.ref();
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ id, files });
+      });
+    },
+  };
+  const failAll = (err: Error) => {
+    if (writer === self) writer = undefined;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  worker.on("message", (msg: { id: number; failures: (WriteFailure | null)[] }) => {
+    const p = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (pending.size === 0) worker.unref();
+    p?.resolve(msg.failures);
+  });
+  worker.on("error", failAll);
+  worker.on("exit", (code) => failAll(new Error(`the file writer thread exited (code ${code})`)));
+  writer = self;
+  return self;
 }

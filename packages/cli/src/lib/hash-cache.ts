@@ -137,11 +137,7 @@ export class HashCache {
     const chunkSize = h.chunkSize;
     const expectedChunks =
       id.size === 0n ? 0 : Number((id.size + BigInt(chunkSize) - 1n) / BigInt(chunkSize));
-    if (
-      h.chunks !== expectedChunks ||
-      raw.length !== nl + 1 + h.chunks * HASH_LENGTH
-    )
-      return undefined;
+    if (h.chunks !== expectedChunks || raw.length !== nl + 1 + h.chunks * HASH_LENGTH) return undefined;
     let recorded: FileIdentity;
     let hashedAt: bigint;
     try {

@@ -102,7 +102,7 @@ export function createFilesService(
       };
     },
 
-    readMany: (req) => readMany(req, files, ropes),
+    readMany: (req, ctx) => readMany(req, ropes, ctx),
 
     async retrieve(req, ctx: HandlerContext) {
       const tenantId = parseId(req.tenantId, "tenant_id");

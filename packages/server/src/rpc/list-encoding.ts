@@ -27,7 +27,8 @@ export function encodeListResponse(files: readonly FileRecord[], nextCursor: str
   return w.finish();
 }
 
-function encodeFileMeta(w: Writer, f: FileRecord): void {
+/** Writes one FileMeta's fields (without tag or length); shared with read-many-encoding.ts. */
+export function encodeFileMeta(w: Writer, f: FileRecord): void {
   // Tag bytes are (field number << 3) | wire type, per common.proto FileMeta.
   if (f.tenantId !== "") {
     w.byte(0x0a); // 1 tenant_id
@@ -90,7 +91,7 @@ function timestamp(w: Writer, ms: number): void {
 }
 
 /** An upper bound of one FileMeta entry's encoded size, so the writer checks space once per file. */
-function bound(f: FileRecord): number {
+export function bound(f: FileRecord): number {
   // Tags, varints (≤ 10 bytes each), length prefixes (≤ 3 bytes for the sizes possible here) and
   // two timestamps; strings at most 3 UTF-8 bytes per UTF-16 unit.
   let n = 96 + f.ropeHash.length + 3 * (f.tenantId.length + f.path.length + f.contentType.length);
@@ -102,7 +103,7 @@ function bound(f: FileRecord): number {
  * Appends to one growing buffer. A length-delimited value is written after a 2-byte gap for its
  * length (enough below 16 KiB, the usual case) and moved only when its length needs another size.
  */
-class Writer {
+export class Writer {
   private buf: Buffer;
   private pos = 0;
 

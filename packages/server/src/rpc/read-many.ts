@@ -1,14 +1,20 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { ReadManyRequest, ReadManyResponseSchema } from "@cacheroach/proto";
+import {
+  type ReadManyRequest,
+  type ReadManyResponse,
+  ReadManyResponseSchema,
+  type ReadManyResultSchema,
+} from "@cacheroach/proto";
+import type { HandlerContext } from "@connectrpc/connect";
 import { MAX_BATCH_ITEMS } from "../auth/policy.js";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
-import type { FileRecord } from "../store/file-meta.js";
-import type { FileStore } from "../store/file-store.js";
 import { validatePath } from "../store/paths.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { toFileMeta } from "./convert.js";
 import { toItemError } from "./item-error.js";
+import { preEncoded, respondsInBinary } from "./pre-encoded.js";
+import { encodeReadManyResponse, type ReadManyItem } from "./read-many-encoding.js";
 
 /** Files up to this size come with their contents unless the request says otherwise. */
 const DEFAULT_MAX_SIZE = 1 << 20;
@@ -16,15 +22,20 @@ const DEFAULT_MAX_SIZE = 1 << 20;
 export const READ_MANY_BUDGET = 16 << 20;
 
 /**
- * Files.ReadMany: the heads of many paths in one query, and the contents of the small ones (one
- * chunk-list query, then the chunks through the cache), within {@link READ_MANY_BUDGET} bytes.
- * A path without a live file is a not_found item; the call as a whole fails only on bad input.
+ * Files.ReadMany: the heads of many paths, and the contents of the small ones, within
+ * {@link READ_MANY_BUDGET} bytes. A path without a live file is a not_found item; the call as a
+ * whole fails only on bad input (or content the database lost).
+ *
+ * One statement reads the heads together with the chunk lists and chunks of the files of at most
+ * budget / paths bytes (so whatever it returns fits the answer); larger files that the budget
+ * still admits are read afterwards, one chunk-list query and one chunk query for all of them. A
+ * binary answer is written by a hand-written encoder (read-many-encoding.ts).
  */
 export async function readMany(
   req: ReadManyRequest,
-  files: FileStore,
   ropes: RopeStore,
-): Promise<MessageInitShape<typeof ReadManyResponseSchema>> {
+  ctx?: HandlerContext,
+): Promise<ReadManyResponse | MessageInitShape<typeof ReadManyResponseSchema>> {
   const tenantId = parseId(req.tenantId, "tenant_id");
   if (req.paths.length < 1 || req.paths.length > MAX_BATCH_ITEMS) {
     throw new StoreError("ERR_BAD_REQUEST", `paths must hold 1..${MAX_BATCH_ITEMS} items`);
@@ -34,33 +45,49 @@ export async function readMany(
     throw new StoreError("ERR_BAD_REQUEST", `max_size must be 0..${READ_MANY_BUDGET}`);
   }
   const maxSize = req.maxSize === 0n ? DEFAULT_MAX_SIZE : Number(req.maxSize);
-  const heads = await files.heads(tenantId, paths);
+  const inlineMax = Math.min(maxSize, Math.floor(READ_MANY_BUDGET / paths.length));
+  const heads = await ropes.liveHeads(tenantId, [...new Set(paths)], inlineMax);
+
+  // Which contents the answer carries: in request order, each file within max_size and what is
+  // left of the budget.
   let budget = READ_MANY_BUDGET;
-  const found: (FileRecord | undefined)[] = paths.map((p) => {
-    const head = heads.get(p);
-    return head && !head.dtime ? head : undefined;
-  });
-  const included = found.map((f) => {
-    if (!f || f.size > maxSize || f.size > budget) return false;
-    budget -= f.size;
+  const found = paths.map((p) => heads.get(p));
+  const included = found.map((h) => {
+    if (!h || h.file.size > maxSize || h.file.size > budget) return false;
+    budget -= h.file.size;
     return true;
   });
-  const wanted: Rope[] = [];
-  found.forEach((f, i) => {
-    if (f && included[i]) {
-      wanted.push({ hash: f.ropeHash, size: f.size, chunkSize: f.chunkSize, chunkCount: 0 });
-    }
+  const contents = new Map<string, Buffer>(); // by path
+  const later: Rope[] = [];
+  found.forEach((h, i) => {
+    if (!h || !included[i]) return;
+    if (h.contents instanceof StoreError) throw h.contents;
+    if (h.contents) contents.set(paths[i]!, h.contents);
+    else later.push({ hash: h.file.ropeHash, size: h.file.size, chunkSize: h.file.chunkSize, chunkCount: 0 });
   });
-  const contents = await ropes.readWhole(tenantId, wanted);
-  return {
-    results: found.map((f, i) => {
-      if (!f) return { error: toItemError(new StoreError("ERR_NOT_FOUND", `no file at ${paths[i]}`)) };
-      if (!included[i]) return { file: toFileMeta(f) };
-      return {
-        file: toFileMeta(f),
-        contents: contents.get(f.ropeHash.toString("hex")),
-        contentsIncluded: true,
-      };
-    }),
-  };
+  if (later.length > 0) {
+    const byRope = await ropes.readWhole(tenantId, later);
+    found.forEach((h, i) => {
+      if (h && included[i] && !contents.has(paths[i]!)) {
+        contents.set(paths[i]!, byRope.get(h.file.ropeHash.toString("hex"))!);
+      }
+    });
+  }
+
+  const items = found.map((h, i): ReadManyItem => {
+    if (!h) {
+      const e = toItemError(new StoreError("ERR_NOT_FOUND", `no file at ${paths[i]}`));
+      return { error: { code: e.code ?? "", message: e.message ?? "" } };
+    }
+    return { file: h.file, contents: included[i] ? contents.get(paths[i]!) : undefined };
+  });
+  if (ctx && respondsInBinary(ctx)) return preEncoded(ReadManyResponseSchema, encodeReadManyResponse(items));
+  return { results: items.map(toResult) };
+}
+
+/** One result as a message (JSON answers; the binary encoder writes the same fields). */
+function toResult(it: ReadManyItem): MessageInitShape<typeof ReadManyResultSchema> {
+  if ("error" in it) return { error: it.error };
+  if (it.contents === undefined) return { file: toFileMeta(it.file) };
+  return { file: toFileMeta(it.file), contents: it.contents, contentsIncluded: true };
 }

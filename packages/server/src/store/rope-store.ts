@@ -2,6 +2,7 @@ import type { Db, Queryable } from "../db/db.js";
 import { StoreError } from "../errors.js";
 import { HASH_LENGTH, RopeHasher } from "../rope-hash.js";
 import type { ChunkStore } from "./chunk-store.js";
+import { type LiveHead, readLiveHeads } from "./live-heads.js";
 
 /** A committed rope's header. */
 export interface Rope {
@@ -313,6 +314,19 @@ export class RopeStore {
       out.set(k, data);
     }
     return out;
+  }
+
+  /**
+   * The live heads of many paths, keyed by path, with the whole contents of those of at most
+   * `inlineMax` bytes read in the same statement (see live-heads.ts). Callers bound
+   * `inlineMax × paths.length`.
+   */
+  async liveHeads(
+    tenantId: string,
+    paths: readonly string[],
+    inlineMax: number,
+  ): Promise<Map<string, LiveHead>> {
+    return readLiveHeads(this.db, tenantId, paths, inlineMax);
   }
 
   /** Hex hashes of the given ropes that the tenant has committed. */

@@ -1,0 +1,201 @@
+import type { CopyRow } from "../db/copy-binary.js";
+import type { Db } from "../db/db.js";
+import { StoreError } from "../errors.js";
+import { type FileListRow, type FileRecord, fileFromListRow, LIST_COLUMNS } from "./file-meta.js";
+import { pathKey } from "./paths.js";
+
+/** A live head, with its whole content when it was small enough to come along. */
+export interface LiveHead {
+  readonly file: FileRecord;
+  /**
+   * The whole content when the file has at most `inlineMax` bytes; a StoreError when that content
+   * is not intact in the database (the caller decides whether it matters); undefined when larger.
+   */
+  readonly contents: Buffer | StoreError | undefined;
+}
+
+/** Paths per statement (Files.ReadMany asks for at most 1000). */
+const PATHS_PER_QUERY = 1000;
+/** A tenant id that is safe to embed in SQL text. */
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * Bytes of a COPY answer allowed per path besides the inlined contents: the path, metadata (at most
+ * 64 entries of 128 + 4096 characters, as JSON), content type and numbers. A runaway guard only.
+ */
+const COPY_BYTES_PER_PATH = 4 << 20;
+/** The chunk-list and chunk columns joined to each head (NULL when not inlined). */
+const JOINED = "rc.off, rc.length";
+
+/**
+ * The live heads of `paths` (deleted and absent paths are left out), keyed by path, and in the
+ * same statement the whole contents of those of at most `inlineMax` bytes: heads, chunk lists and
+ * chunks joined, one round trip instead of three. The caller bounds `inlineMax × paths` (it is
+ * what the answer may hold).
+ *
+ * On PostgreSQL with binary COPY reads enabled the statement is a binary COPY, so chunk bytes
+ * arrive raw instead of as base64 text; elsewhere (CockroachDB) it is the portable query.
+ */
+export async function readLiveHeads(
+  db: Db,
+  tenantId: string,
+  paths: readonly string[],
+  inlineMax: number,
+): Promise<Map<string, LiveHead>> {
+  const parts = new Map<string, Part>();
+  const limit = Math.max(0, Math.floor(inlineMax));
+  const copy = db.binaryCopyReads && CANONICAL_UUID.test(tenantId);
+  for (let i = 0; i < paths.length; i += PATHS_PER_QUERY) {
+    const batch = paths.slice(i, i + PATHS_PER_QUERY);
+    if (copy) await copyHeads(db, tenantId, batch, limit, parts);
+    else await selectHeads(db, tenantId, batch, limit, parts);
+  }
+  const out = new Map<string, LiveHead>();
+  for (const [path, p] of parts) {
+    const file = fileFromListRow(tenantId, p.row);
+    out.set(path, { file, contents: file.size <= limit ? assemble(file, p.chunks) : undefined });
+  }
+  return out;
+}
+
+/** One head and the chunks that came with it. */
+interface Part {
+  row: FileListRow;
+  chunks: { off: number; length: number; data: Buffer | null }[];
+}
+
+function add(
+  parts: Map<string, Part>,
+  row: FileListRow,
+  off: number | null,
+  length: number,
+  data: Buffer | null,
+) {
+  const path = row.path.toString("utf8");
+  let p = parts.get(path);
+  if (!p) {
+    p = { row, chunks: [] };
+    parts.set(path, p);
+  }
+  if (off !== null) p.chunks.push({ off, length, data });
+}
+
+/** The whole content from its chunks, checked to cover it exactly once, in order. */
+function assemble(file: FileRecord, chunks: Part["chunks"]): Buffer | StoreError {
+  if (file.size === 0) return Buffer.alloc(0);
+  const incomplete = () =>
+    new StoreError("ERR_UNAVAILABLE", `content ${file.ropeHash.toString("hex").slice(0, 16)}… is incomplete`);
+  if (chunks.length > 1) chunks.sort((a, b) => a.off - b.off);
+  let pos = 0;
+  for (const c of chunks) {
+    if (c.data === null) return new StoreError("ERR_UNAVAILABLE", `a chunk of ${file.path} is missing`);
+    if (c.off !== pos || c.data.length !== c.length) return incomplete();
+    pos += c.length;
+  }
+  if (pos !== file.size) return incomplete();
+  return chunks.length === 1
+    ? chunks[0]!.data!
+    : Buffer.concat(
+        chunks.map((c) => c.data!),
+        pos,
+      );
+}
+
+/** The heads subquery: live files among the given paths (as SQL, with `path` the placeholders). */
+function headsFrom(tenant: string, pathList: string): string {
+  return `(SELECT ${LIST_COLUMNS} FROM files WHERE tenant_id = ${tenant} AND path IN (${pathList}) AND dtime IS NULL) AS h`;
+}
+
+/** The chunk lists and chunks joined to the heads of at most `limit` bytes. */
+function joins(tenant: string, limit: string): string {
+  return `LEFT JOIN rope_chunks AS rc ON rc.tenant_id = ${tenant} AND rc.rope_hash = h.rope_hash AND h.size > 0 AND h.size <= ${limit}
+     LEFT JOIN chunks AS c ON c.tenant_id = ${tenant} AND c.hash = rc.chunk_hash`;
+}
+
+/** Portable: one query, chunk bytes as base64 text (see ChunkStore.selectChunk). */
+async function selectHeads(
+  db: Db,
+  tenantId: string,
+  paths: readonly string[],
+  limit: number,
+  parts: Map<string, Part>,
+): Promise<void> {
+  const params: unknown[] = [tenantId, limit];
+  const marks = paths.map((p) => {
+    params.push(pathKey(p));
+    return `$${params.length}`;
+  });
+  const r = await db.query<FileListRow & { off: string | null; length: number | null; b64: string | null }>(
+    `SELECT h.*, ${JOINED}, encode(c.data, 'base64') AS b64
+     FROM ${headsFrom("$1", marks.join(", "))}
+     ${joins("$1", "$2")}`,
+    params,
+  );
+  for (const row of r.rows) {
+    add(
+      parts,
+      row,
+      row.off === null ? null : Number(row.off),
+      row.length ?? 0,
+      row.b64 === null ? null : Buffer.from(row.b64, "base64"),
+    );
+  }
+}
+
+/**
+ * PostgreSQL: the same statement as a binary COPY, chunk bytes raw. COPY takes no parameters, so
+ * the tenant must be a canonical UUID, paths go in as hex through decode() and the limit as an
+ * integer: nothing that needs escaping.
+ */
+async function copyHeads(
+  db: Db,
+  tenantId: string,
+  paths: readonly string[],
+  limit: number,
+  parts: Map<string, Part>,
+): Promise<void> {
+  const tenant = `'${tenantId}'`;
+  const list = paths.map((p) => `decode('${pathKey(p).toString("hex")}', 'hex')`).join(", ");
+  const rows = await db.copyOut(
+    `COPY (SELECT h.*, ${JOINED}, c.data FROM ${headsFrom(tenant, list)}
+     ${joins(tenant, String(limit))}) TO STDOUT (FORMAT binary)`, // crdb-lint: ok PostgreSQL only (guarded by binaryCopyReads)
+    { fields: 12, maxBytes: paths.length * (limit + COPY_BYTES_PER_PATH) },
+  );
+  for (const f of rows) {
+    const row: FileListRow = {
+      path: bytes(f[0]),
+      version: String(int8(f[1])),
+      rope_hash: bytes(f[2]),
+      size: String(int8(f[3])),
+      chunk_size: int4(f[4]),
+      content_type: text(f[5]),
+      meta: text(f[6]),
+      ctime: text(f[7]),
+      mtime: f[8] === null ? null : text(f[8]!),
+    };
+    add(parts, row, f[9] === null ? null : int8(f[9]), f[10] === null ? 0 : int4(f[10]), f[11] ?? null);
+  }
+}
+
+function bytes(field: CopyRow[number] | undefined): Buffer {
+  if (!field) throw new Error("COPY: unexpected NULL");
+  return field;
+}
+
+function text(field: CopyRow[number] | undefined): string {
+  return bytes(field).toString("utf8");
+}
+
+function int4(field: CopyRow[number] | undefined): number {
+  const b = bytes(field);
+  if (b.length !== 4) throw new Error("COPY: expected an int4");
+  return b.readInt32BE(0);
+}
+
+/** A non-negative INT8 within the safe integer range (versions, sizes, offsets). */
+function int8(field: CopyRow[number] | undefined): number {
+  const b = bytes(field);
+  if (b.length !== 8) throw new Error("COPY: expected an int8");
+  const v = b.readBigInt64BE(0);
+  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("COPY: int8 out of range");
+  return Number(v);
+}
