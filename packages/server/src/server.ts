@@ -18,6 +18,7 @@ import { listenDual } from "./net/dual-listener.js";
 import { createDiagsService } from "./rpc/diags-service.js";
 import { createFilesService } from "./rpc/files-service.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
+import { READ_MANY_BUDGET } from "./rpc/read-many.js";
 import { createTenantsService } from "./rpc/tenants-service.js";
 import { createTokensService } from "./rpc/tokens-service.js";
 import { createUploadsService } from "./rpc/uploads-service.js";
@@ -110,9 +111,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       maxTransferSize: config.maxTransferSize,
       uploadTtlSeconds: config.uploadTtlSeconds,
     });
+    // Responses: a Read message carries at most one transfer; a ReadMany answer up to its 16 MiB
+    // contents budget plus metadata (it keeps itself under this limit).
+    const writeMaxBytes = Math.max(config.maxTransferSize, READ_MANY_BUDGET) + (4 << 20);
 
     const routes = (router: ConnectRouter) => {
-      router.service(Files, createFilesService(files, ropes, signer, config.maxSignedUrlSeconds));
+      router.service(
+        Files,
+        createFilesService(files, ropes, signer, config.maxSignedUrlSeconds, writeMaxBytes),
+      );
       router.service(
         Uploads,
         createUploadsService(uploads, chunks, files, {
@@ -145,7 +152,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       acceptCompression: [],
       // Bounded request size: one Transfer/PutChunks plus protobuf overhead.
       readMaxBytes: config.maxTransferSize + 64 * 1024,
-      writeMaxBytes: config.maxTransferSize + 64 * 1024,
+      writeMaxBytes,
     });
     const listener = await listenDual(handler, config.host, config.port, {
       // Large enough that chunk payloads are not throttled on loopback, small enough that a

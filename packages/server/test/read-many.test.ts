@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import {
   Files,
+  ReadManyRequestSchema,
   ReadManyResponseSchema,
   type ReadManyResultSchema,
   Tenants,
@@ -25,9 +26,12 @@ import { Db } from "../src/db/db.js";
 import { StoreError } from "../src/errors.js";
 import { toFileMeta } from "../src/rpc/convert.js";
 import { preEncoded } from "../src/rpc/pre-encoded.js";
+import { readMany } from "../src/rpc/read-many.js";
 import { encodeReadManyResponse, type ReadManyItem } from "../src/rpc/read-many-encoding.js";
+import { ChunkStore } from "../src/store/chunk-store.js";
 import type { FileRecord } from "../src/store/file-meta.js";
 import { readLiveHeads } from "../src/store/live-heads.js";
+import { RopeStore } from "../src/store/rope-store.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { rejects } from "./connect-assert.js";
 
@@ -256,6 +260,64 @@ describe("Files.ReadMany against the database", () => {
       assert.equal(r.file?.path, path);
       assert.ok(r.contentsIncluded, path);
       assert.deepEqual(Buffer.from(r.contents), contents.get(path), path);
+    }
+  });
+
+  test("answers stay under the server's response limit: 6 MiB of small files come back whole", async () => {
+    // 300 files of 20 KiB: more than one transfer (the old response limit), within the budget.
+    const files = Array.from({ length: 300 }, (_, i) => ({
+      path: `/big-answer/f${i}`,
+      contents: randomBytes(20 << 10),
+    }));
+    for (let i = 0; i < files.length; i += 20) {
+      // 20 × 20 KiB per call: requests are bounded by one transfer (8 chunks of 64 KiB here).
+      await ts.client(Uploads, ts.superToken).putFiles({ tenantId: tenant, files: files.slice(i, i + 20) });
+    }
+    const auth: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${ts.superToken}`);
+      return next(req);
+    };
+    for (const useBinaryFormat of [true, false]) {
+      const t = createConnectTransport({
+        baseUrl: ts.url,
+        interceptors: [auth],
+        httpVersion: "1.1",
+        useBinaryFormat,
+      });
+      const res = await createClient(Files, t).readMany({
+        tenantId: tenant,
+        paths: files.map((f) => f.path),
+      });
+      res.results.forEach((r, i) => {
+        assert.ok(r.contentsIncluded, `${files[i]!.path} (binary ${useBinaryFormat})`);
+        assert.deepEqual(Buffer.from(r.contents), files[i]!.contents);
+      });
+    }
+  });
+
+  test("with a small response limit the contents stop in time; the rest come as metadata", async () => {
+    const db = new Db({ url: ts.databaseUrl });
+    try {
+      const ropes = new RopeStore(db, new ChunkStore(db, { cacheBytes: 0, writeConcurrency: 1 }), 1);
+      const paths = Array.from({ length: 300 }, (_, i) => `/big-answer/f${i}`);
+      const limit = 1 << 20;
+      const answer = (await readMany(
+        create(ReadManyRequestSchema, { tenantId: tenant, paths }),
+        ropes,
+        undefined,
+        limit,
+      )) as MessageInitShape<typeof ReadManyResponseSchema>;
+      const bytes = toBinary(ReadManyResponseSchema, create(ReadManyResponseSchema, answer));
+      assert.ok(bytes.length <= limit, `answer of ${bytes.length} bytes`);
+      const included = answer.results!.filter((r) => r.contentsIncluded).length;
+      assert.ok(included > 30 && included < 50, `${included} files carried`);
+      // In request order: a prefix carries contents, everything after it only metadata.
+      answer.results!.forEach((r, i) => {
+        assert.equal(r.file?.path, paths[i]);
+        assert.equal(Boolean(r.contentsIncluded), i < included, paths[i]);
+      });
+    } finally {
+      await db.close();
     }
   });
 

@@ -33,6 +33,8 @@ export function createFilesService(
   ropes: RopeStore,
   signer: TokenSigner,
   maxSignedUrlSeconds: number,
+  /** The server's response size limit (Connect writeMaxBytes): ReadMany answers stay under it. */
+  answerMaxBytes: number,
 ): Partial<ServiceImpl<typeof Files>> {
   const ropeOf = async (tenantId: string, hash: Buffer): Promise<Rope> => {
     const rope = await ropes.get(tenantId, hash);
@@ -102,7 +104,7 @@ export function createFilesService(
       };
     },
 
-    readMany: (req, ctx) => readMany(req, ropes, ctx),
+    readMany: (req, ctx) => readMany(req, ropes, ctx, answerMaxBytes),
 
     async retrieve(req, ctx: HandlerContext) {
       const tenantId = parseId(req.tenantId, "tenant_id");

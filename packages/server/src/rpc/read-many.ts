@@ -9,6 +9,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { MAX_BATCH_ITEMS } from "../auth/policy.js";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
+import type { FileRecord } from "../store/file-meta.js";
 import { validatePath } from "../store/paths.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { toFileMeta } from "./convert.js";
@@ -35,6 +36,7 @@ export async function readMany(
   req: ReadManyRequest,
   ropes: RopeStore,
   ctx?: HandlerContext,
+  answerMaxBytes = Number.POSITIVE_INFINITY,
 ): Promise<ReadManyResponse | MessageInitShape<typeof ReadManyResponseSchema>> {
   const tenantId = parseId(req.tenantId, "tenant_id");
   if (req.paths.length < 1 || req.paths.length > MAX_BATCH_ITEMS) {
@@ -49,9 +51,15 @@ export async function readMany(
   const heads = await ropes.liveHeads(tenantId, [...new Set(paths)], inlineMax);
 
   // Which contents the answer carries: in request order, each file within max_size and what is
-  // left of the budget.
-  let budget = READ_MANY_BUDGET;
+  // left of the budget. The budget also keeps the whole answer under the server's response limit
+  // (its metadata counted, contents as base64 in JSON), which would otherwise fail the call.
   const found = paths.map((p) => heads.get(p));
+  const binary = !ctx || respondsInBinary(ctx);
+  const metadata = found.reduce((n, h, i) => n + metadataBytes(h?.file, paths[i]!), 0) * (binary ? 1 : 2);
+  let budget = Math.min(
+    READ_MANY_BUDGET,
+    Math.floor((answerMaxBytes - metadata - ANSWER_SLACK) / (binary ? 1 : BASE64_GROWTH)),
+  );
   const included = found.map((h) => {
     if (!h || h.file.size > maxSize || h.file.size > budget) return false;
     budget -= h.file.size;
@@ -83,6 +91,19 @@ export async function readMany(
   });
   if (ctx && respondsInBinary(ctx)) return preEncoded(ReadManyResponseSchema, encodeReadManyResponse(items));
   return { results: items.map(toResult) };
+}
+
+/** Bytes of an answer besides its results' metadata and contents (framing, headers). */
+const ANSWER_SLACK = 64 << 10;
+/** Base64 text per content byte in JSON answers (4/3, with room for line framing). */
+const BASE64_GROWTH = 1.34;
+
+/** A generous estimate of one result's encoded size without its contents. */
+function metadataBytes(file: FileRecord | undefined, path: string): number {
+  if (!file) return 2 * Buffer.byteLength(path) + 128; // a not_found item: code and message
+  let meta = 0;
+  for (const [k, v] of Object.entries(file.meta)) meta += Buffer.byteLength(k) + Buffer.byteLength(v) + 8;
+  return Buffer.byteLength(file.path) + Buffer.byteLength(file.contentType) + meta + 160;
 }
 
 /** One result as a message (JSON answers; the binary encoder writes the same fields). */
