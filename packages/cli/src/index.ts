@@ -3,6 +3,7 @@
  * by oclif); the reusable pieces are exported here.
  */
 export { BaseCommand, normalizeServerUrl } from "./lib/base-command.js";
+export { downloadBatch, READ_BATCH } from "./lib/batch-download.js";
 export { mapLimit } from "./lib/concurrency.js";
 export {
   type CliConfig,

@@ -17,6 +17,7 @@ import {
   chunkHash,
   contentHash,
   DEDUP_BATCH_CHUNKS,
+  downloadBatch,
   downloadFile,
   HttpClient,
   IntegrityError,
@@ -551,6 +552,51 @@ describe("download through signed URLs", () => {
       assert.deepEqual(f.log.retrieves, [0n, 3n]);
     } finally {
       await f.close();
+    }
+  });
+});
+
+describe("batch download", () => {
+  test("a batch too large for one answer falls back to one download per file", async () => {
+    let calls = 0;
+    const transport = createRouterTransport((router) => {
+      router.service(Files, {
+        readMany() {
+          calls++;
+          throw new ConnectError(
+            "message size is larger than configured writeMaxBytes",
+            Code.ResourceExhausted,
+          );
+        },
+      });
+    });
+    const lines: string[] = [];
+    const ctx = {
+      files: createClient(Files, transport),
+      tenantId: "t",
+      server: "http://127.0.0.1:1",
+      http: new HttpClient(),
+      log: (l: string) => lines.push(l),
+    };
+    try {
+      const out = await downloadBatch(["/a", "/b", "/c"], ["/tmp/x-a", "/tmp/x-b", "/tmp/x-c"], ctx);
+      assert.deepEqual(out, ["stream", "stream", "stream"]);
+      assert.equal(calls, 1, "not retried: the same batch would be refused again");
+      assert.match(lines.join("\n"), /too large for one answer; downloading them one by one/);
+      // Other failures still fail the batch.
+      const denied = createRouterTransport((router) => {
+        router.service(Files, {
+          readMany() {
+            throw new ConnectError("no", Code.PermissionDenied);
+          },
+        });
+      });
+      await assert.rejects(
+        downloadBatch(["/a"], ["/tmp/x-a"], { ...ctx, files: createClient(Files, denied) }),
+        (err: Error) => ConnectError.from(err).code === Code.PermissionDenied,
+      );
+    } finally {
+      ctx.http.close();
     }
   });
 });

@@ -20,7 +20,7 @@ import type { FileMeta, ReadManyResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { type DownloadContext, trackTemp, untrackTemp } from "./download.js";
-import { IntegrityError } from "./errors.js";
+import { IntegrityError, isRetryable } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
 
@@ -38,10 +38,24 @@ export async function downloadBatch(
   paths: readonly string[],
   ctx: DownloadContext,
 ): Promise<(FileMeta | Error | "stream")[]> {
-  const res: ReadManyResponse = await withRetry(
-    () => ctx.files.readMany({ tenantId: ctx.tenantId, paths: [...remotes], maxSize: BigInt(READ_MAX_SIZE) }),
-    { attempts: 3 },
-  );
+  let res: ReadManyResponse;
+  try {
+    res = await withRetry(
+      () =>
+        ctx.files.readMany({ tenantId: ctx.tenantId, paths: [...remotes], maxSize: BigInt(READ_MAX_SIZE) }),
+      // Not on resource_exhausted: here it means this answer is too large, and stays so.
+      {
+        attempts: 3,
+        retryable: (err) => isRetryable(err) && ConnectError.from(err).code !== Code.ResourceExhausted,
+      },
+    );
+  } catch (err) {
+    // An answer over the server's size limit (very large metadata, or a server whose limit is
+    // below the batch budget): each file is downloaded on its own instead.
+    if (ConnectError.from(err).code !== Code.ResourceExhausted) throw err;
+    ctx.log?.(`a batch of ${remotes.length} files was too large for one answer; downloading them one by one`);
+    return remotes.map(() => "stream");
+  }
   if (res.results.length !== remotes.length) {
     throw new ConnectError(
       `server answered ${res.results.length} results for ${remotes.length} paths`,
