@@ -100,15 +100,30 @@ function assemble(file: FileRecord, chunks: Part["chunks"]): Buffer | StoreError
       );
 }
 
-/** The heads subquery: live files among the given paths (as SQL, with `path` the placeholders). */
-function headsFrom(tenant: string, pathList: string): string {
-  return `(SELECT ${LIST_COLUMNS} FROM files WHERE tenant_id = ${tenant} AND path IN (${pathList}) AND dtime IS NULL) AS h`;
+/*
+ * The statement's shape pins its plan to primary-key lookups, whatever the statistics say: each
+ * path and each head's chunk list is a LATERAL subquery (OFFSET 0 keeps PostgreSQL from flattening
+ * it back into a join). With plain joins, statistics taken before a bulk load of small files made
+ * the planner expect one row per tenant and scan the tenant's whole chunk list once per head:
+ * 1.6 s per batch of 256 instead of 5 ms, and 177 files/s in a full benchmark.
+ */
+
+/** The heads subquery: the live file at each of the given paths (`values`: one `(expr)` each). */
+function headsFrom(tenant: string, values: string): string {
+  return `(SELECT f.* FROM (VALUES ${values}) AS p (path)
+     CROSS JOIN LATERAL (SELECT ${LIST_COLUMNS} FROM files
+       WHERE tenant_id = ${tenant} AND path = p.path AND dtime IS NULL OFFSET 0) AS f) AS h`;
 }
 
-/** The chunk lists and chunks joined to the heads of at most `limit` bytes. */
+/** The chunk lists of the heads of at most `limit` bytes. */
 function joins(tenant: string, limit: string): string {
-  return `LEFT JOIN rope_chunks AS rc ON rc.tenant_id = ${tenant} AND rc.rope_hash = h.rope_hash AND h.size > 0 AND h.size <= ${limit}
-     LEFT JOIN chunks AS c ON c.tenant_id = ${tenant} AND c.hash = rc.chunk_hash`;
+  return `LEFT JOIN LATERAL (SELECT r.off, r.length, r.chunk_hash FROM rope_chunks AS r
+       WHERE r.tenant_id = ${tenant} AND r.rope_hash = h.rope_hash AND h.size > 0 AND h.size <= ${limit} OFFSET 0) AS rc ON true`;
+}
+
+/** Each listed chunk's bytes, as a subquery per row: one primary-key lookup. */
+function chunkData(tenant: string): string {
+  return `(SELECT c.data FROM chunks AS c WHERE c.tenant_id = ${tenant} AND c.hash = rc.chunk_hash)`;
 }
 
 /** Portable: one query, chunk bytes as base64 text (see ChunkStore.selectChunk). */
@@ -122,10 +137,10 @@ async function selectHeads(
   const params: unknown[] = [tenantId, limit];
   const marks = paths.map((p) => {
     params.push(pathKey(p));
-    return `$${params.length}`;
+    return `($${params.length}::BYTEA)`;
   });
   const r = await db.query<FileListRow & { off: string | null; length: number | null; b64: string | null }>(
-    `SELECT h.*, ${JOINED}, encode(c.data, 'base64') AS b64
+    `SELECT h.*, ${JOINED}, encode(${chunkData("$1")}, 'base64') AS b64
      FROM ${headsFrom("$1", marks.join(", "))}
      ${joins("$1", "$2")}`,
     params,
@@ -154,9 +169,9 @@ async function copyHeads(
   parts: Map<string, Part>,
 ): Promise<void> {
   const tenant = `'${tenantId}'`;
-  const list = paths.map((p) => `decode('${pathKey(p).toString("hex")}', 'hex')`).join(", ");
+  const list = paths.map((p) => `(decode('${pathKey(p).toString("hex")}', 'hex'))`).join(", ");
   const rows = await db.copyOut(
-    `COPY (SELECT h.*, ${JOINED}, c.data FROM ${headsFrom(tenant, list)}
+    `COPY (SELECT h.*, ${JOINED}, ${chunkData(tenant)} FROM ${headsFrom(tenant, list)}
      ${joins(tenant, String(limit))}) TO STDOUT (FORMAT binary)`, // crdb-lint: ok PostgreSQL only (guarded by binaryCopyReads)
     { fields: 12, maxBytes: paths.length * (limit + COPY_BYTES_PER_PATH) },
   );
