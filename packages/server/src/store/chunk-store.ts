@@ -22,6 +22,18 @@ const GROUP_ROWS = 256;
 /** Placeholder of a chunk not yet read (chunks are never empty). */
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * `FROM …` of a lookup of `count` chunks of tenant $1 by hash ($2…), as `c` with `columns`: one primary-key lookup per
+ * hash, whatever the statistics say. (As `hash IN (…)`, statistics that do not know the tenant yet,
+ * e.g. right after its first bulk upload, let PostgreSQL scan every chunk of the tenant per call;
+ * see docs/performance.md.) OFFSET 0 keeps the LATERAL subquery from being flattened into a join.
+ */
+function eachChunk(count: number, columns: "hash" | "hash, data"): string {
+  const values = Array.from({ length: count }, (_, i) => `($${i + 2}::BYTEA)`).join(", ");
+  return `FROM (VALUES ${values}) AS v (hash)
+    CROSS JOIN LATERAL (SELECT ${columns} FROM chunks WHERE tenant_id = $1 AND hash = v.hash OFFSET 0) AS c`;
+}
+
 /** A binary int4 field. */
 function int4(field: Buffer | null | undefined): number {
   if (field?.length !== 4) throw new Error("COPY: expected an int4");
@@ -110,15 +122,8 @@ export class ChunkStore {
     const present = new Set<string>();
     for (let i = 0; i < hashes.length; i += 1000) {
       const batch = hashes.slice(i, i + 1000);
-      const params: unknown[] = [tenantId];
-      const marks = batch.map((h) => {
-        params.push(h);
-        return `$${params.length}`;
-      });
-      const r = await q.query<{ hash: Buffer }>(
-        `SELECT hash FROM chunks WHERE tenant_id = $1 AND hash IN (${marks.join(",")})`,
-        params,
-      );
+      const params: unknown[] = [tenantId, ...batch];
+      const r = await q.query<{ hash: Buffer }>(`SELECT c.hash ${eachChunk(batch.length, "hash")}`, params);
       for (const row of r.rows) present.add(row.hash.toString("hex"));
     }
     const seen = new Set<string>();
@@ -151,14 +156,10 @@ export class ChunkStore {
       }
     }
     for (let i = 0; i < todo.length; i += 1000) {
-      const params: unknown[] = [tenantId];
-      const marks = todo.slice(i, i + 1000).map((h) => {
-        params.push(h);
-        return `$${params.length}`;
-      });
+      const batch = todo.slice(i, i + 1000);
       const r = await this.db.query<{ hash: Buffer; b64: string }>(
-        `SELECT hash, encode(data, 'base64') AS b64 FROM chunks WHERE tenant_id = $1 AND hash IN (${marks.join(", ")})`,
-        params,
+        `SELECT c.hash, encode(c.data, 'base64') AS b64 ${eachChunk(batch.length, "hash, data")}`,
+        [tenantId, ...batch],
       );
       for (const row of r.rows) {
         const k = row.hash.toString("hex");
