@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { MIN_CONNECTIONS } from "./db/db.js";
 import { LOG_LEVELS } from "./logger.js";
 import { DEFAULT_CHUNK_SIZE } from "./rope-hash.js";
 
@@ -22,7 +23,7 @@ export interface ServerOptions {
   uploadTtlSeconds?: number;
   /** How long session validity is cached (the revocation delay); default 5 s. */
   sessionCacheMs?: number;
-  /** Database connections; default 20. */
+  /** Database connections this server may hold in all, at least 2; default 20. */
   maxConnections?: number;
   /** Largest plain-HTTP PUT/POST body in bytes (413 beyond it); default 64 GiB. */
   maxPutBytes?: number;
@@ -99,7 +100,7 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     cacheBytes: o.cacheBytes ?? 256 * 1024 * 1024,
     uploadTtlSeconds: o.uploadTtlSeconds ?? 24 * 3600,
     sessionCacheMs: o.sessionCacheMs ?? 5000,
-    maxConnections: o.maxConnections ?? 20,
+    maxConnections: connections(o.maxConnections ?? 20),
     maxPutBytes: positive(o.maxPutBytes ?? 64 * 1024 ** 3, "max PUT bytes"),
     maxSignedUrlSeconds: positive(o.maxSignedUrlSeconds ?? 7 * 24 * 3600, "max signed-URL seconds"),
     vhostRefreshMs: positive(o.vhostRefreshMs ?? 5000, "vhost refresh interval"),
@@ -107,6 +108,13 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     fetchTimeoutMs: positive(o.fetchTimeoutMs ?? 300_000, "fetch timeout"),
     fetchAllowPrivate: o.fetchAllowPrivate ?? false,
   };
+}
+
+function connections(n: number): number {
+  if (!Number.isInteger(n) || n < MIN_CONNECTIONS || n > 10_000) {
+    throw new ConfigError(`max connections must be an integer from ${MIN_CONNECTIONS} to 10000, not ${n}`);
+  }
+  return n;
 }
 
 function positive(n: number, what: string): number {

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { databaseCondition, describeCondition, isForeignKeyViolation } from "./db/sqlstate.js";
 
 /**
  * Stable codes of every error the server reports on purpose. Each maps to one Connect code and
@@ -19,26 +20,35 @@ export type ErrorCode =
   | "ERR_HASH_MISMATCH"
   | "ERR_VERSION_SKEW"
   | "ERR_METHOD_NOT_ALLOWED"
-  | "ERR_UNAVAILABLE";
+  | "ERR_UNAVAILABLE"
+  | "ERR_DATABASE_UNAVAILABLE"
+  | "ERR_STORAGE_FULL";
 
-/** How each error code is reported over RPC and HTTP. */
-export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: number }>> = {
-  ERR_BAD_REQUEST: { connect: Code.InvalidArgument, http: 400 },
-  ERR_BAD_PATH: { connect: Code.InvalidArgument, http: 400 },
-  ERR_BAD_ID: { connect: Code.InvalidArgument, http: 400 },
-  ERR_NOT_FOUND: { connect: Code.NotFound, http: 404 },
-  ERR_PRECONDITION_FAILED: { connect: Code.FailedPrecondition, http: 412 },
-  ERR_ALREADY_EXISTS: { connect: Code.AlreadyExists, http: 409 },
-  ERR_TOO_LARGE: { connect: Code.ResourceExhausted, http: 413 },
-  ERR_UNAUTHENTICATED: { connect: Code.Unauthenticated, http: 401 },
-  ERR_PERMISSION_DENIED: { connect: Code.PermissionDenied, http: 403 },
-  ERR_BAD_UPLOAD_STATE: { connect: Code.InvalidArgument, http: 400 },
-  ERR_UPLOAD_EXPIRED: { connect: Code.FailedPrecondition, http: 410 },
-  ERR_HASH_MISMATCH: { connect: Code.DataLoss, http: 422 },
-  ERR_VERSION_SKEW: { connect: Code.Aborted, http: 409 },
-  ERR_METHOD_NOT_ALLOWED: { connect: Code.Unimplemented, http: 405 },
-  ERR_UNAVAILABLE: { connect: Code.Unavailable, http: 503 },
-};
+/**
+ * How each error code is reported over RPC and HTTP; `retryAfter` (seconds) is sent as a
+ * Retry-After header (HTTP) or metadata (RPC) with failures that go away by themselves.
+ */
+export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: number; retryAfter?: number }>> =
+  {
+    ERR_BAD_REQUEST: { connect: Code.InvalidArgument, http: 400 },
+    ERR_BAD_PATH: { connect: Code.InvalidArgument, http: 400 },
+    ERR_BAD_ID: { connect: Code.InvalidArgument, http: 400 },
+    ERR_NOT_FOUND: { connect: Code.NotFound, http: 404 },
+    ERR_PRECONDITION_FAILED: { connect: Code.FailedPrecondition, http: 412 },
+    ERR_ALREADY_EXISTS: { connect: Code.AlreadyExists, http: 409 },
+    ERR_TOO_LARGE: { connect: Code.ResourceExhausted, http: 413 },
+    ERR_UNAUTHENTICATED: { connect: Code.Unauthenticated, http: 401 },
+    ERR_PERMISSION_DENIED: { connect: Code.PermissionDenied, http: 403 },
+    ERR_BAD_UPLOAD_STATE: { connect: Code.InvalidArgument, http: 400 },
+    ERR_UPLOAD_EXPIRED: { connect: Code.FailedPrecondition, http: 410 },
+    ERR_HASH_MISMATCH: { connect: Code.DataLoss, http: 422 },
+    ERR_VERSION_SKEW: { connect: Code.Aborted, http: 409 },
+    ERR_METHOD_NOT_ALLOWED: { connect: Code.Unimplemented, http: 405 },
+    ERR_UNAVAILABLE: { connect: Code.Unavailable, http: 503 },
+    ERR_DATABASE_UNAVAILABLE: { connect: Code.Unavailable, http: 503, retryAfter: 2 },
+    // Unavailable over RPC (clients retry later, the CLI exits 7); 507 says what it is over HTTP.
+    ERR_STORAGE_FULL: { connect: Code.Unavailable, http: 507, retryAfter: 30 },
+  };
 
 /**
  * A deliberate, user-facing failure. The message is safe to send to the client (it names the
@@ -67,25 +77,44 @@ export const errors = {
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
   const known = asStoreError(err);
-  if (known) return new ConnectError(known.message, ERROR_TABLE[known.code].connect);
-  return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+  if (!known) return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+  const row = ERROR_TABLE[known.code];
+  const metadata = row.retryAfter ? { "retry-after": String(row.retryAfter) } : undefined;
+  return new ConnectError(known.message, row.connect, metadata, undefined, err);
 }
 
-/** HTTP status and safe message for the HTTP boundary. */
-export function toHttpError(err: unknown): { status: number; message: string } {
+/** HTTP status, safe message and extra headers for the HTTP boundary. */
+export function toHttpError(err: unknown): {
+  status: number;
+  message: string;
+  headers: Record<string, string>;
+} {
   const known = asStoreError(err);
-  if (known) return { status: ERROR_TABLE[known.code].http, message: known.message };
-  return { status: 500, message: "internal error" };
+  if (!known) return { status: 500, message: "internal error", headers: {} };
+  const row = ERROR_TABLE[known.code];
+  const headers: Record<string, string> = row.retryAfter ? { "retry-after": String(row.retryAfter) } : {};
+  return { status: row.http, message: known.message, headers };
 }
 
 /** StoreErrors as they are; database errors with a user-facing meaning translated. */
 function asStoreError(err: unknown): StoreError | undefined {
   if (err instanceof StoreError) return err;
-  // 23503 foreign_key_violation: what the request refers to (usually a tenant) was deleted meanwhile.
-  if ((err as { code?: string } | undefined)?.code === "23503") {
+  // What the request refers to (usually a tenant) was deleted meanwhile.
+  if (isForeignKeyViolation(err)) {
     return new StoreError(
       "ERR_NOT_FOUND",
       "the tenant (or other record) this request refers to no longer exists",
+    );
+  }
+  // The database, not the request, is the problem: say which, and that it will pass.
+  const condition = databaseCondition(err);
+  if (condition) {
+    return new StoreError(
+      condition === "disk-full" ? "ERR_STORAGE_FULL" : "ERR_DATABASE_UNAVAILABLE",
+      describeCondition(condition),
+      {
+        cause: err,
+      },
     );
   }
   return undefined;

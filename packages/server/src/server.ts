@@ -1,6 +1,5 @@
 import { join } from "node:path";
 import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
-import { migrate } from "@cacheroach/schema";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Authorizer } from "./auth/authorizer.js";
@@ -32,20 +31,6 @@ import { TenantStore } from "./store/tenant-store.js";
 import { VHostStore } from "./store/vhost-store.js";
 import { UploadManager } from "./uploads/upload-manager.js";
 import { UploadStateCodec } from "./uploads/upload-state.js";
-
-/**
- * PostgreSQL-only storage tuning, outside the portable migrations: chunk data is random-looking
- * (already compressed or encrypted, or about to be hashed anyway), so skip pglz's attempt to
- * compress it (TOAST storage EXTERNAL). Idempotent; a no-op once set.
- */
-async function tunePostgres(db: Db): Promise<void> {
-  const r = await db.query<{ s: string }>(
-    "SELECT attstorage AS s FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'data'", // crdb-lint: ok PostgreSQL only (guarded)
-  );
-  if (r.rows[0]?.s !== "e") {
-    await db.query("ALTER TABLE chunks ALTER COLUMN data SET STORAGE EXTERNAL"); // crdb-lint: ok PostgreSQL only (guarded)
-  }
-}
 
 /** Reported by Diags.Echo. */
 const SERVER_VERSION = "0.1.0";
@@ -83,21 +68,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       log.info({ dir: join(config.dataDir, "pg") }, "embedded PostgreSQL started");
     }
     const keys = config.signingKeys ?? (await ensureSigningKeys(config.dataDir));
-    db = new Db({ url: databaseUrl, log, maxConnections: config.maxConnections });
-    const client = await db.pool.connect();
-    try {
-      const { applied } = await migrate(client);
-      if (applied.length) log.info({ applied }, "schema migrated");
-    } finally {
-      client.release();
-    }
+    db = await Db.connect({ url: databaseUrl, log, maxConnections: config.maxConnections });
+    const applied = await db.migrate();
+    if (applied.length) log.info({ applied }, "schema migrated");
     await ensureBootstrapData(db);
-    const version = (await db.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
-    if (!/cockroach/i.test(version)) {
-      db.enableAsyncBulkCommit();
-      db.enableBinaryCopyReads();
-      await tunePostgres(db);
-    }
 
     const signer = new TokenSigner(keys);
     const sessions = new SessionStore(db, config.sessionCacheMs);

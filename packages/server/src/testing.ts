@@ -6,6 +6,9 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 import { createConnectTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import type { ServerOptions } from "./config.js";
+
+export { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded-postgres.js";
+
 import { type RunningServer, startServer } from "./server.js";
 import { mintBootstrapToken } from "./signing-keys.js";
 
@@ -85,9 +88,34 @@ export async function startTestServer(options: Partial<ServerOptions> = {}): Pro
     throw err;
   }
   const transport = (token?: string) => testTransport(server.url, token);
+  const root = await issueSuperToken(server.url, signingKey);
+  return {
+    url: server.url,
+    server,
+    databaseUrl: db.url,
+    signingKey,
+    superToken: root.token,
+    rootPrincipalId: root.principalId,
+    transport,
+    client: (service, token) => createClient(service, transport(token)),
+    async close() {
+      await server.close();
+      await db.drop();
+    },
+  };
+}
+
+/**
+ * A durable super session (one hour) for a "root" principal on the server at `url`, obtained with a
+ * bootstrap token signed by `signingKey`: what `cacheroach bootstrap` does.
+ */
+export async function issueSuperToken(
+  url: string,
+  signingKey: Uint8Array,
+): Promise<{ token: string; principalId: string }> {
   const boot = await mintBootstrapToken(signingKey, 300);
-  const principals = createClient(Principals, transport(boot));
-  const tokens = createClient(Tokens, transport(boot));
+  const principals = createClient(Principals, testTransport(url, boot));
+  const tokens = createClient(Tokens, testTransport(url, boot));
   const p = await principals.ensure({
     principal: { claimsJson: JSON.stringify({ name: "root", source: "test" }) },
   });
@@ -100,20 +128,7 @@ export async function startTestServer(options: Partial<ServerOptions> = {}): Pro
       note: "test super session",
     }),
   });
-  return {
-    url: server.url,
-    server,
-    databaseUrl: db.url,
-    signingKey,
-    superToken: issued.token!.jwt,
-    rootPrincipalId: p.principal!.id,
-    transport,
-    client: (service, token) => createClient(service, transport(token)),
-    async close() {
-      await server.close();
-      await db.drop();
-    },
-  };
+  return { token: issued.token!.jwt, principalId: p.principal!.id };
 }
 
 /** Connect-protocol transport (HTTP/1.1, binary, no compression) presenting a bearer token. */

@@ -1,14 +1,16 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { migrate } from "@cacheroach/schema";
 import { BinaryCopyParser, type CopyRow, type CopyShape } from "../src/db/copy-binary.js";
-import { Db } from "../src/db/db.js";
+import { Db, type Dialect } from "../src/db/db.js";
 import { StoreError } from "../src/errors.js";
 import { chunkHash, RopeHasher } from "../src/rope-hash.js";
 import { ChunkStore } from "../src/store/chunk-store.js";
 import { type Rope, RopeStore } from "../src/store/rope-store.js";
 import { createTestDatabase, type TestDatabase } from "../src/testing.js";
+
+/** PostgreSQL reads through binary COPY, synchronous bulk writes. */
+const BINARY_COPY: Dialect = { name: "postgres", asyncBulkCommit: false, binaryCopyReads: true };
 
 // Chunk reads: the PostgreSQL fast path (binary COPY) must return exactly the stored bytes, and the
 // portable query must keep working where the fast path is off (CockroachDB).
@@ -206,20 +208,14 @@ describe("chunk reads against PostgreSQL", () => {
 
   before(async () => {
     tdb = await createTestDatabase();
-    fast = new Db({ url: tdb.url, maxConnections: 4 });
+    fast = new Db({ url: tdb.url, maxConnections: 4, dialect: BINARY_COPY });
     portable = new Db({ url: tdb.url, maxConnections: 4 });
-    fast.enableBinaryCopyReads();
     const copyOut = fast.copyOut.bind(fast);
     fast.copyOut = (...args) => {
       copies++;
       return copyOut(...args);
     };
-    const client = await fast.pool.connect();
-    try {
-      await migrate(client);
-    } finally {
-      client.release();
-    }
+    await portable.migrate();
     for (const t of [tenantA, tenantB]) {
       await fast.query("INSERT INTO tenants (id, label, version) VALUES ($1, 'chunk reads', 1)", [t]);
     }
@@ -236,7 +232,7 @@ describe("chunk reads against PostgreSQL", () => {
     await tdb?.drop();
   });
 
-  test("the flag is off unless enabled", () => {
+  test("binary COPY reads are off unless the dialect enables them", () => {
     assert.equal(portable.binaryCopyReads, false);
     assert.equal(fast.binaryCopyReads, true);
   });

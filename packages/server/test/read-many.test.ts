@@ -22,7 +22,7 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import pg from "pg";
-import { Db } from "../src/db/db.js";
+import { Db, type Dialect } from "../src/db/db.js";
 import { StoreError } from "../src/errors.js";
 import { toFileMeta } from "../src/rpc/convert.js";
 import { preEncoded } from "../src/rpc/pre-encoded.js";
@@ -34,6 +34,9 @@ import { readLiveHeads } from "../src/store/live-heads.js";
 import { RopeStore } from "../src/store/rope-store.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { rejects } from "./connect-assert.js";
+
+/** PostgreSQL reads through binary COPY, synchronous bulk writes. */
+const BINARY_COPY: Dialect = { name: "postgres", asyncBulkCommit: false, binaryCopyReads: true };
 
 function record(over: Partial<FileRecord> = {}): FileRecord {
   const t = new Date(1_795_447_543_324);
@@ -178,8 +181,7 @@ describe("Files.ReadMany against the database", () => {
 
   test("the portable query and the binary COPY read the same heads and contents", async () => {
     const portable = new Db({ url: ts.databaseUrl });
-    const copy = new Db({ url: ts.databaseUrl });
-    copy.enableBinaryCopyReads();
+    const copy = new Db({ url: ts.databaseUrl, dialect: BINARY_COPY });
     try {
       const paths = [...contents.keys(), "/h/nope"];
       for (const inlineMax of [0, 100, CHUNK, CHUNK * 3, CHUNK * 16]) {
@@ -338,8 +340,7 @@ describe("Files.ReadMany against the database", () => {
       Buffer.from(head.contentHash),
     ]);
     for (const copy of [false, true]) {
-      const db = new Db({ url: ts.databaseUrl });
-      if (copy) db.enableBinaryCopyReads();
+      const db = new Db({ url: ts.databaseUrl, ...(copy ? { dialect: BINARY_COPY } : {}) });
       try {
         const heads = await readLiveHeads(db, other, ["/l/small", "/l/broken"], CHUNK * 2);
         assert.ok(heads.get("/l/broken")?.contents instanceof StoreError);

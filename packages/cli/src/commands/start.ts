@@ -88,6 +88,14 @@ ${EXIT_CODES_HELP}`;
       min: 65536,
       max: 4194304,
     }),
+    "max-connections": Flags.integer({
+      env: "CACHEROACH_MAX_CONNECTIONS",
+      summary: "Database connections this server may hold in all (default 20).",
+      description:
+        "One serves the readiness probe (/readyz); with PostgreSQL a third of the rest (2..8) serve bulk chunk writes and the others everything else. The server never holds more.",
+      min: 2,
+      max: 10000,
+    }),
     "log-level": Flags.string({
       env: "CACHEROACH_LOG_LEVEL",
       summary: "Log level.",
@@ -110,6 +118,7 @@ ${EXIT_CODES_HELP}`;
     if (this.flags.connect) opts.databaseUrl = this.flags.connect;
     if (signingKeys) opts.signingKeys = signingKeys;
     if (this.flags["chunk-size"] !== undefined) opts.chunkSize = this.flags["chunk-size"];
+    if (this.flags["max-connections"] !== undefined) opts.maxConnections = this.flags["max-connections"];
 
     const stopped = waitForSignal(); // listen before starting, so an early Ctrl-C still closes cleanly
     let running: Awaited<ReturnType<typeof server.startServer>>;

@@ -13,6 +13,7 @@ import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPat
 import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
 import { HttpClient } from "./http.js";
 import { isUuid } from "./paths.js";
+import { retryBudgetFromEnv, retryUnavailable } from "./retry-interceptor.js";
 import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
 
 export type CmdFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -122,13 +123,26 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (this.flags?.verbose) process.stderr.write(`[cacheroach] ${msg}\n`);
   }
 
+  /** How long calls are retried while the server says it is unavailable (CACHEROACH_RETRY_SECONDS). */
+  private retryBudget(): number {
+    try {
+      return retryBudgetFromEnv();
+    } catch (err) {
+      throw new UserError((err as Error).message, ExitCode.usage);
+    }
+  }
+
   /** A client for `service` at `server`, sending `token` as the bearer token. */
   protected clientFor<S extends DescService>(service: S, server: string, token: string): Client<S> {
     const auth: Interceptor = (next) => async (req) => {
       if (token) req.header.set("authorization", `Bearer ${token}`);
       return next(req);
     };
-    const interceptors: Interceptor[] = [auth];
+    const onRetry = (method: string, attempt: number, delayMs: number, err: ConnectError) =>
+      this.verbose(
+        `${method} unavailable (${err.rawMessage}); attempt ${attempt + 1} in ${(delayMs / 1000).toFixed(1)} s`,
+      );
+    const interceptors: Interceptor[] = [auth, retryUnavailable({ budgetMs: this.retryBudget(), onRetry })];
     if (this.flags?.verbose) {
       interceptors.push((next) => async (req) => {
         const t0 = performance.now();

@@ -4,6 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Errors } from "@oclif/core";
 import { ConfigInvalidError, ConfigMissingError } from "./config.js";
+import { GAVE_UP_HEADER, RETRY_SECONDS_ENV } from "./retry-interceptor.js";
 
 /** Process exit codes of the CLI (documented in every command's help). */
 export const ExitCode = {
@@ -83,9 +84,13 @@ export interface FailureContext {
   tenant?: string;
 }
 
-/** Codes worth retrying with the same input (every retried call is idempotent). */
+/**
+ * Codes worth retrying with the same input (every retried call is idempotent); not an error the
+ * transport's retry interceptor already gave up on.
+ */
 export function isRetryable(err: unknown): boolean {
   const ce = ConnectError.from(err);
+  if (ce.metadata.has(GAVE_UP_HEADER)) return false;
   switch (ce.code) {
     case Code.Unavailable:
     case Code.DeadlineExceeded:
@@ -97,6 +102,17 @@ export function isRetryable(err: unknown): boolean {
     default:
       return false;
   }
+}
+
+/** What to do about an unavailable server, by what it said. */
+function unavailableAdvice(err: ConnectError, detail: string): string[] {
+  if (isNetworkError(err))
+    return ["check that the server is running (cacheroach start) and the URL in the config is right"];
+  if (/disk full/.test(detail))
+    return ["the server's database is out of disk space: ask its operator to free space, then retry"];
+  if (/read-only/.test(detail))
+    return ["the server's database refuses writes for now (reads still work): retry later"];
+  return [`retry in a moment (${RETRY_SECONDS_ENV} sets how long each call keeps retrying; default 15 s)`];
 }
 
 function isNetworkError(ce: ConnectError): boolean {
@@ -205,9 +221,7 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
       return new UserError(
         `${prefix}server unavailable${where}: ${detail}`,
         ExitCode.unavailable,
-        isNetworkError(err)
-          ? ["check that the server is running (cacheroach start) and the URL in the config is right"]
-          : ["retry in a moment"],
+        unavailableAdvice(err, detail),
         code,
       );
     default:

@@ -1,6 +1,7 @@
 /** Retrying idempotent RPCs with exponential backoff. */
 import { ConnectError } from "@connectrpc/connect";
 import { codeName, isRetryable } from "./errors.js";
+import { retryBudgetFromEnv } from "./retry-interceptor.js";
 
 /** Retry policy. */
 export interface RetryOptions {
@@ -14,6 +15,8 @@ export interface RetryOptions {
   onRetry?: (attempt: number, err: unknown, delayMs: number) => void;
   /** Decides whether an error is worth retrying (default: transient Connect codes). */
   retryable?: (err: unknown) => boolean;
+  /** No retry starts later than this many ms after the first attempt (default: CACHEROACH_RETRY_SECONDS). */
+  budgetMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -28,24 +31,33 @@ export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions = {}
   const base = opts.baseDelayMs ?? 250;
   const max = opts.maxDelayMs ?? 5000;
   const retryable = opts.retryable ?? isRetryable;
+  const deadline = Date.now() + (opts.budgetMs ?? retryBudgetFromEnv());
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
       if (!retryable(err)) throw err;
-      if (attempt >= attempts) {
+      const backoff = Math.min(max, base * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+      const delay = Math.max(backoff, retryAfterMs(err));
+      if (attempt >= attempts || Date.now() + delay > deadline) {
         const ce = ConnectError.from(err);
         throw new ConnectError(
-          `${ce.rawMessage || codeName(ce.code)} (gave up after ${attempts} attempts)`,
+          `${ce.rawMessage || codeName(ce.code)}${attempt > 1 ? ` (gave up after ${attempt} attempts)` : ""}`,
           ce.code,
           ce.metadata,
           undefined,
           ce.cause ?? err,
         );
       }
-      const delay = Math.min(max, base * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
       opts.onRetry?.(attempt, err, delay);
       await sleep(delay);
     }
   }
+}
+
+/** What the server's Retry-After asked for, in ms (0 when it said nothing usable; at most 60 s). */
+function retryAfterMs(err: unknown): number {
+  const v = err instanceof ConnectError ? err.metadata.get("retry-after") : null;
+  const seconds = v === null ? Number.NaN : Number(v);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 60) * 1000 : 0;
 }

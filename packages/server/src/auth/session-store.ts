@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Db, Queryable } from "../db/db.js";
+import { isForeignKeyViolation, isUniqueViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
 import type { Scope, SessionInfo } from "./session.js";
 
@@ -73,13 +74,12 @@ export class SessionStore {
         ],
       );
     } catch (err) {
-      const e = err as { code?: string; constraint?: string };
-      if (e.code === "23505")
+      if (isUniqueViolation(err))
         throw new StoreError(
           "ERR_ALREADY_EXISTS",
           `a session named ${JSON.stringify(s.name)} already exists for this principal`,
         );
-      if (e.code === "23503")
+      if (isForeignKeyViolation(err))
         throw new StoreError("ERR_NOT_FOUND", "the session's principal or tenant does not exist");
       throw err;
     }

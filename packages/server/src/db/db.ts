@@ -1,26 +1,14 @@
+import { migrate } from "@cacheroach/schema";
 import pg from "pg";
 import type { Logger } from "../logger.js";
 import { type CopyRow, type CopyShape, copyOutBinary } from "./copy-binary.js";
-
-/** SQLSTATEs after which a whole transaction is safely retried. */
-const RETRYABLE_SQLSTATES = new Set([
-  "40001", // serialization_failure (CockroachDB asks clients to retry)
-  "40003", // statement_completion_unknown
-  "40P01", // deadlock_detected
-  "08000", // connection_exception
-  "08003", // connection_does_not_exist
-  "08006", // connection_failure
-  "57P01", // admin_shutdown (server restarting)
-]);
-const RETRYABLE_NODE_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT"]);
-
-/** True when `err` is a transient failure after which the work may be repeated from scratch. */
-export function isRetryable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | undefined;
-  if (!e) return false;
-  if (e.code && (RETRYABLE_SQLSTATES.has(e.code) || RETRYABLE_NODE_CODES.has(e.code))) return true;
-  return typeof e.message === "string" && /Connection terminated|connection is closed/i.test(e.message);
-}
+import {
+  databaseCondition,
+  describeCondition,
+  isConnectionLevel,
+  isRetryable,
+  sqlStateOf,
+} from "./sqlstate.js";
 
 /** Anything that can run a query: the pool (autocommit) or a transaction's client. */
 export interface Queryable {
@@ -30,52 +18,169 @@ export interface Queryable {
   ): Promise<pg.QueryResult<R>>;
 }
 
+/** What the connected database is, and which of its PostgreSQL-only fast paths are used. */
+export interface Dialect {
+  readonly name: "postgres" | "cockroach";
+  /**
+   * Bulk writes (chunks, chunk lists) commit without waiting for the WAL flush. Safe because
+   * PostgreSQL flushes WAL in order: the synchronous commit that later publishes a file version
+   * also makes every earlier bulk write durable, so nothing visible can reference a lost chunk. A
+   * crash can only lose unpublished upload progress, which the client redoes.
+   */
+  readonly asyncBulkCommit: boolean;
+  /** Reads through binary COPY, whose bytea fields arrive as raw bytes (~3× faster than text). */
+  readonly binaryCopyReads: boolean;
+}
+
+/** The portable dialect: no PostgreSQL-only paths (CockroachDB, and tests of the fallbacks). */
+export const PORTABLE: Dialect = { name: "postgres", asyncBulkCommit: false, binaryCopyReads: false };
+
 /** Options of {@link Db}. */
 export interface DbOptions {
   /** postgres:// URL. */
   url: string;
-  /** Pool size; default 20. */
+  /** Connections this server may hold, all pools together; default 20 (see {@link splitConnections}). */
   maxConnections?: number;
-  /** Logs query text, duration and row count at debug level (never parameters). */
+  /** Logs query text, duration and row count at trace level (never parameters). */
   log?: Logger;
   /** Attempts per transaction or statement before giving up; default 8. */
   maxAttempts?: number;
+  /** Default: {@link PORTABLE}; {@link Db.connect} detects it. */
+  dialect?: Dialect;
 }
 
+/** Why the database is not ready, in words for an operator; undefined when it is. */
+export type Readiness = { ready: true } | { ready: false; reason: string };
+
 /**
- * The one module through which all SQL runs: a pool, a retrying autocommit `query`, and `tx`,
- * which runs a callback in BEGIN/COMMIT on one client and repeats it (with backoff) on
- * serialization failures and connection loss. Callbacks must therefore be idempotent apart
+ * How a server's connection budget is split: one connection for the readiness probe, and of the
+ * rest, with a separate bulk-write pool, a third (2..8) for bulk writes and the others for
+ * everything else. The pools never open more than their share, so the server never holds more
+ * than `max` sessions.
+ */
+export function splitConnections(
+  max: number,
+  separateBulkPool: boolean,
+): { main: number; bulk: number; probe: number } {
+  if (!Number.isInteger(max) || max < MIN_CONNECTIONS) {
+    throw new Error(`the connection budget must be an integer of at least ${MIN_CONNECTIONS}, not ${max}`);
+  }
+  const rest = max - 1;
+  if (!separateBulkPool || rest < 4) return { main: rest, bulk: 0, probe: 1 };
+  const bulk = Math.min(8, Math.max(2, Math.floor(rest / 3)));
+  return { main: rest - bulk, bulk, probe: 1 };
+}
+
+/** The smallest connection budget: one for requests, one for the readiness probe. */
+export const MIN_CONNECTIONS = 2;
+
+/** How long a disk-full failure keeps the server "not ready" without a successful write since. */
+const DISK_FULL_MEMORY_MS = 10_000;
+
+/**
+ * The one module through which all SQL runs: pooled connections, a retrying autocommit `query`,
+ * and `tx`, which runs a callback in BEGIN/COMMIT on one connection and repeats it (with backoff)
+ * on serialization failures and lost connections. Callbacks must therefore be idempotent apart
  * from their SQL — no side effects outside the database.
+ *
+ * Connection faults never reach the process: every connection has an error listener for its whole
+ * life (pg emits 'error' on a checked-out client whose server went away, and an unhandled 'error'
+ * kills the process). A connection-level failure (lost connection, database restarting or
+ * read-only) retires the connection it happened on and every connection opened before it, so
+ * after a database restart or a read-only phase no stale session is handed out again.
  */
 export class Db implements Queryable {
-  readonly pool: pg.Pool;
-  /**
-   * Pool for bulk writes whose commits need not wait for the WAL flush (chunks, chunk lists).
-   * Safe because PostgreSQL flushes WAL in order: the synchronous commit that later publishes a
-   * file version also makes every earlier bulk write durable, so nothing visible can reference a
-   * lost chunk. A crash can only lose unpublished upload progress, which the client redoes.
-   * Equal to `pool` until {@link enableAsyncBulkCommit} (never on CockroachDB).
-   */
-  private bulkPool: pg.Pool;
+  readonly dialect: Dialect;
+  private readonly pool: pg.Pool;
+  /** Bulk writes; `pool` itself unless the dialect commits them asynchronously. */
+  private readonly bulkPool: pg.Pool;
   private readonly config: pg.PoolConfig;
-  /** Whether {@link copyOut} may be used; see {@link enableBinaryCopyReads}. */
-  private binaryCopy = false;
   private readonly log: Logger | undefined;
   private readonly maxAttempts: number;
+  /** Bumped on every connection-level failure; connections opened before it are retired. */
+  private generation = 0;
+  private readonly bornIn = new WeakMap<pg.Client, number>();
+  /** When the last write failed for lack of disk space (0: none since the last good write). */
+  private diskFullAt = 0;
+  private probeClient: pg.Client | undefined;
+  private probing: Promise<Readiness> | undefined;
 
   constructor(options: DbOptions) {
     this.log = options.log;
+    this.dialect = options.dialect ?? PORTABLE;
+    const budget = splitConnections(options.maxConnections ?? 20, this.dialect.asyncBulkCommit);
     this.config = {
       connectionString: options.url,
-      max: options.maxConnections ?? 20,
       application_name: "cacheroach",
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
     };
-    this.pool = this.makePool(this.config);
-    this.bulkPool = this.pool;
+    this.pool = this.makePool({ ...this.config, max: budget.main });
+    this.bulkPool =
+      budget.bulk > 0
+        ? this.makePool({
+            ...this.config,
+            max: budget.bulk,
+            application_name: "cacheroach-bulk",
+            options: "-c synchronous_commit=off",
+          })
+        : this.pool;
     this.maxAttempts = options.maxAttempts ?? 8;
+  }
+
+  /**
+   * Connects to `options.url`, detects what the database is (CockroachDB or PostgreSQL) and
+   * returns a Db using the fast paths that database allows.
+   */
+  static async connect(options: Omit<DbOptions, "dialect">): Promise<Db> {
+    const client = new pg.Client({ connectionString: options.url, connectionTimeoutMillis: 10_000 });
+    client.on("error", () => {}); // a failure surfaces through the query below
+    try {
+      await client.connect();
+      const version = (await client.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
+      const cockroach = /cockroach/i.test(version);
+      const dialect: Dialect = cockroach
+        ? { name: "cockroach", asyncBulkCommit: false, binaryCopyReads: false }
+        : { name: "postgres", asyncBulkCommit: true, binaryCopyReads: true };
+      return new Db({ ...options, dialect });
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  /** True when reads may use binary COPY ({@link copyOut}); readers keep a portable query otherwise. */
+  get binaryCopyReads(): boolean {
+    return this.dialect.binaryCopyReads;
+  }
+
+  /**
+   * Applies the schema's migrations, then the storage tuning of the dialect: on PostgreSQL, chunk
+   * data is random-looking (compressed, encrypted, or about to be hashed anyway), so pglz is not
+   * asked to compress it (TOAST storage EXTERNAL).
+   */
+  async migrate(): Promise<string[]> {
+    const client = await this.checkout(this.pool);
+    let failure: unknown;
+    let applied: string[];
+    try {
+      applied = (await migrate(client)).applied;
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      this.release(client, failure);
+    }
+    if (this.dialect.name === "postgres") await this.tunePostgres();
+    return applied;
+  }
+
+  private async tunePostgres(): Promise<void> {
+    const r = await this.query<{ s: string }>(
+      "SELECT attstorage AS s FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'data'", // crdb-lint: ok PostgreSQL only (guarded)
+    );
+    if (r.rows[0]?.s !== "e") {
+      await this.query("ALTER TABLE chunks ALTER COLUMN data SET STORAGE EXTERNAL"); // crdb-lint: ok PostgreSQL only (guarded)
+    }
   }
 
   /** One autocommit statement, retried on transient failures. */
@@ -83,34 +188,17 @@ export class Db implements Queryable {
     sql: string,
     params?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.retry(() => this.timed<R>(this.pool, sql, params));
+    return this.retry(() => this.once<R>(this.pool, sql, params));
   }
 
-  /** One autocommit bulk write (see `bulkPool`), retried on transient failures. */
+  /** One autocommit bulk write (see {@link Dialect.asyncBulkCommit}), retried on transient failures. */
   async bulk<R extends pg.QueryResultRow = pg.QueryResultRow>(
     sql: string,
     params?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.retry(() => this.timed<R>(this.bulkPool, sql, params));
-  }
-
-  /** Switches bulk writes to asynchronous commit (PostgreSQL only). */
-  enableAsyncBulkCommit(): void {
-    if (this.bulkPool !== this.pool) return;
-    this.bulkPool = this.makePool({ ...this.config, options: "-c synchronous_commit=off" });
-  }
-
-  /**
-   * Allows reads through binary COPY (PostgreSQL only: CockroachDB's COPY TO differs). Its bytea
-   * fields arrive as raw bytes, about 3× faster than decoding a text result.
-   */
-  enableBinaryCopyReads(): void {
-    this.binaryCopy = true;
-  }
-
-  /** True once {@link enableBinaryCopyReads} was called; readers keep a portable query otherwise. */
-  get binaryCopyReads(): boolean {
-    return this.binaryCopy;
+    const res = await this.retry(() => this.once<R>(this.bulkPool, sql, params));
+    this.diskFullAt = 0;
+    return res;
   }
 
   /**
@@ -121,8 +209,8 @@ export class Db implements Queryable {
   async copyOut(sql: string, shape: CopyShape): Promise<CopyRow[]> {
     return this.retry(async () => {
       const start = performance.now();
-      const client = await this.pool.connect();
-      let broken: Error | undefined;
+      const client = await this.checkout(this.pool);
+      let failure: unknown;
       try {
         const rows = await copyOutBinary(client, sql, shape);
         if (this.log?.isLevelEnabled("trace")) {
@@ -134,49 +222,174 @@ export class Db implements Queryable {
         return rows;
       } catch (err) {
         // Not worth telling a server error (connection fine) from a broken stream: start afresh.
-        broken = err instanceof Error ? err : new Error(String(err));
+        failure = err;
         throw err;
       } finally {
-        client.release(broken);
+        this.release(client, failure, failure !== undefined);
       }
     });
   }
 
   /** Runs `fn` in a transaction on one client; the whole callback is retried on transient errors. */
   async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
-    return this.retry(async () => {
-      const client = await this.pool.connect();
-      let broken = false;
+    const result = await this.retry(async () => {
+      const client = await this.checkout(this.pool);
+      let failure: unknown;
+      let discard = false;
       try {
         await client.query("BEGIN");
         const q: Queryable = { query: (sql, params) => this.timed(client, sql, params) };
-        const result = await fn(q);
+        const value = await fn(q);
         await client.query("COMMIT");
-        return result;
+        return value;
       } catch (err) {
-        try {
-          await client.query("ROLLBACK");
-        } catch {
-          broken = true; // the connection is gone; don't return it to the pool
+        failure = err;
+        if (!isConnectionLevel(err)) {
+          try {
+            await client.query("ROLLBACK");
+          } catch {
+            discard = true; // the connection is gone; don't return it to the pool
+          }
         }
         throw err;
       } finally {
-        client.release(broken);
+        this.release(client, failure, discard);
       }
     });
+    this.diskFullAt = 0;
+    return result;
+  }
+
+  /**
+   * Whether the database serves reads and accepts writes, answered within `timeoutMs`: a
+   * statement that needs write access but changes nothing, on a connection of its own (so a frozen
+   * database cannot tie up the pool), and the memory of a recent write refused for lack of space.
+   * Concurrent calls share one probe.
+   */
+  readiness(timeoutMs: number): Promise<Readiness> {
+    if (this.diskFullAt && Date.now() - this.diskFullAt < DISK_FULL_MEMORY_MS) {
+      return Promise.resolve({ ready: false, reason: "database disk full: recent writes were refused" });
+    }
+    this.probing ??= this.probe(timeoutMs).finally(() => {
+      this.probing = undefined;
+    });
+    return this.probing;
+  }
+
+  private async probe(timeoutMs: number): Promise<Readiness> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<Readiness>((resolve) => {
+      timer = setTimeout(() => {
+        this.dropProbeClient();
+        resolve({ ready: false, reason: `database did not answer within ${timeoutMs} ms` });
+      }, timeoutMs);
+    });
+    const check = (async (): Promise<Readiness> => {
+      try {
+        if (!this.probeClient) {
+          const client = new pg.Client({
+            ...this.config,
+            application_name: "cacheroach-probe",
+            connectionTimeoutMillis: timeoutMs,
+          });
+          client.on("error", () => this.dropProbeClient(client));
+          this.probeClient = client;
+          await client.connect();
+        }
+        // Needs write access (refused with 25006 by a read-only database) yet touches no row.
+        await this.probeClient.query("UPDATE tenants SET version = version WHERE false");
+        return { ready: true };
+      } catch (err) {
+        this.dropProbeClient();
+        const condition = databaseCondition(err);
+        const state = sqlStateOf(err);
+        return {
+          ready: false,
+          reason: condition
+            ? describeCondition(condition)
+            : `database probe failed (${state ?? "no SQLSTATE"})`,
+        };
+      }
+    })();
+    try {
+      return await Promise.race([check, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private dropProbeClient(which?: pg.Client): void {
+    const client = this.probeClient;
+    if (!client || (which && which !== client)) return;
+    this.probeClient = undefined;
+    // end() waits for the server's goodbye, which a frozen server never sends: cut the socket.
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    client.end().catch(() => {});
   }
 
   /** Closes every connection. */
   async close(): Promise<void> {
+    this.dropProbeClient();
     if (this.bulkPool !== this.pool) await this.bulkPool.end();
     await this.pool.end();
   }
 
   private makePool(config: pg.PoolConfig): pg.Pool {
     const pool = new pg.Pool(config);
-    // An idle client losing its connection must not crash the process; the pool replaces it.
-    pool.on("error", (err) => this.log?.warn({ err: err.message }, "idle database connection failed"));
+    pool.on("connect", (client) => {
+      this.bornIn.set(client, this.generation);
+      // For the connection's whole life, idle or checked out: pg emits 'error' on a client whose
+      // server goes away, and an 'error' event without a listener ends the process. The query in
+      // flight (if any) fails with the same error, and release() retires the connection.
+      client.on("error", (err) => {
+        this.log?.warn({ err: err.message, code: sqlStateOf(err) }, "database connection lost");
+      });
+    });
+    // The pool's own listener for idle clients; it removes them. Logged above already.
+    pool.on("error", () => {});
     return pool;
+  }
+
+  /** A connection from `pool` opened after the last connection-level failure. */
+  private async checkout(pool: pg.Pool): Promise<pg.PoolClient> {
+    for (;;) {
+      const client = await pool.connect();
+      if ((this.bornIn.get(client) ?? -1) >= this.generation) return client;
+      client.release(true); // opened before the last failure: may be stale (read-only session, dead socket)
+    }
+  }
+
+  /**
+   * Returns a connection to its pool after use. `failure` is what the work threw (if anything): a
+   * connection-level one retires this connection and every older one; `discard` retires just this.
+   */
+  private release(client: pg.PoolClient, failure: unknown, discard = false): void {
+    if (failure !== undefined) {
+      const condition = databaseCondition(failure);
+      if (condition === "disk-full") this.diskFullAt = Date.now();
+      if (isConnectionLevel(failure)) {
+        this.generation++;
+        discard = true;
+      }
+    }
+    client.release(discard ? true : undefined);
+  }
+
+  private async once<R extends pg.QueryResultRow>(
+    pool: pg.Pool,
+    sql: string,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const client = await this.checkout(pool);
+    let failure: unknown;
+    try {
+      return await this.timed<R>(client, sql, params);
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      this.release(client, failure);
+    }
   }
 
   private async retry<T>(fn: () => Promise<T>): Promise<T> {
@@ -186,19 +399,19 @@ export class Db implements Queryable {
       } catch (err) {
         if (attempt >= this.maxAttempts || !isRetryable(err)) throw err;
         const delay = Math.min(2000, 20 * 2 ** attempt) * (0.5 + Math.random() / 2);
-        this.log?.debug({ attempt, code: (err as { code?: string }).code }, "retrying database work");
+        this.log?.debug({ attempt, condition: databaseCondition(err) }, "retrying database work");
         await new Promise((res) => setTimeout(res, delay));
       }
     }
   }
 
   private async timed<R extends pg.QueryResultRow>(
-    target: pg.Pool | pg.PoolClient,
+    client: pg.PoolClient,
     sql: string,
     params?: unknown[],
   ): Promise<pg.QueryResult<R>> {
     const start = performance.now();
-    const res = await target.query<R>(sql, params);
+    const res = await client.query<R>(sql, params);
     if (this.log?.isLevelEnabled("trace")) {
       this.log.trace({ sql: sql.slice(0, 200), ms: performance.now() - start, rows: res.rowCount }, "sql");
     }

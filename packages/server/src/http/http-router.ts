@@ -19,6 +19,9 @@ export interface HttpRouterDeps extends FileHandlerDeps {
   readonly log: Logger;
 }
 
+/** How long /readyz waits for the database before answering "not ready". */
+const READINESS_TIMEOUT_MS = 2000;
+
 /**
  * Every request on the port that is not an RPC: probes, signed URLs, CLI config download and
  * virtual-host file serving. Errors become a status and a one-line message naming the problem.
@@ -39,11 +42,10 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   const p = q >= 0 ? rawTarget.slice(0, q) : rawTarget;
   if (p === "/healthz") return sendText(res, 200, "ok");
   if (p === "/readyz") {
-    const ok = await deps.db.query("SELECT 1").then(
-      () => true,
-      () => false,
-    );
-    return sendText(res, ok ? 200 : 503, ok ? "ready" : "database unavailable");
+    const r = await deps.db.readiness(READINESS_TIMEOUT_MS);
+    return r.ready
+      ? sendText(res, 200, "ready", { "cache-control": "no-store" })
+      : sendText(res, 503, `not ready: ${r.reason}`, { "cache-control": "no-store", "retry-after": "2" });
   }
   if (p.startsWith("/_/")) {
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(req, res, url, deps);
@@ -65,7 +67,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
 }
 
 function fail(log: Logger, req: HttpRequest, res: HttpResponse, err: unknown): void {
-  const { status, message } = toHttpError(err);
+  const { status, message, headers } = toHttpError(err);
   if (status >= 500)
     log.error(
       { method: req.method, err: err instanceof Error ? err.message : String(err) },
@@ -75,7 +77,7 @@ function fail(log: Logger, req: HttpRequest, res: HttpResponse, err: unknown): v
     res.destroy();
     return;
   }
-  const extra: Record<string, string> = {};
+  const extra: Record<string, string> = { ...headers };
   if (status === 401) {
     const presented = req.headers["authorization"] !== undefined || (req.url ?? "").includes("access_token=");
     extra["www-authenticate"] = presented

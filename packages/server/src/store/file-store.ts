@@ -1,4 +1,5 @@
 import type { Db, Queryable } from "../db/db.js";
+import { isUniqueViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
 import {
   FILE_COLUMNS,
@@ -92,7 +93,7 @@ export class FileStore {
       } catch (err) {
         // Two first writes of one path race on the version's primary key; the loser retries and
         // becomes the next version (or fails its precondition).
-        if ((err as { code?: string }).code === "23505" && attempt < 5) continue;
+        if (isUniqueViolation(err) && attempt < 5) continue;
         throw err;
       }
     }
@@ -159,7 +160,7 @@ export class FileStore {
         });
       } catch (err) {
         // Concurrent first writes of a path race on the version's primary key; retry as in put().
-        if ((err as { code?: string }).code === "23505" && attempt < 5) continue;
+        if (isUniqueViolation(err) && attempt < 5) continue;
         throw err;
       }
     }

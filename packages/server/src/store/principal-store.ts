@@ -1,4 +1,5 @@
 import type { Db } from "../db/db.js";
+import { isUniqueViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
 
 /** A stored principal (refresh data stays inside the server and is not part of this record). */
@@ -40,7 +41,7 @@ export class PrincipalStore {
               [id, JSON.stringify(claims), email, version],
             );
     } catch (err) {
-      if ((err as { code?: string }).code === "23505") {
+      if (isUniqueViolation(err)) {
         throw new StoreError(
           "ERR_ALREADY_EXISTS",
           "another principal already has that email or email domain",

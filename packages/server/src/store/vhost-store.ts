@@ -1,4 +1,5 @@
 import type { Db } from "../db/db.js";
+import { isForeignKeyViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
 
 /** A host name → tenant mapping. */
@@ -36,7 +37,7 @@ export class VHostStore {
         [host, tenantId],
       );
     } catch (err) {
-      if ((err as { code?: string }).code === "23503")
+      if (isForeignKeyViolation(err))
         throw new StoreError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
       throw err;
     }

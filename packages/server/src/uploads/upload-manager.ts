@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Db } from "../db/db.js";
+import { isForeignKeyViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
 import { chunkHash } from "../rope-hash.js";
 import type { ChunkStore, ChunkWrite } from "../store/chunk-store.js";
@@ -312,7 +313,7 @@ export class UploadManager {
         [state.uploadId, state.tenantId, offsets, refs.map((r) => r.hash), refs.map((r) => r.length)],
       );
     } catch (err) {
-      if ((err as { code?: string }).code !== "23503") throw err;
+      if (!isForeignKeyViolation(err)) throw err;
       const missing = await this.chunks.missing(
         state.tenantId,
         refs.map((r) => r.hash),
