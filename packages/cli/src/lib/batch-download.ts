@@ -12,9 +12,8 @@
  * batches. (Writing them here synchronously, or with libuv's thread pool, four callbacks per file,
  * measured 20–30 % slower for 10,000 files of 4 KiB.)
  */
-import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { FileMeta, ReadManyResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -23,6 +22,7 @@ import { type DownloadContext, trackTemp, untrackTemp } from "./download.js";
 import { IntegrityError, isRetryable } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
+import { sweepLeftovers, uniqueTempPath } from "./temp-files.js";
 
 /** Most paths per ReadMany call. */
 export const READ_BATCH = 256;
@@ -83,10 +83,7 @@ export async function downloadBatch(
       }
       ctx.progress?.addTotal(data.length);
       const path = paths[i]!;
-      const tmp = join(
-        dirname(path),
-        `.${basename(path)}.${TEMP_TAG}${(tempSeq++).toString(36)}.cacheroach-tmp`,
-      );
+      const tmp = uniqueTempPath(path);
       trackTemp(tmp);
       jobs.push({ index: i, file, write: { tmp, path, data } });
     } catch (err) {
@@ -94,6 +91,7 @@ export async function downloadBatch(
     }
   }
   if (jobs.length > 0) {
+    await Promise.all([...new Set(jobs.map((j) => dirname(j.write.path)))].map((d) => sweepLeftovers(d)));
     let failures: (WriteFailure | null)[];
     try {
       failures = await fileWriter().write(jobs.map((j) => j.write));
@@ -121,13 +119,6 @@ export async function downloadBatch(
   }
   return outcomes;
 }
-
-/**
- * Unique temp names without a random number per file (randomBytes cost about 20 µs a call): the
- * process id, one random tag and a counter; the exclusive create still refuses any existing file.
- */
-const TEMP_TAG = `${process.pid.toString(36)}${randomBytes(4).toString("hex")}`;
-let tempSeq = 0;
 
 /** One small file to write: its bytes go to `tmp` (created exclusively), renamed to `path`. */
 interface FileWrite {

@@ -8,12 +8,11 @@
  * to a temp file in the same directory and renamed into place only once the content verified;
  * otherwise the temp file is removed.
  */
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { rmSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import type { Writable } from "node:stream";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { FileMeta, Files, RetrieveResponse } from "@cacheroach/proto";
@@ -24,6 +23,7 @@ import { isConnectionError, readSmallBody, redactUrl } from "./http.js";
 import type { Progress } from "./progress.js";
 import { withRetry } from "./retry.js";
 import { ContentHasher, hex } from "./rope-hash.js";
+import { adoptLeftover, resumableTag, sweepLeftovers, tempPath, uniqueTempPath } from "./temp-files.js";
 
 /** Where a download goes. */
 export type Destination = { kind: "file"; path: string } | { kind: "stream"; stream: Writable; name: string };
@@ -89,10 +89,26 @@ export function untrackTemp(path: string): void {
   pendingTemps.delete(path);
 }
 
-export async function fileSink(path: string): Promise<Sink> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.cacheroach-tmp`);
-  const fh = await open(tmp, "wx", 0o644);
+/** A sink writing a temp file next to `path`, renamed into place on commit. */
+export interface FileSink extends Sink {
+  /** Bytes already in the temp file: a dead process's partial download this one continues. */
+  readonly resumedBytes: number;
+  /** Reads those bytes, in order (to feed the content hash). */
+  readResumed(onPiece: (piece: Buffer) => void | Promise<void>): Promise<void>;
+}
+
+/**
+ * A temp file for downloading `path`. With `resume` (see temp-files.ts), a partial download of
+ * the same target and content (at most `maxBytes` long) left by a killed process is continued
+ * instead of started over.
+ */
+export async function fileSink(path: string, resume?: { tag: string; maxBytes: number }): Promise<FileSink> {
+  await sweepLeftovers(dirname(path));
+  const adopted = resume ? await adoptLeftover(path, resume.tag, resume.maxBytes) : undefined;
+  const tmp = adopted?.path ?? (resume ? tempPath(path, resume.tag) : uniqueTempPath(path));
+  const fh = await open(tmp, adopted ? "r+" : "wx", 0o644);
   trackTemp(tmp);
+  let position = adopted?.size ?? 0;
   let closed = false;
   const close = async () => {
     if (!closed) {
@@ -101,14 +117,26 @@ export async function fileSink(path: string): Promise<Sink> {
     }
   };
   return {
+    resumedBytes: position,
+    async readResumed(onPiece) {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let at = 0; at < position; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, position - at), at);
+        if (bytesRead === 0) throw new Error(`${tmp} is shorter than it was`);
+        await onPiece(Buffer.from(buf.subarray(0, bytesRead)));
+        at += bytesRead;
+      }
+    },
     async write(data) {
       let off = 0;
       while (off < data.length) {
-        const { bytesWritten } = await fh.write(data, off, data.length - off);
+        const { bytesWritten } = await fh.write(data, off, data.length - off, position);
         off += bytesWritten;
+        position += bytesWritten;
       }
     },
     async commit() {
+      await fh.truncate(position);
       await close();
       await rename(tmp, path);
       pendingTemps.delete(tmp);
@@ -204,6 +232,7 @@ export async function downloadFile(
   remotePath: string,
   dest: Destination,
   ctx: DownloadContext,
+  resume = true,
 ): Promise<FileMeta> {
   const attempts = Math.max(1, ctx.attempts ?? 5);
   const progressBytes = ctx.progressBytes ?? 1 << 20;
@@ -228,7 +257,11 @@ export async function downloadFile(
   const size = Number(meta.size);
   const etag = `"${hex(meta.contentHash)}"`;
 
-  const sink = dest.kind === "file" ? await fileSink(dest.path) : streamSink(dest.stream);
+  const resumeKey = resume && size > 0 ? { tag: resumableTag(meta.contentHash), maxBytes: size } : undefined;
+  const file = dest.kind === "file" ? await fileSink(dest.path, resumeKey) : undefined;
+  const sink: Sink = dest.kind === "file" ? file! : streamSink(dest.stream);
+  const resumed = file?.resumedBytes ?? 0;
+  let received = 0;
   try {
     // Large files are hashed on worker threads while the next bytes arrive.
     const parallel =
@@ -240,8 +273,19 @@ export async function downloadFile(
     let url = absoluteUrl(ctx.server, first.getUri);
     let pinned = false;
     let needUrl = false;
-    let received = 0;
     let failures = 0;
+    if (resumed > 0 && file) {
+      // A killed get left these bytes: hash them as if just received, then ask for the rest.
+      log(
+        `${remotePath}: continuing a partial download left by an earlier get (${resumed} of ${size} bytes)`,
+      );
+      await file.readResumed(async (piece) => {
+        hasher.update(piece);
+        await parallel?.ready();
+      });
+      received = resumed;
+      ctx.progress?.add(resumed);
+    }
 
     /** Counts a failed connection; throws once the budget is spent, else waits. */
     const failed = async (err: unknown, what: string) => {
@@ -375,6 +419,14 @@ export async function downloadFile(
 
     if (received !== size) throw new IntegrityError(`${remotePath}: received ${received} of ${size} bytes`);
     const got = await hasher.digest();
+    if (!got.equals(Buffer.from(meta.contentHash)) && resumed > 0) {
+      // The continued partial file was damaged: start over once, from nothing.
+      log(`${remotePath}: the continued partial download did not verify; downloading it again`);
+      await sink.abort();
+      ctx.progress?.add(-received);
+      ctx.progress?.addTotal(-size);
+      return downloadFile(remotePath, dest, ctx, false);
+    }
     if (!got.equals(Buffer.from(meta.contentHash))) {
       throw new IntegrityError(
         `${remotePath}: content hash mismatch: computed ${hex(got)}, server says ${hex(meta.contentHash)}` +
