@@ -343,6 +343,117 @@ describe("writes", () => {
     );
   });
 
+  test("an error answer midway through a body reaches the client still sending, on HTTP/1.1 and HTTP/2", {
+    timeout: 60_000,
+  }, async () => {
+    const u = new URL(ts.url);
+    const first = randomBytes(64 * 1024);
+    const rest = randomBytes(LIMIT - first.length); // past the first transfer: the write begins midway
+    /** PUT over HTTP/1.1: sends `first`, runs `between`, then the rest; the status or the client error. */
+    const h1 = (path: string, headers: Record<string, string>, between: () => Promise<void>) =>
+      new Promise<string>((resolve) => {
+        const r = http.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path,
+            method: "PUT",
+            agent: false,
+            headers: { ...auth, ...headers },
+          },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (d) => (text += d));
+            res.on("end", () => resolve(`${res.statusCode} ${text.trim()}`));
+          },
+        );
+        r.on("error", (e) => resolve(`client error ${(e as NodeJS.ErrnoException).code}`));
+        r.setTimeout(10_000, () => {
+          resolve("client timeout");
+          r.destroy();
+        });
+        r.write(first);
+        void between().then(() => r.end(rest));
+      });
+    // Another writer creates the path while this body is on its way: 412 at the first transfer.
+    for (let i = 0; i < 5; i++) {
+      const path = `/race/h1-${i}.bin`;
+      const got = await h1(path, { "if-none-match": "*", "content-length": String(LIMIT) }, async () => {
+        assert.equal((await put(path, "winner", { "if-none-match": "*" })).status, 201);
+      });
+      assert.match(got, /^412 .*already exists|^412 /);
+      assert.equal(await (await req(path)).text(), "winner");
+    }
+    // A chunked body passing the size limit: 413, seen by the client, not a reset.
+    const over = await h1("/race/too-big.bin", { "transfer-encoding": "chunked" }, async () => {});
+    const again = await new Promise<string>((resolve) => {
+      const r = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: "/race/too-big.bin",
+          method: "PUT",
+          agent: false,
+          headers: { ...auth, "transfer-encoding": "chunked" },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(String(res.statusCode)));
+        },
+      );
+      r.on("error", (e) => resolve(`client error ${(e as NodeJS.ErrnoException).code}`));
+      r.write(rest);
+      r.write(rest);
+      r.end(first);
+    });
+    assert.match(over, /^201 /); // exactly at the limit: stored
+    assert.equal(again, "413");
+    // Refused before reading anything (the early precondition check), with a large body.
+    const early = await h1(
+      "/race/h1-0.bin",
+      { "if-none-match": "*", "content-length": String(LIMIT) },
+      async () => {},
+    );
+    assert.match(early, /^412 /);
+
+    // HTTP/2: the answer, then RST_STREAM(NO_ERROR) asking the client to stop sending.
+    const { connect } = await import("node:http2");
+    const session = connect(ts.url);
+    try {
+      const h2 = (path: string, between: () => Promise<void>) =>
+        new Promise<string>((resolve) => {
+          const stream = session.request({
+            ":method": "PUT",
+            ":path": path,
+            "if-none-match": "*",
+            "content-length": String(LIMIT),
+            ...auth,
+          });
+          let status = 0;
+          let text = "";
+          stream.on("response", (h) => {
+            status = Number(h[":status"]);
+          });
+          stream.setEncoding("utf8");
+          stream.on("data", (d) => (text += d));
+          stream.on("error", (e) => resolve(`client error ${(e as NodeJS.ErrnoException).code}`));
+          stream.on("close", () => resolve(`${status} ${text.trim()} rst=${stream.rstCode}`));
+          setTimeout(() => resolve("client timeout"), 10_000).unref();
+          stream.write(first);
+          void between().then(() => stream.end(rest));
+        });
+      const path = "/race/h2.bin";
+      const got = await h2(path, async () => {
+        assert.equal((await put(path, "winner", { "if-none-match": "*" })).status, 201);
+      });
+      assert.match(got, /^412 .* rst=0$/);
+      assert.equal(await (await req(path)).text(), "winner");
+    } finally {
+      session.close();
+    }
+  });
+
   test("DELETE: 204, then 404; needs write", async () => {
     await put("/d/x", "x");
     assert.equal((await req("/d/x", { method: "DELETE" })).status, 204);

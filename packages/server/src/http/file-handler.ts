@@ -92,7 +92,12 @@ export async function handleFileRequest(
       }
       const precondition = await writePrecondition(deps.files, req, tenantId, target.path);
       const ct = header(req, "content-type") ?? "";
-      const file = await writeStream(deps.uploads, tenantId, target.path, req, {
+      // Not destroyed when the write fails midway: the error answer must still reach the client
+      // (the router drains what is left of the body).
+      const body: AsyncIterable<Uint8Array> = {
+        [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }),
+      };
+      const file = await writeStream(deps.uploads, tenantId, target.path, body, {
         maxBytes: deps.maxPutBytes,
         precondition,
         meta: {},

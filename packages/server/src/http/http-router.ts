@@ -86,4 +86,29 @@ function fail(log: Logger, req: HttpRequest, res: HttpResponse, err: unknown): v
   }
   if (status === 405) extra["allow"] = "GET, HEAD";
   sendText(res, status, message, extra);
+  finishRequestBody(req);
+}
+
+/** How long the rest of a refused request body is read and discarded before the connection is cut. */
+const DRAIN_GRACE_MS = 5000;
+
+/**
+ * After an error answer to a request whose body has not been read (refused before reading, or
+ * midway), reads and discards the rest, so the client, still sending, receives the answer:
+ * closing an HTTP/1.1 socket with unread data makes the kernel send a reset, which can destroy
+ * the answer before the client reads it, and an HTTP/2 client whose flow-control window is full
+ * waits forever. A body still arriving after {@link DRAIN_GRACE_MS} is cut off (the HTTP/2
+ * stream alone, not its connection).
+ */
+function finishRequestBody(req: HttpRequest): void {
+  if (req.complete || req.destroyed) return;
+  req.resume();
+  const timer = setTimeout(() => {
+    if (req.complete) return;
+    if ("stream" in req) req.stream.destroy();
+    else req.socket.destroy();
+  }, DRAIN_GRACE_MS);
+  timer.unref();
+  req.once("end", () => clearTimeout(timer));
+  req.once("close", () => clearTimeout(timer));
 }
