@@ -11,6 +11,7 @@ import { test } from "node:test";
 import {
   auditWrites,
   canMountTmpfs,
+  firstWriteAfter,
   MixedLoad,
   type OpRecord,
   readyz,
@@ -25,7 +26,7 @@ function failures(ops: OpRecord[]): OpRecord[] {
   return ops.filter((o) => o.outcome !== "ok");
 }
 
-test("read-only database: writes get 503 naming it, reads go on, and writes resume at once after", async () => {
+test("read-only database: writes get 503 naming it, reads go on, and writes resume at once after", async (t) => {
   const rig = await startRig("readonly", ["--max-connections", "8"]);
   try {
     // Writes take a few seconds to be refused (the server retries them on fresh sessions first), so
@@ -63,6 +64,7 @@ test("read-only database: writes get 503 naming it, reads go on, and writes resu
       await sleep(3000);
       // Sessions that began read-only were replaced at their first refusal: no write fails once
       // the retries in flight at the switch are over (without replacement: every write, for 30 s).
+      t.diagnostic(`${how}: first write ${firstWriteAfter(load, back)} ms after the database was writable`);
       const after = load.between(back + 2500);
       assert.ok(after.filter((o) => o.op === "put").length > 5, JSON.stringify(tally(after)));
       assert.deepEqual(failures(after), [], `${how}: writes still failed after the database was writable`);
@@ -83,7 +85,7 @@ const mountable = canMountTmpfs();
 
 test("database disk full: writes get 507 with Retry-After, reads go on, readiness says so, writes resume", {
   skip: mountable ? false : "needs a tmpfs mount (root with CAP_SYS_ADMIN) for a small tablespace",
-}, async () => {
+}, async (t) => {
   const rig = await startRig("diskfull", ["--max-connections", "8"]);
   const mnt = join(rig.pg.dir, "small");
   const filler = join(mnt, "filler");
@@ -139,6 +141,7 @@ test("database disk full: writes get 507 with Retry-After, reads go on, readines
     const back = Date.now();
     await sleep(3000);
     await load.stop();
+    t.diagnostic(`first write ${firstWriteAfter(load, back)} ms after space was freed`);
     const after = load.between(back + 1000);
     assert.ok(
       after.filter((o) => o.op === "put" && o.outcome === "ok").length > 5,

@@ -436,6 +436,12 @@ function rpcCodeName(code: number): string {
   );
 }
 
+/** Milliseconds from `from` to the first successful write that ended after it (-1: none). */
+export function firstWriteAfter(load: MixedLoad, from: number): number {
+  const ok = load.ops.filter((o) => o.op === "put" && o.outcome === "ok" && o.at >= from);
+  return ok.length ? Math.min(...ok.map((o) => o.at)) - from : -1;
+}
+
 /** Counts outcomes: { "ok": 120, "http 503": 7, … }. */
 export function tally(ops: OpRecord[]): Record<string, number> {
   const t: Record<string, number> = {};
