@@ -6,7 +6,7 @@
  * back byte-identical while nothing unacknowledged is visible.
  */
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
@@ -53,7 +53,7 @@ async function checkAfterFault(rig: FaultRig, load: MixedLoad, recoveredAt: numb
   assert.deepEqual(await auditWrites(rig.server.url, rig.token, load), []);
 }
 
-test("terminated database sessions: the server lives on and no request fails", async () => {
+test("terminated database sessions: the server lives on and no request fails", async (t) => {
   const rig = await startRig("terminate", ["--max-connections", "8"]);
   try {
     const load = new MixedLoad(rig.server.url, rig.token, "/fault/terminate", { workers: 8, pauseMs: 5 });
@@ -80,6 +80,7 @@ test("terminated database sessions: the server lives on and no request fails", a
     await load.stop();
     await checkAfterFault(rig, load, recoveredAt);
     assert.ok(peak > 2 && peak <= 8, `the server held ${peak} database sessions with a budget of 8`);
+    t.diagnostic(`at most ${peak} database sessions with a budget of 8`);
     // Lost connections are retried on fresh ones: a terminated session costs no request.
     assert.deepEqual(tally(load.ops.filter((o) => o.outcome !== "ok")), {});
   } finally {
@@ -95,6 +96,15 @@ test("database stopped and started: 503 with Retry-After, readiness follows, rec
   const cli = (env: Record<string, string>, ...argv: string[]) =>
     spawnCli([...argv, "-c", config, "-t", SCRATCHPAD], { env });
   try {
+    const headers = { authorization: `Bearer ${rig.token}` };
+    const seed = Buffer.alloc(300_000, 9);
+    for (const [path, body] of [
+      ["/cli/seed.bin", seed],
+      ["/cli/rm-me.txt", "bye"],
+    ] as const) {
+      assert.equal((await fetch(`${rig.server.url}${path}`, { method: "PUT", body, headers })).status, 201);
+    }
+    await writeFile(join(dir, "small.txt"), "written while the database was down");
     const load = new MixedLoad(rig.server.url, rig.token, "/fault/restart");
     load.start();
     await sleep(1500);
@@ -120,16 +130,28 @@ test("database stopped and started: 503 with Retry-After, readiness follows, rec
     const outage503 = during.find((o) => o.outcome === "http 503");
     assert.match(outage503?.message ?? "", /database unavailable/);
 
-    // With the default retries, a listing started while the database is down outlives an outage
-    // longer than the server's own retries, and succeeds when the database returns.
-    const pending = cli({}, "file", "ls", "/", "-v");
+    // With the default retries, commands started while the database is down outlive an outage
+    // longer than the server's own retries, and succeed when the database returns.
+    const pending = Promise.all([
+      cli({}, "file", "ls", "/", "-v"),
+      cli({}, "file", "get", "/cli/seed.bin", "-o", join(dir, "seed.out"), "-v"),
+      cli({}, "file", "rm", "/cli/rm-me.txt", "-v"),
+      cli({}, "file", "put", "/cli/", join(dir, "small.txt"), "-v"),
+    ]);
     await sleep(6000);
     await rig.pg.restart();
     const readyAfter = await waitReady(rig.server.url, 200, 15_000);
     const recoveredAt = Date.now();
-    const late = await pending;
-    assert.equal(late.code, 0, late.stderr);
+    const [late, get, rm, put] = await pending;
+    for (const r of [late, get, rm, put]) assert.equal(r.code, 0, r.stderr);
     assert.match(late.stderr, /Files\/List unavailable \(database unavailable.*attempt 2/);
+    assert.match(rm.stderr, /Files\/Delete unavailable \(database unavailable.*attempt 2/);
+    assert.deepEqual(await readFile(join(dir, "seed.out")), seed);
+    assert.equal((await fetch(`${rig.server.url}/cli/rm-me.txt`, { headers })).status, 404);
+    assert.equal(
+      await (await fetch(`${rig.server.url}/cli/small.txt`, { headers })).text(),
+      "written while the database was down",
+    );
     await sleep(3000);
     await load.stop();
     await checkAfterFault(rig, load, recoveredAt);
