@@ -308,4 +308,93 @@ describe("sessions and the multi-user flow", () => {
     assert.match(own.stderr, /was this config's own session/);
     assert.equal((await asAlice("auth", "whoami")).code, 3);
   });
+  test("delegated authority: bounded by the grant it comes from, listed by issuer, revoked as a subtree", async () => {
+    const made = await inDir(dir, () => asRoot("principal", "create", "dave"));
+    assert.equal(made.code, 0, errorText(made));
+    const dave = made.stdout.trim();
+    const daveCfg = join(dir, "dave.cfg");
+    const erin = (await inDir(dir, () => asRoot("principal", "create", "erin"))).stdout.trim();
+    const daveGrant = (
+      await asRoot(
+        "session",
+        "delegate",
+        "--for",
+        dave,
+        "--id",
+        teamA,
+        "--capabilities",
+        "read,delegate",
+        "--duration",
+        "1h",
+      )
+    ).stdout.trim();
+    // Dave asks for a day; his grant ends in an hour, so erin's does too, and the CLI says so.
+    const d = await runCli([
+      "session",
+      "delegate",
+      "--for",
+      erin,
+      "--id",
+      teamA,
+      "--capabilities",
+      "read",
+      "--duration",
+      "24h",
+      "--json",
+      "-c",
+      daveCfg,
+    ]);
+    assert.equal(d.code, 0, errorText(d));
+    const erinGrant = jsonOut<SessionOut & { capped: boolean; authorityId: string; issuedBy: string }>(d);
+    assert.equal(erinGrant.capped, true);
+    assert.equal(erinGrant.authorityId, daveGrant);
+    assert.ok(Date.parse(erinGrant.expiresAt) <= Date.now() + 3_600_000);
+    const text = await runCli([
+      "session",
+      "delegate",
+      "--for",
+      erin,
+      "--id",
+      teamA,
+      "--capabilities",
+      "read",
+      "--duration",
+      "24h",
+      "-c",
+      daveCfg,
+    ]);
+    assert.match(
+      text.stderr,
+      new RegExp(`would outlive the grant you delegate from \\(session ${daveGrant}\\)`),
+    );
+
+    // The operator lists what was issued under dave, and erin's sessions.
+    type Listed = SessionOut & { status: string; issuedBy: string };
+    const under = jsonOut<Listed[]>(await asRoot("session", "ls", "--issued-by", dave, "--json"));
+    assert.deepEqual(
+      under.map((s) => s.status),
+      ["active", "active"],
+    );
+    assert.ok(under.every((s) => s.principalId === erin));
+    const table = await asRoot("session", "ls", "--for", erin);
+    assert.match(table.stdout, /Status\s+Issued by/);
+    assert.match(table.stdout, new RegExp(`${erinGrant.id}\\s+${erin}\\s.*active`));
+    // Revoking dave's grant revokes what he issued from it.
+    const rm = await asRoot("session", "rm", daveGrant);
+    assert.equal(rm.code, 0, errorText(rm));
+    assert.match(rm.stdout, new RegExp(`${daveGrant}\\s+revoked, with 2 issued under it`));
+    const after = jsonOut<Listed[]>(await asRoot("session", "ls", "--issued-by", dave, "--all", "--json"));
+    assert.deepEqual(
+      after.map((s) => s.status),
+      ["revoked", "revoked"],
+    );
+    assert.deepEqual(jsonOut<Listed[]>(await asRoot("session", "ls", "--issued-by", dave, "--json")), []);
+    // Dave may list what he issued, but not another principal's tree, nor erin's sessions.
+    assert.equal((await runCli(["session", "ls", "--issued-by", dave, "-c", daveCfg])).code, 0);
+    const refused = await runCli(["session", "ls", "--issued-by", erin, "-c", daveCfg]);
+    assert.equal(refused.code, 3);
+    assert.match(errorText(refused), /super/);
+    assert.equal((await runCli(["session", "ls", "--for", erin, "-c", daveCfg])).code, 3);
+    assert.equal((await asRoot("session", "ls", "--for", "nope")).code, 2);
+  });
 });

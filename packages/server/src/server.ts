@@ -103,7 +103,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         }),
       );
       router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
-      router.service(Principals, createPrincipalsService(new PrincipalStore(db!), authz));
+      router.service(Principals, createPrincipalsService(new PrincipalStore(db!), sessions, authz));
       router.service(Tokens, createTokensService(signer, sessions, authz));
       router.service(VHosts, createVHostsService(new VHostStore(db!)));
       router.service(Diags, createDiagsService(db!, SERVER_VERSION));

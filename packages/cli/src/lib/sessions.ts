@@ -1,6 +1,6 @@
 /** Sessions as the CLI shows them: capabilities, scopes and expiries in text and JSON. */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Capabilities, Scope, Session } from "@cacheroach/proto";
+import { type Capabilities, type Scope, type Session, SessionStatus } from "@cacheroach/proto";
 import { ExitCode, UserError } from "./errors.js";
 import { formatTime } from "./format.js";
 import { isUuid, remotePathProblem } from "./paths.js";
@@ -107,6 +107,23 @@ export interface SessionJson {
   expiresAt: string;
   issuedAt: string;
   issuedBy: string;
+  /** The grant whose authority the issuer used, when not the issuer itself. */
+  authorityId: string;
+  /** "active", "revoked", "expired", "orphaned" (only in listings), else "". */
+  status: string;
+}
+
+const STATUS_TEXT: Record<SessionStatus, string> = {
+  [SessionStatus.UNSPECIFIED]: "",
+  [SessionStatus.ACTIVE]: "active",
+  [SessionStatus.REVOKED]: "revoked",
+  [SessionStatus.EXPIRED]: "expired",
+  [SessionStatus.ORPHANED]: "orphaned",
+};
+
+/** A session's status in words ("" when not reported). */
+export function statusText(s: Session): string {
+  return STATUS_TEXT[s.status] ?? "";
 }
 
 /** Converts a Session message to {@link SessionJson}. */
@@ -121,6 +138,8 @@ export function sessionJson(s: Session): SessionJson {
     expiresAt: formatTime(sessionExpiry(s)),
     issuedAt: formatTime(s.issuedAt ? timestampDate(s.issuedAt) : undefined),
     issuedBy: s.issuedBy,
+    authorityId: s.authorityId,
+    status: statusText(s),
   };
 }
 

@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import type { Db } from "../db/db.js";
 import { StoreError } from "../errors.js";
-import { CAP, capNames, grants, type Need, type SessionInfo } from "./session.js";
+import { CAP, capNames, grants, type Need, type SessionInfo, tokenKind } from "./session.js";
 import type { SessionStore } from "./session-store.js";
 import type { TokenSigner } from "./token-signer.js";
 
@@ -27,18 +27,22 @@ export class Authorizer {
   }
 
   /**
-   * Verifies a token. Durable sessions must still be active in the database; a signed URL
-   * (an ephemeral token minted under a session) dies with the session it was minted under, and
-   * with that session's authority over the file.
+   * Verifies a token. A durable session must still be active with its whole chain of authority
+   * (see SessionStore.isActive); a signed URL (an ephemeral token minted under a session) dies
+   * with the session it was minted under, and with that session's authority over the file.
    */
   async authenticate(token: string): Promise<SessionInfo> {
     const s = await this.signer.verify(token);
-    if (s.id !== undefined && !(await this.sessions.isActive(s.id))) {
-      throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
+    const kind = tokenKind(s);
+    if (kind === "durable" && !(await this.sessions.isActive(s.id!))) {
+      throw new StoreError(
+        "ERR_UNAUTHENTICATED",
+        "session has been revoked or has expired, or the authority it was issued under has",
+      );
     }
-    if (s.id === undefined && s.issuedBy !== undefined) {
-      const issuer = (await this.sessions.isActive(s.issuedBy))
-        ? await this.sessions.load(s.issuedBy)
+    if (kind === "signed-url") {
+      const issuer = (await this.sessions.isActive(s.issuedBy!))
+        ? await this.sessions.load(s.issuedBy!)
         : undefined;
       const sc = s.scope;
       const ok =
@@ -67,12 +71,23 @@ export class Authorizer {
    * capabilities acts through the grants its principal holds.
    */
   async may(s: SessionInfo, need: Need): Promise<boolean> {
-    if (grants(s, need)) return true;
-    if (s.scope.kind !== "principal" || (s.caps & need.caps) !== need.caps) return false;
-    for (const g of await this.grantsOf(s.scope.principalId)) {
-      if (g.scope.kind !== "principal" && grants(g, need)) return true;
-    }
-    return false;
+    return (await this.authorityFor(s, need)) !== undefined;
+  }
+
+  /**
+   * The session whose authority lets `s` meet `need`: `s` itself (super, or a location session
+   * covering it), or, for a principal session, the grant of its principal that covers it (the one
+   * lasting longest, if several); undefined when none does. What `s` issues with this authority
+   * is bound to it: it expires no later and is revoked with it.
+   */
+  async authorityFor(s: SessionInfo, need: Need): Promise<SessionInfo | undefined> {
+    if (grants(s, need)) return s;
+    if (s.scope.kind !== "principal" || (s.caps & need.caps) !== need.caps) return undefined;
+    return longest(
+      (await this.grantsOf(s.scope.principalId)).filter(
+        (g) => g.scope.kind !== "principal" && grants(g, need),
+      ),
+    );
   }
 
   /** Throws ERR_PERMISSION_DENIED naming the capability and location unless `may` holds. */
@@ -100,11 +115,18 @@ export class Authorizer {
    * `p` itself, or one whose principal holds an on_principal(p) grant with those capabilities.
    */
   async overPrincipal(s: SessionInfo, p: string, caps: number): Promise<boolean> {
-    if (s.scope.kind === "super") return true;
-    if (s.scope.kind !== "principal" || (s.caps & caps) !== caps) return false;
-    if (s.scope.principalId === p) return true;
-    return (await this.grantsOf(s.scope.principalId)).some(
-      (g) => g.scope.kind === "principal" && g.scope.principalId === p && (g.caps & caps) === caps,
+    return (await this.principalAuthority(s, p, caps)) !== undefined;
+  }
+
+  /** Like {@link authorityFor}, for authority over principal `p` (see {@link overPrincipal}). */
+  async principalAuthority(s: SessionInfo, p: string, caps: number): Promise<SessionInfo | undefined> {
+    if (s.scope.kind === "super") return s;
+    if (s.scope.kind !== "principal" || (s.caps & caps) !== caps) return undefined;
+    if (s.scope.principalId === p) return s;
+    return longest(
+      (await this.grantsOf(s.scope.principalId)).filter(
+        (g) => g.scope.kind === "principal" && g.scope.principalId === p && (g.caps & caps) === caps,
+      ),
     );
   }
 
@@ -133,4 +155,11 @@ export class Authorizer {
     this.domainOf.set(principalId, { domainPrincipal: found });
     return found;
   }
+}
+
+/** The session that expires last, of several granting the same thing. */
+function longest(candidates: SessionInfo[]): SessionInfo | undefined {
+  let best: SessionInfo | undefined;
+  for (const c of candidates) if (!best || c.expiresAt > best.expiresAt) best = c;
+  return best;
 }

@@ -3,7 +3,7 @@ import { toConnectError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Authorizer } from "./authorizer.js";
 import { POLICY, type PolicyContext } from "./policy.js";
-import type { Need, SessionInfo } from "./session.js";
+import { type Need, type SessionInfo, tokenKind } from "./session.js";
 
 /** The caller's session, set by the auth interceptor for every handler (undefined: anonymous). */
 export const kSession = createContextKey<SessionInfo | undefined>(undefined, {
@@ -29,6 +29,14 @@ export function createAuthInterceptor(authz: Authorizer, ctx: PolicyContext, log
         throw new ConnectError('authorization header must be "Bearer <token>"', Code.Unauthenticated);
       const token = m?.[1];
       const session = token ? await authz.authenticate(token) : undefined;
+      if (session && tokenKind(session) === "signed-url") {
+        // Good for reading its one file over HTTP and nothing else: not for minting more URLs
+        // (Files.Retrieve), nor for loading the session it was minted under.
+        throw new ConnectError(
+          "a signed-URL token only reads its one file over HTTP; it cannot call the API",
+          Code.PermissionDenied,
+        );
+      }
       if (rule.access !== "public" && !session) {
         throw new ConnectError(
           "not logged in: send a bearer token (cacheroach bootstrap or auth set)",

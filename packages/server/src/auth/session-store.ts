@@ -14,6 +14,7 @@ interface SessionRow {
   scope_path: string | null;
   scope_version: string;
   issued_by: string | null;
+  authority_id: string | null;
   issued_at: Date;
   expires_at: Date;
   revoked_at: Date | null;
@@ -22,7 +23,49 @@ interface SessionRow {
 }
 
 const COLUMNS =
-  "id, principal_id, capabilities, scope_kind, scope_principal, scope_tenant, scope_path, scope_version, issued_by, issued_at, expires_at, revoked_at, name, note";
+  "id, principal_id, capabilities, scope_kind, scope_principal, scope_tenant, scope_path, scope_version, issued_by, authority_id, issued_at, expires_at, revoked_at, name, note";
+
+/** Chains longer than this are refused as broken (issuing never builds one; a cycle cannot loop). */
+const MAX_CHAIN = 32;
+
+/**
+ * `chain (start, id, depth)`: for every session `start` selected by `startSql` (which must select
+ * `id`), itself and every session up its chain of authority (issued_by and authority_id links).
+ */
+const chainCte = (startSql: string) => `chain (start, id, depth) AS (
+    SELECT st.id, st.id, 0 FROM (${startSql}) AS st
+    UNION ALL
+    SELECT c.start, CASE k.k WHEN 1 THEN s.issued_by ELSE s.authority_id END, c.depth + 1
+      FROM chain AS c
+      JOIN sessions AS s ON s.id = c.id
+      CROSS JOIN (VALUES (1), (2)) AS k (k)
+     WHERE c.depth < ${MAX_CHAIN} AND CASE k.k WHEN 1 THEN s.issued_by ELSE s.authority_id END IS NOT NULL
+  )`;
+
+/**
+ * The starts whose whole chain is live: every link exists (a deleted principal takes its
+ * sessions with it), is unrevoked and unexpired.
+ */
+const LIVE_STARTS = `SELECT c.start FROM chain AS c LEFT JOIN sessions AS s ON s.id = c.id
+  GROUP BY c.start
+  HAVING count(*) = sum(CASE WHEN s.revoked_at IS NULL AND s.expires_at > now() THEN 1 ELSE 0 END)`;
+
+/** `tree (id, depth)`: the sessions selected by `startSql` and everything issued under them. */
+const treeCte = (startSql: string) => `tree (id, depth) AS (
+    SELECT st.id, 0 FROM (${startSql}) AS st
+    UNION ALL
+    SELECT s.id, t.depth + 1 FROM tree AS t
+      JOIN sessions AS s ON s.issued_by = t.id OR s.authority_id = t.id
+     WHERE t.depth < ${MAX_CHAIN}
+  )`;
+
+/** Where a listed session stands. */
+export type SessionStatus = "active" | "revoked" | "expired" | "orphaned";
+
+/** A session with where it stands (listings for operators). */
+export interface SessionListing extends SessionInfo {
+  readonly status: SessionStatus;
+}
 
 /**
  * Durable sessions. `isActive` and `activeFor` are cached for `cacheTtlMs` (seconds, not
@@ -55,8 +98,8 @@ export class SessionStore {
       }
       await q.query(
         `INSERT INTO sessions (id, principal_id, capabilities, scope_kind, scope_principal, scope_tenant, scope_path,
-           scope_version, issued_by, issued_at, expires_at, name, note)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+           scope_version, issued_by, authority_id, issued_at, expires_at, name, note)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
         [
           s.id,
           s.principalId,
@@ -67,6 +110,7 @@ export class SessionStore {
           sc.kind === "location" ? sc.path : null,
           sc.kind === "location" ? sc.version : 0,
           s.issuedBy ?? null,
+          s.authorityId ?? null,
           s.issuedAt,
           s.expiresAt,
           s.name,
@@ -86,15 +130,19 @@ export class SessionStore {
     this.byPrincipal.delete(s.principalId);
   }
 
-  /** True when the session row exists, is not revoked and has not expired (cached briefly). */
+  /**
+   * True when the session and every session up its chain of authority exist, are not revoked
+   * and have not expired (cached briefly: one query per session per cache period, however many
+   * requests present it).
+   */
   async isActive(id: string): Promise<boolean> {
     const hit = this.active.get(id);
     if (hit) return hit.ok;
-    const r = await this.db.query<{ ok: boolean }>(
-      "SELECT (revoked_at IS NULL AND expires_at > now()) AS ok FROM sessions WHERE id = $1",
+    const r = await this.db.query<{ start: string }>(
+      `WITH RECURSIVE ${chainCte("SELECT $1::UUID AS id")} ${LIVE_STARTS}`,
       [id],
     );
-    const ok = r.rows[0]?.ok === true;
+    const ok = r.rows.length === 1;
     this.active.set(id, { ok });
     return ok;
   }
@@ -106,12 +154,15 @@ export class SessionStore {
     return row ? { ...fromRow(row), revoked: row.revoked_at !== null } : undefined;
   }
 
-  /** The unrevoked, unexpired sessions owned by a principal (cached briefly). */
+  /** The sessions owned by a principal whose whole chain is live (cached briefly). */
   async activeFor(principalId: string): Promise<SessionInfo[]> {
     const hit = this.byPrincipal.get(principalId);
     if (hit) return hit;
     const r = await this.db.query<SessionRow>(
-      `SELECT ${COLUMNS} FROM sessions WHERE principal_id = $1 AND revoked_at IS NULL AND expires_at > now()`,
+      `WITH RECURSIVE ${chainCte(
+        "SELECT id FROM sessions WHERE principal_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+      )}
+       SELECT ${COLUMNS} FROM sessions WHERE id IN (${LIVE_STARTS})`,
       [principalId],
     );
     const list = r.rows.map(fromRow);
@@ -119,7 +170,54 @@ export class SessionStore {
     return list;
   }
 
-  /** Revokes `old` and inserts `next` atomically (Tokens.Refresh). */
+  /**
+   * Sessions for operators, with where each stands: those owned by `owner`, and/or those issued
+   * under `issuedUnder` (a session, or any session of a principal) at any depth. At most `limit`.
+   */
+  async list(filter: { owner?: string; issuedUnder?: string }, limit: number): Promise<SessionListing[]> {
+    const params: unknown[] = [];
+    const where: string[] = [];
+    let tree = "";
+    if (filter.issuedUnder !== undefined) {
+      params.push(filter.issuedUnder);
+      // The roots themselves are not "issued under" them: depth > 0.
+      tree = `${treeCte(`SELECT id FROM sessions WHERE id = $${params.length} OR principal_id = $${params.length}`)}, `;
+      where.push("s.id IN (SELECT id FROM tree WHERE depth > 0)");
+    }
+    if (filter.owner !== undefined) {
+      params.push(filter.owner);
+      where.push(`s.principal_id = $${params.length}`);
+    }
+    params.push(limit);
+    const r = await this.db.query<SessionRow & { live_chain: boolean }>(
+      `WITH RECURSIVE ${tree}picked AS (
+         SELECT s.id FROM sessions AS s WHERE ${where.length ? where.join(" AND ") : "true"}
+         ORDER BY s.issued_at, s.id LIMIT $${params.length}
+       ), ${chainCte("SELECT id FROM picked")}
+       SELECT ${COLUMNS.split(", ")
+         .map((c) => `s.${c}`)
+         .join(", ")}, s.id IN (${LIVE_STARTS}) AS live_chain
+         FROM sessions AS s WHERE s.id IN (SELECT id FROM picked) ORDER BY s.issued_at, s.id`,
+      params,
+    );
+    const now = Date.now();
+    return r.rows.map((row) => {
+      const status: SessionStatus =
+        row.revoked_at !== null
+          ? "revoked"
+          : row.expires_at.getTime() <= now
+            ? "expired"
+            : row.live_chain
+              ? "active"
+              : "orphaned";
+      return { ...fromRow(row), status };
+    });
+  }
+
+  /**
+   * Revokes `old` and inserts `next` atomically (Tokens.Refresh); what was issued under `old` is
+   * issued under `next` from now on, so a refresh does not orphan it.
+   */
   async replace(old: string, next: SessionInfo): Promise<void> {
     await this.db.tx(async (q) => {
       const r = await q.query(
@@ -129,6 +227,8 @@ export class SessionStore {
       if (r.rowCount === 0)
         throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
       await this.insert(next, q);
+      await q.query("UPDATE sessions SET issued_by = $2 WHERE issued_by = $1", [old, next.id]);
+      await q.query("UPDATE sessions SET authority_id = $2 WHERE authority_id = $1", [old, next.id]);
     });
     this.active.delete(old);
     this.byPrincipal.delete(next.principalId);
@@ -144,16 +244,34 @@ export class SessionStore {
     return row ? fromRow(row) : undefined;
   }
 
-  /** Revokes a session; returns false when it does not exist. */
-  async revoke(id: string): Promise<boolean> {
-    const r = await this.db.query<{ principal_id: string }>(
-      "UPDATE sessions SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING principal_id",
-      [id],
+  /**
+   * Revokes a session and everything issued under it, at any depth (sessions it issued, and
+   * sessions issued through the authority of a grant). Returns how many sessions that were
+   * still unrevoked it revoked; 0 when the session does not exist or all were revoked already.
+   */
+  async revoke(id: string, q: Queryable = this.db): Promise<number> {
+    return this.revokeTrees("SELECT $1::UUID AS id", [id], q);
+  }
+
+  /** Revokes every session of a principal and everything issued under them (before it is deleted). */
+  async revokeAllOf(principalId: string, q: Queryable = this.db): Promise<number> {
+    return this.revokeTrees("SELECT id FROM sessions WHERE principal_id = $1", [principalId], q);
+  }
+
+  private async revokeTrees(startSql: string, params: unknown[], q: Queryable): Promise<number> {
+    const r = await q.query<{ id: string; principal_id: string; fresh: boolean }>(
+      `WITH RECURSIVE ${treeCte(startSql)},
+         hit AS (SELECT id, revoked_at IS NULL AS fresh FROM sessions WHERE id IN (SELECT id FROM tree))
+       UPDATE sessions AS s SET revoked_at = COALESCE(s.revoked_at, now())
+         FROM hit WHERE s.id = hit.id
+       RETURNING s.id, s.principal_id, hit.fresh`,
+      params,
     );
-    this.active.delete(id);
-    const p = r.rows[0]?.principal_id;
-    if (p) this.byPrincipal.delete(p);
-    return p !== undefined;
+    for (const row of r.rows) {
+      this.active.delete(row.id);
+      this.byPrincipal.delete(row.principal_id);
+    }
+    return r.rows.filter((row) => row.fresh).length;
   }
 }
 
@@ -178,5 +296,6 @@ function fromRow(r: SessionRow): SessionInfo {
     name: r.name,
     note: r.note,
     issuedBy: r.issued_by ?? undefined,
+    authorityId: r.authority_id ?? undefined,
   };
 }

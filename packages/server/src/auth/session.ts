@@ -12,7 +12,11 @@ export type Scope =
   | { readonly kind: "principal"; readonly principalId: string }
   | { readonly kind: "location"; readonly tenantId: string; readonly path: string; readonly version: number };
 
-/** A decoded, validated session. */
+/**
+ * A decoded, validated session. Three kinds of token present one (see {@link tokenKind}): a
+ * durable session (a row, revocable), a signed URL (no row; read of one file, valid while the
+ * session it was minted under is) and the operator's bootstrap token (no row, no issuer, super).
+ */
 export interface SessionInfo {
   /** Undefined for ephemeral tokens (bootstrap, signed URLs), which have no row to revoke. */
   readonly id: string | undefined;
@@ -23,7 +27,23 @@ export interface SessionInfo {
   readonly issuedAt: Date;
   readonly name: string;
   readonly note: string;
+  /** The session that issued this one (the caller of Tokens.Issue or Files.Retrieve). */
   readonly issuedBy: string | undefined;
+  /**
+   * The grant whose authority the issuer used, when that was not the issuer itself: a login
+   * session acts through grants its principal holds. With `issuedBy`, the links of the chain of
+   * authority; a session is valid only while every session up the chain is.
+   */
+  readonly authorityId?: string | undefined;
+}
+
+/** Which kind of token presents a session. */
+export type TokenKind = "durable" | "signed-url" | "bootstrap";
+
+/** The kind of token `s` came from. */
+export function tokenKind(s: SessionInfo): TokenKind {
+  if (s.id !== undefined) return "durable";
+  return s.issuedBy !== undefined ? "signed-url" : "bootstrap";
 }
 
 /** What an operation needs: capabilities at a location. */

@@ -2,7 +2,7 @@ import { webcrypto } from "node:crypto";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { LRUCache } from "lru-cache";
 import { StoreError } from "../errors.js";
-import type { Scope, SessionInfo } from "./session.js";
+import { CAP, type Scope, type SessionInfo, tokenKind } from "./session.js";
 
 /** JWT audience of every cacheroach token. */
 export const AUDIENCE = "cacheroach";
@@ -87,7 +87,7 @@ export class TokenSigner {
         const cr = payload["cr"] as CrClaim | undefined;
         if (!cr || typeof cr.c !== "number" || cr.c < 0 || cr.c > 31)
           throw new StoreError("ERR_UNAUTHENTICATED", "token has no valid session claim");
-        return {
+        const session: SessionInfo = {
           id: payload.jti,
           principalId: payload.sub!,
           caps: cr.c,
@@ -98,6 +98,8 @@ export class TokenSigner {
           note: "",
           issuedBy: cr.b,
         };
+        checkKind(session);
+        return session;
       } catch (err) {
         if (err instanceof StoreError) throw err;
         if (err instanceof joseErrors.JWSSignatureVerificationFailed) continue; // try the next key
@@ -108,6 +110,26 @@ export class TokenSigner {
     throw new StoreError(
       "ERR_UNAUTHENTICATED",
       lastSignatureError ? "token signature is invalid" : "token is invalid",
+    );
+  }
+}
+
+/**
+ * Only three kinds of token exist (see tokenKind): a durable session (it has an ID), a signed URL
+ * (no ID, an issuer, read of one exact path) and the bootstrap token (no ID, no issuer, super).
+ * Anything else, even correctly signed, is refused: an ephemeral token that could do more, or
+ * one without the issuer that ties it to a revocable session.
+ */
+function checkKind(s: SessionInfo): void {
+  const kind = tokenKind(s);
+  if (kind === "signed-url") {
+    const sc = s.scope;
+    if (s.caps !== CAP.read || sc.kind !== "location" || sc.path.endsWith("*"))
+      throw new StoreError("ERR_UNAUTHENTICATED", "token is not a valid signed URL (read of one file only)");
+  } else if (kind === "bootstrap" && s.scope.kind !== "super") {
+    throw new StoreError(
+      "ERR_UNAUTHENTICATED",
+      "token has no session and no issuer: only a bootstrap token may",
     );
   }
 }

@@ -20,6 +20,13 @@ export async function signRetrieveUrl(
   pinVersion: boolean,
   validForMs: number,
 ): Promise<{ uri: string; expiresAt: Date }> {
+  if (caller.id === undefined) {
+    // A URL is revocable by revoking the session it was minted under: it needs one.
+    throw new StoreError(
+      "ERR_PERMISSION_DENIED",
+      "signed URLs are minted under a durable session; this token (bootstrap) has none",
+    );
+  }
   const now = Math.floor(Date.now() / 1000) * 1000;
   const expiresAt = new Date(Math.min(now + validForMs, caller.expiresAt.getTime()));
   if (expiresAt.getTime() <= now)

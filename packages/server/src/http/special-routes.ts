@@ -1,7 +1,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { SessionSchema } from "@cacheroach/proto";
 import type { Authorizer } from "../auth/authorizer.js";
-import { CAP } from "../auth/session.js";
+import { CAP, tokenKind } from "../auth/session.js";
 import { StoreError } from "../errors.js";
 import { toSession } from "../rpc/convert.js";
 import type { FileStore } from "../store/file-store.js";
@@ -53,6 +53,8 @@ export async function handleConfig(
   if (!found)
     throw new StoreError("ERR_UNAUTHENTICATED", "present a token to download its CLI configuration");
   const s = await authz.authenticate(found.token);
+  if (tokenKind(s) === "signed-url")
+    throw new StoreError("ERR_PERMISSION_DENIED", "a signed-URL token only reads its one file");
   const host = header(req, "host") ?? header(req, ":authority") ?? "127.0.0.1";
   const proto = header(req, "x-forwarded-proto") === "https" ? "https" : "http";
   const config = {

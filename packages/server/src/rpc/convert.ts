@@ -9,8 +9,10 @@ import {
   ScopeSchema,
   type Session,
   SessionSchema,
+  SessionStatus as SessionStatusMsg,
 } from "@cacheroach/proto";
 import { CAP, type Scope, type SessionInfo } from "../auth/session.js";
+import type { SessionStatus } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 
@@ -130,8 +132,15 @@ export function toScope(s: Scope): ScopeMsg {
   }
 }
 
-/** Session → message. */
-export function toSession(s: SessionInfo): Session {
+const STATUS: Record<SessionStatus, SessionStatusMsg> = {
+  active: SessionStatusMsg.ACTIVE,
+  revoked: SessionStatusMsg.REVOKED,
+  expired: SessionStatusMsg.EXPIRED,
+  orphaned: SessionStatusMsg.ORPHANED,
+};
+
+/** Session → message (with its status, for listings). */
+export function toSession(s: SessionInfo & { status?: SessionStatus }): Session {
   return create(SessionSchema, {
     id: s.id ?? "",
     capabilities: toCapabilities(s.caps),
@@ -142,5 +151,7 @@ export function toSession(s: SessionInfo): Session {
     note: s.note,
     name: s.name,
     issuedBy: s.issuedBy ?? "",
+    authorityId: s.authorityId ?? "",
+    status: s.status ? STATUS[s.status] : SessionStatusMsg.UNSPECIFIED,
   });
 }

@@ -5,6 +5,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/interceptor.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
+import type { SessionStore } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { PrincipalRecord, PrincipalStore } from "../store/principal-store.js";
@@ -12,6 +13,7 @@ import type { PrincipalRecord, PrincipalStore } from "../store/principal-store.j
 /** The Principals service (authorization: auth/policy.ts). */
 export function createPrincipalsService(
   principals: PrincipalStore,
+  sessions: SessionStore,
   authz: Authorizer,
 ): Partial<ServiceImpl<typeof Principals>> {
   return {
@@ -71,7 +73,9 @@ export function createPrincipalsService(
       const p = req.principal;
       if (!p) throw new StoreError("ERR_BAD_REQUEST", "principal is required");
       if (req.delete) {
-        await principals.delete(parseId(p.id, "principal.id"), Number(p.version));
+        const id = parseId(p.id, "principal.id");
+        // Its sessions go with it; what they issued, to other principals, is revoked with them.
+        await principals.delete(id, Number(p.version), (q) => sessions.revokeAllOf(id, q));
         return {};
       }
       let claims: Record<string, unknown> = {};

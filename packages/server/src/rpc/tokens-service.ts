@@ -3,7 +3,7 @@ import type { Scope as ScopeMsg, Tokens } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/interceptor.js";
-import { CAP, capNames, type Scope, type SessionInfo, scopeCovers } from "../auth/session.js";
+import { CAP, capNames, type Scope, type SessionInfo, scopeCovers, tokenKind } from "../auth/session.js";
 import type { SessionStore } from "../auth/session-store.js";
 import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
@@ -32,18 +32,22 @@ export function createTokensService(
       const principalId =
         t.principalId === "" ? caller.principalId : parseId(t.principalId, "template.principal_id");
       const now = new Date();
-      const expiresAt = t.expiresAt ? timestampDate(t.expiresAt) : caller.expiresAt;
+      const authority = await authorityWithin(authz, caller, caps, scope, principalId);
+      // The new session is bound to the caller and to the authority it used: it expires no later
+      // than either. Only the operator's key-signed bootstrap token (ephemeral and super) may mint
+      // sessions that outlive it: whoever holds the signing key has unbounded authority anyway.
+      const bound = tokenKind(caller) === "bootstrap" ? undefined : earliest(caller, authority);
+      let expiresAt = t.expiresAt ? timestampDate(t.expiresAt) : (bound?.expiresAt ?? caller.expiresAt);
       if (expiresAt <= now) throw new StoreError("ERR_BAD_REQUEST", "template expires_at is in the past");
-      // Only the operator's key-signed bootstrap token (ephemeral and super) may mint sessions that
-      // outlive it: whoever holds the signing key has unbounded authority anyway.
-      const bootstrap = caller.id === undefined && caller.scope.kind === "super";
-      if (expiresAt > caller.expiresAt && !bootstrap) {
+      if (req.capExpiry && bound && expiresAt > bound.expiresAt) expiresAt = bound.expiresAt;
+      if (bound && expiresAt > bound.expiresAt) {
         throw new StoreError(
           "ERR_PERMISSION_DENIED",
-          `a delegated session cannot outlive its issuer (which expires ${caller.expiresAt.toISOString()})`,
+          bound === caller
+            ? `a delegated session cannot outlive its issuer (which expires ${caller.expiresAt.toISOString()})`
+            : `a delegated session cannot outlive the grant it is issued under (session ${bound.id}, which expires ${bound.expiresAt.toISOString()})`,
         );
       }
-      await requireWithin(authz, caller, caps, scope, principalId);
       const name = t.name.trim();
       if (name.length > 128 || t.note.length > 1024)
         throw new StoreError("ERR_BAD_REQUEST", "name (128) or note (1024) too long");
@@ -57,6 +61,7 @@ export function createTokensService(
         name,
         note: t.note,
         issuedBy: caller.id,
+        authorityId: authority.id !== caller.id ? authority.id : undefined,
       };
       await sessions.insert(issued);
       return { issued: toSession(issued), token: { jwt: await signer.sign(issued) } };
@@ -71,8 +76,41 @@ export function createTokensService(
         );
       }
       const want = req.scope?.kind.case ? scopeFromMsg(req.scope) : undefined;
-      for (const g of await authz.grantsOf(caller.principalId)) {
-        if (!want || scopeCovers(g.scope, want)) yield toSession(g);
+      if (req.owner === "" && req.issuedBy === "" && !req.includeInactive) {
+        for (const g of await authz.grantsOf(caller.principalId)) {
+          if (!want || scopeCovers(g.scope, want)) yield toSession({ ...g, status: "active" });
+        }
+        return;
+      }
+      const owner = req.owner === "" ? undefined : parseId(req.owner, "owner");
+      const issuedUnder = req.issuedBy === "" ? undefined : parseId(req.issuedBy, "issued_by");
+      const isSuper = caller.scope.kind === "super";
+      if (owner !== undefined && owner !== caller.principalId && !isSuper) {
+        if (!(await authz.overPrincipal(caller, owner, CAP.delegate)))
+          throw new StoreError(
+            "ERR_PERMISSION_DENIED",
+            `listing sessions of ${owner} needs delegate over it`,
+          );
+      }
+      if (
+        issuedUnder !== undefined &&
+        !isSuper &&
+        issuedUnder !== caller.principalId &&
+        issuedUnder !== caller.id
+      ) {
+        throw new StoreError(
+          "ERR_PERMISSION_DENIED",
+          "listing by issuer needs a super session, unless the issuer is your own principal or session",
+        );
+      }
+      const filter: { owner?: string; issuedUnder?: string } = {};
+      if (issuedUnder !== undefined) filter.issuedUnder = issuedUnder;
+      // Without issued_by, the owner defaults to the caller (never "every session" by accident).
+      if (owner !== undefined || issuedUnder === undefined) filter.owner = owner ?? caller.principalId;
+      for (const s of await sessions.list(filter, MAX_LISTED)) {
+        if (!req.includeInactive && s.status !== "active") continue;
+        if (want && !scopeCovers(s.scope, want)) continue;
+        yield toSession(s);
       }
     },
 
@@ -106,16 +144,14 @@ export function createTokensService(
               "ERR_BAD_REQUEST",
               "this token is ephemeral and cannot be revoked; it expires by itself",
             );
-          await sessions.revoke(caller.id);
-          return {};
+          return { revoked: await sessions.revoke(caller.id) };
         case "id": {
           const target = await sessions.load(parseId(req.kind.value, "id"));
-          if (!target) return {}; // unknown IDs succeed: revoking is idempotent
+          if (!target) return { revoked: 0 }; // unknown IDs succeed: revoking is idempotent
           if (!(await canManage(authz, caller, target))) {
             throw new StoreError("ERR_PERMISSION_DENIED", `no authority to revoke session ${target.id}`);
           }
-          await sessions.revoke(target.id!);
-          return {};
+          return { revoked: await sessions.revoke(target.id!) };
         }
         default:
           throw new StoreError("ERR_BAD_REQUEST", "give a session id or current");
@@ -126,17 +162,38 @@ export function createTokensService(
       const caller = ctx.values.get(kSession)!;
       if (!caller.id)
         throw new StoreError("ERR_BAD_REQUEST", "this token is ephemeral and cannot be refreshed");
-      const now = new Date(Math.floor(Date.now() / 1000) * 1000);
-      const lifetime = Math.max(60_000, caller.expiresAt.getTime() - caller.issuedAt.getTime());
-      let cap = new Date(now.getTime() + lifetime);
-      // Never beyond the issuer's own expiry.
-      if (caller.issuedBy) {
-        const issuer = await sessions.load(caller.issuedBy);
-        if (issuer && issuer.expiresAt < cap) cap = issuer.expiresAt;
-      }
-      const next: SessionInfo = { ...caller, id: newId(), issuedAt: now, expiresAt: cap, note: caller.note };
       const stored = await sessions.load(caller.id);
-      await sessions.replace(caller.id, { ...next, note: stored?.note ?? "" });
+      if (!stored || stored.revoked)
+        throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
+      const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+      const lifetime = Math.max(60_000, stored.expiresAt.getTime() - stored.issuedAt.getTime());
+      let cap = new Date(now.getTime() + lifetime);
+      // Never beyond the sessions it was issued under (each of which is bound by its own).
+      for (const parentId of [stored.issuedBy, stored.authorityId]) {
+        if (parentId === undefined) continue;
+        const parent = await sessions.load(parentId);
+        if (!parent || parent.revoked || parent.expiresAt <= now || !(await sessions.isActive(parentId))) {
+          throw new StoreError(
+            "ERR_UNAUTHENTICATED",
+            `the authority this session was issued under (session ${parentId}) is no longer valid`,
+          );
+        }
+        if (parent.expiresAt < cap) cap = parent.expiresAt;
+      }
+      if (cap <= now) throw new StoreError("ERR_UNAUTHENTICATED", "session can no longer be extended");
+      const next: SessionInfo = {
+        id: newId(),
+        principalId: stored.principalId,
+        caps: stored.caps,
+        scope: stored.scope,
+        name: stored.name,
+        note: stored.note,
+        issuedBy: stored.issuedBy,
+        authorityId: stored.authorityId,
+        issuedAt: now,
+        expiresAt: cap,
+      };
+      await sessions.replace(caller.id, next);
       return { issued: toSession(next), token: { jwt: await signer.sign(next) } };
     },
 
@@ -191,15 +248,26 @@ async function canManage(authz: Authorizer, caller: SessionInfo, target: Session
   );
 }
 
-/** Refuses a template that would exceed the caller's own authority. */
-async function requireWithin(
+/** The earlier-expiring of two sessions (the first, on a tie). */
+function earliest(a: SessionInfo, b: SessionInfo): SessionInfo {
+  return b.expiresAt < a.expiresAt ? b : a;
+}
+
+/** Most sessions one Find with filters streams. */
+const MAX_LISTED = 10_000;
+
+/**
+ * Refuses a template that would exceed the caller's own authority; otherwise returns the session
+ * whose authority it uses (the caller itself, or a grant a login acts through).
+ */
+async function authorityWithin(
   authz: Authorizer,
   caller: SessionInfo,
   caps: number,
   scope: Scope,
   owner: string,
-) {
-  if (caller.scope.kind === "super") return;
+): Promise<SessionInfo> {
+  if (caller.scope.kind === "super") return caller;
   const deny = (why: string) => new StoreError("ERR_PERMISSION_DENIED", `cannot issue this session: ${why}`);
   if (!(caller.caps & CAP.delegate)) throw deny("your session lacks the delegate capability");
   if ((caps & caller.caps) !== caps)
@@ -207,16 +275,20 @@ async function requireWithin(
   if (scope.kind === "super") throw deny("only a super session can issue a super session");
   if (scope.kind === "principal") {
     // Acting for a principal: the caller needs delegate authority over it, and so over the owner.
-    if (!(await authz.overPrincipal(caller, scope.principalId, caps | CAP.delegate))) {
-      throw deny("you have no delegate authority over the principal it acts for");
-    }
+    const authority = await authz.principalAuthority(caller, scope.principalId, caps | CAP.delegate);
+    if (!authority) throw deny("you have no delegate authority over the principal it acts for");
     if (owner !== scope.principalId && !(await authz.overPrincipal(caller, owner, CAP.delegate))) {
       throw deny("you have no delegate authority over its owner");
     }
-    return;
+    return authority;
   }
   // A location grant may be given to any principal: it never exceeds what the caller may delegate there.
-  if (!(await authz.may(caller, { caps: caps | CAP.delegate, tenantId: scope.tenantId, path: scope.path }))) {
+  const authority = await authz.authorityFor(caller, {
+    caps: caps | CAP.delegate,
+    tenantId: scope.tenantId,
+    path: scope.path,
+  });
+  if (!authority)
     throw deny(`you may not delegate ${capNames(caps)} on ${scope.path} in tenant ${scope.tenantId}`);
-  }
+  return authority;
 }

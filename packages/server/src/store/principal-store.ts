@@ -1,4 +1,4 @@
-import type { Db } from "../db/db.js";
+import type { Db, Queryable } from "../db/db.js";
 import { isUniqueViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
 
@@ -58,11 +58,18 @@ export class PrincipalStore {
     return { id, version: Number(row.version), claims, email, emailDomain: row.email_domain };
   }
 
-  /** Deletes a principal at its current version, with its sessions. */
-  async delete(id: string, version: number): Promise<void> {
-    const r = await this.db.query("DELETE FROM principals WHERE id = $1 AND version = $2", [id, version]);
-    if (r.rowCount === 0)
-      throw new StoreError("ERR_VERSION_SKEW", `principal ${id} does not exist at version ${version}`);
+  /**
+   * Deletes a principal at its current version, with its sessions; `first` runs in the same
+   * transaction before the delete (e.g. revoking what was issued under those sessions), and is
+   * undone if the delete fails.
+   */
+  async delete(id: string, version: number, first?: (q: Queryable) => Promise<unknown>): Promise<void> {
+    await this.db.tx(async (q) => {
+      await first?.(q);
+      const r = await q.query("DELETE FROM principals WHERE id = $1 AND version = $2", [id, version]);
+      if (r.rowCount === 0)
+        throw new StoreError("ERR_VERSION_SKEW", `principal ${id} does not exist at version ${version}`);
+    });
   }
 
   /** One principal by ID, or undefined. */

@@ -157,6 +157,8 @@ ${EXIT_CODES_HELP}`;
           name: f.name.trim(),
           note: f.note,
         },
+        // Never longer than the authority it comes from: the server shortens it if need be.
+        capExpiry: true,
       });
     } catch (err) {
       throw await this.explainIssue(err, owner, tenantId);
@@ -193,13 +195,22 @@ ${EXIT_CODES_HELP}`;
     this.logToStderr(
       `Issued session ${session.id} to principal ${session.principalId}: ${capabilityText(session.capabilities)} on ${scopeText(session.scope)}, until ${expiresAt}.`,
     );
-    if (expiry.capped) {
+    // Shortened by this command (to the caller's own expiry) or by the server (to the grant the
+    // caller delegates from, which may end earlier).
+    const shortened =
+      session.expiresAt !== undefined &&
+      timestampDate(session.expiresAt).getTime() < timestampDate(expiry.expiresAt).getTime();
+    if (expiry.capped && !shortened) {
       this.logToStderr(
         `Note: --duration ${f.duration} would outlive your own session; it expires with it, at ${expiresAt}.`,
       );
+    } else if (shortened) {
+      this.logToStderr(
+        `Note: --duration ${f.duration} would outlive the grant you delegate from (session ${session.authorityId || session.issuedBy}); it expires with it, at ${expiresAt}.`,
+      );
     }
     if (outPath !== undefined) this.logToStderr(`Wrote config ${outPath} (mode 0600).`);
-    return { ...sessionJson(session), config: outPath ?? null, capped: expiry.capped };
+    return { ...sessionJson(session), config: outPath ?? null, capped: expiry.capped || shortened };
   }
 
   /** Turns Issue failures into messages that say which input was wrong. */

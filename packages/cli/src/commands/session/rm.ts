@@ -10,6 +10,8 @@ export interface SessionRmResult {
   id: string;
   status: "revoked" | "error";
   principalId?: string;
+  /** Sessions this revoked: the session and those issued under it that were still unrevoked. */
+  revoked?: number;
   error?: string;
   code?: string;
 }
@@ -18,7 +20,7 @@ export default class SessionRm extends BaseCommand<typeof SessionRm> {
   static override summary = "Revoke sessions.";
 
   static override description =
-    `Revokes each session (Tokens.Invalidate): its token and every signed URL minted under it stop working on every server within seconds. You may revoke your own sessions, sessions of principals you have delegate authority over, and grants at locations where you may delegate.
+    `Revokes each session (Tokens.Invalidate) and everything issued under it, at any depth: its token, the sessions delegated from it (and from them), and every signed URL minted under any of them stop working on every server within seconds. You may revoke your own sessions, sessions of principals you have delegate authority over, and grants at locations where you may delegate.
 
 Each ID is looked up first, so an unknown ID is reported as not found. Every ID is attempted; the command exits non-zero if any failed. Revoking the session this config uses logs the config out (see \`cacheroach auth logout\`).
 
@@ -50,8 +52,8 @@ ${EXIT_CODES_HELP}`;
     for (const id of ids) {
       try {
         const s = await tokens.load({ kind: { case: "id", value: id } });
-        await tokens.invalidate({ kind: { case: "id", value: id } });
-        results.push({ id, status: "revoked", principalId: s.principalId });
+        const { revoked } = await tokens.invalidate({ kind: { case: "id", value: id } });
+        results.push({ id, status: "revoked", principalId: s.principalId, revoked });
       } catch (err) {
         const ue = describeError(err, this.failureContext());
         firstError ??= ue;
@@ -75,7 +77,15 @@ ${EXIT_CODES_HELP}`;
     this.log(
       table(results, [
         { header: "Session", get: (r) => r.id },
-        { header: "Status", get: (r) => (r.status === "revoked" ? "revoked" : `error: ${r.error}`) },
+        {
+          header: "Status",
+          get: (r) =>
+            r.status === "error"
+              ? `error: ${r.error}`
+              : (r.revoked ?? 0) > 1
+                ? `revoked, with ${(r.revoked ?? 1) - 1} issued under it`
+                : "revoked",
+        },
       ]),
     );
     if (firstError) {

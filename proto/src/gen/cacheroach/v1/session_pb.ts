@@ -2,8 +2,8 @@
 // @generated from file cacheroach/v1/session.proto (package cacheroach.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Capabilities, Scope } from "./common_pb.js";
 import { file_cacheroach_v1_common } from "./common_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cacheroach/v1/session.proto.
  */
 export const file_cacheroach_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWNoZXJvYWNoL3YxL3Nlc3Npb24ucHJvdG8SDWNhY2hlcm9hY2gudjEikQIKB1Nlc3Npb24SCgoCaWQYASABKAkSMQoMY2FwYWJpbGl0aWVzGAIgASgLMhsuY2FjaGVyb2FjaC52MS5DYXBhYmlsaXRpZXMSFAoMcHJpbmNpcGFsX2lkGAMgASgJEiMKBXNjb3BlGAQgASgLMhQuY2FjaGVyb2FjaC52MS5TY29wZRIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRub3RlGAYgASgJEgwKBG5hbWUYByABKAkSLQoJaXNzdWVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpc3N1ZWRfYnkYCSABKAliBnByb3RvMw", [file_cacheroach_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChtjYWNoZXJvYWNoL3YxL3Nlc3Npb24ucHJvdG8SDWNhY2hlcm9hY2gudjEi1QIKB1Nlc3Npb24SCgoCaWQYASABKAkSMQoMY2FwYWJpbGl0aWVzGAIgASgLMhsuY2FjaGVyb2FjaC52MS5DYXBhYmlsaXRpZXMSFAoMcHJpbmNpcGFsX2lkGAMgASgJEiMKBXNjb3BlGAQgASgLMhQuY2FjaGVyb2FjaC52MS5TY29wZRIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRub3RlGAYgASgJEgwKBG5hbWUYByABKAkSLQoJaXNzdWVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpc3N1ZWRfYnkYCSABKAkSFAoMYXV0aG9yaXR5X2lkGAogASgJEiwKBnN0YXR1cxgLIAEoDjIcLmNhY2hlcm9hY2gudjEuU2Vzc2lvblN0YXR1cyqfAQoNU2Vzc2lvblN0YXR1cxIeChpTRVNTSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFVNFU1NJT05fU1RBVFVTX0FDVElWRRABEhoKFlNFU1NJT05fU1RBVFVTX1JFVk9LRUQQAhIaChZTRVNTSU9OX1NUQVRVU19FWFBJUkVEEAMSGwoXU0VTU0lPTl9TVEFUVVNfT1JQSEFORUQQBGIGcHJvdG8z", [file_cacheroach_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * Session is a durable grant owned by a principal: capabilities on a scope until an expiry. Sessions
@@ -86,6 +86,23 @@ export type Session = Message<"cacheroach.v1.Session"> & {
    * @generated from field: string issued_by = 9;
    */
   issuedBy: string;
+
+  /**
+   * The ID of the grant whose authority the issuer used, when that was not the issuer itself (a
+   * login acting through a grant its principal holds). A session is valid only while every
+   * session up its chain (issued_by and authority, recursively) is: revoking, expiring or
+   * deleting any of them ends it.
+   *
+   * @generated from field: string authority_id = 10;
+   */
+  authorityId: string;
+
+  /**
+   * Where the session stands; set in Tokens.Find results, unspecified elsewhere.
+   *
+   * @generated from field: cacheroach.v1.SessionStatus status = 11;
+   */
+  status: SessionStatus;
 };
 
 /**
@@ -94,4 +111,52 @@ export type Session = Message<"cacheroach.v1.Session"> & {
  */
 export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
   messageDesc(file_cacheroach_v1_session, 0);
+
+/**
+ * SessionStatus says whether a session can be used, and if not, why.
+ *
+ * @generated from enum cacheroach.v1.SessionStatus
+ */
+export enum SessionStatus {
+  /**
+   * Not reported.
+   *
+   * @generated from enum value: SESSION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Usable: it and every session up its chain are unrevoked and unexpired.
+   *
+   * @generated from enum value: SESSION_STATUS_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Revoked (directly, or because something up its chain was).
+   *
+   * @generated from enum value: SESSION_STATUS_REVOKED = 2;
+   */
+  REVOKED = 2,
+
+  /**
+   * Past its expiry.
+   *
+   * @generated from enum value: SESSION_STATUS_EXPIRED = 3;
+   */
+  EXPIRED = 3,
+
+  /**
+   * Unrevoked and unexpired itself, but a session up its chain no longer is (or no longer exists).
+   *
+   * @generated from enum value: SESSION_STATUS_ORPHANED = 4;
+   */
+  ORPHANED = 4,
+}
+
+/**
+ * Describes the enum cacheroach.v1.SessionStatus.
+ */
+export const SessionStatusSchema: GenEnum<SessionStatus> = /*@__PURE__*/
+  enumDesc(file_cacheroach_v1_session, 0);
 

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cacheroach/v1/tokens.proto.
  */
 export const file_cacheroach_v1_tokens: GenFile = /*@__PURE__*/
-  fileDesc("ChpjYWNoZXJvYWNoL3YxL3Rva2Vucy5wcm90bxINY2FjaGVyb2FjaC52MSIUCgVUb2tlbhILCgNqd3QYASABKAkiEAoOQ3VycmVudFJlcXVlc3QiOAoMSXNzdWVSZXF1ZXN0EigKCHRlbXBsYXRlGAEgASgLMhYuY2FjaGVyb2FjaC52MS5TZXNzaW9uIlwKDUlzc3VlUmVzcG9uc2USJgoGaXNzdWVkGAEgASgLMhYuY2FjaGVyb2FjaC52MS5TZXNzaW9uEiMKBXRva2VuGAIgASgLMhQuY2FjaGVyb2FjaC52MS5Ub2tlbiIyCgtGaW5kUmVxdWVzdBIjCgVzY29wZRgBIAEoCzIULmNhY2hlcm9hY2gudjEuU2NvcGUiOgoSTG9hZFNlc3Npb25SZXF1ZXN0EgwKAmlkGAEgASgJSAASDgoEbmFtZRgCIAEoCUgAQgYKBGtpbmQiPAoRSW52YWxpZGF0ZVJlcXVlc3QSDAoCaWQYASABKAlIABIRCgdjdXJyZW50GAIgASgISABCBgoEa2luZCIUChJJbnZhbGlkYXRlUmVzcG9uc2UiEAoOUmVmcmVzaFJlcXVlc3QiNgoPVmFsaWRhdGVSZXF1ZXN0EiMKBXRva2VuGAEgASgLMhQuY2FjaGVyb2FjaC52MS5Ub2tlbjKHBAoGVG9rZW5zEkUKB0N1cnJlbnQSHS5jYWNoZXJvYWNoLnYxLkN1cnJlbnRSZXF1ZXN0GhYuY2FjaGVyb2FjaC52MS5TZXNzaW9uIgOQAgESQgoFSXNzdWUSGy5jYWNoZXJvYWNoLnYxLklzc3VlUmVxdWVzdBocLmNhY2hlcm9hY2gudjEuSXNzdWVSZXNwb25zZRJBCgRGaW5kEhouY2FjaGVyb2FjaC52MS5GaW5kUmVxdWVzdBoWLmNhY2hlcm9hY2gudjEuU2Vzc2lvbiIDkAIBMAESRgoETG9hZBIhLmNhY2hlcm9hY2gudjEuTG9hZFNlc3Npb25SZXF1ZXN0GhYuY2FjaGVyb2FjaC52MS5TZXNzaW9uIgOQAgESVgoKSW52YWxpZGF0ZRIgLmNhY2hlcm9hY2gudjEuSW52YWxpZGF0ZVJlcXVlc3QaIS5jYWNoZXJvYWNoLnYxLkludmFsaWRhdGVSZXNwb25zZSIDkAICEkYKB1JlZnJlc2gSHS5jYWNoZXJvYWNoLnYxLlJlZnJlc2hSZXF1ZXN0GhwuY2FjaGVyb2FjaC52MS5Jc3N1ZVJlc3BvbnNlEkcKCFZhbGlkYXRlEh4uY2FjaGVyb2FjaC52MS5WYWxpZGF0ZVJlcXVlc3QaFi5jYWNoZXJvYWNoLnYxLlNlc3Npb24iA5ACAWIGcHJvdG8z", [file_cacheroach_v1_common, file_cacheroach_v1_session]);
+  fileDesc("ChpjYWNoZXJvYWNoL3YxL3Rva2Vucy5wcm90bxINY2FjaGVyb2FjaC52MSIUCgVUb2tlbhILCgNqd3QYASABKAkiEAoOQ3VycmVudFJlcXVlc3QiTAoMSXNzdWVSZXF1ZXN0EigKCHRlbXBsYXRlGAEgASgLMhYuY2FjaGVyb2FjaC52MS5TZXNzaW9uEhIKCmNhcF9leHBpcnkYAiABKAgiXAoNSXNzdWVSZXNwb25zZRImCgZpc3N1ZWQYASABKAsyFi5jYWNoZXJvYWNoLnYxLlNlc3Npb24SIwoFdG9rZW4YAiABKAsyFC5jYWNoZXJvYWNoLnYxLlRva2VuIm4KC0ZpbmRSZXF1ZXN0EiMKBXNjb3BlGAEgASgLMhQuY2FjaGVyb2FjaC52MS5TY29wZRINCgVvd25lchgCIAEoCRIRCglpc3N1ZWRfYnkYAyABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgEIAEoCCI6ChJMb2FkU2Vzc2lvblJlcXVlc3QSDAoCaWQYASABKAlIABIOCgRuYW1lGAIgASgJSABCBgoEa2luZCI8ChFJbnZhbGlkYXRlUmVxdWVzdBIMCgJpZBgBIAEoCUgAEhEKB2N1cnJlbnQYAiABKAhIAEIGCgRraW5kIiUKEkludmFsaWRhdGVSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhAKDlJlZnJlc2hSZXF1ZXN0IjYKD1ZhbGlkYXRlUmVxdWVzdBIjCgV0b2tlbhgBIAEoCzIULmNhY2hlcm9hY2gudjEuVG9rZW4yhwQKBlRva2VucxJFCgdDdXJyZW50Eh0uY2FjaGVyb2FjaC52MS5DdXJyZW50UmVxdWVzdBoWLmNhY2hlcm9hY2gudjEuU2Vzc2lvbiIDkAIBEkIKBUlzc3VlEhsuY2FjaGVyb2FjaC52MS5Jc3N1ZVJlcXVlc3QaHC5jYWNoZXJvYWNoLnYxLklzc3VlUmVzcG9uc2USQQoERmluZBIaLmNhY2hlcm9hY2gudjEuRmluZFJlcXVlc3QaFi5jYWNoZXJvYWNoLnYxLlNlc3Npb24iA5ACATABEkYKBExvYWQSIS5jYWNoZXJvYWNoLnYxLkxvYWRTZXNzaW9uUmVxdWVzdBoWLmNhY2hlcm9hY2gudjEuU2Vzc2lvbiIDkAIBElYKCkludmFsaWRhdGUSIC5jYWNoZXJvYWNoLnYxLkludmFsaWRhdGVSZXF1ZXN0GiEuY2FjaGVyb2FjaC52MS5JbnZhbGlkYXRlUmVzcG9uc2UiA5ACAhJGCgdSZWZyZXNoEh0uY2FjaGVyb2FjaC52MS5SZWZyZXNoUmVxdWVzdBocLmNhY2hlcm9hY2gudjEuSXNzdWVSZXNwb25zZRJHCghWYWxpZGF0ZRIeLmNhY2hlcm9hY2gudjEuVmFsaWRhdGVSZXF1ZXN0GhYuY2FjaGVyb2FjaC52MS5TZXNzaW9uIgOQAgFiBnByb3RvMw", [file_cacheroach_v1_common, file_cacheroach_v1_session]);
 
 /**
  * Token is a signed JWT presenting a session.
@@ -60,11 +60,19 @@ export const CurrentRequestSchema: GenMessage<CurrentRequest> = /*@__PURE__*/
 export type IssueRequest = Message<"cacheroach.v1.IssueRequest"> & {
   /**
    * The wanted session; its id and issued_at are ignored. An unset principal_id means the
-   * caller's principal; an unset expires_at means the caller's own expiry.
+   * caller's principal; an unset expires_at means the latest expiry its chain allows.
    *
    * @generated from field: cacheroach.v1.Session template = 1;
    */
   template?: Session | undefined;
+
+  /**
+   * When the template's expires_at is later than the caller's own expiry, or than the grant
+   * whose authority the caller uses, give the session that earlier expiry instead of refusing.
+   *
+   * @generated from field: bool cap_expiry = 2;
+   */
+  capExpiry: boolean;
 };
 
 /**
@@ -103,7 +111,7 @@ export const IssueResponseSchema: GenMessage<IssueResponse> = /*@__PURE__*/
   messageDesc(file_cacheroach_v1_tokens, 3);
 
 /**
- * FindRequest filters sessions by scope.
+ * FindRequest filters sessions.
  *
  * @generated from message cacheroach.v1.FindRequest
  */
@@ -114,6 +122,28 @@ export type FindRequest = Message<"cacheroach.v1.FindRequest"> & {
    * @generated from field: cacheroach.v1.Scope scope = 1;
    */
   scope?: Scope | undefined;
+
+  /**
+   * The sessions of this principal instead of the caller's.
+   *
+   * @generated from field: string owner = 2;
+   */
+  owner: string;
+
+  /**
+   * Only sessions issued under this session, or under any session of this principal (an ID of
+   * either), at any depth.
+   *
+   * @generated from field: string issued_by = 3;
+   */
+  issuedBy: string;
+
+  /**
+   * Also revoked, expired and orphaned sessions (each with its status).
+   *
+   * @generated from field: bool include_inactive = 4;
+   */
+  includeInactive: boolean;
 };
 
 /**
@@ -194,11 +224,18 @@ export const InvalidateRequestSchema: GenMessage<InvalidateRequest> = /*@__PURE_
   messageDesc(file_cacheroach_v1_tokens, 6);
 
 /**
- * InvalidateResponse has no fields.
+ * InvalidateResponse says what was revoked.
  *
  * @generated from message cacheroach.v1.InvalidateResponse
  */
 export type InvalidateResponse = Message<"cacheroach.v1.InvalidateResponse"> & {
+  /**
+   * How many sessions were revoked by this call: the named one and those issued under it that
+   * were still unrevoked (0 when all were revoked already, or the ID is unknown).
+   *
+   * @generated from field: int32 revoked = 1;
+   */
+  revoked: number;
 };
 
 /**
@@ -273,9 +310,12 @@ export const Tokens: GenService<{
     output: typeof IssueResponseSchema;
   },
   /**
-   * Find streams the unexpired sessions of the caller's principal (and of its email-domain
-   * principal) whose scope contains the given scope (empty scope: all). Needs delegate over the
-   * caller's own principal.
+   * Find streams sessions. Without owner, issued_by or include_inactive: the active sessions of
+   * the caller's principal (and of its email-domain principal) whose scope contains the given
+   * scope (empty scope: all). With owner: that principal's sessions (super, or delegate over
+   * it). With issued_by: every session issued under that session or under any session of that
+   * principal, at any depth (super, or the caller's own principal or session). include_inactive
+   * adds revoked, expired and orphaned ones. Needs delegate over the caller's own principal.
    *
    * @generated from rpc cacheroach.v1.Tokens.Find
    */
@@ -296,7 +336,8 @@ export const Tokens: GenService<{
   },
   /**
    * Invalidate revokes a session (the caller's own, or one the caller has delegate authority
-   * over). Takes effect on every server instance within seconds. Unknown IDs succeed.
+   * over) and everything issued under it, at any depth. Takes effect on every server instance
+   * within seconds. Unknown IDs succeed.
    *
    * @generated from rpc cacheroach.v1.Tokens.Invalidate
    */
@@ -307,7 +348,8 @@ export const Tokens: GenService<{
   },
   /**
    * Refresh replaces the caller's session with a new one of the same authority and a later
-   * expiry (never later than its issuer's), revoking the old one.
+   * expiry (never later than any session's up its chain), revoking the old one; what was issued
+   * under the old one is issued under the new one. Refused when the chain is no longer valid.
    *
    * @generated from rpc cacheroach.v1.Tokens.Refresh
    */
