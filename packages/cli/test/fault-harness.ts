@@ -365,15 +365,20 @@ export class MixedLoad {
     const paths = [...this.acked.keys()];
     if (paths.length === 0) return;
     const path = paths[Math.floor(Math.random() * paths.length)]!;
+    let status = 0;
     try {
       const res = await fetch(`${this.url}${path}`, { headers: { authorization: `Bearer ${this.token}` } });
+      status = res.status;
       const bytes = Buffer.from(await res.arrayBuffer());
       if (res.ok && createHash("sha256").update(bytes).digest("hex") !== this.acked.get(path)?.sha256) {
         this.wrongReads.push(path);
       }
       this.record("get", res, res.ok ? "" : bytes.toString("utf8"));
     } catch (err) {
-      this.ops.push({ at: Date.now(), op: "get", outcome: `net ${netCode(err)}` });
+      // A body that broke off after a 200 (the database went away mid-file): the only honest
+      // signal once the status is sent, and the client knows the file is incomplete.
+      const outcome = status === 200 ? "cut" : `net ${netCode(err)}`;
+      this.ops.push({ at: Date.now(), op: "get", outcome, status });
     }
   }
 
@@ -434,6 +439,24 @@ function rpcCodeName(code: number): string {
       "unauthenticated",
     ][code] ?? `code ${code}`
   );
+}
+
+/**
+ * Waits until at least `writes` writes and `ops` operations in all have ended since `from` (however
+ * slow a busy machine makes them), at most `timeoutMs`.
+ */
+export async function waitForOps(
+  load: MixedLoad,
+  from: number,
+  { writes = 5, ops = 20, timeoutMs = 20_000 }: { writes?: number; ops?: number; timeoutMs?: number } = {},
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const since = load.between(from);
+    if (since.length >= ops && since.filter((o) => o.op === "put").length >= writes) return;
+    if (Date.now() > until) return; // the caller's assertions say what is missing
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Milliseconds from `from` to the first successful write that ended after it (-1: none). */
@@ -500,6 +523,9 @@ export interface FaultRig {
   pg: PrivatePostgres;
   server: ServerProcess;
   token: string;
+  /** A mixed load on this rig's server, stopped by close() whatever happens. */
+  load(prefix: string, opts?: { workers?: number; pauseMs?: number }): MixedLoad;
+  /** Stops the loads, the server and the database (also after a failed assertion). */
   close(): Promise<void>;
 }
 
@@ -512,11 +538,18 @@ export async function startRig(name: string, serverArgs: string[] = []): Promise
     server = await ServerProcess.start(db.url, signingKey, join(db.dir, "server"), serverArgs);
     const { token } = await issueSuperToken(server.url, signingKey);
     const s = server;
+    const loads: MixedLoad[] = [];
     return {
       pg: db,
       server: s,
       token,
+      load(prefix, opts) {
+        const l = new MixedLoad(s.url, token, prefix, opts);
+        loads.push(l);
+        return l;
+      },
       async close() {
+        await Promise.all(loads.map((l) => l.stop()));
         await s.stop();
         await db.destroy();
       },

@@ -68,11 +68,15 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
 
 function fail(log: Logger, req: HttpRequest, res: HttpResponse, err: unknown): void {
   const { status, message, headers } = toHttpError(err);
-  if (status >= 500)
-    log.error(
-      { method: req.method, err: err instanceof Error ? err.message : String(err) },
+  if (status >= 500) {
+    // 503/507 say the database is in trouble (readiness and the pool's warnings say so too): one
+    // per request during an outage is a warning, not an error.
+    const level = status === 503 || status === 507 ? "warn" : "error";
+    log[level](
+      { method: req.method, status, err: err instanceof Error ? err.message : String(err) },
       "http request failed",
     );
+  }
   if (res.headersSent) {
     res.destroy();
     return;
