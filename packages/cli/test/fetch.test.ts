@@ -1,5 +1,6 @@
 /** `cacheroach file fetch` against a real server fetching from a local HTTP server. */
 import assert from "node:assert/strict";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -7,8 +8,13 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { saveConfig } from "@cacheroach/cli";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { errorText, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+import {
+  createTestDatabase,
+  startTestServer,
+  type TestDatabase,
+  type TestServer,
+} from "@cacheroach/server/testing";
+import { CLI_ROOT, errorText, jsonOut, runCli, SCRATCHPAD, spawnCli, tempDir } from "./helpers.js";
 
 interface FetchOut {
   path: string;
@@ -17,6 +23,8 @@ interface FetchOut {
   code: number;
   message: string;
   file?: { version: number; size: number };
+  error?: string;
+  errorCode?: string;
 }
 
 const LAST_MODIFIED = new Date("2024-01-02T03:04:05Z");
@@ -181,5 +189,178 @@ describe("file fetch", () => {
     );
     assert.equal(t.code, 4);
     assert.match(errorText(t), /tenant 11111111-2222-3333-4444-555555555555 does not exist/);
+  });
+});
+
+/** The refusal `file fetch` prints for a non-public target: the server's words, unchanged. */
+const POLICY_REFUSAL =
+  /permission denied: fetch refused by network policy: (.+); the operator can allow private targets with --fetch-allow-private/;
+
+describe("file fetch under the default network policy", () => {
+  let ts: TestServer;
+  let remote: Server;
+  let port: number;
+  let hits = 0;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let config: string;
+  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
+
+  before(async () => {
+    ts = await startTestServer();
+    ({ dir, cleanup } = await tempDir());
+    config = join(dir, "config");
+    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
+    remote = createServer((_req, res) => {
+      hits++;
+      res.end("internal secret\n");
+    });
+    remote.listen(0, "127.0.0.1");
+    await once(remote, "listening");
+    port = (remote.address() as AddressInfo).port;
+  });
+  after(async () => {
+    remote?.close();
+    await ts?.close();
+    await cleanup?.();
+  });
+
+  test("a loopback target in any form is refused by network policy (exit 3) and nothing is stored", async () => {
+    const cases: [string, RegExp][] = [
+      [`http://[::ffff:7f00:1]:${port}/a.txt`, /^\[::ffff:7f00:1\] is a loopback address/],
+      [`http://[::ffff:127.0.0.1]:${port}/a.txt`, /^\[::ffff:7f00:1\] is a loopback address/],
+      [`http://2130706433:${port}/a.txt`, /^127\.0\.0\.1 is a loopback address/],
+      [`http://localhost:${port}/a.txt`, /^localhost resolves to a loopback address/],
+      [
+        "http://169.254.169.254/latest/meta-data/iam",
+        /^169\.254\.169\.254 is a link-local address \(cloud metadata/,
+      ],
+    ];
+    for (const [url, why] of cases) {
+      const r = await cli("file", "fetch", "/ssrf/", url);
+      assert.equal(r.code, 3, `${url}: ${errorText(r)}`);
+      const m = POLICY_REFUSAL.exec(errorText(r));
+      assert.ok(m, `${url}: ${errorText(r)}`);
+      assert.match(m[1]!, why, url);
+    }
+    const j = await cli(
+      "file",
+      "fetch",
+      "--json",
+      "/ssrf/",
+      `http://[::ffff:7f00:1]:${port}/a.txt`,
+      `http://[::1]:${port}/b.txt`,
+    );
+    assert.equal(j.code, 3);
+    const rows = jsonOut<FetchOut[]>(j);
+    assert.deepEqual(
+      rows.map((x) => [x.status, x.errorCode]),
+      [
+        ["error", "permission_denied"],
+        ["error", "permission_denied"],
+      ],
+    );
+    assert.match(rows[1]?.error ?? "", /fetch refused by network policy: \[::1\] is a loopback/);
+    assert.equal(hits, 0, "the loopback server was never asked");
+    assert.equal((await cli("file", "ls", "/ssrf")).stdout, "");
+  });
+});
+
+/** Reads a child's stdout until it holds one complete JSON document (what `start --json` prints). */
+function readJson(child: ChildProcessWithoutNullStreams): Promise<{ url: string }> {
+  return new Promise((resolveJson, reject) => {
+    let text = "";
+    let errText = "";
+    child.stderr.on("data", (d: Buffer) => {
+      errText += d.toString();
+    });
+    const onData = (d: Buffer) => {
+      text += d.toString();
+      try {
+        const v = JSON.parse(text) as { url: string };
+        child.stdout.off("data", onData);
+        resolveJson(v);
+      } catch {
+        // incomplete
+      }
+    };
+    child.stdout.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`start exited ${code}: ${errText}`)));
+  });
+}
+
+describe("cacheroach start --fetch-allow-private", () => {
+  let db: TestDatabase;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let remote: Server;
+  let base: string;
+  const children: ChildProcessWithoutNullStreams[] = [];
+
+  before(async () => {
+    db = await createTestDatabase();
+    ({ dir, cleanup } = await tempDir());
+    remote = createServer((_req, res) => res.end("from loopback\n"));
+    remote.listen(0, "127.0.0.1");
+    await once(remote, "listening");
+    base = `http://127.0.0.1:${(remote.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    remote?.close();
+    await db?.drop();
+    await cleanup?.();
+  });
+
+  /** Starts a server process with `argv`/`env`, bootstraps a CLI config, runs `file fetch`, stops it. */
+  async function fetchThrough(name: string, argv: string[], env: Record<string, string>) {
+    const dataDir = join(dir, name);
+    const child = spawn(
+      process.execPath,
+      [
+        join(CLI_ROOT, "bin", "run.js"),
+        "start",
+        "--json",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        dataDir,
+        ...argv,
+      ],
+      {
+        env: { ...process.env, CACHEROACH_CONNECT: db.url, CACHEROACH_LOG_LEVEL: "silent", ...env },
+        cwd: dir,
+      },
+    );
+    children.push(child);
+    const info = await readJson(child);
+    const config = join(dir, `${name}.cfg`);
+    const boot = await spawnCli(["bootstrap", "--data-dir", dataDir, "-c", config, info.url]);
+    assert.equal(boot.code, 0, boot.stderr);
+    const r = await runCli(["file", "fetch", "-c", config, `/${name}/`, `${base}/x.txt`]);
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+    return r;
+  }
+
+  test("the flag (or CACHEROACH_FETCH_ALLOW_PRIVATE) lets fetches reach loopback; --no- wins over the env", async () => {
+    const allowed = await fetchThrough("flag", ["--fetch-allow-private"], {});
+    assert.equal(allowed.code, 0, errorText(allowed));
+    assert.match(allowed.stdout, /\/flag\/x\.txt\s+\S+\s+200\s+OK/);
+    const byEnv = await fetchThrough("env", [], { CACHEROACH_FETCH_ALLOW_PRIVATE: "true" });
+    assert.equal(byEnv.code, 0, errorText(byEnv));
+    const off = await fetchThrough("off", ["--no-fetch-allow-private"], {
+      CACHEROACH_FETCH_ALLOW_PRIVATE: "true",
+    });
+    assert.equal(off.code, 3, errorText(off));
+    assert.match(errorText(off), POLICY_REFUSAL);
+  });
+
+  test("start --help documents the flag and its environment variable", async () => {
+    const r = await runCli(["start", "--help"]);
+    assert.match(r.stdout, /--\[no-\]fetch-allow-private/);
+    assert.match(r.stdout, /CACHEROACH_FETCH_ALLOW_PRIVATE/);
+    assert.match(r.stdout, /only public unicast addresses/);
   });
 });

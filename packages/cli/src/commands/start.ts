@@ -96,6 +96,15 @@ ${EXIT_CODES_HELP}`;
       min: 2,
       max: 10000,
     }),
+    "fetch-allow-private": Flags.boolean({
+      env: "CACHEROACH_FETCH_ALLOW_PRIVATE",
+      summary:
+        "Let server-side fetches (file fetch) reach loopback, private, link-local and other non-public addresses.",
+      description:
+        "Off by default: a fetch may reach only public unicast addresses, so a caller with the fetch capability cannot reach this server's own network (the cloud metadata service, databases, admin ports). Turn it on only when every holder of the fetch capability may reach that network.",
+      default: false,
+      allowNo: true,
+    }),
     "log-level": Flags.string({
       env: "CACHEROACH_LOG_LEVEL",
       summary: "Log level.",
@@ -119,6 +128,7 @@ ${EXIT_CODES_HELP}`;
     if (signingKeys) opts.signingKeys = signingKeys;
     if (this.flags["chunk-size"] !== undefined) opts.chunkSize = this.flags["chunk-size"];
     if (this.flags["max-connections"] !== undefined) opts.maxConnections = this.flags["max-connections"];
+    if (this.flags["fetch-allow-private"]) opts.fetchAllowPrivate = true;
 
     const stopped = waitForSignal(); // listen before starting, so an early Ctrl-C still closes cleanly
     let running: Awaited<ReturnType<typeof server.startServer>>;

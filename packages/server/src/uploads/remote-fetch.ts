@@ -1,10 +1,12 @@
-import { lookup as dnsLookup } from "node:dns";
+import { lookup as dnsLookup } from "node:dns/promises";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
+import tls from "node:tls";
 import { StoreError } from "../errors.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { FileStore } from "../store/file-store.js";
+import { type AddressPolicy, addressPolicy } from "./address-policy.js";
 import { writeStream } from "./stream-writer.js";
 import type { Uploader, UploadManager } from "./upload-manager.js";
 
@@ -39,9 +41,12 @@ const FORBIDDEN_HEADERS = new Set([
 
 /**
  * Downloads a URL into a file (Uploads.Fetch). Only http/https GET or POST; no redirects are
- * followed (a 3xx is reported, so a redirect can never lead to a private address); every address
- * the host resolves to is checked before connecting and the connection uses the checked address;
- * an existing file's mtime is sent as If-Modified-Since, and anything but 200 stores nothing.
+ * followed (a 3xx is reported and stores nothing, so a redirect never leads anywhere). Where the
+ * request may go is decided by the address policy (address-policy.ts) on every address involved:
+ * the URL's literal, every DNS answer (one non-public answer refuses the name) and the connected
+ * socket's peer, before a byte is sent. An existing file's mtime is sent as If-Modified-Since;
+ * anything but 200 stores nothing. Credentials in the URL authenticate the request but are
+ * never stored or put in a message.
  */
 export async function fetchRemote(
   uploads: UploadManager,
@@ -58,7 +63,7 @@ export async function fetchRemote(
   } catch {
     throw new StoreError(
       "ERR_BAD_REQUEST",
-      `remote_url ${JSON.stringify(request.url.slice(0, 100))} is not a URL`,
+      `remote_url ${JSON.stringify(withoutUserinfo(request.url).slice(0, 100))} is not a URL`,
     );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -83,10 +88,11 @@ export async function fetchRemote(
       throw new StoreError("ERR_BAD_REQUEST", `remote header ${name} may not be set`);
     headers[name] = v;
   }
+  const policy = addressPolicy(limits.allowPrivate);
+  // Refuse what the URL alone shows (localhost names, IP literals) before touching anything.
+  checkUrlHost(url, policy);
   const existing = await files.stat(tenantId, path).catch(() => undefined);
   if (existing) headers["if-modified-since"] = existing.mtime.toUTCString();
-  const literal = url.hostname.replace(/^\[|\]$/g, "");
-  if (net.isIP(literal) && !limits.allowPrivate) checkAddress(literal);
 
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), limits.timeoutMs);
@@ -99,7 +105,15 @@ export async function fetchRemote(
           method,
           headers,
           signal: controller.signal,
-          lookup: limits.allowPrivate ? undefined : safeLookup,
+          // No agent: every fetch gets its own connection, opened only after the policy passed it.
+          createConnection: (_opts, done) => {
+            connectChecked(url, policy, controller.signal).then(
+              (socket) => done(null, socket),
+              // Node ignores the socket argument when there is an error.
+              (err: Error) => done(err, undefined as unknown as net.Socket),
+            );
+            return undefined;
+          },
         },
         resolve,
       );
@@ -123,7 +137,7 @@ export async function fetchRemote(
     const type = res.headers["content-type"] ?? "";
     const file = await writeStream(uploads, tenantId, path, res, {
       maxBytes: limits.maxBytes,
-      meta: { "fetched-from": url.toString().slice(0, 4096) },
+      meta: { "fetched-from": storableUrl(url).slice(0, 4096) },
       contentType: type.slice(0, 255),
       precondition: undefined,
       uploader,
@@ -138,7 +152,6 @@ export async function fetchRemote(
       );
     }
     const e = err as { code?: string; message?: string };
-    if (e.code === "ERR_SSRF") throw new StoreError("ERR_PERMISSION_DENIED", e.message ?? "target refused");
     throw new StoreError(
       "ERR_UNAVAILABLE",
       `remote fetch failed: ${e.code ?? e.message ?? "unknown error"}`,
@@ -149,53 +162,107 @@ export async function fetchRemote(
   }
 }
 
-/** dns.lookup that refuses non-public addresses, so the connection uses only a checked address. */
-const safeLookup: net.LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, "", 0);
-    const list = addresses as unknown as { address: string; family: number }[];
-    try {
-      for (const a of list) checkAddress(a.address);
-    } catch (e) {
-      const ssrf = Object.assign(new Error((e as Error).message), { code: "ERR_SSRF" });
-      return callback(ssrf, "", 0);
-    }
-    if ((options as { all?: boolean }).all)
-      return (callback as unknown as (e: null, a: typeof list) => void)(null, list);
-    const first = list[0]!;
-    callback(null, first.address, first.family);
-  });
-};
-
-/** Throws when an address is loopback, private, link-local, CGNAT, unspecified, multicast or reserved. */
-export function checkAddress(address: string): void {
-  const why = nonPublicReason(address);
-  if (why) {
-    throw new StoreError(
-      "ERR_PERMISSION_DENIED",
-      `fetch target ${address} is ${why}; refused (the operator can allow private targets)`,
-    );
-  }
+/** The URL as recorded in the file's meta: without user:password@. */
+export function storableUrl(url: URL): string {
+  const u = new URL(url.href);
+  u.username = "";
+  u.password = "";
+  return u.href;
 }
 
-function nonPublicReason(address: string): string | undefined {
-  let a = address.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (mapped) a = mapped[1]!;
-  if (net.isIPv4(a)) {
-    const [x, y] = a.split(".").map(Number) as [number, number];
-    if (x === 127) return "a loopback address";
-    if (x === 10 || (x === 172 && y >= 16 && y <= 31) || (x === 192 && y === 168)) return "a private address";
-    if (x === 169 && y === 254) return "a link-local address";
-    if (x === 100 && y >= 64 && y <= 127) return "a shared (CGNAT) address";
-    if (x === 0) return "an unspecified address";
-    if (x >= 224) return "a multicast or reserved address";
-    return undefined;
+/** Text that failed to parse as a URL, with anything that looks like user:password@ masked. */
+function withoutUserinfo(text: string): string {
+  return text.replace(/^([^:/?#]*:\/\/)[^/?#]*@/, "$1***@");
+}
+
+/** The host of a URL without IPv6 brackets (what DNS and net.isIP expect). */
+function bareHost(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, "");
+}
+
+/** Throws the policy refusal for a localhost name or a non-public IP literal in the URL. */
+function checkUrlHost(url: URL, policy: AddressPolicy): void {
+  const host = bareHost(url);
+  policy.checkHostname(host);
+  if (net.isIP(host)) policy.checkAddress(host, host, "literal");
+}
+
+/**
+ * How a fetch resolves and connects. Production uses the system resolver and plain TCP; tests
+ * substitute them to make a name resolve, or a connection land, where the test needs.
+ */
+export interface Dialer {
+  lookup(host: string): Promise<readonly { address: string; family: number }[]>;
+  connect(address: string, port: number): net.Socket;
+}
+
+const systemDialer: Dialer = {
+  lookup: (host) => dnsLookup(host, { all: true, verbatim: true }),
+  connect: (address, port) => net.connect({ host: address, port }),
+};
+
+/**
+ * Opens the connection for `url` under `policy`: resolves the name once, refuses it if ANY answer
+ * is not allowed (a name with one private answer is a rebinding risk), connects to the checked
+ * addresses in order, and checks the connected socket's peer address again before returning it
+ * (TLS is layered on top only then). Nothing is written to a socket that has not passed.
+ */
+export async function connectChecked(
+  url: URL,
+  policy: AddressPolicy,
+  signal: AbortSignal,
+  dialer: Dialer = systemDialer,
+): Promise<net.Socket> {
+  const host = bareHost(url);
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  checkUrlHost(url, policy);
+  const literal = net.isIP(host) !== 0;
+  const answers = literal ? [{ address: host, family: net.isIP(host) }] : await dialer.lookup(host);
+  if (answers.length === 0) throw Object.assign(new Error(`${host} has no address`), { code: "ENOTFOUND" });
+  for (const a of answers) policy.checkAddress(host, a.address, literal ? "literal" : "dns");
+  let lastError: unknown;
+  for (const a of answers) {
+    signal.throwIfAborted();
+    let socket: net.Socket;
+    try {
+      socket = await openSocket(dialer, a.address, port, signal);
+    } catch (err) {
+      lastError = err;
+      continue; // the next address may answer
+    }
+    try {
+      policy.checkAddress(host, socket.remoteAddress ?? "", "socket");
+      signal.throwIfAborted();
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+    if (url.protocol !== "https:") return socket;
+    return tls.connect({
+      socket,
+      host, // what the certificate is checked against
+      ...(literal ? {} : { servername: host }), // SNI carries names only
+      ALPNProtocols: ["http/1.1"],
+    });
   }
-  if (a === "::1") return "a loopback address";
-  if (a === "::") return "an unspecified address";
-  if (/^f[cd]/.test(a)) return "a private (ULA) address";
-  if (/^fe[89ab]/.test(a)) return "a link-local address";
-  if (a.startsWith("ff")) return "a multicast address";
-  return undefined;
+  throw lastError;
+}
+
+/** Connects one socket, resolving once connected; an abort destroys it. */
+function openSocket(dialer: Dialer, address: string, port: number, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dialer.connect(address, port);
+    const onAbort = () => socket.destroy(signal.reason as Error);
+    const onError = (err: Error) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(err);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", onError);
+    socket.once("connect", () => {
+      signal.removeEventListener("abort", onAbort);
+      socket.removeListener("error", onError);
+      resolve(socket);
+    });
+  });
 }
