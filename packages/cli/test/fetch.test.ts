@@ -241,6 +241,8 @@ describe("file fetch under the default network policy", () => {
       assert.equal(r.code, 3, `${url}: ${errorText(r)}`);
       const m = POLICY_REFUSAL.exec(errorText(r));
       assert.ok(m, `${url}: ${errorText(r)}`);
+      // A network-policy refusal, not a missing capability: no advice to get one delegated.
+      assert.doesNotMatch(errorText(r), /session delegate|missing capability/, url);
       assert.match(m[1]!, why, url);
     }
     const j = await cli(

@@ -164,6 +164,16 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
         code,
       );
     case Code.PermissionDenied:
+      if (/refused by network policy/.test(detail)) {
+        return new UserError(
+          `${prefix}permission denied: ${detail}`,
+          ExitCode.auth,
+          [
+            "the target is not a public address; if the server's operator means it to reach private addresses, they start it with --fetch-allow-private",
+          ],
+          code,
+        );
+      }
       if (/needs a super session/.test(detail)) {
         return new UserError(
           `${prefix}permission denied: ${detail}`,
