@@ -3,6 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { StoreError } from "../errors.js";
+import { isValidContentType } from "../http/content-type.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { FileStore } from "../store/file-store.js";
 import { writeStream } from "./stream-writer.js";
@@ -124,7 +125,8 @@ export async function fetchRemote(
     const file = await writeStream(uploads, tenantId, path, res, {
       maxBytes: limits.maxBytes,
       meta: { "fetched-from": url.toString().slice(0, 4096) },
-      contentType: type.slice(0, 255),
+      // A remote type that could not be served back is dropped (the file is typed on reading).
+      contentType: isValidContentType(type) ? type : "",
       precondition: undefined,
       uploader,
     });
