@@ -156,8 +156,10 @@ test("database stopped and started: 503 with Retry-After, readiness follows, rec
     const recoveredAt = Date.now();
     const [late, get, rm, put] = await pending;
     for (const r of [late, get, rm, put]) assert.equal(r.code, 0, r.stderr);
-    assert.match(late.stderr, /Files\/List unavailable \(database unavailable.*attempt 2/);
-    assert.match(rm.stderr, /Files\/Delete unavailable \(database unavailable.*attempt 2/);
+    // Whether a command needed the CLI's own retries depends on when it started relative to the
+    // server's (retry-interceptor.test.ts pins that logic); that each of them succeeded does not.
+    const retried = [late, get, rm, put].filter((r) => /unavailable .*attempt 2/.test(r.stderr)).length;
+    t.diagnostic(`${retried} of 4 commands retried after the server's own retries ran out`);
     assert.deepEqual(await readFile(join(dir, "seed.out")), seed);
     assert.equal((await fetch(`${rig.server.url}/cli/rm-me.txt`, { headers })).status, 404);
     assert.equal(

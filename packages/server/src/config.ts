@@ -37,6 +37,18 @@ export interface ServerOptions {
   fetchTimeoutMs?: number;
   /** Let Uploads.Fetch reach loopback/private/link-local addresses; default false (SSRF guard). */
   fetchAllowPrivate?: boolean;
+  /**
+   * The URL clients reach this server at (e.g. "https://files.example.com" behind a TLS proxy):
+   * absolute http(s), no path, query or credentials. Used for the `server` of /_/v0/config, as
+   * an own origin for same-origin checks, and (https) to mark cookies Secure. Default: none (the
+   * request's Host when it names this server, else the bind address).
+   */
+  publicUrl?: string;
+  /**
+   * Host names whose HTML, SVG, XML and script files are shown inline (in a sandbox whose
+   * scripts run in an opaque origin) rather than downloaded; default none.
+   */
+  activeContentHosts?: readonly string[];
 }
 
 /** Validated server configuration. */
@@ -59,6 +71,10 @@ export interface ServerConfig {
   readonly fetchMaxBytes: number;
   readonly fetchTimeoutMs: number;
   readonly fetchAllowPrivate: boolean;
+  /** Validated public URL (origin only), or undefined. */
+  readonly publicUrl: URL | undefined;
+  /** Lower-cased host names (no port) allowed to serve active content inline. */
+  readonly activeContentHosts: ReadonlySet<string>;
 }
 
 /** A configuration value is invalid; the message names it. */
@@ -107,7 +123,40 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     fetchMaxBytes: positive(o.fetchMaxBytes ?? 1024 ** 3, "fetch max bytes"),
     fetchTimeoutMs: positive(o.fetchTimeoutMs ?? 300_000, "fetch timeout"),
     fetchAllowPrivate: o.fetchAllowPrivate ?? false,
+    publicUrl: o.publicUrl === undefined || o.publicUrl === "" ? undefined : parsePublicUrl(o.publicUrl),
+    activeContentHosts: new Set((o.activeContentHosts ?? []).map(parseHostName)),
   };
+}
+
+/** An absolute http(s) URL naming only an origin; throws ConfigError saying what is wrong. */
+export function parsePublicUrl(value: string): URL {
+  const bad = (why: string) => new ConfigError(`public URL ${JSON.stringify(value)} ${why}`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw bad("is not an absolute URL (e.g. https://files.example.com)");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw bad("must start with http:// or https://");
+  if (url.username || url.password) throw bad("must not contain credentials");
+  if (url.pathname !== "/" || url.search || url.hash || /[?#]/.test(value))
+    throw bad("must not have a path, query or fragment");
+  return new URL(url.origin);
+}
+
+/** A host name of the active-content allow-list: a DNS name or IP literal, lower-cased, no port. */
+function parseHostName(value: string): string {
+  const h = value.trim().toLowerCase();
+  if (
+    !/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/.test(
+      h,
+    )
+  ) {
+    throw new ConfigError(
+      `active-content host ${JSON.stringify(value)} must be a host name without port or scheme (e.g. site.example.com)`,
+    );
+  }
+  return h;
 }
 
 function connections(n: number): number {

@@ -1,5 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { databaseCondition, describeCondition, isForeignKeyViolation } from "./db/sqlstate.js";
+import {
+  clientDataProblem,
+  databaseCondition,
+  describeCondition,
+  isForeignKeyViolation,
+} from "./db/sqlstate.js";
 
 /**
  * Stable codes of every error the server reports on purpose. Each maps to one Connect code and
@@ -106,6 +111,9 @@ function asStoreError(err: unknown): StoreError | undefined {
       "the tenant (or other record) this request refers to no longer exists",
     );
   }
+  // A value of the request the database cannot hold (NUL in text, a too-long string, …).
+  const problem = clientDataProblem(err);
+  if (problem) return new StoreError("ERR_BAD_REQUEST", problem, { cause: err });
   // The database, not the request, is the problem: say which, and that it will pass.
   const condition = databaseCondition(err);
   if (condition) {
@@ -118,4 +126,28 @@ function asStoreError(err: unknown): StoreError | undefined {
     );
   }
   return undefined;
+}
+
+/** Node's codes for a peer that went away mid-exchange. */
+const DISCONNECT_CODES = new Set([
+  "ECONNRESET",
+  "HPE_INVALID_EOF_STATE", // the connection ended in the middle of a request
+  "EPIPE",
+  "ECONNABORTED",
+  "ERR_STREAM_PREMATURE_CLOSE",
+  "ERR_HTTP2_STREAM_CANCEL",
+  "ERR_STREAM_DESTROYED", // a response written after the client's connection was torn down
+]);
+
+/**
+ * True when `err`, raised on a client's connection or request, only says that the client went
+ * away (an aborted request body, a reset or closed connection while streaming): routine on a
+ * busy server, logged at info, never as an error. Callers must know the error is about the
+ * client's side: a database socket reset carries the same codes.
+ */
+export function isClientDisconnect(err: unknown): boolean {
+  if (err instanceof ConnectError) return err.code === Code.Canceled;
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return err.message === "aborted" || (code !== undefined && DISCONNECT_CODES.has(code));
 }

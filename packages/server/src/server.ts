@@ -10,7 +10,9 @@ import { ensureBootstrapData } from "./bootstrap-data.js";
 import { resolveConfig, type ServerConfig, type ServerOptions } from "./config.js";
 import { Db } from "./db/db.js";
 import type { EmbeddedPostgres } from "./db/embedded-postgres.js";
+import { isClientDisconnect } from "./errors.js";
 import { createHttpRouter } from "./http/http-router.js";
+import { Site } from "./http/site.js";
 import { VHostMap } from "./http/vhost-map.js";
 import { createLogger } from "./logger.js";
 import { listenDual } from "./net/dual-listener.js";
@@ -108,6 +110,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       router.service(VHosts, createVHostsService(new VHostStore(db!)));
       router.service(Diags, createDiagsService(db!, SERVER_VERSION));
     };
+    const vhosts = new VHostMap(db, config.vhostRefreshMs);
+    const site = new Site({
+      publicUrl: config.publicUrl,
+      activeContentHosts: config.activeContentHosts,
+      isVHost: (host) => vhosts.has(host),
+    });
     const handler = connectNodeAdapter({
       routes,
       interceptors: [createAuthInterceptor(authz, { uploadStates: codec }, log)],
@@ -118,7 +126,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         uploads,
         authz,
         sessions,
-        vhosts: new VHostMap(db, config.vhostRefreshMs),
+        vhosts,
+        site,
         maxPutBytes: config.maxPutBytes,
         log,
       }),
@@ -135,8 +144,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       initialWindowSize: 2 << 20,
       connectionWindowSize: 4 << 20,
       onError: (err, source) =>
-        log.warn({ source, err: err instanceof Error ? err.message : String(err) }, "connection error"),
+        log[source !== "handler" && isClientDisconnect(err) ? "info" : "warn"](
+          { source, err: err instanceof Error ? err.message : String(err) },
+          "connection error",
+        ),
     });
+    site.bind(listener.host, listener.port);
     const host =
       config.host === "0.0.0.0" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
     const url = `http://${host}:${listener.port}`;

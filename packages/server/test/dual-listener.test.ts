@@ -383,3 +383,283 @@ describe("listenDual", () => {
     });
   });
 });
+
+/** Resolves with `p`, or rejects naming `what` if it has not settled after `ms` (a liveness bound, not a speed claim). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing happened within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Everything a stream yields, concatenated. */
+async function bodyOf(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** Everything a raw socket receives until the server closes it. */
+async function untilClosed(sock: net.Socket): Promise<string> {
+  const chunks: Buffer[] = [];
+  sock.on("data", (d: Buffer) => chunks.push(d));
+  await closedOf(sock);
+  return Buffer.concat(chunks).toString("latin1");
+}
+
+/** One HTTP/2 frame. */
+function h2Frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** An HPACK "literal without indexing, new name" field (names and values under 127 bytes). */
+function hpackField(name: string, value: string): Buffer {
+  return Buffer.concat([
+    Buffer.from([0x00, name.length]),
+    Buffer.from(name),
+    Buffer.from([value.length]),
+    Buffer.from(value),
+  ]);
+}
+
+describe("listenDual limits", () => {
+  const TIMEOUT = 800;
+  /** A trickle's pause between bytes: well under TIMEOUT even on a loaded machine. */
+  const TRICKLE_MS = 150;
+  let listener: DualListener;
+  let handled = 0;
+
+  before(async () => {
+    // Like the server's router: reads the whole body, then answers with what it got. /slow is
+    // slow to answer and /slow-read slow to start reading.
+    const handler: RequestHandler = (req, res) => {
+      handled++;
+      const delay = req.url === "/slow" || req.url === "/slow-read" ? 2.5 * TIMEOUT : 0;
+      setTimeout(async () => {
+        try {
+          const got = await digestOf(req);
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify(got));
+        } catch {
+          // a cut request
+        }
+      }, delay);
+    };
+    listener = await listenDual(handler, "127.0.0.1", 0, {
+      bodyIdleTimeoutMs: TIMEOUT,
+      idleTimeoutMs: TIMEOUT,
+      initialWindowSize: 256 << 10,
+      connectionWindowSize: 1 << 20,
+    });
+  });
+  after(async () => listener.close());
+
+  it("advertises 100 concurrent streams and a 16 KiB header list over HTTP/2", async () => {
+    const session = await h2Connect(listener.port, false);
+    try {
+      await h2Request(session, { ":method": "GET", ":path": "/" });
+      assert.equal(session.remoteSettings.maxConcurrentStreams, 100);
+      assert.equal(session.remoteSettings.maxHeaderListSize, 16 << 10);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("refuses HTTP/2 headers over 16 KiB (431), like HTTP/1.1, before the handler", async () => {
+    const session = await h2Connect(listener.port, false);
+    try {
+      const before = handled;
+      const big = { ":method": "GET", ":path": "/", "x-big": "a".repeat(20_000) };
+      assert.equal((await h2Request(session, big)).headers[":status"], 431);
+      const ok = await h2Request(session, { ":method": "GET", ":path": "/", "x-big": "a".repeat(15_000) });
+      assert.equal(ok.headers[":status"], 200);
+      // Once the client has acknowledged the settings, Node itself resets such a stream.
+      const again = await h2Request(session, big).then(
+        (r) => String(r.headers[":status"]),
+        (err: Error) => err.message,
+      );
+      assert.match(again, /^431$|ENHANCE_YOUR_CALM/);
+      assert.equal(handled, before + 1, "the handler saw only the request within the limit");
+    } finally {
+      session.close();
+    }
+    const sock = net.connect(listener.port, "127.0.0.1");
+    sock.write(`GET / HTTP/1.1\r\nHost: a\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`);
+    assert.match(await untilClosed(sock), /^HTTP\/1\.1 431/);
+  });
+
+  it("refuses two Host headers (HTTP/1.1: 400; HTTP/2: stream reset) before the handler", async () => {
+    const before = handled;
+    const sock = net.connect(listener.port, "127.0.0.1");
+    sock.write("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n");
+    const answer = await untilClosed(sock);
+    assert.match(answer, /^HTTP\/1\.1 400/);
+    assert.match(answer, /more than one Host header/);
+
+    const raw = net.connect(listener.port, "127.0.0.1");
+    const block = Buffer.concat([
+      hpackField(":method", "GET"),
+      hpackField(":path", "/"),
+      hpackField(":scheme", "http"),
+      hpackField("host", "a.example"),
+      hpackField("host", "b.example"),
+    ]);
+    raw.write(
+      Buffer.concat([
+        Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"),
+        h2Frame(4, 0, 0, Buffer.alloc(0)), // SETTINGS
+        h2Frame(1, 0x5, 1, block), // HEADERS, END_STREAM | END_HEADERS
+      ]),
+    );
+    const frames: number[] = [];
+    let got = Buffer.alloc(0);
+    await within(
+      new Promise<void>((resolve) => {
+        raw.on("data", (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          for (let at = 0; at + 9 <= got.length; ) {
+            const len = got.readUIntBE(at, 3);
+            if (at + 9 + len > got.length) break;
+            if (got.readUInt32BE(at + 5) === 1) frames.push(got[at + 3]!);
+            at += 9 + len;
+          }
+          if (frames.length > 0) resolve();
+        });
+      }),
+      10_000,
+      "an answer on stream 1",
+    );
+    raw.destroy();
+    assert.deepEqual(frames, [3], "RST_STREAM, no response headers");
+    assert.equal(handled, before, "the handler never saw either request");
+  });
+
+  it("answers 400 over HTTP/2 when Host differs from :authority", async () => {
+    const session = await h2Connect(listener.port, false);
+    try {
+      const before = handled;
+      const bad = await h2Request(session, {
+        ":method": "GET",
+        ":path": "/",
+        ":authority": "a.example",
+        host: "b.example",
+      });
+      assert.equal(bad.headers[":status"], 400);
+      assert.match(bad.body.toString(), /Host header differs from its :authority/);
+      assert.equal(handled, before);
+      const same = await h2Request(session, {
+        ":method": "GET",
+        ":path": "/",
+        ":authority": "a.example",
+        host: "A.example",
+      });
+      assert.equal(same.headers[":status"], 200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("closes an idle HTTP/2 session, but not one whose stream waits for a slow handler", async () => {
+    const idle = await h2Connect(listener.port, false);
+    await h2Request(idle, { ":method": "GET", ":path": "/" });
+    await within(new Promise((resolve) => idle.once("close", resolve)), 10_000, "idle session closed");
+
+    const busy = await h2Connect(listener.port, false);
+    let closedEarly = false;
+    busy.once("goaway", () => {
+      closedEarly = true;
+    });
+    const slow = await h2Request(busy, { ":method": "GET", ":path": "/slow" });
+    assert.equal(slow.headers[":status"], 200);
+    assert.equal(closedEarly, false, "a stream was open: the session must stay");
+    busy.close();
+  });
+
+  it("answers 408 to a stalled HTTP/1.1 body and closes the connection; a trickling one completes", async () => {
+    const sock = net.connect(listener.port, "127.0.0.1");
+    sock.write("PUT /stall HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789");
+    const answer = await within(untilClosed(sock), 10_000, "stalled body cut");
+    assert.match(answer, /HTTP\/1\.1 408/);
+    assert.match(answer, /request body stalled/);
+
+    // One byte every TRICKLE_MS for over twice TIMEOUT: slow, but always progressing.
+    const body = Buffer.from("abcdefghijkl");
+    const req = http.request(`http://127.0.0.1:${listener.port}/trickle`, {
+      method: "PUT",
+      headers: { "content-length": body.length },
+    });
+    const res = new Promise<http.IncomingMessage>((resolve, reject) => {
+      req.once("response", resolve);
+      req.once("error", reject);
+    });
+    for (const byte of body) {
+      req.write(Buffer.from([byte]));
+      await new Promise((resolve) => setTimeout(resolve, TRICKLE_MS));
+    }
+    req.end();
+    const r = await res;
+    assert.equal(r.statusCode, 200);
+    assert.equal(JSON.parse((await bodyOf(r)).toString()).bytes, body.length);
+  });
+
+  it("answers 408 to a stalled HTTP/2 body and resets its stream; a trickling one completes", async () => {
+    const session = await h2Connect(listener.port, false);
+    try {
+      const stalled = session.request({ ":method": "PUT", ":path": "/stall" });
+      stalled.write(Buffer.from("0123456789"));
+      const status = await within(
+        new Promise<number | undefined>((resolve, reject) => {
+          stalled.once("response", (h) => resolve(h[":status"]));
+          stalled.once("error", reject);
+        }),
+        10_000,
+        "stalled body answered",
+      );
+      assert.equal(status, 408);
+      stalled.resume();
+      await within(new Promise((resolve) => stalled.once("close", resolve)), 10_000, "stalled stream closed");
+
+      const trickle = session.request({ ":method": "PUT", ":path": "/trickle" });
+      const echoed = bodyOf(trickle);
+      for (let i = 0; i < 12; i++) {
+        trickle.write(Buffer.from([i]));
+        await new Promise((resolve) => setTimeout(resolve, TRICKLE_MS));
+      }
+      trickle.end();
+      assert.equal(JSON.parse((await echoed).toString()).bytes, 12);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("does not cut a client whose body waits on a handler slow to read it", async () => {
+    const big = randomBytes(4 << 20);
+    const want = { sha256: createHash("sha256").update(big).digest("hex"), bytes: big.length };
+    const req = http.request(`http://127.0.0.1:${listener.port}/slow-read`, {
+      method: "PUT",
+      headers: { "content-length": big.length },
+    });
+    const res = new Promise<http.IncomingMessage>((resolve, reject) => {
+      req.once("response", resolve);
+      req.once("error", reject);
+    });
+    const [r] = await Promise.all([res, pipeline(Readable.from(slices(big)), req)]);
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(JSON.parse((await bodyOf(r)).toString()), want);
+
+    const session = await h2Connect(listener.port, false);
+    try {
+      const stream = session.request({ ":method": "PUT", ":path": "/slow-read" });
+      const [got] = await Promise.all([bodyOf(stream), pipeline(Readable.from(slices(big)), stream)]);
+      assert.deepEqual(JSON.parse(got.toString()), want);
+    } finally {
+      session.close();
+    }
+  });
+});

@@ -105,6 +105,21 @@ ${EXIT_CODES_HELP}`;
       default: false,
       allowNo: true,
     }),
+    "public-url": Flags.string({
+      env: "CACHEROACH_PUBLIC_URL",
+      summary: "URL clients reach this server at, e.g. https://files.example.com behind a TLS proxy.",
+      description:
+        "Absolute http(s) URL without path, query or credentials. Names the server in configs downloaded from /_/v0/config, counts as this server's own origin for same-origin checks, and (https) marks cookies Secure. Without it the request's Host is used only when it is the bind address or a configured vhost; X-Forwarded-* headers are never trusted.",
+      helpValue: "<url>",
+    }),
+    "active-content-hosts": Flags.string({
+      env: "CACHEROACH_ACTIVE_CONTENT_HOSTS",
+      summary:
+        "Hosts (comma-separated) whose HTML, SVG, XML and scripts are shown inline instead of downloaded.",
+      description:
+        "On these hosts such files are served inline in a sandbox whose scripts run in an opaque origin (they cannot use this server's cookies or API). Elsewhere they are downloads (Content-Disposition: attachment).",
+      helpValue: "<host,…>",
+    }),
     "log-level": Flags.string({
       env: "CACHEROACH_LOG_LEVEL",
       summary: "Log level.",
@@ -129,6 +144,9 @@ ${EXIT_CODES_HELP}`;
     if (this.flags["chunk-size"] !== undefined) opts.chunkSize = this.flags["chunk-size"];
     if (this.flags["max-connections"] !== undefined) opts.maxConnections = this.flags["max-connections"];
     if (this.flags["fetch-allow-private"]) opts.fetchAllowPrivate = true;
+    if (this.flags["public-url"] !== undefined) opts.publicUrl = this.flags["public-url"];
+    if (this.flags["active-content-hosts"] !== undefined)
+      opts.activeContentHosts = this.flags["active-content-hosts"].split(",").filter((h) => h.trim() !== "");
 
     const stopped = waitForSignal(); // listen before starting, so an early Ctrl-C still closes cleanly
     let running: Awaited<ReturnType<typeof server.startServer>>;

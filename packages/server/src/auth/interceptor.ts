@@ -1,5 +1,5 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { toConnectError } from "../errors.js";
+import { isClientDisconnect, toConnectError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Authorizer } from "./authorizer.js";
 import { POLICY, type PolicyContext } from "./policy.js";
@@ -60,9 +60,9 @@ export function createAuthInterceptor(authz: Authorizer, ctx: PolicyContext, log
       if (rule.need && session) await requireAll(authz, session, rule.need(first.value, ctx));
       const res = await next({ ...req, message: replay(first.value, it) });
       if (!res.stream) return res;
-      return { ...res, message: convertErrors(res.message, method, log) };
+      return { ...res, message: convertErrors(res.message, method, log, req.signal) };
     } catch (err) {
-      throw report(err, method, log);
+      throw report(err, method, log, req.signal);
     }
   };
 }
@@ -84,17 +84,25 @@ async function* replay<T>(first: T, rest: AsyncIterator<T>): AsyncGenerator<T> {
   for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
 }
 
-async function* convertErrors<T>(src: AsyncIterable<T>, method: string, log: Logger): AsyncGenerator<T> {
+async function* convertErrors<T>(
+  src: AsyncIterable<T>,
+  method: string,
+  log: Logger,
+  signal: AbortSignal,
+): AsyncGenerator<T> {
   try {
     yield* src;
   } catch (err) {
-    throw report(err, method, log);
+    throw report(err, method, log, signal);
   }
 }
 
-function report(err: unknown, method: string, log: Logger): ConnectError {
+function report(err: unknown, method: string, log: Logger, signal: AbortSignal): ConnectError {
   const ce = toConnectError(err);
-  if (ce.code === Code.Internal || ce.code === Code.Unknown) {
+  // A client that hung up (its call's signal aborted) is routine, not a server error.
+  if (signal.aborted && isClientDisconnect(err)) {
+    log.info({ method, err: err instanceof Error ? err.message : String(err) }, "rpc client went away");
+  } else if (ce.code === Code.Internal || ce.code === Code.Unknown) {
     log.error(
       { method, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
       "rpc failed",

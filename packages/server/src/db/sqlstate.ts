@@ -16,6 +16,14 @@ export const SqlState = {
   adminShutdown: "57P01",
   crashShutdown: "57P02",
   cannotConnectNow: "57P03",
+  stringDataRightTruncation: "22001",
+  numericValueOutOfRange: "22003",
+  invalidDatetimeFormat: "22007",
+  datetimeFieldOverflow: "22008",
+  characterNotInRepertoire: "22021",
+  invalidTextRepresentation: "22P02",
+  untranslatableCharacter: "22P05",
+  invalidJsonText: "22032",
 } as const;
 
 /** The SQLSTATE of an error the database sent, or undefined for any other error. */
@@ -143,4 +151,36 @@ export function describeCondition(condition: DatabaseCondition): string {
     case "timeout":
       return "database statement was cancelled (timeout)";
   }
+}
+
+/**
+ * Data exceptions (SQLSTATE class 22) that only a value sent by the client can cause: a character
+ * the database cannot store (NUL in text: 22021; `\u0000` or a lone surrogate in JSON: 22P05), a
+ * value too long or out of range, a malformed number, time or JSON. Anything else of class 22
+ * (division by zero, …) would be the server's own bug and stays an internal error.
+ */
+const CLIENT_DATA_EXCEPTIONS: ReadonlyMap<string, string> = new Map([
+  [SqlState.characterNotInRepertoire, "a value contains a character the database cannot store (NUL?)"],
+  [
+    SqlState.untranslatableCharacter,
+    "a value contains a character the database cannot store (NUL or an unpaired surrogate?)",
+  ],
+  [SqlState.stringDataRightTruncation, "a value is longer than the database allows"],
+  [SqlState.numericValueOutOfRange, "a number is out of range"],
+  [
+    SqlState.invalidTextRepresentation,
+    "a value is malformed (not a number, id or boolean where one is expected)",
+  ],
+  [SqlState.invalidDatetimeFormat, "a time value is malformed"],
+  [SqlState.datetimeFieldOverflow, "a time value is out of range"],
+  [SqlState.invalidJsonText, "a value is not valid JSON text"],
+]);
+
+/**
+ * When `err` is a data exception caused by a client-supplied value, a message saying so (never
+ * the value itself); otherwise undefined.
+ */
+export function clientDataProblem(err: unknown): string | undefined {
+  const state = sqlStateOf(err);
+  return state === undefined ? undefined : CLIENT_DATA_EXCEPTIONS.get(state);
 }

@@ -7,10 +7,12 @@ import type { RopeStore } from "../store/rope-store.js";
 import { writeStream } from "../uploads/stream-writer.js";
 import type { UploadManager } from "../uploads/upload-manager.js";
 import { evaluate, parseETags } from "./conditional.js";
+import { validateContentType } from "./content-type.js";
 import { directoryPage } from "./directory-page.js";
 import { type HttpRequest, type HttpResponse, header, sendJson, sendText } from "./http-types.js";
 import { PUBLIC_SESSION } from "./request-session.js";
-import { serveFile, validatorsOf } from "./serve-file.js";
+import { serveFile, USER_CONTENT_HEADERS, validatorsOf } from "./serve-file.js";
+import type { Site } from "./site.js";
 import { encodePath, parseUrlPath } from "./url-path.js";
 
 /** What the file handler needs. */
@@ -21,6 +23,8 @@ export interface FileHandlerDeps {
   readonly authz: Authorizer;
   /** Largest PUT/POST body in bytes; larger ones get 413 before anything is stored. */
   readonly maxPutBytes: number;
+  /** How clients reach the server (which hosts may show active content inline). */
+  readonly site: Site;
 }
 
 /** Entries shown in a directory listing page. */
@@ -76,7 +80,10 @@ export async function handleFileRequest(
       const cache = version
         ? `${anonymous ? "public" : "private"}, max-age=31536000, immutable`
         : `${anonymous ? "public" : "private"}, no-cache`;
-      return serveFile(req, res, file, deps.ropes, { cacheControl: cache });
+      return serveFile(req, res, file, deps.ropes, {
+        cacheControl: cache,
+        inlineActive: deps.site.inlineActiveContent(req),
+      });
     }
     case "PUT":
     case "POST": {
@@ -101,7 +108,7 @@ export async function handleFileRequest(
         maxBytes: deps.maxPutBytes,
         precondition,
         meta: {},
-        contentType: ct === "" || ct.startsWith("application/x-www-form-urlencoded") ? "" : ct.slice(0, 255),
+        contentType: ct.startsWith("application/x-www-form-urlencoded") ? "" : validateContentType(ct),
         uploader: { principalId: session.principalId, sessionId: session.id },
       });
       const etag = validatorsOf(file).etag;
@@ -139,6 +146,11 @@ export async function handleFileRequest(
   }
 }
 
+/**
+ * GET/HEAD of `dir/`: its index.html if the caller may read one, else an HTML listing of the
+ * first {@link LISTING_LIMIT} children. The listing is one database query whatever the number
+ * of children (FileStore.children), and an empty one tells a missing directory apart.
+ */
 async function serveDirectory(
   deps: FileHandlerDeps,
   req: HttpRequest,
@@ -155,6 +167,7 @@ async function serveDirectory(
     const file = await deps.files.stat(tenantId, index);
     return serveFile(req, res, file, deps.ropes, {
       cacheControl: `${anonymous ? "public" : "private"}, no-cache`,
+      inlineActive: deps.site.inlineActiveContent(req),
     });
   } catch (err) {
     if (
@@ -164,7 +177,8 @@ async function serveDirectory(
       throw err;
   }
   await require(CAP.read, `${dir}/*`);
-  if (dir !== "" && !(await deps.files.isDirectory(tenantId, dir))) {
+  const entries = await deps.files.children(tenantId, dir, LISTING_LIMIT + 1);
+  if (dir !== "" && entries.length === 0) {
     if (
       await deps.files.stat(tenantId, dir).then(
         () => true,
@@ -176,13 +190,12 @@ async function serveDirectory(
     }
     throw new StoreError("ERR_NOT_FOUND", `no directory ${dir}/`);
   }
-  const entries = await deps.files.children(tenantId, dir, LISTING_LIMIT + 1);
   const body = directoryPage(dir, entries.slice(0, LISTING_LIMIT), entries.length > LISTING_LIMIT);
   res.writeHead(200, {
     "content-type": "text/html; charset=utf-8",
     "content-length": String(Buffer.byteLength(body)),
     "cache-control": "no-cache",
-    "x-content-type-options": "nosniff",
+    ...USER_CONTENT_HEADERS,
   });
   if (req.method === "HEAD") res.end();
   else res.end(body);

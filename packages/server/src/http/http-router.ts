@@ -1,10 +1,17 @@
 import type { Authorizer } from "../auth/authorizer.js";
 import type { SessionStore } from "../auth/session-store.js";
 import type { Db } from "../db/db.js";
-import { StoreError, toHttpError } from "../errors.js";
+import { isClientDisconnect, StoreError, toHttpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { type FileHandlerDeps, handleFileRequest } from "./file-handler.js";
-import { type HttpHandler, type HttpRequest, type HttpResponse, header, sendText } from "./http-types.js";
+import {
+  clientGone,
+  type HttpHandler,
+  type HttpRequest,
+  type HttpResponse,
+  header,
+  sendText,
+} from "./http-types.js";
 import { sessionOf } from "./request-session.js";
 import { RETRIEVE_PREFIX } from "./signed-urls.js";
 import { handleConfig, handleRetrieve } from "./special-routes.js";
@@ -49,10 +56,10 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   }
   if (p.startsWith("/_/")) {
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(req, res, url, deps);
-    if (p === "/_/v0/config") return handleConfig(req, res, url, deps.authz);
+    if (p === "/_/v0/config") return handleConfig(req, res, url, deps);
     return sendText(res, 404, `no such endpoint ${p}`);
   }
-  const { session } = await sessionOf(req, url, deps.authz, deps.sessions);
+  const { session } = await sessionOf(req, url, deps);
   if (!session)
     throw new StoreError(
       "ERR_UNAUTHENTICATED",
@@ -68,7 +75,12 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
 
 function fail(log: Logger, req: HttpRequest, res: HttpResponse, err: unknown): void {
   const { status, message, headers } = toHttpError(err);
-  if (status >= 500) {
+  if (clientGone(req) && isClientDisconnect(err)) {
+    log.info(
+      { method: req.method, err: err instanceof Error ? err.message : String(err) },
+      "client went away",
+    );
+  } else if (status >= 500) {
     // 503/507 say the database is in trouble (readiness and the pool's warnings say so too): one
     // per request during an outage is a warning, not an error.
     const level = status === 503 || status === 507 ? "warn" : "error";

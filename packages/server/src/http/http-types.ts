@@ -39,6 +39,7 @@ export function sendJson(
   res.writeHead(status, {
     "content-type": "application/json",
     "content-length": String(Buffer.byteLength(text)),
+    "x-content-type-options": "nosniff",
     ...headers,
   });
   res.end(text);
@@ -48,4 +49,13 @@ export function sendJson(
 export function header(req: HttpRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * True when the client of `req` has gone: its request, HTTP/1.1 connection or HTTP/2 stream is
+ * destroyed (an answer can no longer reach it).
+ */
+export function clientGone(req: HttpRequest): boolean {
+  if (req.destroyed) return true;
+  return "stream" in req ? req.stream.destroyed || req.stream.closed : req.socket.destroyed;
 }

@@ -3,6 +3,10 @@ import type { SessionInfo } from "../auth/session.js";
 import type { SessionStore } from "../auth/session-store.js";
 import { PUBLIC_SESSIONS } from "../bootstrap-data.js";
 import { WELL_KNOWN } from "../ids.js";
+import { readCookie, SESSION_COOKIE } from "./cookies.js";
+import type { HttpRequest } from "./http-types.js";
+import { isStateChanging, requireSameOrigin } from "./same-origin.js";
+import type { Site } from "./site.js";
 
 /** Where a request's token came from. */
 export type TokenSource = "header" | "query" | "cookie";
@@ -14,7 +18,8 @@ export interface HeaderSource {
 
 /**
  * Finds a bearer token: `Authorization: Bearer …`, then the `access_token` query parameter
- * (signed URLs), then the `authorization` cookie (browser logins).
+ * (signed URLs), then the `authorization` cookie (browser logins). A cookie that is not valid
+ * percent-encoding is ERR_BAD_REQUEST.
  */
 export function findToken(req: HeaderSource, url: URL): { token: string; source: TokenSource } | undefined {
   const auth = req.headers["authorization"];
@@ -24,14 +29,12 @@ export function findToken(req: HeaderSource, url: URL): { token: string; source:
   }
   const q = url.searchParams.get("access_token");
   if (q) return { token: q, source: "query" };
-  const cookie = req.headers["cookie"];
-  if (typeof cookie === "string") {
-    for (const part of cookie.split(";")) {
-      const [k, ...v] = part.trim().split("=");
-      if (k === "authorization" && v.length)
-        return { token: decodeURIComponent(v.join("=")), source: "cookie" };
-    }
-  }
+  const cookieHeader = req.headers["cookie"];
+  const cookie = readCookie(
+    Array.isArray(cookieHeader) ? cookieHeader.join("; ") : cookieHeader,
+    SESSION_COOKIE,
+  );
+  if (cookie) return { token: cookie, source: "cookie" };
   return undefined;
 }
 
@@ -48,18 +51,29 @@ export const PUBLIC_SESSION: SessionInfo = {
   issuedBy: undefined,
 };
 
+/** What {@link sessionOf} needs. */
+export interface SessionDeps {
+  readonly authz: Authorizer;
+  readonly sessions: SessionStore;
+  readonly site: Site;
+}
+
 /**
  * The session of an HTTP request: the presented token's (an invalid one is an error, never a
- * silent downgrade), else the public session if an operator has not revoked it.
+ * silent downgrade), else the public session if an operator has not revoked it. A
+ * state-changing request (PUT, POST, DELETE, …) whose only credential is the browser cookie
+ * must be same-origin, else it is refused before anything is read or written.
  */
 export async function sessionOf(
-  req: HeaderSource,
+  req: HttpRequest,
   url: URL,
-  authz: Authorizer,
-  sessions: SessionStore,
+  deps: SessionDeps,
 ): Promise<{ session: SessionInfo | undefined; token: string | undefined }> {
   const found = findToken(req, url);
-  if (found) return { session: await authz.authenticate(found.token), token: found.token };
-  const active = await sessions.isActive(PUBLIC_SESSIONS.publicAccess);
+  if (found?.source === "cookie" && isStateChanging(req.method)) {
+    requireSameOrigin(req, deps.site, `a ${req.method} authenticated only by cookie`);
+  }
+  if (found) return { session: await deps.authz.authenticate(found.token), token: found.token };
+  const active = await deps.sessions.isActive(PUBLIC_SESSIONS.publicAccess);
   return { session: active ? PUBLIC_SESSION : undefined, token: undefined };
 }

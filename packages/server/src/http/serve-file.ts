@@ -5,9 +5,10 @@ import { StoreError } from "../errors.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { evaluate, ifRangeAllows, type Validators } from "./conditional.js";
-import { sniff, typeByExtension } from "./content-type.js";
+import { isActiveContentType, isValidContentType, sniff, typeByExtension } from "./content-type.js";
 import { type HttpRequest, type HttpResponse, header } from "./http-types.js";
 import { type ByteRange, parseRange } from "./ranges.js";
+import { attachment } from "./signed-urls.js";
 
 /** How a file response is labelled beyond its content. */
 export interface ServeOptions {
@@ -15,7 +16,28 @@ export interface ServeOptions {
   readonly cacheControl: string;
   /** Content-Disposition value (signed URLs name the file), if any. */
   readonly disposition?: string | undefined;
+  /**
+   * Show active content (HTML, SVG, XML, scripts) inline, sandboxed with scripts in an opaque
+   * origin; default false: such files are downloads (Content-Disposition: attachment).
+   */
+  readonly inlineActive?: boolean | undefined;
 }
+
+/**
+ * Content-Security-Policy of every user file and generated page: a sandbox without
+ * allow-same-origin gives the document an opaque origin, so nothing in it can read this
+ * server's cookies or call its API with them; without allow-scripts nothing in it runs at all.
+ */
+export const USER_CONTENT_CSP = "sandbox";
+/** The policy of active content on hosts allowed to show it inline: scripts, still opaque. */
+export const INLINE_ACTIVE_CSP =
+  "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
+
+/** Headers every response carrying user content (or a page listing it) has. */
+export const USER_CONTENT_HEADERS: Readonly<Record<string, string>> = {
+  "x-content-type-options": "nosniff",
+  "content-security-policy": USER_CONTENT_CSP,
+};
 
 /** The strong validators of a file version: ETag = quoted content hash, Last-Modified = mtime. */
 export function validatorsOf(f: FileRecord): Validators {
@@ -43,7 +65,7 @@ export async function serveFile(
     "last-modified": v.lastModified.toUTCString(),
     "cache-control": opts.cacheControl,
     "accept-ranges": "bytes",
-    "x-content-type-options": "nosniff",
+    ...USER_CONTENT_HEADERS,
   };
   if (opts.disposition) base["content-disposition"] = opts.disposition;
 
@@ -68,8 +90,13 @@ export async function serveFile(
     return;
   }
 
-  const type =
-    file.contentType || typeByExtension(file.path) || sniff(await firstBytes(ropes, file.tenantId, rope));
+  // A type stored before content types were validated may not be sendable: serve as if untyped.
+  const stored = isValidContentType(file.contentType) ? file.contentType : "";
+  const type = stored || typeByExtension(file.path) || sniff(await firstBytes(ropes, file.tenantId, rope));
+  if (isActiveContentType(type)) {
+    if (opts.inlineActive) base["content-security-policy"] = INLINE_ACTIVE_CSP;
+    else base["content-disposition"] ??= attachment(file.path);
+  }
   const head = req.method === "HEAD";
   let ranges = parseRange(header(req, "range"), file.size);
   if (ranges.kind !== "full" && !ifRangeAllows(header(req, "if-range"), v)) ranges = { kind: "full" };

@@ -6,10 +6,12 @@ import { StoreError } from "../errors.js";
 import { toSession } from "../rpc/convert.js";
 import type { FileStore } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
-import { type HttpRequest, type HttpResponse, header, sendJson } from "./http-types.js";
+import { type HttpRequest, type HttpResponse, sendJson } from "./http-types.js";
 import { findToken } from "./request-session.js";
+import { requireSameOrigin } from "./same-origin.js";
 import { serveFile } from "./serve-file.js";
 import { attachment } from "./signed-urls.js";
+import type { Site } from "./site.js";
 
 /**
  * GET /_/v0/retrieve/<name>?access_token=<jwt>: serves the one file a signed URL names (the
@@ -41,24 +43,26 @@ export async function handleRetrieve(
 
 /**
  * GET /_/v0/config: a CLI configuration file for the presented session (header, cookie or
- * access_token), so a browser login or a shared token becomes `~/.cacheroach/config`.
+ * access_token), so a browser login or a shared token becomes `~/.cacheroach/config`. A token
+ * presented only as a cookie is handed out to same-origin requests only: any site could
+ * otherwise have the victim's browser fetch it. The server URL comes from configuration (see
+ * Site.baseUrl), never from X-Forwarded-* headers.
  */
 export async function handleConfig(
   req: HttpRequest,
   res: HttpResponse,
   url: URL,
-  authz: Authorizer,
+  deps: { authz: Authorizer; site: Site },
 ): Promise<void> {
   const found = findToken(req, url);
   if (!found)
     throw new StoreError("ERR_UNAUTHENTICATED", "present a token to download its CLI configuration");
-  const s = await authz.authenticate(found.token);
+  if (found.source === "cookie") requireSameOrigin(req, deps.site, "a configuration download by cookie");
+  const s = await deps.authz.authenticate(found.token);
   if (tokenKind(s) === "signed-url")
     throw new StoreError("ERR_PERMISSION_DENIED", "a signed-URL token only reads its one file");
-  const host = header(req, "host") ?? header(req, ":authority") ?? "127.0.0.1";
-  const proto = header(req, "x-forwarded-proto") === "https" ? "https" : "http";
   const config = {
-    server: `${proto}://${host}`,
+    server: await deps.site.baseUrl(req),
     token: found.token,
     session: toJson(SessionSchema, toSession(s)),
     ...(s.scope.kind === "location" ? { defaultTenant: s.scope.tenantId } : {}),

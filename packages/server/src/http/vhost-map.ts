@@ -22,6 +22,12 @@ export class VHostMap {
     return this.map.get(host) ?? this.map.get("*");
   }
 
+  /** True when `host` (lower-case, no port) has its own entry (the "*" fallback does not count). */
+  async has(host: string): Promise<boolean> {
+    if (Date.now() - this.loadedAt > this.ttlMs) await this.reload();
+    return host !== "*" && this.map.has(host);
+  }
+
   private reload(): Promise<void> {
     this.loading ??= this.db
       .query<{ host: string; tenant_id: string }>("SELECT host, tenant_id FROM vhosts")

@@ -47,6 +47,20 @@ export interface DualListenerOptions {
   /** idle time after which an HTTP/1.1 keep-alive connection is closed, default 5 s (Node's default) */
   keepAliveTimeoutMs?: number;
   /**
+   * Idle time after which an HTTP/2 session with no open stream is closed (GOAWAY), default 60 s.
+   * A session whose streams are waiting for the handler is never closed for being quiet.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * How long a request body may make no progress while the handler waits for it, default 60 s:
+   * the client is then answered 408 (if nothing was sent yet) and its HTTP/1.1 connection or
+   * HTTP/2 stream is closed. Time counts only while the handler has read everything received, so
+   * a slow-but-progressing upload, or a handler that is itself slow to read, is never cut.
+   */
+  bodyIdleTimeoutMs?: number;
+  /** HTTP/2 streams a client may have open at once on one session, default 100 */
+  maxConcurrentStreams?: number;
+  /**
    * How long `close()` lets in-flight requests finish before cutting connections, default 0 (cut at once).
    * Idle connections are closed immediately either way.
    */
@@ -98,6 +112,9 @@ export function listenDual(
   const connectionWindowSize = options.connectionWindowSize ?? 64 << 20;
   const maxHeaderSize = options.maxHeaderSize ?? 16 << 10;
   const headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 60_000;
+  const maxConcurrentStreams = options.maxConcurrentStreams ?? 100;
   const shutdownGraceMs = options.shutdownGraceMs ?? 0;
   const onError = options.onError ?? defaultOnError;
 
@@ -124,6 +141,12 @@ export function listenDual(
     req: http.IncomingMessage | http2.Http2ServerRequest,
     res: http.ServerResponse | http2.Http2ServerResponse,
   ): void => {
+    const bad = badRequestHead(req, maxHeaderSize);
+    if (bad) {
+      refuse(req, res, bad.status, bad.message);
+      return;
+    }
+    watchRequestBody(req, res, bodyIdleTimeoutMs);
     try {
       handler(req, res);
     } catch (err) {
@@ -168,11 +191,24 @@ export function listenDual(
   h1.emit("listening");
 
   const h2 = http2.createServer(
-    { settings: { initialWindowSize, maxHeaderListSize: maxHeaderSize } },
+    { settings: { initialWindowSize, maxHeaderListSize: maxHeaderSize, maxConcurrentStreams } },
     runHandler,
   );
+  /** open streams of each HTTP/2 session (the idle timeout closes only sessions without any) */
+  const openStreams = new WeakMap<http2.ServerHttp2Session, number>();
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    openStreams.set(session, 0);
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      openStreams.set(session, (openStreams.get(session) ?? 0) + 1);
+      stream.once("close", () => openStreams.set(session, Math.max(0, (openStreams.get(session) ?? 1) - 1)));
+    });
+    // Node's session timer restarts on every frame; when it fires with streams open, their
+    // handlers are busy (or the body watchdog deals with them): only a session without any closes.
+    session.setTimeout(idleTimeoutMs);
+    session.on("timeout", () => {
+      if ((openStreams.get(session) ?? 0) === 0) session.close();
+    });
     session.once("close", () => sessions.delete(session));
     session.on("error", (err) => report(err, "session"));
     try {
@@ -269,4 +305,144 @@ export function listenDual(
       resolve({ port: addr.port, host: addr.address, close });
     });
   });
+}
+
+/** A request the listener answers itself, before the handler sees it. */
+interface HeadRefusal {
+  readonly status: number;
+  readonly message: string;
+}
+
+/**
+ * Checks what Node does not: the HTTP/2 header list against the same limit as an HTTP/1.1 head
+ * (Node enforces its SETTINGS_MAX_HEADER_LIST_SIZE only once the client has acknowledged the
+ * settings, so a session's first requests get through unchecked), one Host only
+ * (RFC 9112 §3.2; Node keeps the first of several), and a Host that agrees with :authority
+ * (RFC 9113 §8.3.1), so no layer can route or authorize by a different host than another.
+ */
+function badRequestHead(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  maxHeaderSize: number,
+): HeadRefusal | undefined {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  let size = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === "host") hosts++;
+    size += raw[i]!.length + (raw[i + 1]?.length ?? 0) + 32; // RFC 9113 §6.5.2 field size
+  }
+  if (req.httpVersionMajor >= 2 && size > maxHeaderSize)
+    return { status: 431, message: `request headers exceed ${maxHeaderSize} bytes` };
+  if (hosts > 1) return { status: 400, message: "request has more than one Host header" };
+  const authority = req.headers[":authority"];
+  const host = req.headers["host"];
+  if (
+    typeof authority === "string" &&
+    typeof host === "string" &&
+    authority.toLowerCase() !== host.toLowerCase()
+  )
+    return { status: 400, message: "request Host header differs from its :authority" };
+  return undefined;
+}
+
+/** Answers a refused request and ends its exchange without reading its body. */
+function refuse(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  status: number,
+  message: string,
+): void {
+  const h1 = !("stream" in req);
+  const body = `${message}\n`;
+  // HTTP/2: once answered, a reset with NO_ERROR tells the client to stop sending a body.
+  if ("stream" in req) req.stream.once("finish", () => req.stream.close(http2.constants.NGHTTP2_NO_ERROR));
+  try {
+    res.writeHead(status, {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": String(Buffer.byteLength(body)),
+      // An HTTP/1.1 body left unread would be parsed as the next request: close instead.
+      ...(h1 ? { connection: "close" } : {}),
+    });
+    res.end(body);
+  } catch {
+    res.destroy();
+  }
+}
+
+/**
+ * Cuts a request whose body stops arriving while the handler waits for it (see
+ * DualListenerOptions.bodyIdleTimeoutMs). Checked a few times per timeout: progress is bytes
+ * arriving on the HTTP/1.1 connection (one request at a time), or the HTTP/2 stream's receive
+ * window moving (it shrinks with every byte received); while data received is still unread, the
+ * handler is the slow one and the quiet time starts over.
+ */
+function watchRequestBody(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  timeoutMs: number,
+): void {
+  if (timeoutMs <= 0) return;
+  const watch =
+    "stream" in req
+      ? {
+          done: () => req.stream.destroyed || req.stream.state.remoteClose !== 0,
+          progress: () => req.stream.state.localWindowSize ?? 0,
+          // Data waits in the stream until the handler first reads, then in the request.
+          buffered: () => req.readableLength + req.stream.readableLength,
+        }
+      : {
+          done: () => req.complete || req.destroyed,
+          progress: () => req.socket.bytesRead,
+          buffered: () => req.readableLength + req.socket.readableLength,
+        };
+  if (watch.done()) return;
+  let seen = watch.progress();
+  let quietSince = Date.now();
+  const timer = setInterval(
+    () => {
+      if (watch.done() || res.writableFinished) return stop();
+      const now = watch.progress();
+      if (now !== seen || watch.buffered() > 0) {
+        seen = now;
+        quietSince = Date.now();
+        return;
+      }
+      if (Date.now() - quietSince < timeoutMs) return;
+      stop();
+      cutStalledRequest(req, res, timeoutMs);
+    },
+    Math.max(10, Math.floor(timeoutMs / 4)),
+  );
+  timer.unref();
+  const stop = (): void => clearInterval(timer);
+  req.once("close", stop);
+  res.once("close", stop);
+}
+
+/**
+ * Ends a request whose body stalled: 408 when the answer has not started, then the HTTP/2
+ * stream is reset with NO_ERROR, which tells the client to stop sending (RFC 9113 §8.1), or the
+ * HTTP/1.1 connection closed (it has no such signal). Past the answer's start, just the reset.
+ */
+function cutStalledRequest(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  timeoutMs: number,
+): void {
+  const h2 = "stream" in req ? req.stream : undefined;
+  if (res.headersSent) {
+    if (h2) h2.close(http2.constants.NGHTTP2_CANCEL);
+    else req.socket.destroy();
+    return;
+  }
+  if (h2) h2.once("finish", () => h2.close(http2.constants.NGHTTP2_NO_ERROR));
+  else res.once("finish", () => req.socket.destroy());
+  const body = `request body stalled: nothing arrived for ${Math.round(timeoutMs / 1000)} s\n`;
+  res.writeHead(408, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": String(Buffer.byteLength(body)),
+    ...(h2 ? {} : { connection: "close" }),
+  });
+  res.end(body);
 }

@@ -14,6 +14,7 @@ import {
 import { CAP, type Scope, type SessionInfo } from "../auth/session.js";
 import type { SessionStatus } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
+import { validateContentType as validateMediaType } from "../http/content-type.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 
 /**
@@ -67,7 +68,7 @@ export function fromPrecondition(p: Precondition | undefined): WritePrecondition
   }
 }
 
-/** Validates user metadata: bounded count and sizes. */
+/** Validates user metadata: bounded count and sizes, and no NUL (JSONB text cannot hold it). */
 export function validateMeta(meta: Record<string, string>): Record<string, string> {
   const entries = Object.entries(meta);
   if (entries.length > 64) throw new StoreError("ERR_BAD_REQUEST", "meta has more than 64 entries");
@@ -76,20 +77,19 @@ export function validateMeta(meta: Record<string, string>): Record<string, strin
       throw new StoreError("ERR_BAD_REQUEST", "meta keys must be 1..128 characters");
     if (v.length > 4096)
       throw new StoreError("ERR_BAD_REQUEST", `meta value of ${JSON.stringify(k)} exceeds 4096 characters`);
+    if (k.includes("\0") || v.includes("\0")) {
+      throw new StoreError(
+        "ERR_BAD_REQUEST",
+        `meta ${k.includes("\0") ? "key" : `value of ${JSON.stringify(k)}`} contains NUL, which cannot be stored`,
+      );
+    }
   }
   return meta;
 }
 
-/** Validates a MIME type loosely ("type/subtype[; params]"), or empty. */
+/** Validates an RPC content_type: "" or a media type that can be sent back as a header. */
 export function validateContentType(ct: string): string {
-  if (ct === "") return ct;
-  if (ct.length > 255 || !/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/.test(ct)) {
-    throw new StoreError(
-      "ERR_BAD_REQUEST",
-      `content_type ${JSON.stringify(ct.slice(0, 64))} is not a MIME type`,
-    );
-  }
-  return ct;
+  return validateMediaType(ct, "content_type");
 }
 
 /** Capability mask → message. */

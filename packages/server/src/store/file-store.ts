@@ -244,36 +244,40 @@ export class FileStore {
   }
 
   /**
-   * The immediate children of directory `dir` ("" = root): files directly in it and the names
-   * of sub-directories (which exist only as prefixes of deeper files). Each step is one indexed
-   * query that skips a whole sub-tree, so a directory over millions of files lists quickly.
+   * The first `limit` immediate children of directory `dir` ("" = root), in bytewise order:
+   * files directly in it and the names of sub-directories (which exist only as prefixes of
+   * deeper files). One statement, whatever the number of children: a recursive query walks the
+   * index inside the database, each step one seek that skips a whole sub-tree (after "dir/a/…"
+   * it seeks past "dir/a/" + 0xFF, a byte UTF-8 never contains), so a directory over millions of
+   * files lists as fast as its children are few, and without a round trip per child.
    */
   async children(tenantId: string, dir: string, limit: number): Promise<DirEntry[]> {
+    if (limit <= 0) return [];
     const [lo, hi] = belowRange(dir);
-    const out: DirEntry[] = [];
-    let after: Buffer = Buffer.from(lo.subarray(0, lo.length - 1)); // "dir" itself sorts before "dir/…"
-    while (out.length < limit) {
-      const r = await this.db.query<FileRow>(
-        `SELECT ${FILE_COLUMNS} FROM files WHERE tenant_id = $1 AND dtime IS NULL AND path > $2 AND path >= $3 AND path < $4
-         ORDER BY path LIMIT 1`,
-        [tenantId, after, lo, hi],
-      );
-      const row = r.rows[0];
-      if (!row) break;
+    const r = await this.db.query<FileRow>(
+      `WITH RECURSIVE walk (path, n) AS (
+         SELECT (SELECT path FROM files
+                 WHERE tenant_id = $1 AND dtime IS NULL AND path >= $2 AND path < $3
+                 ORDER BY path LIMIT 1), 1
+         UNION ALL
+         SELECT (SELECT f.path FROM files f
+                 WHERE f.tenant_id = $1 AND f.dtime IS NULL AND f.path < $3
+                   AND f.path > CASE WHEN position($4 IN substring(w.path FROM $5)) = 0 THEN w.path
+                     ELSE substring(w.path FROM 1 FOR $5 - 1 + position($4 IN substring(w.path FROM $5))) || $6 END
+                 ORDER BY f.path LIMIT 1), w.n + 1
+         FROM walk w
+         WHERE w.path IS NOT NULL AND w.n < $7)
+       SELECT ${FILE_COLUMNS} FROM files
+       WHERE tenant_id = $1 AND path IN (SELECT path FROM walk WHERE path IS NOT NULL)
+       ORDER BY path`,
+      [tenantId, lo, hi, Buffer.from("/"), lo.length + 1, Buffer.from([0xff]), limit],
+    );
+    return r.rows.map((row) => {
       const file = fileFromRow(row);
       const rest = file.path.slice(dir.length + 1);
       const slash = rest.indexOf("/");
-      if (slash < 0) {
-        out.push({ name: rest, file });
-        after = row.path;
-      } else {
-        const name = rest.slice(0, slash);
-        out.push({ name, file: undefined });
-        // 0xFF never occurs in UTF-8, so this sorts after every path below "dir/name/".
-        after = Buffer.concat([pathKey(`${dir}/${name}/`), Buffer.from([0xff])]);
-      }
-    }
-    return out;
+      return slash < 0 ? { name: rest, file } : { name: rest.slice(0, slash), file: undefined };
+    });
   }
 
   /** Soft-deletes the live file at a path; returns the deleted version. */

@@ -4,6 +4,7 @@ import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import { StoreError } from "../errors.js";
+import { isValidContentType } from "../http/content-type.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { FileStore } from "../store/file-store.js";
 import { type AddressPolicy, addressPolicy } from "./address-policy.js";
@@ -138,7 +139,8 @@ export async function fetchRemote(
     const file = await writeStream(uploads, tenantId, path, res, {
       maxBytes: limits.maxBytes,
       meta: { "fetched-from": storableUrl(url).slice(0, 4096) },
-      contentType: type.slice(0, 255),
+      // A remote type that could not be served back is dropped (the file is typed on reading).
+      contentType: isValidContentType(type) ? type : "",
       precondition: undefined,
       uploader,
     });
