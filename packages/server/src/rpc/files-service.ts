@@ -16,6 +16,7 @@ import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
 import { signRetrieveUrl } from "../http/signed-urls.js";
 import { parseId } from "../ids.js";
+import { damagedContent } from "../store/damaged-content.js";
 import type { FileStore } from "../store/file-store.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
@@ -38,7 +39,7 @@ export function createFilesService(
 ): Partial<ServiceImpl<typeof Files>> {
   const ropeOf = async (tenantId: string, hash: Buffer): Promise<Rope> => {
     const rope = await ropes.get(tenantId, hash);
-    if (!rope) throw new StoreError("ERR_UNAVAILABLE", "file content is missing");
+    if (!rope) throw damagedContent(hash, "its rope is missing");
     return rope;
   };
   return {
@@ -76,8 +77,8 @@ export function createFilesService(
       }
       if (req.length < 0n) throw new StoreError("ERR_BAD_REQUEST", "length must not be negative");
       const length = req.length === 0n ? f.size - offset : Math.min(Number(req.length), f.size - offset);
+      const rope = await ropeOf(tenantId, f.ropeHash); // damaged content fails before the first message
       yield create(ReadResponseSchema, { file: toFileMeta(f), offset: BigInt(offset) });
-      const rope = await ropeOf(tenantId, f.ropeHash);
       let pos = offset;
       for await (const data of ropes.read(tenantId, rope, offset, length)) {
         yield create(ReadResponseSchema, { data, offset: BigInt(pos) });
