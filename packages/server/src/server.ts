@@ -3,6 +3,7 @@ import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cac
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Authorizer } from "./auth/authorizer.js";
+import { ContentAccess } from "./auth/content-access.js";
 import { createAuthInterceptor } from "./auth/interceptor.js";
 import { SessionStore } from "./auth/session-store.js";
 import { TokenSigner } from "./auth/token-signer.js";
@@ -92,15 +93,22 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const routes = (router: ConnectRouter) => {
       router.service(
         Files,
-        createFilesService(files, ropes, signer, config.maxSignedUrlSeconds, writeMaxBytes),
+        createFilesService(files, ropes, signer, config.maxSignedUrlSeconds, writeMaxBytes, authz),
       );
       router.service(
         Uploads,
-        createUploadsService(uploads, chunks, files, {
-          maxBytes: config.fetchMaxBytes,
-          timeoutMs: config.fetchTimeoutMs,
-          allowPrivate: config.fetchAllowPrivate,
-        }),
+        createUploadsService(
+          uploads,
+          chunks,
+          files,
+          {
+            maxBytes: config.fetchMaxBytes,
+            timeoutMs: config.fetchTimeoutMs,
+            allowPrivate: config.fetchAllowPrivate,
+          },
+          authz,
+          new ContentAccess(authz, files),
+        ),
       );
       router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
       router.service(Principals, createPrincipalsService(new PrincipalStore(db!), authz));

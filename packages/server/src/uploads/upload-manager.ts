@@ -103,8 +103,10 @@ export class UploadManager {
 
   /**
    * Writes a new version whose content the tenant already stores, named by its content (rope)
-   * hash, so no bytes travel (a client re-uploading a file it hashed before). Only this tenant's
-   * content can be named; anything else is NOT_FOUND, and the client uploads the bytes instead.
+   * hash, so no bytes travel (a client re-uploading a file it hashed before). The caller has
+   * checked that the session may read a file holding that content (auth/content-access.ts); only
+   * this tenant's content can be named, anything else is {@link unknownContent}, and the client
+   * uploads the bytes instead.
    */
   async writeExisting(
     tenantId: string,
@@ -114,12 +116,7 @@ export class UploadManager {
   ): Promise<FileRecord> {
     if (contentHash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
     const rope = await this.ropes.get(tenantId, contentHash);
-    if (!rope) {
-      throw new StoreError(
-        "ERR_NOT_FOUND",
-        `the tenant stores no content with hash ${contentHash.toString("hex")}; upload the bytes instead`,
-      );
-    }
+    if (!rope) throw unknownContent(contentHash);
     return this.files.put(tenantId, path, {
       rope,
       contentType: opts.contentType,
@@ -468,6 +465,17 @@ const APPEND_SQL = `
     (SELECT len FROM r WHERE r.off = bad.wrong_off) AS wrong_length,
     (SELECT stored FROM r WHERE r.off = bad.wrong_off) AS stored_length
   FROM bad`;
+
+/**
+ * The answer to linking content by a hash that no file the session may read holds: the same
+ * whether the tenant stores that content or not, so it reveals nothing about what exists.
+ */
+export function unknownContent(hash: Buffer): StoreError {
+  return new StoreError(
+    "ERR_NOT_FOUND",
+    `no file this session may read holds content ${hash.toString("hex")}; upload the bytes instead`,
+  );
+}
 
 /** Cuts data into chunks of `size` bytes (the last may be short) and hashes each. */
 export function cut(data: Buffer, size: number): ChunkWrite[] {
