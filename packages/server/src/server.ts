@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Authorizer } from "./auth/authorizer.js";
 import { ContentAccess } from "./auth/content-access.js";
 import { createAuthInterceptor } from "./auth/interceptor.js";
@@ -19,6 +18,7 @@ import { createDiagsService } from "./rpc/diags-service.js";
 import { createFilesService } from "./rpc/files-service.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { READ_MANY_BUDGET } from "./rpc/read-many.js";
+import { createRpcAdapter } from "./rpc/rpc-adapter.js";
 import { createTenantsService } from "./rpc/tenants-service.js";
 import { createTokensService } from "./rpc/tokens-service.js";
 import { createUploadsService } from "./rpc/uploads-service.js";
@@ -116,7 +116,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       router.service(VHosts, createVHostsService(new VHostStore(db!)));
       router.service(Diags, createDiagsService(db!, SERVER_VERSION));
     };
-    const handler = connectNodeAdapter({
+    const handler = createRpcAdapter({
       routes,
       interceptors: [createAuthInterceptor(authz, { uploadStates: codec }, log)],
       fallback: createHttpRouter({
@@ -135,6 +135,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       // Bounded request size: one Transfer/PutChunks plus protobuf overhead.
       readMaxBytes: config.maxTransferSize + 64 * 1024,
       writeMaxBytes,
+      onHandlerError: (err, method) =>
+        log.warn({ method, err: err instanceof Error ? err.message : String(err) }, "rpc response failed"),
     });
     const listener = await listenDual(handler, config.host, config.port, {
       // Large enough that chunk payloads are not throttled on loopback, small enough that a
