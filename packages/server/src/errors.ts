@@ -26,6 +26,7 @@ export type ErrorCode =
   | "ERR_VERSION_SKEW"
   | "ERR_METHOD_NOT_ALLOWED"
   | "ERR_UNAVAILABLE"
+  | "ERR_DATA_LOSS"
   | "ERR_DATABASE_UNAVAILABLE"
   | "ERR_STORAGE_FULL";
 
@@ -50,6 +51,9 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
     ERR_VERSION_SKEW: { connect: Code.Aborted, http: 409 },
     ERR_METHOD_NOT_ALLOWED: { connect: Code.Unimplemented, http: 405 },
     ERR_UNAVAILABLE: { connect: Code.Unavailable, http: 503 },
+    // Stored content is damaged (a chunk missing or shorter than its rope says): permanent, so
+    // neither Unavailable nor 503, which clients retry.
+    ERR_DATA_LOSS: { connect: Code.DataLoss, http: 500 },
     ERR_DATABASE_UNAVAILABLE: { connect: Code.Unavailable, http: 503, retryAfter: 2 },
     // Unavailable over RPC (clients retry later, the CLI exits 7); 507 says what it is over HTTP.
     ERR_STORAGE_FULL: { connect: Code.Unavailable, http: 507, retryAfter: 30 },

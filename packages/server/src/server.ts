@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Authorizer } from "./auth/authorizer.js";
+import { ContentAccess } from "./auth/content-access.js";
 import { createAuthInterceptor } from "./auth/interceptor.js";
 import { SessionStore } from "./auth/session-store.js";
 import { TokenSigner } from "./auth/token-signer.js";
@@ -20,6 +20,7 @@ import { createDiagsService } from "./rpc/diags-service.js";
 import { createFilesService } from "./rpc/files-service.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { READ_MANY_BUDGET } from "./rpc/read-many.js";
+import { createRpcAdapter } from "./rpc/rpc-adapter.js";
 import { createTenantsService } from "./rpc/tenants-service.js";
 import { createTokensService } from "./rpc/tokens-service.js";
 import { createUploadsService } from "./rpc/uploads-service.js";
@@ -94,15 +95,22 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const routes = (router: ConnectRouter) => {
       router.service(
         Files,
-        createFilesService(files, ropes, signer, config.maxSignedUrlSeconds, writeMaxBytes),
+        createFilesService(files, ropes, signer, config.maxSignedUrlSeconds, writeMaxBytes, authz),
       );
       router.service(
         Uploads,
-        createUploadsService(uploads, chunks, files, {
-          maxBytes: config.fetchMaxBytes,
-          timeoutMs: config.fetchTimeoutMs,
-          allowPrivate: config.fetchAllowPrivate,
-        }),
+        createUploadsService(
+          uploads,
+          chunks,
+          files,
+          {
+            maxBytes: config.fetchMaxBytes,
+            timeoutMs: config.fetchTimeoutMs,
+            allowPrivate: config.fetchAllowPrivate,
+          },
+          authz,
+          new ContentAccess(authz, files),
+        ),
       );
       router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
       router.service(Principals, createPrincipalsService(new PrincipalStore(db!), sessions, authz));
@@ -116,7 +124,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       activeContentHosts: config.activeContentHosts,
       isVHost: (host) => vhosts.has(host),
     });
-    const handler = connectNodeAdapter({
+    const handler = createRpcAdapter({
       routes,
       interceptors: [createAuthInterceptor(authz, { uploadStates: codec }, log)],
       fallback: createHttpRouter({
@@ -136,6 +144,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       // Bounded request size: one Transfer/PutChunks plus protobuf overhead.
       readMaxBytes: config.maxTransferSize + 64 * 1024,
       writeMaxBytes,
+      onHandlerError: (err, method) =>
+        log.warn({ method, err: err instanceof Error ? err.message : String(err) }, "rpc response failed"),
     });
     const listener = await listenDual(handler, config.host, config.port, {
       // Large enough that chunk payloads are not throttled on loopback, small enough that a

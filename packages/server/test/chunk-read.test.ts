@@ -345,7 +345,7 @@ describe("chunk reads against PostgreSQL", () => {
       // Another tenant has neither the chunk list nor the chunks.
       await assert.rejects(
         ropes.read(tenantB, rope, 0, 1).next(),
-        (e: unknown) => e instanceof StoreError && e.code === "ERR_UNAVAILABLE",
+        (e: unknown) => e instanceof StoreError && e.code === "ERR_DATA_LOSS",
       );
     });
   }

@@ -15,7 +15,7 @@ import {
   Tenants,
   Uploads,
 } from "@cacheroach/proto";
-import { Code, createClient, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -33,7 +33,6 @@ import type { FileRecord } from "../src/store/file-meta.js";
 import { readLiveHeads } from "../src/store/live-heads.js";
 import { RopeStore } from "../src/store/rope-store.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
-import { rejects } from "./connect-assert.js";
 
 /** PostgreSQL reads through binary COPY, synchronous bulk writes. */
 const BINARY_COPY: Dialect = { name: "postgres", asyncBulkCommit: false, binaryCopyReads: true };
@@ -323,7 +322,7 @@ describe("Files.ReadMany against the database", () => {
     }
   });
 
-  test("content the database lost fails the call only when the answer would carry it", async () => {
+  test("content the database lost is that item's error, only when the answer would carry it", async () => {
     const other = (await ts.client(Tenants, ts.superToken).ensure({ tenant: { label: "read-many lost" } }))
       .tenant!.id;
     const files = ts.client(Files, ts.superToken);
@@ -350,11 +349,12 @@ describe("Files.ReadMany against the database", () => {
         await db.close();
       }
     }
-    await rejects(
-      files.readMany({ tenantId: other, paths: ["/l/small", "/l/broken"] }),
-      Code.Unavailable,
-      /incomplete/,
-    );
+    // The damaged file is that item's error; the rest of the batch is answered.
+    const both = await files.readMany({ tenantId: other, paths: ["/l/small", "/l/broken"] });
+    assert.ok(both.results[0]!.contentsIncluded);
+    assert.equal(both.results[0]!.contents.length, 10);
+    assert.equal(both.results[1]!.error?.code, "data_loss");
+    assert.match(both.results[1]!.error!.message, /^\/l\/broken: content is damaged/);
     const meta = await files.readMany({ tenantId: other, paths: ["/l/small", "/l/broken"], maxSize: 100n });
     assert.ok(meta.results[0]!.contentsIncluded);
     assert.equal(meta.results[1]!.contentsIncluded, false);

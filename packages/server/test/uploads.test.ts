@@ -445,7 +445,7 @@ describe("writing content the tenant already stores", () => {
         committed: { case: "contentHash", value: randomBytes(32) },
       }),
       Code.NotFound,
-      /stores no content with hash [0-9a-f]{64}; upload the bytes/,
+      /no file this session may read holds content [0-9a-f]{64}; upload the bytes/,
     );
     await rejects(
       uploads.begin({
@@ -454,7 +454,7 @@ describe("writing content the tenant already stores", () => {
         committed: { case: "contentHash", value: hash },
       }),
       Code.NotFound,
-      /stores no content/,
+      /no file this session may read holds content/,
     );
     await rejects(
       uploads.begin({

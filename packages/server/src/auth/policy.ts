@@ -70,6 +70,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
     access: "authenticated",
     need: (m) => at(CAP.read, (m as StatRequest).tenantId, (m as StatRequest).path),
   },
+  // Lists what is below the prefix; the file at the prefix itself is listed only to a caller who
+  // may read it too ("/dir/*" does not cover "/dir"; files-service.ts checks that).
   "cacheroach.v1.Files/List": {
     access: "authenticated",
     need: (m) => {
@@ -103,6 +105,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
     need: (m) => at(CAP.read, (m as RetrieveRequest).tenantId, (m as RetrieveRequest).path),
   },
 
+  // Linking content by hash (committed.content_hash) also needs read on a live file holding that
+  // content; otherwise it is NOT_FOUND, as for content the tenant lacks (auth/content-access.ts).
   "cacheroach.v1.Uploads/Begin": {
     access: "authenticated",
     need: (m) => at(CAP.write, (m as BeginRequest).tenantId, (m as BeginRequest).path),

@@ -2,7 +2,7 @@ import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
 import { StoreError } from "../errors.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
-import type { FileStore } from "../store/file-store.js";
+import { type FileStore, PreconditionFailed } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
 import { writeStream } from "../uploads/stream-writer.js";
 import type { UploadManager } from "../uploads/upload-manager.js";
@@ -58,6 +58,12 @@ export async function handleFileRequest(
     }
   };
   const anonymous = session === PUBLIC_SESSION;
+  // A failed write precondition names the path's version and ETag only to callers who may read it.
+  const reveal = async (err: unknown): Promise<never> => {
+    throw await PreconditionFailed.revealIf(err, (path) =>
+      deps.authz.may(session, { caps: CAP.read, tenantId, path }),
+    );
+  };
   switch (req.method) {
     case "GET":
     case "HEAD": {
@@ -70,7 +76,13 @@ export async function handleFileRequest(
         file = await deps.files.stat(tenantId, target.path, version);
       } catch (err) {
         if (err instanceof StoreError && err.code === "ERR_NOT_FOUND" && version === 0) {
-          if (await deps.files.isDirectory(tenantId, target.path)) {
+          // The redirect says that files exist below the path: only for callers who may list it.
+          const mayList = await deps.authz.may(session, {
+            caps: CAP.read,
+            tenantId,
+            path: `${target.path}/*`,
+          });
+          if (mayList && (await deps.files.isDirectory(tenantId, target.path))) {
             res.writeHead(301, { location: `${encodePath(target.path)}/${url.search}` });
             return void res.end();
           }
@@ -97,7 +109,7 @@ export async function handleFileRequest(
           `body of ${declared} bytes exceeds the ${deps.maxPutBytes}-byte limit`,
         );
       }
-      const precondition = await writePrecondition(deps.files, req, tenantId, target.path);
+      const precondition = await writePrecondition(deps.files, req, tenantId, target.path).catch(reveal);
       const ct = header(req, "content-type") ?? "";
       // Not destroyed when the write fails midway: the error answer must still reach the client
       // (the router drains what is left of the body).
@@ -110,7 +122,7 @@ export async function handleFileRequest(
         meta: {},
         contentType: ct.startsWith("application/x-www-form-urlencoded") ? "" : validateContentType(ct),
         uploader: { principalId: session.principalId, sessionId: session.id },
-      });
+      }).catch(reveal);
       const etag = validatorsOf(file).etag;
       if (file.ctime.getTime() === file.mtime.getTime()) {
         return sendJson(
@@ -133,8 +145,8 @@ export async function handleFileRequest(
       if (target.kind === "dir")
         throw new StoreError("ERR_BAD_PATH", "cannot delete a directory path (ends with /)");
       await require(CAP.write, target.path);
-      const precondition = await writePrecondition(deps.files, req, tenantId, target.path);
-      await deps.files.delete(tenantId, target.path, precondition);
+      const precondition = await writePrecondition(deps.files, req, tenantId, target.path).catch(reveal);
+      await deps.files.delete(tenantId, target.path, precondition).catch(reveal);
       res.writeHead(204);
       return void res.end();
     }
@@ -236,8 +248,9 @@ async function writePrecondition(
     throw err;
   });
   if (evaluate(h, current && validatorsOf(current), false) !== "proceed") {
-    throw new StoreError(
-      "ERR_PRECONDITION_FAILED",
+    throw new PreconditionFailed(
+      path,
+      `${path}: the request's If-Match / If-None-Match / If-Unmodified-Since condition does not hold`,
       current
         ? `${path} is at version ${current.version} with ETag ${validatorsOf(current).etag}`
         : `${path} does not exist`,

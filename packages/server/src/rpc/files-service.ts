@@ -11,23 +11,30 @@ import {
   ReadResponseSchema,
 } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/interceptor.js";
+import { CAP } from "../auth/session.js";
 import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
 import { signRetrieveUrl } from "../http/signed-urls.js";
 import { parseId } from "../ids.js";
+import { damagedContent } from "../store/damaged-content.js";
 import type { FileStore } from "../store/file-store.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { fromPrecondition, toFileMeta } from "./convert.js";
 import { encodeListResponse } from "./list-encoding.js";
 import { preEncoded, respondsInBinary } from "./pre-encoded.js";
+import { preconditionDetail } from "./precondition-detail.js";
 import { readMany } from "./read-many.js";
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 10_000;
 
-/** The Files service: stat, list, read, chunk lists and deletes (authorization: auth/policy.ts). */
+/**
+ * The Files service: stat, list, read, chunk lists and deletes (authorization: auth/policy.ts;
+ * answers narrowed to what the caller may read: a listing's prefix file, precondition details).
+ */
 export function createFilesService(
   files: FileStore,
   ropes: RopeStore,
@@ -35,10 +42,11 @@ export function createFilesService(
   maxSignedUrlSeconds: number,
   /** The server's response size limit (Connect writeMaxBytes): ReadMany answers stay under it. */
   answerMaxBytes: number,
+  authz: Authorizer,
 ): Partial<ServiceImpl<typeof Files>> {
   const ropeOf = async (tenantId: string, hash: Buffer): Promise<Rope> => {
     const rope = await ropes.get(tenantId, hash);
-    if (!rope) throw new StoreError("ERR_UNAVAILABLE", "file content is missing");
+    if (!rope) throw damagedContent(hash, "its rope is missing");
     return rope;
   };
   return {
@@ -58,7 +66,13 @@ export function createFilesService(
       if (limit < 1 || limit > MAX_PAGE)
         throw new StoreError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_PAGE}`);
       const after = req.cursor === "" ? undefined : decodeCursor(req.cursor, prefix);
-      const page = await files.list(tenantId, prefix, after, limit);
+      // The policy checked read on "prefix/*", which does not cover the file at the prefix itself.
+      const session = ctx.values.get(kSession);
+      const withPrefix =
+        prefix !== "" &&
+        session !== undefined &&
+        (await authz.may(session, { caps: CAP.read, tenantId, path: prefix }));
+      const page = await files.list(tenantId, prefix, after, limit, withPrefix);
       const nextCursor =
         page.after === undefined ? "" : Buffer.from(page.after, "utf8").toString("base64url");
       // Big pages are the bulk of listing time when protobuf-es encodes them (see list-encoding.ts).
@@ -76,8 +90,8 @@ export function createFilesService(
       }
       if (req.length < 0n) throw new StoreError("ERR_BAD_REQUEST", "length must not be negative");
       const length = req.length === 0n ? f.size - offset : Math.min(Number(req.length), f.size - offset);
+      const rope = await ropeOf(tenantId, f.ropeHash); // damaged content fails before the first message
       yield create(ReadResponseSchema, { file: toFileMeta(f), offset: BigInt(offset) });
-      const rope = await ropeOf(tenantId, f.ropeHash);
       let pos = offset;
       for await (const data of ropes.read(tenantId, rope, offset, length)) {
         yield create(ReadResponseSchema, { data, offset: BigInt(pos) });
@@ -121,12 +135,17 @@ export function createFilesService(
       return { getUri: uri, expiresAt: timestampFromDate(expiresAt), file: toFileMeta(f) };
     },
 
-    async delete(req) {
+    async delete(req, ctx: HandlerContext) {
       const pre = fromPrecondition(req.precondition);
       if (pre?.kind === "mustNotExist")
         throw new StoreError("ERR_BAD_REQUEST", "must_not_exist makes no sense for a delete");
-      const v = await files.delete(parseId(req.tenantId, "tenant_id"), validatePath(req.path), pre);
-      return { version: BigInt(v) };
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      try {
+        const v = await files.delete(tenantId, validatePath(req.path), pre);
+        return { version: BigInt(v) };
+      } catch (err) {
+        throw await preconditionDetail(authz, ctx, tenantId)(err);
+      }
     },
   };
 }

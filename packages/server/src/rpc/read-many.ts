@@ -24,8 +24,9 @@ export const READ_MANY_BUDGET = 16 << 20;
 
 /**
  * Files.ReadMany: the heads of many paths, and the contents of the small ones, within
- * {@link READ_MANY_BUDGET} bytes. A path without a live file is a not_found item; the call as a
- * whole fails only on bad input (or content the database lost).
+ * {@link READ_MANY_BUDGET} bytes. A path without a live file is a not_found item, and a file whose
+ * content the database no longer holds whole (when the answer would carry it) a data_loss item;
+ * the call as a whole fails only on bad input.
  *
  * One statement reads the heads together with the chunk lists and chunks of the files of at most
  * budget / paths bytes (so whatever it returns fits the answer); larger files that the budget
@@ -65,11 +66,11 @@ export async function readMany(
     budget -= h.file.size;
     return true;
   });
-  const contents = new Map<string, Buffer>(); // by path
+  // By path: the content, or why it cannot be read (damaged in the database: that item's error).
+  const contents = new Map<string, Buffer | StoreError>();
   const later: Rope[] = [];
   found.forEach((h, i) => {
     if (!h || !included[i]) return;
-    if (h.contents instanceof StoreError) throw h.contents;
     if (h.contents) contents.set(paths[i]!, h.contents);
     else later.push({ hash: h.file.ropeHash, size: h.file.size, chunkSize: h.file.chunkSize, chunkCount: 0 });
   });
@@ -83,14 +84,22 @@ export async function readMany(
   }
 
   const items = found.map((h, i): ReadManyItem => {
-    if (!h) {
-      const e = toItemError(new StoreError("ERR_NOT_FOUND", `no file at ${paths[i]}`));
+    const path = paths[i]!;
+    const c = included[i] ? contents.get(path) : undefined;
+    if (!h || c instanceof StoreError) {
+      const e = toItemError(
+        c instanceof StoreError ? new StoreError(c.code, `${path}: ${c.message}`) : notFound(path),
+      );
       return { error: { code: e.code ?? "", message: e.message ?? "" } };
     }
-    return { file: h.file, contents: included[i] ? contents.get(paths[i]!) : undefined };
+    return { file: h.file, contents: c };
   });
   if (ctx && respondsInBinary(ctx)) return preEncoded(ReadManyResponseSchema, encodeReadManyResponse(items));
   return { results: items.map(toResult) };
+}
+
+function notFound(path: string): StoreError {
+  return new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
 }
 
 /** Bytes of an answer besides its results' metadata and contents (framing, headers). */

@@ -1,5 +1,7 @@
 import type { Uploads } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Authorizer } from "../auth/authorizer.js";
+import type { ContentAccess } from "../auth/content-access.js";
 import { kSession } from "../auth/interceptor.js";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
@@ -7,16 +9,23 @@ import type { ChunkStore } from "../store/chunk-store.js";
 import type { FileStore } from "../store/file-store.js";
 import { validatePath } from "../store/paths.js";
 import { type FetchLimits, fetchRemote } from "../uploads/remote-fetch.js";
-import type { UploadManager } from "../uploads/upload-manager.js";
+import { type UploadManager, unknownContent } from "../uploads/upload-manager.js";
 import { fromPrecondition, toFileMeta, validateContentType, validateMeta } from "./convert.js";
 import { toItemError } from "./item-error.js";
+import { preconditionDetail } from "./precondition-detail.js";
 
-/** The Uploads service: the Begin → Transfer/Append* → Commit protocol (authorization: auth/policy.ts). */
+/**
+ * The Uploads service: the Begin → Transfer/Append* → Commit protocol (authorization:
+ * auth/policy.ts; linking content by hash additionally needs read on a file holding it, see
+ * auth/content-access.ts; failed preconditions are detailed only to readers of the path).
+ */
 export function createUploadsService(
   uploads: UploadManager,
   chunks: ChunkStore,
   files: FileStore,
   fetchLimits: FetchLimits,
+  authz: Authorizer,
+  access: ContentAccess,
 ): Partial<ServiceImpl<typeof Uploads>> {
   const limits = uploads.limits;
   const decode = (state: Uint8Array) => uploads.codec.decode(state);
@@ -26,34 +35,43 @@ export function createUploadsService(
       const path = validatePath(req.path);
       const precondition = fromPrecondition(req.precondition);
       const base = { maxTransferSize: limits.maxTransferSize, chunkSize: limits.chunkSize };
-      if (req.committed.case !== undefined) {
-        if (req.committed.case === "empty" && !req.committed.value) {
-          throw new StoreError("ERR_BAD_REQUEST", "empty must be true when set");
-        }
-        const opts = {
-          meta: validateMeta(req.meta),
-          contentType: validateContentType(req.contentType),
-          precondition,
-        };
-        if (req.committed.case === "contentHash") {
-          const file = await uploads.writeExisting(tenantId, path, Buffer.from(req.committed.value), opts);
+      const s = ctx.values.get(kSession);
+      const reveal = preconditionDetail(authz, ctx, tenantId);
+      try {
+        if (req.committed.case !== undefined) {
+          if (req.committed.case === "empty" && !req.committed.value) {
+            throw new StoreError("ERR_BAD_REQUEST", "empty must be true when set");
+          }
+          const opts = {
+            meta: validateMeta(req.meta),
+            contentType: validateContentType(req.contentType),
+            precondition,
+          };
+          if (req.committed.case === "contentHash") {
+            const hash = Buffer.from(req.committed.value);
+            if (hash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
+            // Content no file readable by the caller holds is answered as content that does not exist.
+            if (!s || !(await access.mayLink(s, tenantId, hash))) throw unknownContent(hash);
+            const file = await uploads.writeExisting(tenantId, path, hash, opts);
+            return { ...base, file: toFileMeta(file) };
+          }
+          const data = req.committed.case === "contents" ? view(req.committed.value) : Buffer.alloc(0);
+          const file = await uploads.writeSmall(tenantId, path, data, opts);
           return { ...base, file: toFileMeta(file) };
         }
-        const data = req.committed.case === "contents" ? view(req.committed.value) : Buffer.alloc(0);
-        const file = await uploads.writeSmall(tenantId, path, data, opts);
-        return { ...base, file: toFileMeta(file) };
+        const { state } = await uploads.begin(
+          tenantId,
+          path,
+          { principalId: s?.principalId, sessionId: s?.id },
+          precondition,
+        );
+        return { ...base, state };
+      } catch (err) {
+        throw await reveal(err);
       }
-      const s = ctx.values.get(kSession);
-      const { state } = await uploads.begin(
-        tenantId,
-        path,
-        { principalId: s?.principalId, sessionId: s?.id },
-        precondition,
-      );
-      return { ...base, state };
     },
 
-    async putFiles(req) {
+    async putFiles(req, ctx: HandlerContext) {
       const tenantId = parseId(req.tenantId, "tenant_id");
       // Everything is validated before anything is written: a bad field fails the whole call.
       const writes = req.files.map((f) => {
@@ -71,11 +89,14 @@ export function createUploadsService(
         };
       });
       const results = await uploads.writeMany(tenantId, writes);
+      const reveal = preconditionDetail(authz, ctx, tenantId);
       return {
-        results: results.map((r) =>
-          r instanceof StoreError
-            ? { result: { case: "error" as const, value: toItemError(r) } }
-            : { result: { case: "file" as const, value: toFileMeta(r) } },
+        results: await Promise.all(
+          results.map(async (r) =>
+            r instanceof StoreError
+              ? { result: { case: "error" as const, value: toItemError(await reveal(r)) } }
+              : { result: { case: "file" as const, value: toFileMeta(r) } },
+          ),
         ),
       };
     },
@@ -128,17 +149,22 @@ export function createUploadsService(
       return { remoteHttpCode: r.code, remoteHttpMessage: r.message, file: r.file && toFileMeta(r.file) };
     },
 
-    async commit(req) {
+    async commit(req, ctx: HandlerContext) {
       const expected = req.expectedContentHash.length ? Buffer.from(req.expectedContentHash) : undefined;
       if (expected && expected.length !== 32)
         throw new StoreError("ERR_BAD_REQUEST", "expected_content_hash must be 32 bytes");
-      const file = await uploads.commit(decode(req.state), {
-        meta: validateMeta(req.meta),
-        contentType: validateContentType(req.contentType),
-        precondition: fromPrecondition(req.precondition),
-        expectedHash: expected,
-      });
-      return { file: toFileMeta(file) };
+      const state = decode(req.state);
+      try {
+        const file = await uploads.commit(state, {
+          meta: validateMeta(req.meta),
+          contentType: validateContentType(req.contentType),
+          precondition: fromPrecondition(req.precondition),
+          expectedHash: expected,
+        });
+        return { file: toFileMeta(file) };
+      } catch (err) {
+        throw await preconditionDetail(authz, ctx, state.tenantId)(err);
+      }
     },
   };
 }

@@ -143,6 +143,17 @@ export class ChunkStore {
    * ERR_UNAVAILABLE as in {@link get}.
    */
   async getMany(tenantId: string, hashes: readonly Buffer[]): Promise<Map<string, Buffer>> {
+    const out = await this.getStored(tenantId, hashes);
+    for (const h of hashes) {
+      if (!out.has(h.toString("hex"))) {
+        throw new StoreError("ERR_UNAVAILABLE", `chunk ${h.toString("hex").slice(0, 16)} is missing`);
+      }
+    }
+    return out;
+  }
+
+  /** Like {@link getMany}, but a chunk the tenant does not store is simply absent from the answer. */
+  async getStored(tenantId: string, hashes: readonly Buffer[]): Promise<Map<string, Buffer>> {
     const out = new Map<string, Buffer>();
     const todo: Buffer[] = [];
     for (const h of hashes) {
@@ -169,9 +180,8 @@ export class ChunkStore {
       }
     }
     for (const h of todo) {
-      if (out.get(h.toString("hex")) === EMPTY) {
-        throw new StoreError("ERR_UNAVAILABLE", `chunk ${h.toString("hex").slice(0, 16)} is missing`);
-      }
+      const k = h.toString("hex");
+      if (out.get(k) === EMPTY) out.delete(k);
     }
     return out;
   }

@@ -212,11 +212,18 @@ export class FileStore {
   }
 
   /**
-   * Lists live files equal to `prefix` or below `prefix/` ("" = whole tenant) in bytewise path
-   * order, strictly after `after`. `tenantId` must be canonical (as `parseId` returns it): the
-   * records carry it as given.
+   * Lists live files below `prefix/` ("" = whole tenant), and the file at `prefix` itself when
+   * `withPrefix` (callers pass it only when the caller may read that path: a "/dir/*" grant does
+   * not cover "/dir"), in bytewise path order, strictly after `after`. `tenantId` must be
+   * canonical (as `parseId` returns it): the records carry it as given.
    */
-  async list(tenantId: string, prefix: string, after: string | undefined, limit: number): Promise<FilePage> {
+  async list(
+    tenantId: string,
+    prefix: string,
+    after: string | undefined,
+    limit: number,
+    withPrefix = true,
+  ): Promise<FilePage> {
     const [lo, hi] = belowRange(prefix);
     const afterKey = after === undefined ? Buffer.alloc(0) : pathKey(after);
     // The prefix itself ($5) sorts before everything below it ($2 = "prefix/"), so [$5, $3) bounds
@@ -225,12 +232,44 @@ export class FileStore {
     const r = await this.db.query<FileListRow>(
       `SELECT ${LIST_COLUMNS} FROM files
        WHERE tenant_id = $1 AND dtime IS NULL AND path > $4 AND path >= $5 AND path < $3
-         AND (path >= $2 OR path = $5)
+         AND (path >= $2 OR (path = $5 AND $7))
        ORDER BY path LIMIT $6`,
-      [tenantId, lo, hi, afterKey, pathKey(prefix === "" ? "/" : prefix), limit],
+      [tenantId, lo, hi, afterKey, pathKey(prefix === "" ? "/" : prefix), limit, withPrefix],
     );
     const files = r.rows.map((row) => fileFromListRow(tenantId, row));
     return { files, after: files.length === limit ? files[files.length - 1]!.path : undefined };
+  }
+
+  /**
+   * Paths of at most `limit` live files of the tenant whose content is `ropeHash` and whose path is
+   * within `within`: every path, or the given exact paths and "/dir/*" patterns. One indexed
+   * lookup (files_content) per pattern.
+   */
+  async liveHolders(
+    tenantId: string,
+    ropeHash: Buffer,
+    within: "all" | readonly string[],
+    limit: number,
+  ): Promise<string[]> {
+    if (within !== "all" && within.length === 0) return [];
+    const params: unknown[] = [tenantId, ropeHash, limit];
+    const ranges =
+      within === "all"
+        ? ["true"]
+        : within.map((p) => {
+            if (p.endsWith("/*")) {
+              params.push(...belowRange(p.slice(0, -2)));
+              return `(path >= $${params.length - 1} AND path < $${params.length})`;
+            }
+            params.push(pathKey(p));
+            return `path = $${params.length}`;
+          });
+    const r = await this.db.query<{ path: Buffer }>(
+      `SELECT path FROM files WHERE tenant_id = $1 AND rope_hash = $2 AND dtime IS NULL AND (${ranges.join(" OR ")})
+       LIMIT $3`,
+      params,
+    );
+    return r.rows.map((row) => row.path.toString("utf8"));
   }
 
   /** True when live files exist strictly below `dir/` ("" = root). */
@@ -331,47 +370,73 @@ function versionValues(path: string, head: FileRecord | undefined, v: NewVersion
   ];
 }
 
+/**
+ * A write precondition that does not hold. Its message names the path and what the caller asked
+ * for, never what the path holds; {@link detail} adds that (version, content hash) for callers
+ * that may read the path, which the RPC and HTTP boundaries check ({@link revealIf}).
+ */
+export class PreconditionFailed extends StoreError {
+  constructor(
+    readonly path: string,
+    message: string,
+    /** The message with what the path holds. */
+    readonly detail: string,
+  ) {
+    super("ERR_PRECONDITION_FAILED", message);
+  }
+
+  /** `err` with its detailed message when it is a PreconditionFailed and `mayRead(path)`. */
+  static async revealIf<E>(err: E, mayRead: (path: string) => Promise<boolean>): Promise<E | StoreError> {
+    if (!(err instanceof PreconditionFailed) || !(await mayRead(err.path))) return err;
+    return new StoreError("ERR_PRECONDITION_FAILED", err.detail, { cause: err });
+  }
+}
+
 /** The ERR_PRECONDITION_FAILED error `pre` fails with, or undefined when it holds. */
 export function preconditionError(
   path: string,
   head: FileRecord | undefined,
   pre: WritePrecondition,
-): StoreError | undefined {
+): PreconditionFailed | undefined {
   try {
     checkPrecondition(path, head, pre);
     return undefined;
   } catch (err) {
-    if (err instanceof StoreError) return err;
+    if (err instanceof PreconditionFailed) return err;
     throw err;
   }
 }
 
-/** Throws ERR_PRECONDITION_FAILED, naming what was expected and found, when `pre` fails. */
+/** Throws {@link PreconditionFailed} when `pre` fails, naming what was expected (and found). */
 export function checkPrecondition(path: string, head: FileRecord | undefined, pre: WritePrecondition): void {
   const live = head && !head.dtime ? head : undefined;
+  const fail = (message: string, detail: string) => {
+    throw new PreconditionFailed(path, message, detail);
+  };
   switch (pre.kind) {
     case "mustNotExist":
-      if (live)
-        throw new StoreError("ERR_PRECONDITION_FAILED", `${path} already exists (version ${live.version})`);
+      if (live) fail(`${path} already exists`, `${path} already exists (version ${live.version})`);
       return;
     case "mustExist":
-      if (!live) throw new StoreError("ERR_PRECONDITION_FAILED", `${path} does not exist`);
+      if (!live) fail(`${path} does not exist`, `${path} does not exist`);
       return;
     case "version":
       if (!live || live.version !== pre.version) {
-        throw new StoreError(
-          "ERR_PRECONDITION_FAILED",
+        fail(
+          `${path} is not at the version the precondition names`,
           `${path} is ${live ? `at version ${live.version}` : "absent"}, not version ${pre.version}`,
         );
       }
       return;
-    case "contentHash":
+    case "contentHash": {
       if (!live?.ropeHash.equals(pre.hash)) {
-        throw new StoreError(
-          "ERR_PRECONDITION_FAILED",
-          `${path} ${live ? `has content ${live.ropeHash.toString("hex").slice(0, 16)}…` : "is absent"}, not ${pre.hash.toString("hex").slice(0, 16)}…`,
+        const wanted = `${pre.hash.toString("hex").slice(0, 16)}…`;
+        fail(
+          `${path} does not hold the content the precondition names`,
+          `${path} ${live ? `has content ${live.ropeHash.toString("hex").slice(0, 16)}…` : "is absent"}, not ${wanted}`,
         );
       }
       return;
+    }
   }
 }

@@ -1,6 +1,7 @@
 import type { CopyRow } from "../db/copy-binary.js";
 import type { Db } from "../db/db.js";
-import { StoreError } from "../errors.js";
+import type { StoreError } from "../errors.js";
+import { damagedContent } from "./damaged-content.js";
 import { type FileListRow, type FileRecord, fileFromListRow, LIST_COLUMNS } from "./file-meta.js";
 import { pathKey } from "./paths.js";
 
@@ -82,16 +83,22 @@ function add(
 /** The whole content from its chunks, checked to cover it exactly once, in order. */
 function assemble(file: FileRecord, chunks: Part["chunks"]): Buffer | StoreError {
   if (file.size === 0) return Buffer.alloc(0);
-  const incomplete = () =>
-    new StoreError("ERR_UNAVAILABLE", `content ${file.ropeHash.toString("hex").slice(0, 16)}… is incomplete`);
   if (chunks.length > 1) chunks.sort((a, b) => a.off - b.off);
   let pos = 0;
   for (const c of chunks) {
-    if (c.data === null) return new StoreError("ERR_UNAVAILABLE", `a chunk of ${file.path} is missing`);
-    if (c.off !== pos || c.data.length !== c.length) return incomplete();
+    if (c.data === null) return damagedContent(file.ropeHash, `the chunk at offset ${c.off} is missing`);
+    if (c.off !== pos) return damagedContent(file.ropeHash, `its chunk list has no chunk at offset ${pos}`);
+    if (c.data.length !== c.length) {
+      return damagedContent(
+        file.ropeHash,
+        `the chunk at offset ${c.off} is not as long as its chunk list says`,
+      );
+    }
     pos += c.length;
   }
-  if (pos !== file.size) return incomplete();
+  if (pos !== file.size) {
+    return damagedContent(file.ropeHash, `its chunk list holds ${pos} bytes, not ${file.size}`);
+  }
   return chunks.length === 1
     ? chunks[0]!.data!
     : Buffer.concat(

@@ -1,7 +1,9 @@
-import type { Db, Queryable } from "../db/db.js";
+import { LRUCache } from "lru-cache";
+import type { Db } from "../db/db.js";
 import { StoreError } from "../errors.js";
 import { HASH_LENGTH, RopeHasher } from "../rope-hash.js";
 import type { ChunkStore } from "./chunk-store.js";
+import { damagedContent } from "./damaged-content.js";
 import { type LiveHead, readLiveHeads } from "./live-heads.js";
 
 /** A committed rope's header. */
@@ -25,21 +27,37 @@ const COPY_BATCH = 4096;
 const SMALL_LISTS = 1000;
 /** Chunk-list rows fetched per query while reading. */
 const LIST_PAGE = 256;
+/** Ropes remembered as checked intact (per process; a rope is immutable once committed). */
+const INTACT_CACHE = 100_000;
 
 /**
  * Committed, immutable ropes. A rope's chunk list is written first and its header row last, so
  * a rope whose header exists is complete; identical contents share one rope per tenant.
  */
 export class RopeStore {
+  private readonly intact = new LRUCache<string, true>({ max: INTACT_CACHE });
+
   constructor(
     private readonly db: Db,
     private readonly chunks: ChunkStore,
     private readonly readAhead: number,
   ) {}
 
-  /** Loads a rope header, or undefined. */
-  async get(tenantId: string, hash: Buffer, q: Queryable = this.db): Promise<Rope | undefined> {
-    const r = await q.query<{ size: string; chunk_count: string; chunk_size: number }>(
+  /**
+   * Loads a rope for reading or linking, or undefined when the tenant has no such rope. A rope
+   * returned is intact: its chunk list covers it exactly and every listed chunk is stored with the
+   * listed length (checked on first use in this process, see {@link checkIntact}); damaged content
+   * is ERR_DATA_LOSS.
+   */
+  async get(tenantId: string, hash: Buffer): Promise<Rope | undefined> {
+    const rope = await this.header(tenantId, hash);
+    if (rope) await this.checkIntact(tenantId, rope);
+    return rope;
+  }
+
+  /** Loads a rope header as stored, or undefined (no check of its chunks). */
+  private async header(tenantId: string, hash: Buffer): Promise<Rope | undefined> {
+    const r = await this.db.query<{ size: string; chunk_count: string; chunk_size: number }>(
       "SELECT size, chunk_count, chunk_size FROM ropes WHERE tenant_id = $1 AND hash = $2",
       [tenantId, hash],
     );
@@ -47,6 +65,60 @@ export class RopeStore {
     return row
       ? { hash, size: Number(row.size), chunkCount: Number(row.chunk_count), chunkSize: row.chunk_size }
       : undefined;
+  }
+
+  /**
+   * Throws ERR_DATA_LOSS unless the rope's chunk list covers [0, size) in order (every chunk
+   * `chunkSize` long but the last) and every listed chunk is stored with the listed length. One
+   * aggregate statement; `length(data)` reads a stored value's header, not its bytes, on
+   * PostgreSQL. Ropes are immutable, so a rope found intact is remembered.
+   */
+  async checkIntact(tenantId: string, rope: Rope): Promise<void> {
+    const key = `${tenantId}:${rope.hash.toString("hex")}`;
+    if (this.intact.has(key)) return;
+    const r = await this.db.query<{
+      n: string;
+      total: string | null;
+      first: string | null;
+      last: string | null;
+      misplaced: string | null;
+      missing_at: string | null;
+      wrong_at: string | null;
+    }>(
+      `SELECT count(*) AS n, sum(rc.length) AS total, min(rc.off) AS first, max(rc.off) AS last,
+         sum(CASE WHEN rc.off % $3 <> 0 OR (rc.length <> $3 AND rc.off + rc.length <> $4) THEN 1 ELSE 0 END) AS misplaced,
+         min(CASE WHEN c.stored IS NULL THEN rc.off END) AS missing_at,
+         min(CASE WHEN c.stored <> rc.length THEN rc.off END) AS wrong_at
+       FROM rope_chunks AS rc
+       LEFT JOIN LATERAL (SELECT length(data) AS stored FROM chunks
+         WHERE tenant_id = $1 AND hash = rc.chunk_hash OFFSET 0) AS c ON true
+       WHERE rc.tenant_id = $1 AND rc.rope_hash = $2`,
+      [tenantId, rope.hash, rope.chunkSize, rope.size],
+    );
+    const row = r.rows[0]!;
+    const n = Number(row.n);
+    if (row.missing_at !== null)
+      throw damagedContent(rope.hash, `the chunk at offset ${row.missing_at} is missing`);
+    if (row.wrong_at !== null) {
+      throw damagedContent(
+        rope.hash,
+        `the chunk at offset ${row.wrong_at} is not as long as its chunk list says`,
+      );
+    }
+    const covers =
+      n === rope.chunkCount &&
+      Number(row.total ?? 0) === rope.size &&
+      (n === 0 ||
+        (Number(row.first) === 0 &&
+          Number(row.last) === (n - 1) * rope.chunkSize &&
+          Number(row.misplaced) === 0));
+    if (!covers) {
+      throw damagedContent(
+        rope.hash,
+        `its chunk list holds ${n} chunk(s) and ${row.total ?? 0} bytes, not ${rope.chunkCount} and ${rope.size}`,
+      );
+    }
+    this.intact.set(key, true);
   }
 
   /** Commits a rope from an in-memory chunk list (small, one-shot contents). */
@@ -184,7 +256,7 @@ export class RopeStore {
       );
     }
     const rope: Rope = { hash: h.digest(), size: h.size, chunkCount: h.count, chunkSize };
-    if (await this.get(tenantId, rope.hash)) return rope;
+    if (await this.header(tenantId, rope.hash)) return rope;
     for (let lo = 0; lo < Math.max(h.size, 1); lo += COPY_BATCH * chunkSize) {
       await this.db.bulk(
         `INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length)
@@ -246,12 +318,12 @@ export class RopeStore {
       while (pos < end) {
         await refill();
         const next = pending.shift();
-        if (!next) throw new StoreError("ERR_UNAVAILABLE", `rope ends before offset ${pos}`);
+        if (!next) throw damagedContent(rope.hash, `its chunk list ends before offset ${pos}`);
         const data = await next.data;
         if (data.length !== next.entry.length) {
-          throw new StoreError(
-            "ERR_UNAVAILABLE",
-            `chunk at offset ${next.entry.offset} has the wrong length`,
+          throw damagedContent(
+            rope.hash,
+            `the chunk at offset ${next.entry.offset} is not as long as its chunk list says`,
           );
         }
         const from = Math.max(0, pos - next.entry.offset);
@@ -269,9 +341,11 @@ export class RopeStore {
   /**
    * The whole contents of small ropes, keyed by hex rope hash: one query for all their chunk
    * lists, one for their chunks (those not in the chunk cache). Callers bound the total size.
+   * Content the database does not hold whole is an ERR_DATA_LOSS in place of its bytes, so one
+   * damaged rope does not fail the others.
    */
-  async readWhole(tenantId: string, ropes: readonly Rope[]): Promise<Map<string, Buffer>> {
-    const out = new Map<string, Buffer>();
+  async readWhole(tenantId: string, ropes: readonly Rope[]): Promise<Map<string, Buffer | StoreError>> {
+    const out = new Map<string, Buffer | StoreError>();
     const lists = new Map<string, ChunkEntry[]>();
     const want = new Map<string, Rope>();
     for (const r of ropes) {
@@ -301,18 +375,11 @@ export class RopeStore {
         list.push({ offset: Number(row.off), hash: row.chunk_hash, length: row.length });
       }
     }
-    const chunks = await this.chunks.getMany(
+    const chunks = await this.chunks.getStored(
       tenantId,
       [...lists.values()].flatMap((l) => l.map((e) => e.hash)),
     );
-    for (const [k, rope] of want) {
-      const parts = (lists.get(k) ?? []).map((e) => chunks.get(e.hash.toString("hex"))!);
-      const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-      if (data.length !== rope.size) {
-        throw new StoreError("ERR_UNAVAILABLE", `content ${k.slice(0, 16)}… is incomplete`);
-      }
-      out.set(k, data);
-    }
+    for (const [k, rope] of want) out.set(k, assembleWhole(rope, lists.get(k) ?? [], chunks));
     return out;
   }
 
@@ -367,4 +434,31 @@ export class RopeStore {
       );
     }
   }
+}
+
+/** A rope's whole content from its chunk list and chunks, checked to cover it exactly, in order. */
+function assembleWhole(
+  rope: Rope,
+  list: readonly ChunkEntry[],
+  chunks: Map<string, Buffer>,
+): Buffer | StoreError {
+  const parts: Buffer[] = [];
+  let pos = 0;
+  for (const e of list) {
+    const data = chunks.get(e.hash.toString("hex"));
+    if (!data) return damagedContent(rope.hash, `the chunk at offset ${e.offset} is missing`);
+    if (e.offset !== pos) return damagedContent(rope.hash, `its chunk list has no chunk at offset ${pos}`);
+    if (data.length !== e.length) {
+      return damagedContent(
+        rope.hash,
+        `the chunk at offset ${e.offset} is not as long as its chunk list says`,
+      );
+    }
+    parts.push(data);
+    pos += data.length;
+  }
+  if (pos !== rope.size) {
+    return damagedContent(rope.hash, `its chunk list holds ${pos} bytes, not ${rope.size}`);
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, pos);
 }

@@ -103,8 +103,10 @@ export class UploadManager {
 
   /**
    * Writes a new version whose content the tenant already stores, named by its content (rope)
-   * hash, so no bytes travel (a client re-uploading a file it hashed before). Only this tenant's
-   * content can be named; anything else is NOT_FOUND, and the client uploads the bytes instead.
+   * hash, so no bytes travel (a client re-uploading a file it hashed before). The caller has
+   * checked that the session may read a file holding that content (auth/content-access.ts); only
+   * this tenant's content can be named, anything else is {@link unknownContent}, and the client
+   * uploads the bytes instead.
    */
   async writeExisting(
     tenantId: string,
@@ -114,12 +116,7 @@ export class UploadManager {
   ): Promise<FileRecord> {
     if (contentHash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
     const rope = await this.ropes.get(tenantId, contentHash);
-    if (!rope) {
-      throw new StoreError(
-        "ERR_NOT_FOUND",
-        `the tenant stores no content with hash ${contentHash.toString("hex")}; upload the bytes instead`,
-      );
-    }
+    if (!rope) throw unknownContent(contentHash);
     return this.files.put(tenantId, path, {
       rope,
       contentType: opts.contentType,
@@ -225,20 +222,14 @@ export class UploadManager {
     );
     if ((r.rowCount ?? 0) < writes.length) {
       // A retry: the rows must hold exactly what this call carries.
-      const existing = await this.db.query<{ off: string; chunk_hash: Buffer; length: number }>(
-        "SELECT off, chunk_hash, length FROM upload_chunks WHERE upload_id = $1 AND off >= $2 AND off < $3",
-        [state.uploadId, state.offset, state.offset + data.length],
+      await this.requireSameRows(
+        state,
+        writes.map((w, i) => ({
+          off: state.offset + i * state.chunkSize,
+          hash: w.hash,
+          length: w.data.length,
+        })),
       );
-      const byOff = new Map(existing.rows.map((e) => [Number(e.off), e]));
-      writes.forEach((w, i) => {
-        const e = byOff.get(state.offset + i * state.chunkSize);
-        if (!e?.chunk_hash.equals(w.hash) || e.length !== w.data.length) {
-          throw new StoreError(
-            "ERR_PRECONDITION_FAILED",
-            `offset ${state.offset + i * state.chunkSize} of this upload already holds different data; begin a new upload`,
-          );
-        }
-      });
     }
     const decoded: UploadState = {
       ...state,
@@ -273,7 +264,11 @@ export class UploadManager {
     return this.chunks.put(state.tenantId, chunks);
   }
 
-  /** Appends references to chunks the tenant already stores, like a transfer without bytes. */
+  /**
+   * Appends references to chunks the tenant already stores, like a transfer without bytes. Each
+   * reference's length is the stored chunk's: a claimed length that differs is refused (nothing of
+   * the call is appended), so a file's size and content hash always cover bytes that exist.
+   */
   async append(
     state: UploadState,
     refs: readonly { hash: Buffer; length: number }[],
@@ -297,31 +292,44 @@ export class UploadManager {
       }
     });
     await this.requireOpen(state);
-    // One statement for all references (arrays instead of 3 parameters per row); the foreign key
-    // to chunks refuses a reference to a chunk the tenant does not store, so no lookup goes first.
     const offsets: string[] = [];
     let off = state.offset;
     for (const r of refs) {
       offsets.push(String(off));
       off += r.length;
     }
+    let result: AppendResult;
     try {
-      await this.db.bulk(
-        `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length)
-         SELECT $1, r.off, $2, r.hash, r.len FROM unnest($3::INT8[], $4::BYTEA[], $5::INT4[]) AS r (off, hash, len)
-         ON CONFLICT (upload_id, off) DO NOTHING`,
-        [state.uploadId, state.tenantId, offsets, refs.map((r) => r.hash), refs.map((r) => r.length)],
-      );
-    } catch (err) {
-      if (!isForeignKeyViolation(err)) throw err;
-      const missing = await this.chunks.missing(
+      const r = await this.db.bulk<AppendResult>(APPEND_SQL, [
+        state.uploadId,
         state.tenantId,
+        offsets,
         refs.map((r) => r.hash),
-      );
-      if (missing.length === 0) throw err;
+        refs.map((r) => r.length),
+      ]);
+      result = r.rows[0]!;
+    } catch (err) {
+      // A referenced chunk collected between the statement's lookup and its insert.
+      if (!isForeignKeyViolation(err)) throw err;
+      result = { inserted: "0", missing: "1", wrong_off: null, wrong_length: null, stored_length: null };
+    }
+    if (Number(result.missing) > 0) {
       throw new StoreError(
         "ERR_PRECONDITION_FAILED",
-        `${missing.length} referenced chunk(s) are not stored; send them with PutChunks first`,
+        `${result.missing} referenced chunk(s) are not stored; send them with PutChunks first`,
+      );
+    }
+    if (result.wrong_off !== null) {
+      throw new StoreError(
+        "ERR_BAD_REQUEST",
+        `chunk at offset ${result.wrong_off} is ${result.stored_length} bytes, not the ${result.wrong_length} the request says; nothing was appended`,
+      );
+    }
+    if (Number(result.inserted) < refs.length) {
+      // A retry: the rows must hold exactly what this call names.
+      await this.requireSameRows(
+        state,
+        refs.map((r, i) => ({ off: Number(offsets[i]), hash: r.hash, length: r.length })),
       );
     }
     const last = refs[refs.length - 1]!;
@@ -363,6 +371,28 @@ export class UploadManager {
     return file;
   }
 
+  /** Refuses a retried Transfer/Append unless the upload's rows at its offsets are exactly `rows`. */
+  private async requireSameRows(
+    state: UploadState,
+    rows: readonly { off: number; hash: Buffer; length: number }[],
+  ): Promise<void> {
+    const end = rows.reduce((n, r) => Math.max(n, r.off + r.length), state.offset);
+    const existing = await this.db.query<{ off: string; chunk_hash: Buffer; length: number }>(
+      "SELECT off, chunk_hash, length FROM upload_chunks WHERE upload_id = $1 AND off >= $2 AND off < $3",
+      [state.uploadId, state.offset, end],
+    );
+    const byOff = new Map(existing.rows.map((e) => [Number(e.off), e]));
+    for (const r of rows) {
+      const e = byOff.get(r.off);
+      if (!e?.chunk_hash.equals(r.hash) || e.length !== r.length) {
+        throw new StoreError(
+          "ERR_PRECONDITION_FAILED",
+          `offset ${r.off} of this upload already holds different data; begin a new upload`,
+        );
+      }
+    }
+  }
+
   private async committedVersion(state: UploadState): Promise<number | undefined> {
     const r = await this.db.query<{ committed_version: string | null; tenant_id: string }>(
       "SELECT committed_version, tenant_id FROM uploads WHERE id = $1",
@@ -392,6 +422,59 @@ export class UploadManager {
       throw new StoreError("ERR_PRECONDITION_FAILED", "upload is already committed; begin a new one");
     }
   }
+}
+
+/** What {@link APPEND_SQL} reports (INT8 counts arrive as strings). */
+interface AppendResult {
+  inserted: string;
+  missing: string;
+  /** The first reference whose claimed length differs from its stored chunk's, if any. */
+  wrong_off: string | null;
+  wrong_length: number | null;
+  stored_length: number | null;
+}
+
+/**
+ * Appends chunk references ($3 offsets, $4 hashes, $5 claimed lengths) to upload $1 of tenant $2
+ * in one statement: each reference is looked up in `chunks`, and the rows are inserted, with the
+ * stored chunk's length, only when every chunk exists and every claimed length is its real one.
+ * `length(data)` reads the value's header, not its bytes (PostgreSQL keeps chunks uncompressed
+ * out of line). The INSERT's count is used in the answer because CockroachDB refuses a CTE with
+ * side effects that the query does not use.
+ */
+const APPEND_SQL = `
+  WITH r AS (
+    SELECT r.off, r.hash, r.len, c.stored
+    FROM unnest($3::INT8[], $4::BYTEA[], $5::INT4[]) AS r (off, hash, len)
+    LEFT JOIN LATERAL (SELECT length(data) AS stored FROM chunks WHERE tenant_id = $2 AND hash = r.hash OFFSET 0) AS c ON true
+  ),
+  bad AS (
+    SELECT
+      sum(CASE WHEN stored IS NULL THEN 1 ELSE 0 END) AS missing,
+      min(CASE WHEN stored <> len THEN off END) AS wrong_off
+    FROM r
+  ),
+  ins AS (
+    INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length)
+    SELECT $1, r.off, $2, r.hash, r.stored FROM r, bad
+    WHERE bad.missing = 0 AND bad.wrong_off IS NULL
+    ON CONFLICT (upload_id, off) DO NOTHING
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM ins) AS inserted, bad.missing, bad.wrong_off,
+    (SELECT len FROM r WHERE r.off = bad.wrong_off) AS wrong_length,
+    (SELECT stored FROM r WHERE r.off = bad.wrong_off) AS stored_length
+  FROM bad`;
+
+/**
+ * The answer to linking content by a hash that no file the session may read holds: the same
+ * whether the tenant stores that content or not, so it reveals nothing about what exists.
+ */
+export function unknownContent(hash: Buffer): StoreError {
+  return new StoreError(
+    "ERR_NOT_FOUND",
+    `no file this session may read holds content ${hash.toString("hex")}; upload the bytes instead`,
+  );
 }
 
 /** Cuts data into chunks of `size` bytes (the last may be short) and hashes each. */

@@ -562,7 +562,8 @@ export const Files: GenService<{
   },
   /**
    * List returns the latest live version of every file at or below a path (a recursive prefix
-   * listing), ordered by path bytewise, a page at a time. Needs read on the path.
+   * listing), ordered by path bytewise, a page at a time. Needs read on everything below the path
+   * ("/dir/*"); the file at the path itself is listed only when the caller may read it too.
    *
    * @generated from rpc cacheroach.v1.Files.List
    */
@@ -595,7 +596,8 @@ export const Files: GenService<{
   },
   /**
    * Delete soft-deletes the live file at a path (its versions stay until garbage collection).
-   * NOT_FOUND when there is no live file; FAILED_PRECONDITION when the precondition fails.
+   * NOT_FOUND when there is no live file; FAILED_PRECONDITION when the precondition fails (its
+   * message names the current version or content hash only to a caller who may read the path).
    * Needs write on the path.
    *
    * @generated from rpc cacheroach.v1.Files.Delete
@@ -621,8 +623,8 @@ export const Files: GenService<{
    * contents of those of at most max_size bytes, while the response stays within 16 MiB of
    * contents; a file left out (too large, or over that budget) has contents_included false and is
    * read with Read or a signed URL. Files succeed or fail independently (a missing file is a
-   * not_found ItemError). Needs read on every path (else PERMISSION_DENIED for the call). At most
-   * 1000 paths.
+   * not_found ItemError; a file whose stored content is damaged, a data_loss one). Needs read on
+   * every path (else PERMISSION_DENIED for the call). At most 1000 paths.
    *
    * @generated from rpc cacheroach.v1.Files.ReadMany
    */

@@ -50,8 +50,10 @@ export type BeginRequest = Message<"cacheroach.v1.BeginRequest"> & {
   } | {
     /**
      * Write a file whose content the tenant already stores, named by its content hash (the
-     * rope hash FileMeta.content_hash reports): no bytes travel. NOT_FOUND when the tenant stores
-     * no such content; the client then uploads the bytes. Must be 32 bytes.
+     * rope hash FileMeta.content_hash reports): no bytes travel. Knowing a hash is not read
+     * access: the caller must be able to read a live file of the tenant that holds the content.
+     * NOT_FOUND otherwise, exactly as when the tenant stores no such content; the client then
+     * uploads the bytes. Must be 32 bytes.
      *
      * @generated from field: bytes content_hash = 8;
      */
@@ -336,7 +338,8 @@ export type AppendRequest = Message<"cacheroach.v1.AppendRequest"> & {
 
   /**
    * Up to 10000 references in content order; offsets are assigned by the server and ignored
-   * here. Every length but the last must equal chunk_size.
+   * here. Every length but the last must equal chunk_size, and each must be the referenced
+   * chunk's real length.
    *
    * @generated from field: repeated cacheroach.v1.ChunkRef chunks = 2;
    */
@@ -712,7 +715,9 @@ export const Uploads: GenService<{
   },
   /**
    * Append adds chunk references (chunks the tenant already stores) to an upload, like Transfer
-   * without the bytes. A reference to a chunk the tenant lacks fails with FAILED_PRECONDITION.
+   * without the bytes. A reference to a chunk the tenant lacks fails with FAILED_PRECONDITION; a
+   * length that differs from the stored chunk's fails with INVALID_ARGUMENT. Either way nothing of
+   * the call is appended.
    *
    * @generated from rpc cacheroach.v1.Uploads.Append
    */

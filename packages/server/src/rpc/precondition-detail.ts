@@ -1,0 +1,23 @@
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Authorizer } from "../auth/authorizer.js";
+import { kSession } from "../auth/interceptor.js";
+import { CAP } from "../auth/session.js";
+import type { StoreError } from "../errors.js";
+import { PreconditionFailed } from "../store/file-store.js";
+
+/**
+ * For RPC handlers that write with preconditions: a function that gives a failed precondition its
+ * detailed message (the path's current version or content hash) when the caller may read that
+ * path, and returns any other error unchanged. A caller with write alone learns only that the
+ * precondition failed (SPEC §3: errors reveal only what the caller may read).
+ */
+export function preconditionDetail(
+  authz: Authorizer,
+  ctx: HandlerContext,
+  tenantId: string,
+): <E>(err: E) => Promise<E | StoreError> {
+  const session = ctx.values.get(kSession);
+  const mayRead = async (path: string) =>
+    session !== undefined && (await authz.may(session, { caps: CAP.read, tenantId, path }));
+  return (err) => PreconditionFailed.revealIf(err, mayRead);
+}
