@@ -179,6 +179,25 @@ describe("listings return only what the caller may read", () => {
     });
     assert.equal(redirect.status, 301);
     assert.equal((await get("/")).status, 403);
+    // An empty "/lonely/" redirects to the file "/lonely" only for a caller who may read that
+    // file; a "/lonely/*" grant gets the same 404 as for a name that does not exist.
+    await write("/lonely", "a file, not a directory");
+    const dirOnly = await userWith("dir-only", [
+      [R, "/lonely/*"],
+      [R, "/nothing/*"],
+    ]);
+    const both = await userWith("both", [
+      [R, "/lonely/*"],
+      [R, "/lonely"],
+    ]);
+    const as = (token: string, path: string) =>
+      fetch(`${ts.url}${path}`, { headers: { authorization: `Bearer ${token}` }, redirect: "manual" });
+    const hidden = await as(dirOnly.token, "/lonely/");
+    const absent = await as(dirOnly.token, "/nothing/");
+    assert.equal(hidden.status, 404);
+    assert.equal(absent.status, 404);
+    assert.equal((await hidden.text()).replace("lonely", "X"), (await absent.text()).replace("nothing", "X"));
+    assert.equal((await as(both.token, "/lonely/")).status, 301);
   });
 });
 

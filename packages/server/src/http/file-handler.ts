@@ -191,11 +191,18 @@ async function serveDirectory(
   await require(CAP.read, `${dir}/*`);
   const entries = await deps.files.children(tenantId, dir, LISTING_LIMIT + 1);
   if (dir !== "" && entries.length === 0) {
+    // A file of that name is a redirect only for a caller who may read it: a "/dir/*" grant does
+    // not cover "/dir" itself, and must not learn whether it exists.
+    const mayReadFile = await require(CAP.read, dir).then(
+      () => true,
+      () => false,
+    );
     if (
-      await deps.files.stat(tenantId, dir).then(
+      mayReadFile &&
+      (await deps.files.stat(tenantId, dir).then(
         () => true,
         () => false,
-      )
+      ))
     ) {
       res.writeHead(301, { location: `${encodePath(dir)}${url.search}` });
       return void res.end();
