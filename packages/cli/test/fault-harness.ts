@@ -4,7 +4,7 @@
  * server process (`cacheroach start --connect …`) on it; and a bounded mixed load that records
  * what every client saw. Never touches the shared test database or a system PostgreSQL.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
@@ -19,7 +19,7 @@ import {
 } from "@cacheroach/server/testing";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import pg from "pg";
-import { CLI_ROOT } from "./helpers.js";
+import { ServerProcess } from "./helpers.js";
 
 /** with-pg.ts sweeps directories with this prefix whose owning process is dead. */
 const DIR_PREFIX = `cacheroach-test-pg-${process.pid}-fault-`;
@@ -170,98 +170,6 @@ export class PrivatePostgres {
 
 /** Durability is not under test here; speed is welcome. */
 const FAST = { fsync: "off", synchronous_commit: "off", full_page_writes: "off" };
-
-/** A `cacheroach start` child process. */
-export class ServerProcess {
-  private stderrText = "";
-  private exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
-  ) {
-    child.stderr?.on("data", (d: Buffer) => {
-      this.stderrText += d.toString("utf8");
-    });
-    child.on("exit", (code, signal) => {
-      this.exited = { code, signal };
-    });
-  }
-
-  /** Starts a server on `databaseUrl` with `signingKey`, on a free port; resolves once it listens. */
-  static async start(
-    databaseUrl: string,
-    signingKey: Uint8Array,
-    dataDir: string,
-    extra: string[] = [],
-  ): Promise<ServerProcess> {
-    const child = spawn(
-      process.execPath,
-      [
-        join(CLI_ROOT, "bin", "run.js"),
-        "start",
-        "--json",
-        "--bind",
-        "127.0.0.1:0",
-        "--connect",
-        databaseUrl,
-        "--data-dir",
-        dataDir,
-        "--signing-key",
-        Buffer.from(signingKey).toString("base64"),
-        "--log-level",
-        "warn",
-        ...extra,
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], env: serverEnv() },
-    );
-    let out = "";
-    let err = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      err += d.toString("utf8");
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${err}`)), 30_000);
-      child.stdout?.on("data", (d: Buffer) => {
-        out += d.toString("utf8");
-        try {
-          const info = JSON.parse(out) as { url: string };
-          clearTimeout(timer);
-          resolve(info.url);
-        } catch {
-          // not a whole document yet
-        }
-      });
-      child.on("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`server exited (${code}) before listening:\n${err}`));
-      });
-    });
-    const s = new ServerProcess(child, url);
-    s.stderrText = err;
-    return s;
-  }
-
-  /** True while the process runs. */
-  get alive(): boolean {
-    return this.exited === undefined && this.child.exitCode === null;
-  }
-
-  /** Everything the server wrote to stderr (its log). */
-  get stderr(): string {
-    return this.stderrText;
-  }
-
-  /** SIGTERM, then waits for the exit (SIGKILL after 10 s). */
-  async stop(): Promise<void> {
-    if (!this.alive) return;
-    const gone = new Promise<void>((resolve) => this.child.once("exit", () => resolve()));
-    this.child.kill("SIGTERM");
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
-    await gone;
-    clearTimeout(timer);
-  }
-}
 
 /** This process's environment without settings that `start` would read instead of its flags. */
 function serverEnv(): NodeJS.ProcessEnv {
@@ -535,7 +443,20 @@ export async function startRig(name: string, serverArgs: string[] = []): Promise
   const signingKey = new Uint8Array(randomBytes(32));
   let server: ServerProcess | undefined;
   try {
-    server = await ServerProcess.start(db.url, signingKey, join(db.dir, "server"), serverArgs);
+    server = await ServerProcess.start(
+      [
+        "--connect",
+        db.url,
+        "--data-dir",
+        join(db.dir, "server"),
+        "--signing-key",
+        Buffer.from(signingKey).toString("base64"),
+        "--log-level",
+        "warn",
+        ...serverArgs,
+      ],
+      serverEnv(),
+    );
     const { token } = await issueSuperToken(server.url, signingKey);
     const s = server;
     const loads: MixedLoad[] = [];

@@ -1,6 +1,5 @@
 /** `cacheroach file fetch` against a real server fetching from a local HTTP server. */
 import assert from "node:assert/strict";
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -14,7 +13,7 @@ import {
   type TestDatabase,
   type TestServer,
 } from "@cacheroach/server/testing";
-import { CLI_ROOT, errorText, jsonOut, runCli, SCRATCHPAD, spawnCli, tempDir } from "./helpers.js";
+import { errorText, jsonOut, runCli, SCRATCHPAD, ServerProcess, spawnCli, tempDir } from "./helpers.js";
 
 interface FetchOut {
   path: string;
@@ -268,36 +267,13 @@ describe("file fetch under the default network policy", () => {
   });
 });
 
-/** Reads a child's stdout until it holds one complete JSON document (what `start --json` prints). */
-function readJson(child: ChildProcessWithoutNullStreams): Promise<{ url: string }> {
-  return new Promise((resolveJson, reject) => {
-    let text = "";
-    let errText = "";
-    child.stderr.on("data", (d: Buffer) => {
-      errText += d.toString();
-    });
-    const onData = (d: Buffer) => {
-      text += d.toString();
-      try {
-        const v = JSON.parse(text) as { url: string };
-        child.stdout.off("data", onData);
-        resolveJson(v);
-      } catch {
-        // incomplete
-      }
-    };
-    child.stdout.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`start exited ${code}: ${errText}`)));
-  });
-}
-
 describe("cacheroach start --fetch-allow-private", () => {
   let db: TestDatabase;
   let dir: string;
   let cleanup: () => Promise<void>;
   let remote: Server;
   let base: string;
-  const children: ChildProcessWithoutNullStreams[] = [];
+  const servers: ServerProcess[] = [];
 
   before(async () => {
     db = await createTestDatabase();
@@ -308,7 +284,7 @@ describe("cacheroach start --fetch-allow-private", () => {
     base = `http://127.0.0.1:${(remote.address() as AddressInfo).port}`;
   });
   after(async () => {
-    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    await Promise.all(servers.map((srv) => srv.stop()));
     remote?.close();
     await db?.drop();
     await cleanup?.();
@@ -317,32 +293,18 @@ describe("cacheroach start --fetch-allow-private", () => {
   /** Starts a server process with `argv`/`env`, bootstraps a CLI config, runs `file fetch`, stops it. */
   async function fetchThrough(name: string, argv: string[], env: Record<string, string>) {
     const dataDir = join(dir, name);
-    const child = spawn(
-      process.execPath,
-      [
-        join(CLI_ROOT, "bin", "run.js"),
-        "start",
-        "--json",
-        "--bind",
-        "127.0.0.1:0",
-        "--data-dir",
-        dataDir,
-        ...argv,
-      ],
-      {
-        env: { ...process.env, CACHEROACH_CONNECT: db.url, CACHEROACH_LOG_LEVEL: "silent", ...env },
-        cwd: dir,
-      },
+    const server = await ServerProcess.start(
+      ["--data-dir", dataDir, ...argv],
+      { ...process.env, CACHEROACH_CONNECT: db.url, CACHEROACH_LOG_LEVEL: "silent", ...env },
+      dir,
     );
-    children.push(child);
-    const info = await readJson(child);
+    servers.push(server);
+    const info = { url: server.url };
     const config = join(dir, `${name}.cfg`);
     const boot = await spawnCli(["bootstrap", "--data-dir", dataDir, "-c", config, info.url]);
     assert.equal(boot.code, 0, boot.stderr);
     const r = await runCli(["file", "fetch", "-c", config, `/${name}/`, `${base}/x.txt`]);
-    const exited = once(child, "exit");
-    child.kill("SIGTERM");
-    await exited;
+    await server.stop();
     return r;
   }
 

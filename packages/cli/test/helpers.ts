@@ -3,7 +3,7 @@
  * writes are captured (node:test's own Buffer events pass through), and process.exitCode is
  * restored after each run so an expected failure does not fail the test file.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -127,5 +127,79 @@ export async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } finally {
     process.chdir(prev);
+  }
+}
+
+/**
+ * A `cacheroach start --json --bind 127.0.0.1:0 …` child process (a real server in a process of
+ * its own), started with exactly `env`; `start()` resolves once it listens.
+ */
+export class ServerProcess {
+  private stderrText = "";
+  private exited = false;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {
+    child.on("exit", () => {
+      this.exited = true;
+    });
+  }
+
+  static async start(argv: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<ServerProcess> {
+    const child = spawn(
+      process.execPath,
+      [join(CLI_ROOT, "bin", "run.js"), "start", "--json", "--bind", "127.0.0.1:0", ...argv],
+      { stdio: ["ignore", "pipe", "pipe"], env, ...(cwd ? { cwd } : {}) },
+    );
+    let out = "";
+    let err = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      err += d.toString("utf8");
+    });
+    const url = await new Promise<string>((resolveUrl, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${err}`)), 30_000);
+      child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString("utf8");
+        try {
+          const info = JSON.parse(out) as { url: string };
+          clearTimeout(timer);
+          resolveUrl(info.url);
+        } catch {
+          // not a whole document yet
+        }
+      });
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited (${code}) before listening:\n${err}`));
+      });
+    });
+    const s = new ServerProcess(child, url);
+    s.stderrText = err;
+    child.stderr?.on("data", (d: Buffer) => {
+      s.stderrText += d.toString("utf8");
+    });
+    return s;
+  }
+
+  /** True while the process runs. */
+  get alive(): boolean {
+    return !this.exited && this.child.exitCode === null;
+  }
+
+  /** Everything the server wrote to stderr (its log). */
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  /** SIGTERM, then waits for the exit (SIGKILL after 10 s). */
+  async stop(): Promise<void> {
+    if (!this.alive) return;
+    const gone = new Promise<void>((resolveGone) => this.child.once("exit", () => resolveGone()));
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
+    await gone;
+    clearTimeout(timer);
   }
 }

@@ -1,24 +1,23 @@
 /** `cacheroach start --public-url / --active-content-hosts` (and their environment variables). */
 import assert from "node:assert/strict";
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createTestDatabase, type TestDatabase } from "@cacheroach/server/testing";
-import { CLI_ROOT, spawnCli, tempDir } from "./helpers.js";
+import { ServerProcess, spawnCli, tempDir } from "./helpers.js";
 
 describe("start: public URL and active-content hosts", () => {
   let db: TestDatabase;
   let dir: string;
   let cleanup: () => Promise<void>;
-  let child: ChildProcessWithoutNullStreams | undefined;
+  let server: ServerProcess | undefined;
 
   before(async () => {
     db = await createTestDatabase();
     ({ dir, cleanup } = await tempDir());
   });
   after(async () => {
-    if (child && child.exitCode === null) child.kill("SIGKILL");
+    await server?.stop();
     await db?.drop();
     await cleanup?.();
   });
@@ -44,14 +43,8 @@ describe("start: public URL and active-content hosts", () => {
 
   test("--public-url names the server in downloaded configs", async () => {
     const dataDir = join(dir, "data");
-    child = spawn(
-      process.execPath,
+    server = await ServerProcess.start(
       [
-        join(CLI_ROOT, "bin", "run.js"),
-        "start",
-        "--json",
-        "--bind",
-        "127.0.0.1:0",
         "--data-dir",
         dataDir,
         "--public-url",
@@ -59,21 +52,10 @@ describe("start: public URL and active-content hosts", () => {
         "--active-content-hosts",
         "site.test",
       ],
-      { env: { ...process.env, CACHEROACH_CONNECT: db.url, CACHEROACH_LOG_LEVEL: "silent" }, cwd: dir },
+      { ...process.env, CACHEROACH_CONNECT: db.url, CACHEROACH_LOG_LEVEL: "silent" },
+      dir,
     );
-    const running = child;
-    const info = await new Promise<{ url: string }>((resolve, reject) => {
-      let text = "";
-      running.stdout.on("data", (d: Buffer) => {
-        text += d.toString();
-        try {
-          resolve(JSON.parse(text) as { url: string });
-        } catch {
-          // incomplete
-        }
-      });
-      running.once("exit", (code) => reject(new Error(`start exited ${code}`)));
-    });
+    const info = { url: server.url };
     const config = join(dir, "config");
     const boot = await spawnCli(["bootstrap", "--data-dir", dataDir, "-c", config, info.url]);
     assert.equal(boot.code, 0, boot.stderr);
@@ -83,8 +65,6 @@ describe("start: public URL and active-content hosts", () => {
     });
     assert.equal(r.status, 200);
     assert.equal(((await r.json()) as { server: string }).server, "https://files.example.com");
-    const exited = new Promise((resolve) => running.once("exit", resolve));
-    running.kill("SIGTERM");
-    await exited;
+    await server.stop();
   });
 });

@@ -111,20 +111,22 @@ export async function serveFile(
     return;
   }
   if (ranges.kind === "full") {
+    const body = head ? undefined : await primed(ropes.read(file.tenantId, rope, 0, file.size));
     res.writeHead(200, { ...base, "content-type": type, "content-length": String(file.size) });
-    if (head) return void res.end();
-    return send(res, ropes.read(file.tenantId, rope, 0, file.size));
+    if (!body) return void res.end();
+    return send(res, body);
   }
   if (ranges.ranges.length === 1) {
     const r = ranges.ranges[0]!;
+    const body = head ? undefined : await primed(ropes.read(file.tenantId, rope, r.start, r.end - r.start));
     res.writeHead(206, {
       ...base,
       "content-type": type,
       "content-length": String(r.end - r.start),
       "content-range": `bytes ${r.start}-${r.end - 1}/${file.size}`,
     });
-    if (head) return void res.end();
-    return send(res, ropes.read(file.tenantId, rope, r.start, r.end - r.start));
+    if (!body) return void res.end();
+    return send(res, body);
   }
   const boundary = randomBytes(12).toString("hex");
   const parts = ranges.ranges.map((r) => ({
@@ -135,13 +137,16 @@ export async function serveFile(
   }));
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const length = parts.reduce((n, p) => n + p.head.length + (p.r.end - p.r.start), tail.length);
+  const first = head
+    ? undefined
+    : await primed(ropes.read(file.tenantId, rope, parts[0]!.r.start, parts[0]!.r.end - parts[0]!.r.start));
   res.writeHead(206, {
     ...base,
     "content-type": `multipart/byteranges; boundary=${boundary}`,
     "content-length": String(length),
   });
-  if (head) return void res.end();
-  return send(res, multipart(ropes, file.tenantId, rope, parts, tail));
+  if (!first) return void res.end();
+  return send(res, multipart(ropes, file.tenantId, rope, parts, tail, first));
 }
 
 async function* multipart(
@@ -150,12 +155,28 @@ async function* multipart(
   rope: Rope,
   parts: { r: ByteRange; head: Buffer }[],
   tail: Buffer,
+  first: AsyncIterable<Buffer>,
 ): AsyncGenerator<Buffer> {
-  for (const p of parts) {
+  for (const [i, p] of parts.entries()) {
     yield p.head;
-    yield* ropes.read(tenantId, rope, p.r.start, p.r.end - p.r.start);
+    yield* i === 0 ? first : ropes.read(tenantId, rope, p.r.start, p.r.end - p.r.start);
   }
   yield tail;
+}
+
+/**
+ * Reads a body's first piece before the status line goes out, so a failure to start (the
+ * database unavailable, damaged content) is still a proper error answer; only a failure later in
+ * the body has to break the connection.
+ */
+async function primed(body: AsyncIterable<Buffer>): Promise<AsyncIterable<Buffer>> {
+  const it = body[Symbol.asyncIterator]();
+  const first = await it.next();
+  return (async function* () {
+    if (first.done) return;
+    yield first.value;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  })();
 }
 
 async function firstBytes(ropes: RopeStore, tenantId: string, rope: Rope): Promise<Buffer> {
