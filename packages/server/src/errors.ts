@@ -150,7 +150,8 @@ const DISCONNECT_CODES = new Set([
  * client's side: a database socket reset carries the same codes.
  */
 export function isClientDisconnect(err: unknown): boolean {
-  if (err instanceof ConnectError) return err.code === Code.Canceled;
+  // connect-node wraps a failed socket write ("write EPIPE") in an internal ConnectError.
+  if (err instanceof ConnectError) return err.code === Code.Canceled || isClientDisconnect(err.cause);
   if (!(err instanceof Error)) return false;
   const code = (err as NodeJS.ErrnoException).code;
   return err.message === "aborted" || (code !== undefined && DISCONNECT_CODES.has(code));

@@ -144,8 +144,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       // Bounded request size: one Transfer/PutChunks plus protobuf overhead.
       readMaxBytes: config.maxTransferSize + 64 * 1024,
       writeMaxBytes,
+      // Writing an answer that already began failed: usually the client went away.
       onHandlerError: (err, method) =>
-        log.warn({ method, err: err instanceof Error ? err.message : String(err) }, "rpc response failed"),
+        log[isClientDisconnect(err) ? "info" : "warn"](
+          { method, err: err instanceof Error ? err.message : String(err) },
+          "rpc response failed",
+        ),
     });
     const listener = await listenDual(handler, config.host, config.port, {
       // Large enough that chunk payloads are not throttled on loopback, small enough that a
