@@ -51,6 +51,7 @@ test("read-only database: writes get 503 naming it, reads go on, and writes resu
       for (const o of refused) {
         assert.match(o.message ?? "", /database is read-only/);
         assert.equal(o.retryAfter, "2");
+        assert.equal(o.errorCode, "ERR_DATABASE_READ_ONLY");
       }
       assert.deepEqual(
         failures(during.filter((o) => o.op !== "put")),
@@ -130,6 +131,7 @@ test("database disk full: writes get 507 with Retry-After, reads go on, readines
     for (const o of refused) {
       assert.match(o.message ?? "", /database disk full/);
       assert.equal(o.retryAfter, "30");
+      assert.equal(o.errorCode, "ERR_STORAGE_FULL");
     }
     assert.deepEqual(
       failures(during.filter((o) => o.op !== "put")),

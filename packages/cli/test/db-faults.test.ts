@@ -141,6 +141,7 @@ test("database stopped and started: 503 with Retry-After, readiness follows, rec
     );
     const outage503 = during.find((o) => o.outcome === "http 503");
     assert.match(outage503?.message ?? "", /database unavailable/);
+    assert.equal(outage503?.errorCode, "ERR_DATABASE_UNAVAILABLE");
 
     // With the default retries, commands started while the database is down outlive an outage
     // longer than the server's own retries, and succeed when the database returns.

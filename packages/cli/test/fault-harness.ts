@@ -188,6 +188,8 @@ export interface OpRecord {
   outcome: Outcome;
   status?: number;
   retryAfter?: string | null;
+  /** The server's stable error code (Cacheroach-Error-Code header / cacheroach-error-code metadata). */
+  errorCode?: string | null;
   message?: string;
 }
 
@@ -301,6 +303,7 @@ export class MixedLoad {
         op: "list",
         outcome: `rpc ${rpcCodeName(ce.code)}`,
         retryAfter: ce.metadata.get("retry-after"),
+        errorCode: ce.metadata.get("cacheroach-error-code"),
         message: ce.rawMessage,
       });
     }
@@ -313,6 +316,7 @@ export class MixedLoad {
       outcome: res.ok ? "ok" : `http ${res.status}`,
       status: res.status,
       retryAfter: res.headers.get("retry-after"),
+      errorCode: res.headers.get("cacheroach-error-code"),
       ...(res.ok ? {} : { message: text.trim().slice(0, 200) }),
     });
   }

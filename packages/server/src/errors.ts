@@ -7,8 +7,9 @@ import {
 } from "./db/sqlstate.js";
 
 /**
- * Stable codes of every error the server reports on purpose. Each maps to one Connect code and
- * one HTTP status (see {@link ERROR_TABLE}); the two boundaries (RPC, HTTP) apply that table.
+ * Stable codes of every error the server reports. Each maps to one Connect code and one HTTP
+ * status (see {@link ERROR_TABLE}); the two boundaries (RPC, HTTP) apply that table and send the
+ * code itself along ({@link ERROR_CODE_HEADER}), so clients switch on it, never on message text.
  */
 export type ErrorCode =
   | "ERR_BAD_REQUEST"
@@ -28,7 +29,12 @@ export type ErrorCode =
   | "ERR_UNAVAILABLE"
   | "ERR_DATA_LOSS"
   | "ERR_DATABASE_UNAVAILABLE"
-  | "ERR_STORAGE_FULL";
+  | "ERR_DATABASE_READ_ONLY"
+  | "ERR_STORAGE_FULL"
+  | "ERR_SUPER_REQUIRED"
+  | "ERR_NETWORK_POLICY"
+  | "ERR_UNKNOWN_METHOD"
+  | "ERR_INTERNAL";
 
 /**
  * How each error code is reported over RPC and HTTP; `retryAfter` (seconds) is sent as a
@@ -55,9 +61,21 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
     // neither Unavailable nor 503, which clients retry.
     ERR_DATA_LOSS: { connect: Code.DataLoss, http: 500 },
     ERR_DATABASE_UNAVAILABLE: { connect: Code.Unavailable, http: 503, retryAfter: 2 },
+    ERR_DATABASE_READ_ONLY: { connect: Code.Unavailable, http: 503, retryAfter: 2 },
     // Unavailable over RPC (clients retry later, the CLI exits 7); 507 says what it is over HTTP.
     ERR_STORAGE_FULL: { connect: Code.Unavailable, http: 507, retryAfter: 30 },
+    // A permission that only a super session has (not one a delegation could grant).
+    ERR_SUPER_REQUIRED: { connect: Code.PermissionDenied, http: 403 },
+    // A server-side fetch to a target the network policy refuses (not a missing capability).
+    ERR_NETWORK_POLICY: { connect: Code.PermissionDenied, http: 403 },
+    // An RPC-typed request to a path that is no method of the server (Connect answers it 404).
+    ERR_UNKNOWN_METHOD: { connect: Code.Unimplemented, http: 404 },
+    // Anything not reported on purpose: the client sees "internal error", the log the cause.
+    ERR_INTERNAL: { connect: Code.Internal, http: 500 },
   };
+
+/** Header (HTTP) and metadata key (RPC) carrying an error's stable code. */
+export const ERROR_CODE_HEADER = "cacheroach-error-code";
 
 /**
  * A deliberate, user-facing failure. The message is safe to send to the client (it names the
@@ -85,24 +103,42 @@ export const errors = {
 /** Converts any thrown value to a ConnectError for the RPC boundary. Unknown errors stay opaque. */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  const known = asStoreError(err);
-  if (!known) return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+  const known = classify(err);
   const row = ERROR_TABLE[known.code];
-  const metadata = row.retryAfter ? { "retry-after": String(row.retryAfter) } : undefined;
-  return new ConnectError(known.message, row.connect, metadata, undefined, err);
+  return new ConnectError(known.message, row.connect, codeHeaders(known.code), undefined, err);
 }
 
-/** HTTP status, safe message and extra headers for the HTTP boundary. */
+/** HTTP status, safe message and extra headers (the code, Retry-After) for the HTTP boundary. */
 export function toHttpError(err: unknown): {
   status: number;
   message: string;
+  code: ErrorCode;
   headers: Record<string, string>;
 } {
-  const known = asStoreError(err);
-  if (!known) return { status: 500, message: "internal error", headers: {} };
-  const row = ERROR_TABLE[known.code];
-  const headers: Record<string, string> = row.retryAfter ? { "retry-after": String(row.retryAfter) } : {};
-  return { status: row.http, message: known.message, headers };
+  const known = classify(err);
+  return {
+    status: ERROR_TABLE[known.code].http,
+    message: known.message,
+    code: known.code,
+    headers: codeHeaders(known.code),
+  };
+}
+
+/** The stable code of any thrown value, as the boundaries report it. */
+export function errorCodeOf(err: unknown): ErrorCode {
+  return classify(err).code;
+}
+
+function codeHeaders(code: ErrorCode): Record<string, string> {
+  const retryAfter = ERROR_TABLE[code].retryAfter;
+  return retryAfter
+    ? { [ERROR_CODE_HEADER]: code, "retry-after": String(retryAfter) }
+    : { [ERROR_CODE_HEADER]: code };
+}
+
+/** Any thrown value as a StoreError: itself, a translated database error, or an internal error. */
+function classify(err: unknown): StoreError {
+  return asStoreError(err) ?? new StoreError("ERR_INTERNAL", "internal error", { cause: err });
 }
 
 /** StoreErrors as they are; database errors with a user-facing meaning translated. */
@@ -121,13 +157,13 @@ function asStoreError(err: unknown): StoreError | undefined {
   // The database, not the request, is the problem: say which, and that it will pass.
   const condition = databaseCondition(err);
   if (condition) {
-    return new StoreError(
-      condition === "disk-full" ? "ERR_STORAGE_FULL" : "ERR_DATABASE_UNAVAILABLE",
-      describeCondition(condition),
-      {
-        cause: err,
-      },
-    );
+    const code =
+      condition === "disk-full"
+        ? "ERR_STORAGE_FULL"
+        : condition === "read-only"
+          ? "ERR_DATABASE_READ_ONLY"
+          : "ERR_DATABASE_UNAVAILABLE";
+    return new StoreError(code, describeCondition(condition), { cause: err });
   }
   return undefined;
 }

@@ -1,9 +1,10 @@
 import { join } from "node:path";
 import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { createAuthenticationInterceptor } from "./auth/authentication-interceptor.js";
+import { createAuthorizationInterceptor } from "./auth/authorization-interceptor.js";
 import { Authorizer } from "./auth/authorizer.js";
 import { ContentAccess } from "./auth/content-access.js";
-import { createAuthInterceptor } from "./auth/interceptor.js";
 import { SessionStore } from "./auth/session-store.js";
 import { TokenSigner } from "./auth/token-signer.js";
 import { ensureBootstrapData } from "./bootstrap-data.js";
@@ -17,6 +18,7 @@ import { VHostMap } from "./http/vhost-map.js";
 import { createLogger } from "./logger.js";
 import { listenDual } from "./net/dual-listener.js";
 import { createDiagsService } from "./rpc/diags-service.js";
+import { createErrorInterceptor } from "./rpc/error-interceptor.js";
 import { createFilesService } from "./rpc/files-service.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { READ_MANY_BUDGET } from "./rpc/read-many.js";
@@ -126,7 +128,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     });
     const handler = createRpcAdapter({
       routes,
-      interceptors: [createAuthInterceptor(authz, { uploadStates: codec }, log)],
+      // Outermost first: errors are mapped and logged for everything inside, then who is
+      // calling, then whether the policy lets them.
+      interceptors: [
+        createErrorInterceptor(log),
+        createAuthenticationInterceptor(authz),
+        createAuthorizationInterceptor(authz, { uploadStates: codec }),
+      ],
       fallback: createHttpRouter({
         db,
         files,

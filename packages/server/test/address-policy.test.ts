@@ -168,7 +168,7 @@ describe("addressPolicy", () => {
   const refused = (fn: () => void, re: RegExp) =>
     assert.throws(fn, (err: unknown) => {
       assert.ok(err instanceof StoreError);
-      assert.equal(err.code, "ERR_PERMISSION_DENIED");
+      assert.equal(err.code, "ERR_NETWORK_POLICY");
       assert.match(err.message, /^fetch refused by network policy: /);
       assert.match(err.message, /the operator can allow private targets with --fetch-allow-private$/);
       assert.match(err.message, re);

@@ -223,7 +223,7 @@ describe("connectChecked: DNS answers and the connected peer", () => {
   });
   const refusedWith = (re: RegExp) => (err: unknown) => {
     assert.ok(err instanceof StoreError, String(err));
-    assert.equal(err.code, "ERR_PERMISSION_DENIED");
+    assert.equal(err.code, "ERR_NETWORK_POLICY");
     assert.match(err.message, /^fetch refused by network policy: /);
     assert.match(err.message, re);
     return true;

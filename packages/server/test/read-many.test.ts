@@ -85,6 +85,10 @@ describe("encodeReadManyResponse", () => {
       ["empty contents included", [file({ size: 0, ropeHash: randomBytes(32) }, Buffer.alloc(0))]],
       ["contents not included", [file({ size: 2 << 20 })]],
       ["not found", [{ error: { code: "not_found", message: "no file at /x" } }]],
+      [
+        "with its stable code",
+        [{ error: { code: "not_found", message: "no file at /x", errorCode: "ERR_NOT_FOUND" } }],
+      ],
       ["error without message", [{ error: { code: "unavailable", message: "" } }]],
       ["error without code", [{ error: { code: "", message: "?" } }]],
       ["error with nothing", [{ error: { code: "", message: "" } }]],

@@ -104,13 +104,26 @@ export function isRetryable(err: unknown): boolean {
   }
 }
 
+/** Metadata key (and HTTP header) under which the server sends its stable error code. */
+export const SERVER_ERROR_CODE = "cacheroach-error-code";
+
+/**
+ * The server's stable error code ("ERR_SUPER_REQUIRED", "ERR_STORAGE_FULL", ...) of an RPC
+ * failure, or undefined when the server sent none (an older server, or the failure never reached
+ * it). The CLI decides on this, not on message text.
+ */
+export function serverErrorCode(err: unknown): string | undefined {
+  return err instanceof ConnectError ? (err.metadata.get(SERVER_ERROR_CODE) ?? undefined) : undefined;
+}
+
 /** What to do about an unavailable server, by what it said. */
-function unavailableAdvice(err: ConnectError, detail: string): string[] {
+function unavailableAdvice(err: ConnectError): string[] {
   if (isNetworkError(err))
     return ["check that the server is running (cacheroach start) and the URL in the config is right"];
-  if (/disk full/.test(detail))
+  const code = serverErrorCode(err);
+  if (code === "ERR_STORAGE_FULL")
     return ["the server's database is out of disk space: ask its operator to free space, then retry"];
-  if (/read-only/.test(detail))
+  if (code === "ERR_DATABASE_READ_ONLY")
     return ["the server's database refuses writes for now (reads still work): retry later"];
   return [`retry in a moment (${RETRY_SECONDS_ENV} sets how long each call keeps retrying; default 15 s)`];
 }
@@ -164,7 +177,7 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
         code,
       );
     case Code.PermissionDenied:
-      if (/refused by network policy/.test(detail)) {
+      if (serverErrorCode(err) === "ERR_NETWORK_POLICY") {
         return new UserError(
           `${prefix}permission denied: ${detail}`,
           ExitCode.auth,
@@ -174,7 +187,7 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
           code,
         );
       }
-      if (/needs a super session/.test(detail)) {
+      if (serverErrorCode(err) === "ERR_SUPER_REQUIRED") {
         return new UserError(
           `${prefix}permission denied: ${detail}`,
           ExitCode.auth,
@@ -231,7 +244,7 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
       return new UserError(
         `${prefix}server unavailable${where}: ${detail}`,
         ExitCode.unavailable,
-        unavailableAdvice(err, detail),
+        unavailableAdvice(err),
         code,
       );
     default:

@@ -1,15 +1,5 @@
-import type {
-  BeginRequest,
-  ChunksRequest,
-  DeleteRequest,
-  FetchRequest,
-  ListRequest,
-  PutFilesRequest,
-  ReadManyRequest,
-  ReadRequest,
-  RetrieveRequest,
-  StatRequest,
-} from "@cacheroach/proto";
+import type { DescMethod, MessageShape } from "@bufbuild/protobuf";
+import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
@@ -30,15 +20,27 @@ export interface PolicyContext {
   readonly uploadStates: UploadStateCodec;
 }
 
-/** The authorization rule of one RPC method. */
-export interface Rule {
+/** The authorization rule of one RPC method, typed by the method's request message. */
+export interface Rule<M extends DescMethod = DescMethod> {
   readonly access: Access;
   /**
    * The capability and location the request needs, computed from the (validated) request; an
    * invalid field throws a clear InvalidArgument before any permission check. Batch calls need
    * every location they name.
    */
-  readonly need?: (message: unknown, ctx: PolicyContext) => Need | readonly Need[];
+  readonly need?: (message: MessageShape<M["input"]>, ctx: PolicyContext) => Need | readonly Need[];
+}
+
+/** The key of a method in {@link POLICY}: "cacheroach.v1.Files/Stat". */
+export function methodKey(m: DescMethod): string {
+  return `${m.parent.typeName}/${m.name}`;
+}
+
+/** One entry of the table: the rule is checked against the method's own request type. */
+function rule<M extends DescMethod>(method: M, r: Rule<M>): [string, Rule] {
+  // The one place the request type is erased: the interceptor looks rules up by the descriptor
+  // of the method being called, so a rule only ever sees its own method's requests.
+  return [methodKey(method), r as unknown as Rule];
 }
 
 const at = (caps: number, tenantId: string, path: string): Need => ({
@@ -54,100 +56,84 @@ const checkBatch = (n: number, what: string): void => {
     throw new StoreError("ERR_BAD_REQUEST", `${what} must hold 1..${MAX_BATCH_ITEMS} items, not ${n}`);
   }
 };
-const onState = (caps: number) => (m: unknown, ctx: PolicyContext) => {
-  const s = ctx.uploadStates.decode((m as { state: Uint8Array }).state);
-  return { caps, tenantId: s.tenantId, path: s.path };
-};
+/** The location an upload state (a signed token of Begin) names. */
+const onState =
+  (caps: number) =>
+  (m: { state: Uint8Array }, ctx: PolicyContext): Need => {
+    const s = ctx.uploadStates.decode(m.state);
+    return { caps, tenantId: s.tenantId, path: s.path };
+  };
 
 /**
  * Every RPC of every service, with who may call it. This table is the one place authorization
- * is declared; the interceptor applies it before any handler runs, and a method missing here
- * is refused. Handlers of methods whose answer depends on the caller (Tenants.List,
- * Tokens.Issue, ...) narrow their results further with the same Authorizer.
+ * is declared; the authorization interceptor applies it before any handler runs, and a method
+ * missing here is refused (a test checks every method has a rule). Handlers of methods whose
+ * answer depends on the caller (Tenants.List, Tokens.Issue, ...) narrow their results further
+ * with the same Authorizer.
  */
-export const POLICY: Readonly<Record<string, Rule>> = {
-  "cacheroach.v1.Files/Stat": {
-    access: "authenticated",
-    need: (m) => at(CAP.read, (m as StatRequest).tenantId, (m as StatRequest).path),
-  },
+export const POLICY: ReadonlyMap<string, Rule> = new Map([
+  rule(Files.method.stat, { access: "authenticated", need: (m) => at(CAP.read, m.tenantId, m.path) }),
   // Lists what is below the prefix; the file at the prefix itself is listed only to a caller who
   // may read it too ("/dir/*" does not cover "/dir"; files-service.ts checks that).
-  "cacheroach.v1.Files/List": {
+  rule(Files.method.list, {
+    access: "authenticated",
+    need: (m) => ({
+      caps: CAP.read,
+      tenantId: parseId(m.tenantId, "tenant_id"),
+      path: `${validatePrefix(m.path)}/*`,
+    }),
+  }),
+  rule(Files.method.read, { access: "authenticated", need: (m) => at(CAP.read, m.tenantId, m.path) }),
+  rule(Files.method.chunks, { access: "authenticated", need: (m) => at(CAP.read, m.tenantId, m.path) }),
+  rule(Files.method.delete, { access: "authenticated", need: (m) => at(CAP.write, m.tenantId, m.path) }),
+  rule(Files.method.readMany, {
     access: "authenticated",
     need: (m) => {
-      const r = m as ListRequest;
-      const prefix = validatePrefix(r.path);
-      return { caps: CAP.read, tenantId: parseId(r.tenantId, "tenant_id"), path: `${prefix}/*` };
+      checkBatch(m.paths.length, "paths");
+      return m.paths.map((p) => at(CAP.read, m.tenantId, p));
     },
-  },
-  "cacheroach.v1.Files/Read": {
-    access: "authenticated",
-    need: (m) => at(CAP.read, (m as ReadRequest).tenantId, (m as ReadRequest).path),
-  },
-  "cacheroach.v1.Files/Chunks": {
-    access: "authenticated",
-    need: (m) => at(CAP.read, (m as ChunksRequest).tenantId, (m as ChunksRequest).path),
-  },
-  "cacheroach.v1.Files/Delete": {
-    access: "authenticated",
-    need: (m) => at(CAP.write, (m as DeleteRequest).tenantId, (m as DeleteRequest).path),
-  },
-  "cacheroach.v1.Files/ReadMany": {
-    access: "authenticated",
-    need: (m) => {
-      const r = m as ReadManyRequest;
-      checkBatch(r.paths.length, "paths");
-      return r.paths.map((p) => at(CAP.read, r.tenantId, p));
-    },
-  },
-  "cacheroach.v1.Files/Retrieve": {
-    access: "authenticated",
-    need: (m) => at(CAP.read, (m as RetrieveRequest).tenantId, (m as RetrieveRequest).path),
-  },
+  }),
+  rule(Files.method.retrieve, { access: "authenticated", need: (m) => at(CAP.read, m.tenantId, m.path) }),
 
   // Linking content by hash (committed.content_hash) also needs read on a live file holding that
   // content; otherwise it is NOT_FOUND, as for content the tenant lacks (auth/content-access.ts).
-  "cacheroach.v1.Uploads/Begin": {
-    access: "authenticated",
-    need: (m) => at(CAP.write, (m as BeginRequest).tenantId, (m as BeginRequest).path),
-  },
-  "cacheroach.v1.Uploads/Transfer": { access: "authenticated", need: onState(CAP.write) },
-  "cacheroach.v1.Uploads/FindMissing": { access: "authenticated", need: onState(CAP.write) },
-  "cacheroach.v1.Uploads/PutChunks": { access: "authenticated", need: onState(CAP.write) },
-  "cacheroach.v1.Uploads/Append": { access: "authenticated", need: onState(CAP.write) },
-  "cacheroach.v1.Uploads/Commit": { access: "authenticated", need: onState(CAP.write) },
-  "cacheroach.v1.Uploads/PutFiles": {
+  rule(Uploads.method.begin, { access: "authenticated", need: (m) => at(CAP.write, m.tenantId, m.path) }),
+  rule(Uploads.method.transfer, { access: "authenticated", need: onState(CAP.write) }),
+  rule(Uploads.method.findMissing, { access: "authenticated", need: onState(CAP.write) }),
+  rule(Uploads.method.putChunks, { access: "authenticated", need: onState(CAP.write) }),
+  rule(Uploads.method.append, { access: "authenticated", need: onState(CAP.write) }),
+  rule(Uploads.method.commit, { access: "authenticated", need: onState(CAP.write) }),
+  rule(Uploads.method.putFiles, {
     access: "authenticated",
     need: (m) => {
-      const r = m as PutFilesRequest;
-      checkBatch(r.files.length, "files");
-      return r.files.map((f) => at(CAP.write, r.tenantId, f.path));
+      checkBatch(m.files.length, "files");
+      return m.files.map((f) => at(CAP.write, m.tenantId, f.path));
     },
-  },
-  "cacheroach.v1.Uploads/Fetch": {
+  }),
+  rule(Uploads.method.fetch, {
     access: "authenticated",
-    need: (m) => at(CAP.write | CAP.fetch, (m as FetchRequest).tenantId, (m as FetchRequest).path),
-  },
+    need: (m) => at(CAP.write | CAP.fetch, m.tenantId, m.path),
+  }),
 
-  "cacheroach.v1.Tenants/Ensure": { access: "super" },
-  "cacheroach.v1.Tenants/Get": { access: "authenticated" },
-  "cacheroach.v1.Tenants/List": { access: "authenticated" },
+  rule(Tenants.method.ensure, { access: "super" }),
+  rule(Tenants.method.get, { access: "authenticated" }),
+  rule(Tenants.method.list, { access: "authenticated" }),
 
-  "cacheroach.v1.Principals/Ensure": { access: "super" },
-  "cacheroach.v1.Principals/List": { access: "super" },
-  "cacheroach.v1.Principals/Load": { access: "authenticated" },
-  "cacheroach.v1.Principals/Watch": { access: "super" },
+  rule(Principals.method.ensure, { access: "super" }),
+  rule(Principals.method.list, { access: "super" }),
+  rule(Principals.method.load, { access: "authenticated" }),
+  rule(Principals.method.watch, { access: "super" }),
 
-  "cacheroach.v1.Tokens/Current": { access: "authenticated" },
-  "cacheroach.v1.Tokens/Issue": { access: "authenticated" },
-  "cacheroach.v1.Tokens/Find": { access: "authenticated" },
-  "cacheroach.v1.Tokens/Load": { access: "authenticated" },
-  "cacheroach.v1.Tokens/Invalidate": { access: "authenticated" },
-  "cacheroach.v1.Tokens/Refresh": { access: "authenticated" },
-  "cacheroach.v1.Tokens/Validate": { access: "public" },
+  rule(Tokens.method.current, { access: "authenticated" }),
+  rule(Tokens.method.issue, { access: "authenticated" }),
+  rule(Tokens.method.find, { access: "authenticated" }),
+  rule(Tokens.method.load, { access: "authenticated" }),
+  rule(Tokens.method.invalidate, { access: "authenticated" }),
+  rule(Tokens.method.refresh, { access: "authenticated" }),
+  rule(Tokens.method.validate, { access: "public" }),
 
-  "cacheroach.v1.VHosts/Ensure": { access: "super" },
-  "cacheroach.v1.VHosts/List": { access: "super" },
+  rule(VHosts.method.ensure, { access: "super" }),
+  rule(VHosts.method.list, { access: "super" }),
 
-  "cacheroach.v1.Diags/Echo": { access: "super" },
-};
+  rule(Diags.method.echo, { access: "super" }),
+]);

@@ -7,7 +7,7 @@ import type { Db } from "../db/db.js";
 const REDACTED = new Set(["authorization", "cookie", "set-cookie", "proxy-authorization"]);
 
 /** The Diags service (super only): who answered and what arrived, without secrets or environment. */
-export function createDiagsService(db: Db, version: string): Partial<ServiceImpl<typeof Diags>> {
+export function createDiagsService(db: Db, version: string): ServiceImpl<typeof Diags> {
   return {
     async echo(_req, ctx: HandlerContext) {
       const headers: Record<string, { values: string[] }> = {};

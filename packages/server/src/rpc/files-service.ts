@@ -12,7 +12,7 @@ import {
 } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
-import { kSession } from "../auth/interceptor.js";
+import { kSession } from "../auth/call-context.js";
 import { CAP } from "../auth/session.js";
 import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
@@ -43,7 +43,7 @@ export function createFilesService(
   /** The server's response size limit (Connect writeMaxBytes): ReadMany answers stay under it. */
   answerMaxBytes: number,
   authz: Authorizer,
-): Partial<ServiceImpl<typeof Files>> {
+): ServiceImpl<typeof Files> {
   const ropeOf = async (tenantId: string, hash: Buffer): Promise<Rope> => {
     const rope = await ropes.get(tenantId, hash);
     if (!rope) throw damagedContent(hash, "its rope is missing");

@@ -1,6 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
-import { kSession } from "../auth/interceptor.js";
+import { kSession } from "../auth/call-context.js";
 import { CAP } from "../auth/session.js";
 import type { StoreError } from "../errors.js";
 import { PreconditionFailed } from "../store/file-store.js";

@@ -3,7 +3,7 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import { type Principal, PrincipalSchema, type Principals } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
-import { kSession } from "../auth/interceptor.js";
+import { kSession } from "../auth/call-context.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
 import type { SessionStore } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
@@ -15,7 +15,7 @@ export function createPrincipalsService(
   principals: PrincipalStore,
   sessions: SessionStore,
   authz: Authorizer,
-): Partial<ServiceImpl<typeof Principals>> {
+): ServiceImpl<typeof Principals> {
   return {
     async *list() {
       for (const p of await principals.list()) yield toPrincipal(p);

@@ -6,7 +6,7 @@ export type ReadManyItem =
   /** A file; `contents` is its whole content when included in the answer, else undefined. */
   | { readonly file: FileRecord; readonly contents: Uint8Array | undefined }
   /** A path that could not be read. */
-  | { readonly error: { readonly code: string; readonly message: string } };
+  | { readonly error: { readonly code: string; readonly message: string; readonly errorCode?: string } };
 
 /**
  * Hand-written protobuf encoding of `cacheroach.v1.ReadManyResponse` (files.proto, common.proto).
@@ -37,6 +37,10 @@ export function encodeReadManyResponse(items: readonly ReadManyItem[]): Buffer {
         w.byte(0x12); // 2: message
         w.string(it.error.message);
       }
+      if (it.error.errorCode) {
+        w.byte(0x1a); // 3: error_code
+        w.string(it.error.errorCode);
+      }
       w.endDelimited(at);
     } else {
       w.byte(0x0a); // 1: file (FileMeta)
@@ -60,6 +64,7 @@ export function encodeReadManyResponse(items: readonly ReadManyItem[]): Buffer {
 
 /** An upper bound of one result's encoded size (tags, lengths of at most 5 bytes each, fields). */
 function itemBound(it: ReadManyItem): number {
-  if ("error" in it) return 32 + 3 * (it.error.code.length + it.error.message.length);
+  if ("error" in it)
+    return 48 + 3 * (it.error.code.length + it.error.message.length + (it.error.errorCode?.length ?? 0));
   return 32 + bound(it.file) + (it.contents?.length ?? 0);
 }

@@ -90,7 +90,7 @@ export async function readMany(
       const e = toItemError(
         c instanceof StoreError ? new StoreError(c.code, `${path}: ${c.message}`) : notFound(path),
       );
-      return { error: { code: e.code ?? "", message: e.message ?? "" } };
+      return { error: { code: e.code ?? "", message: e.message ?? "", errorCode: e.errorCode ?? "" } };
     }
     return { file: h.file, contents: c };
   });

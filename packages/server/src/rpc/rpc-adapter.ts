@@ -17,6 +17,7 @@ import {
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { ERROR_CODE_HEADER } from "../errors.js";
 import { type HttpHandler, type HttpRequest, type HttpResponse, header } from "../http/http-types.js";
 
 /** Options of {@link createRpcAdapter}: connect-node's adapter options that cacheroach uses. */
@@ -146,6 +147,7 @@ function afterBody(req: HttpRequest, then: () => void): void {
 function answer(req: HttpRequest, res: HttpResponse, protocol: RpcProtocol, err: ConnectError): void {
   if (res.headersSent || res.writableEnded) return;
   const type = header(req, "content-type") ?? "";
+  res.setHeader(ERROR_CODE_HEADER, "ERR_UNKNOWN_METHOD");
   switch (protocol) {
     case "connect": {
       // 404, not the 501 of an unimplemented method: no such path (Connect clients read both as

@@ -2,16 +2,13 @@ import { create } from "@bufbuild/protobuf";
 import { type Tenant, TenantSchema, type Tenants } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
-import { kSession } from "../auth/interceptor.js";
+import { kSession } from "../auth/call-context.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { TenantStore } from "../store/tenant-store.js";
 
 /** The Tenants service (authorization: auth/policy.ts; List is filtered to readable tenants). */
-export function createTenantsService(
-  tenants: TenantStore,
-  authz: Authorizer,
-): Partial<ServiceImpl<typeof Tenants>> {
+export function createTenantsService(tenants: TenantStore, authz: Authorizer): ServiceImpl<typeof Tenants> {
   const msg = (t: { id: string; label: string; version: number }): Tenant =>
     create(TenantSchema, { id: t.id, label: t.label, version: BigInt(t.version) });
   return {

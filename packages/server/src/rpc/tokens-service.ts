@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Scope as ScopeMsg, Tokens } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
-import { kSession } from "../auth/interceptor.js";
+import { kSession } from "../auth/call-context.js";
 import { CAP, capNames, type Scope, type SessionInfo, scopeCovers, tokenKind } from "../auth/session.js";
 import type { SessionStore } from "../auth/session-store.js";
 import type { TokenSigner } from "../auth/token-signer.js";
@@ -16,7 +16,7 @@ export function createTokensService(
   signer: TokenSigner,
   sessions: SessionStore,
   authz: Authorizer,
-): Partial<ServiceImpl<typeof Tokens>> {
+): ServiceImpl<typeof Tokens> {
   return {
     async current(_req, ctx: HandlerContext) {
       return toSession(ctx.values.get(kSession)!);

@@ -1,8 +1,8 @@
 import type { Uploads } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
+import { kSession } from "../auth/call-context.js";
 import type { ContentAccess } from "../auth/content-access.js";
-import { kSession } from "../auth/interceptor.js";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
 import type { ChunkStore } from "../store/chunk-store.js";
@@ -26,7 +26,7 @@ export function createUploadsService(
   fetchLimits: FetchLimits,
   authz: Authorizer,
   access: ContentAccess,
-): Partial<ServiceImpl<typeof Uploads>> {
+): ServiceImpl<typeof Uploads> {
   const limits = uploads.limits;
   const decode = (state: Uint8Array) => uploads.codec.decode(state);
   return {

@@ -5,7 +5,7 @@ import { parseId } from "../ids.js";
 import { normalizeHost, type VHostStore } from "../store/vhost-store.js";
 
 /** The VHosts service (super only; see auth/policy.ts). Serving by host is the HTTP layer's job. */
-export function createVHostsService(vhosts: VHostStore): Partial<ServiceImpl<typeof VHosts>> {
+export function createVHostsService(vhosts: VHostStore): ServiceImpl<typeof VHosts> {
   return {
     async ensure(req) {
       if (!req.vhost) throw new StoreError("ERR_BAD_REQUEST", "vhost is required");

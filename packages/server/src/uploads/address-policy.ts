@@ -161,7 +161,7 @@ export function addressPolicy(allowPrivate: boolean): AddressPolicy {
  */
 function refusal(why: string): StoreError {
   return new StoreError(
-    "ERR_PERMISSION_DENIED",
+    "ERR_NETWORK_POLICY",
     `fetch refused by network policy: ${why}; the operator can allow private targets with --fetch-allow-private`,
   );
 }
