@@ -9,7 +9,7 @@
  * Only the hashing is timed (the file is read from the page cache between timings).
  */
 import { open } from "node:fs/promises";
-import { chunkHash } from "@cacheroach/server";
+import { chunkHash } from "@cacheroach/core";
 import { CHUNK, MiB } from "./payload.js";
 
 /** MiB/s of single-thread BLAKE3 over the file's chunks. */

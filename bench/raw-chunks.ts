@@ -19,7 +19,7 @@
  * same rows the same way (plus hashing, framing and sending them).
  */
 import { open } from "node:fs/promises";
-import { chunkHash } from "@cacheroach/server";
+import { chunkHash } from "@cacheroach/core";
 import type pg from "pg";
 import type { BenchDatabase } from "./database.js";
 import { CHUNK, chunkCount, MiB, readChunk } from "./payload.js";

@@ -1,5 +1,5 @@
+import { WELL_KNOWN } from "@cacheroach/core";
 import type { Db } from "./db/db.js";
-import { WELL_KNOWN } from "./ids.js";
 import { BOOTSTRAP_PRINCIPAL } from "./signing-keys.js";
 
 /** IDs of the sessions every deployment has (fixed, so several instances agree). */

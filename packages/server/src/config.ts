@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
+import { DEFAULT_CHUNK_SIZE } from "@cacheroach/core";
 import { MIN_CONNECTIONS } from "./db/db.js";
 import { LOG_LEVELS } from "./logger.js";
-import { DEFAULT_CHUNK_SIZE } from "./rope-hash.js";
 
 /** Options of {@link startServer}; every field is optional and validated once here. */
 export interface ServerOptions {

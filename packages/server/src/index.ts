@@ -1,22 +1,13 @@
 /**
  * The cacheroach server: start it with {@link startServer}. Also exports what the CLI shares
- * with the server (signing keys, bootstrap tokens, content hashing).
+ * with the server (signing keys, bootstrap tokens); content hashing lives in @cacheroach/core.
  */
 
+export { WELL_KNOWN } from "@cacheroach/core";
 export type { ServerConfig, ServerOptions } from "./config.js";
 export { ConfigError, resolveConfig } from "./config.js";
 export type { ErrorCode } from "./errors.js";
 export { ERROR_TABLE, StoreError } from "./errors.js";
-export { WELL_KNOWN } from "./ids.js";
-export {
-  ContentHasher,
-  chunkHash,
-  contentHash,
-  DEFAULT_CHUNK_SIZE,
-  HASH_LENGTH,
-  ROPE_HASH_CONTEXT,
-  RopeHasher,
-} from "./rope-hash.js";
 export type { RunningServer } from "./server.js";
 export { startServer } from "./server.js";
 export {

@@ -8,10 +8,10 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { contentHash } from "@cacheroach/core";
 import { Files, SessionSchema, Tenants, Tokens, Uploads } from "@cacheroach/proto";
 import { Code } from "@connectrpc/connect";
 import pg from "pg";
-import { contentHash } from "../src/rope-hash.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { rejects } from "./connect-assert.js";
 

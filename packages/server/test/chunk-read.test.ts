@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { chunkHash, RopeHasher } from "@cacheroach/core";
 import { BinaryCopyParser, type CopyRow, type CopyShape } from "../src/db/copy-binary.js";
 import { Db, type Dialect } from "../src/db/db.js";
 import { StoreError } from "../src/errors.js";
-import { chunkHash, RopeHasher } from "../src/rope-hash.js";
 import { ChunkStore } from "../src/store/chunk-store.js";
 import { type Rope, RopeStore } from "../src/store/rope-store.js";
 import { createTestDatabase, type TestDatabase } from "../src/testing.js";

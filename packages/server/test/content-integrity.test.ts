@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { chunkHash, contentHash, RopeHasher } from "@cacheroach/core";
 import { Files, Tenants, Uploads, VHosts } from "@cacheroach/proto";
 import { Code, createClient, type Interceptor } from "@connectrpc/connect";
 import {
@@ -15,7 +16,6 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import pg from "pg";
-import { chunkHash, contentHash, RopeHasher } from "../src/rope-hash.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { rejects } from "./connect-assert.js";
 

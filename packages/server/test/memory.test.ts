@@ -6,9 +6,9 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { chunkHash, RopeHasher } from "@cacheroach/core";
 import { Files, Tenants, Uploads } from "@cacheroach/proto";
 import { createClient } from "@connectrpc/connect";
-import { chunkHash, RopeHasher } from "../src/rope-hash.js";
 import { mintBootstrapToken } from "../src/signing-keys.js";
 import { createTestDatabase, type TestDatabase, testTransport } from "../src/testing.js";
 

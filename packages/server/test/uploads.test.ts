@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { contentHash } from "@cacheroach/core";
 import { Files, Tenants, Uploads } from "@cacheroach/proto";
 import { Code } from "@connectrpc/connect";
 import pg from "pg";
-import { contentHash } from "../src/rope-hash.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { rejects } from "./connect-assert.js";
 
@@ -358,7 +358,7 @@ describe("upload protocol", () => {
   test("dedup-aware path: find missing, put verified chunks, append references", async () => {
     const data = randomBytes(2 * CHUNK + 3);
     const pieces = [data.subarray(0, CHUNK), data.subarray(CHUNK, 2 * CHUNK), data.subarray(2 * CHUNK)];
-    const { chunkHash } = await import("../src/rope-hash.js");
+    const { chunkHash } = await import("@cacheroach/core");
     const hashes = pieces.map((p) => chunkHash(p));
     const b = await uploads.begin({ tenantId: tenant, path: "/dedup-aware/f" });
     const missing = await uploads.findMissing({ state: b.state, hashes: [...hashes, hashes[0]!] });

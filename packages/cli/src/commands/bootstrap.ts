@@ -1,6 +1,7 @@
 import { access } from "node:fs/promises";
 import { resolve } from "node:path";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { WELL_KNOWN } from "@cacheroach/core";
 import { Principals, Tokens } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags } from "@oclif/core";
@@ -11,7 +12,7 @@ import { formatTime, parseDuration } from "../lib/format.js";
 import { parseSigningKeyArgs, SIGNING_KEY_ENV, signingKeyArgs } from "../lib/signing-key.js";
 
 /** The well-known scratchpad tenant every server creates. */
-export const SCRATCHPAD_TENANT = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
+export const SCRATCHPAD_TENANT = WELL_KNOWN.scratchpadTenant;
 
 /** Name of the super session bootstrap issues. */
 export const BOOTSTRAP_SESSION_NAME = "<bootstrap-super>";

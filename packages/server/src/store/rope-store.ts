@@ -1,7 +1,7 @@
+import { HASH_LENGTH, RopeHasher } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
 import type { Db } from "../db/db.js";
 import { StoreError } from "../errors.js";
-import { HASH_LENGTH, RopeHasher } from "../rope-hash.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { damagedContent } from "./damaged-content.js";
 import { type LiveHead, readLiveHeads } from "./live-heads.js";

@@ -1,8 +1,8 @@
+import { chunkHash } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
 import type { Db } from "../db/db.js";
 import { isForeignKeyViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
-import { chunkHash } from "../rope-hash.js";
 import type { ChunkStore, ChunkWrite } from "../store/chunk-store.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 import { type FileStore, type NewVersion, preconditionError } from "../store/file-store.js";

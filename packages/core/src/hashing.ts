@@ -124,3 +124,8 @@ export function contentHash(data: Uint8Array, chunkSize: number = DEFAULT_CHUNK_
   }
   return rope.digest();
 }
+
+/** Lower-case hex of a hash. */
+export function hex(hash: Uint8Array): string {
+  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("hex");
+}
