@@ -14,8 +14,7 @@
  * starts with no dirty pages.
  *
  * Read (1b) selects every chunk back by primary key, one row per query, with 1, 2 and 4 connections,
- * in text (hex) mode — the mode cacheroach reads in (`binary: true` corrupts bytea in pg 8.23,
- * environment-facts §0.5) — and the best is the limit for a cold download, which must fetch the
+ * in text (hex) mode (pg 8.23's `binary: true` corrupts bytea) — and the best is the limit for a cold download, which must fetch the
  * same rows the same way (plus hashing, framing and sending them).
  */
 import { open } from "node:fs/promises";

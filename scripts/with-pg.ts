@@ -3,7 +3,7 @@
  * `PG_TEST_URL` pointing at a PostgreSQL server, and exits with the command's exit code.
  *
  * Why a wrapper: Node 20's test runner has no global setup, so one shared server for all test files has
- * to be started outside it (integration-facts §5.2).
+ * to be started outside it.
  *
  * - `DATABASE_URL` set: used as is (nothing is started).
  * - Otherwise one throwaway embedded PostgreSQL in `<os.tmpdir()>/cacheroach-test-pg-<pid>/` (cluster in

@@ -1,5 +1,5 @@
 /**
- * What a browser can be made to do (SPEC §3): a state-changing request authenticated only by
+ * What a browser can be made to do (docs/security.md, guarantee 5): a state-changing request authenticated only by
  * the `authorization` cookie must be same-origin, /_/v0/config never hands a cookie's token to
  * another site, RPCs ignore cookies, and user content is served so it cannot script the API
  * origin (nosniff, CSP sandbox, active types as downloads unless the host opts in).

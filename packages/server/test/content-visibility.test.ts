@@ -1,5 +1,5 @@
 /**
- * Knowing a content hash is not read access (SPEC §3): linking content by hash needs read on a
+ * Knowing a content hash is not read access (docs/security.md, guarantee 4): linking content by hash needs read on a
  * live file that holds it (anything else is answered exactly as for content the tenant does not
  * store); listings return only entries the caller may read; and failed preconditions reveal no
  * version, ETag or hash to a caller without read on the path.

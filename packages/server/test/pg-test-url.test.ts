@@ -14,7 +14,7 @@ describe("PG_TEST_URL (set by scripts/with-pg.ts)", () => {
       );
       assert.equal(rows[0]?.one, 1);
       assert.match(rows[0]?.version ?? "", /^\d+/);
-      // Test files create their own databases (integration-facts §5.2): that must be allowed.
+      // Test files create their own databases (scripts/with-pg.ts shares one server between them): that must be allowed.
       const name = `t_pgurl_${process.pid}`;
       await client.query(`CREATE DATABASE "${name}"`);
       await client.query(`DROP DATABASE "${name}" WITH (FORCE)`);

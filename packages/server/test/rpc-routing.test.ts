@@ -1,5 +1,5 @@
 /**
- * Only real RPC methods are RPC (SPEC §3): a Connect, gRPC or gRPC-Web request for any other path
+ * Only real RPC methods are RPC (docs/security.md, guarantee 7): a Connect, gRPC or gRPC-Web request for any other path
  * is answered `unimplemented` in its protocol's own form and is never stored as a file, while plain
  * PUT/POST uploads (JSON files included) still work; and a malformed request body sent to a real
  * method is `invalid_argument`, not `internal`, in every protocol.

@@ -7,7 +7,7 @@ const CANDIDATES = 16;
 
 /**
  * Decides whether a session may link content by its hash (Uploads.Begin{content_hash}): knowing a
- * hash is not read access (SPEC §3), so it needs read on a live file of the tenant that holds the
+ * hash is not read access (docs/security.md, guarantee 4), so it needs read on a live file of the tenant that holds the
  * content. The database is asked only among the paths the session may read (its read grants in
  * the tenant, as {@link Authorizer.may} applies them), so content that exists but is unreadable is
  * found no more than content that does not exist; each path found is confirmed with

@@ -63,7 +63,7 @@ export function capNames(mask: number): string {
 /**
  * Does the held path pattern cover the wanted path or pattern? "/*" covers everything;
  * "/dir/*" covers everything below "/dir/" (including narrower patterns "/dir/sub/*"); an exact
- * path covers only itself. (The original treated exact paths as prefixes; SPEC §3 fixes that.)
+ * path covers only itself. (The original system treated exact paths as prefixes; see docs/security.md.)
  */
 export function pathCovers(held: string, want: string): boolean {
   if (held.endsWith("/*")) {

@@ -9,7 +9,7 @@ import { PreconditionFailed } from "../store/file-store.js";
  * For RPC handlers that write with preconditions: a function that gives a failed precondition its
  * detailed message (the path's current version or content hash) when the caller may read that
  * path, and returns any other error unchanged. A caller with write alone learns only that the
- * precondition failed (SPEC §3: errors reveal only what the caller may read).
+ * precondition failed (docs/security.md: errors reveal only what the caller may read).
  */
 export function preconditionDetail(
   authz: Authorizer,
