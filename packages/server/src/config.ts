@@ -1,9 +1,10 @@
 import { resolve } from "node:path";
-import { DEFAULT_CHUNK_SIZE } from "@cacheroach/core";
-import { MIN_CONNECTIONS } from "./db/db.js";
-import { LOG_LEVELS } from "./logger.js";
+import { SETTINGS } from "./settings.js";
 
-/** Options of {@link startServer}; every field is optional and validated once here. */
+/**
+ * Options of {@link startServer}; every field is optional. Defaults and checks come from the
+ * settings table (settings.ts), shared with `cacheroach start`'s flags and config file.
+ */
 export interface ServerOptions {
   /** host:port the server binds (default "127.0.0.1:13013"); port 0 picks a free port. */
   bind?: string;
@@ -19,6 +20,8 @@ export interface ServerOptions {
   logLevel?: string;
   /** Bytes of chunk data cached in memory; default 256 MiB. */
   cacheBytes?: number;
+  /** Chunk batches one upload writes at once; default 4. */
+  chunkWriteConcurrency?: number;
   /** How long an upload state stays valid; default 24 h. */
   uploadTtlSeconds?: number;
   /** How long session validity is cached (the revocation delay); default 5 s. */
@@ -62,6 +65,7 @@ export interface ServerConfig {
   readonly maxTransferSize: number;
   readonly logLevel: string;
   readonly cacheBytes: number;
+  readonly chunkWriteConcurrency: number;
   readonly uploadTtlSeconds: number;
   readonly sessionCacheMs: number;
   readonly maxConnections: number;
@@ -82,51 +86,65 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-/** Validates options and fills defaults. Throws ConfigError naming the bad setting. */
+/**
+ * Validates options and fills defaults from the settings table (the same schema checks a flag,
+ * an environment variable or a config file goes through). Throws ConfigError naming the setting.
+ */
 export function resolveConfig(o: ServerOptions): ServerConfig {
-  const bind = o.bind ?? "127.0.0.1:13013";
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(bind);
-  if (!m)
-    throw new ConfigError(`bind ${JSON.stringify(bind)} must be host:port (e.g. 127.0.0.1:13013 or :13013)`);
+  const v = (key: string) => optionValue(o, key);
+  const bind = v("bind") as string;
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(bind) as RegExpExecArray;
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`bind port ${port} is out of range`);
-  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  if (!Number.isInteger(chunkSize) || chunkSize < 64 * 1024 || chunkSize > 4 * 1024 * 1024) {
-    throw new ConfigError(`chunk size ${chunkSize} must be an integer from 65536 to 4194304 bytes`);
-  }
-  const logLevel = o.logLevel ?? "info";
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError(`log level ${JSON.stringify(logLevel)} must be one of ${LOG_LEVELS.join(", ")}`);
-  }
-  if (o.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(o.databaseUrl)) {
-    throw new ConfigError("database URL must start with postgres:// or postgresql://");
-  }
   for (const k of o.signingKeys ?? [])
     if (k.length < 32) throw new ConfigError("signing keys must be at least 32 bytes");
+  const chunkSize = v("chunk-size") as number;
+  const publicUrl = v("public-url") as string | undefined;
   return {
     host: m[1] ?? (m[2] || "0.0.0.0"),
     port,
-    databaseUrl: o.databaseUrl,
-    dataDir: resolve(o.dataDir ?? ".cacheroach-data"),
+    databaseUrl: v("connect") as string | undefined,
+    dataDir: resolve(v("data-dir") as string),
     signingKeys: o.signingKeys?.length ? o.signingKeys : undefined,
     chunkSize,
     // Eight chunks per Transfer keeps round trips few while a message stays well under limits.
     maxTransferSize: chunkSize * 8,
-    logLevel,
-    cacheBytes: o.cacheBytes ?? 256 * 1024 * 1024,
-    uploadTtlSeconds: o.uploadTtlSeconds ?? 24 * 3600,
-    sessionCacheMs: o.sessionCacheMs ?? 5000,
-    maxConnections: connections(o.maxConnections ?? 20),
-    maxPutBytes: positive(o.maxPutBytes ?? 64 * 1024 ** 3, "max PUT bytes"),
-    maxSignedUrlSeconds: positive(o.maxSignedUrlSeconds ?? 7 * 24 * 3600, "max signed-URL seconds"),
-    vhostRefreshMs: positive(o.vhostRefreshMs ?? 5000, "vhost refresh interval"),
-    fetchMaxBytes: positive(o.fetchMaxBytes ?? 1024 ** 3, "fetch max bytes"),
-    fetchTimeoutMs: positive(o.fetchTimeoutMs ?? 300_000, "fetch timeout"),
-    fetchAllowPrivate: o.fetchAllowPrivate ?? false,
-    publicUrl: o.publicUrl === undefined || o.publicUrl === "" ? undefined : parsePublicUrl(o.publicUrl),
-    activeContentHosts: new Set((o.activeContentHosts ?? []).map(parseHostName)),
+    logLevel: v("log-level") as string,
+    cacheBytes: v("cache-size") as number,
+    chunkWriteConcurrency: v("chunk-write-concurrency") as number,
+    uploadTtlSeconds: v("upload-ttl") as number,
+    sessionCacheMs: v("session-cache") as number,
+    maxConnections: v("max-connections") as number,
+    maxPutBytes: v("max-put-size") as number,
+    maxSignedUrlSeconds: v("max-signed-url-validity") as number,
+    vhostRefreshMs: v("vhost-refresh") as number,
+    fetchMaxBytes: v("fetch-max-size") as number,
+    fetchTimeoutMs: v("fetch-timeout") as number,
+    fetchAllowPrivate: v("fetch-allow-private") as boolean,
+    publicUrl: publicUrl === undefined || publicUrl === "" ? undefined : parsePublicUrl(publicUrl),
+    activeContentHosts: new Set((v("active-content-hosts") as string[]).map(parseHostName)),
   };
 }
+
+/**
+ * One option's value in the option's own unit, validated by its setting's schema, or the
+ * setting's default.
+ */
+function optionValue(o: ServerOptions, key: string): unknown {
+  const s = SETTING[key];
+  if (s?.option === undefined) throw new Error(`no setting ${key}`);
+  const given = (o as Record<string, unknown>)[s.option];
+  const seconds = s.kind === "duration" && s.unit === "s";
+  if (given === undefined) return seconds ? (s.default as number) / 1000 : s.default;
+  const r = s.schema.safeParse(seconds && typeof given === "number" ? given * 1000 : given);
+  if (!r.success) {
+    const shown = s.kind === "size" || s.kind === "duration" ? String(given) : JSON.stringify(given);
+    throw new ConfigError(`${s.key} ${shown} ${r.error.issues[0]?.message ?? "is invalid"}`);
+  }
+  return given;
+}
+
+const SETTING = Object.fromEntries(SETTINGS.map((s) => [s.key, s]));
 
 /** An absolute http(s) URL naming only an origin; throws ConfigError saying what is wrong. */
 export function parsePublicUrl(value: string): URL {
@@ -157,16 +175,4 @@ function parseHostName(value: string): string {
     );
   }
   return h;
-}
-
-function connections(n: number): number {
-  if (!Number.isInteger(n) || n < MIN_CONNECTIONS || n > 10_000) {
-    throw new ConfigError(`max connections must be an integer from ${MIN_CONNECTIONS} to 10000, not ${n}`);
-  }
-  return n;
-}
-
-function positive(n: number, what: string): number {
-  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${what} must be a positive number, not ${n}`);
-  return n;
 }

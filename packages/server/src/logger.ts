@@ -4,7 +4,7 @@ import { pino } from "pino";
 export type Logger = pino.Logger;
 
 /** Levels accepted by the `--log-level` setting. */
-export const LOG_LEVELS = ["silent", "fatal", "error", "warn", "info", "debug", "trace"] as const;
+export { LOG_LEVELS } from "./settings.js";
 
 /** Creates the process logger writing JSON lines to stderr. */
 export function createLogger(level: string): Logger {

@@ -82,7 +82,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const sessions = new SessionStore(db, config.sessionCacheMs);
     const authz = new Authorizer(signer, sessions, db, config.sessionCacheMs);
     const codec = new UploadStateCodec(keys);
-    const chunks = new ChunkStore(db, { cacheBytes: config.cacheBytes, writeConcurrency: 4 });
+    const chunks = new ChunkStore(db, {
+      cacheBytes: config.cacheBytes,
+      writeConcurrency: config.chunkWriteConcurrency,
+    });
     const ropes = new RopeStore(db, chunks, 4);
     const files = new FileStore(db);
     const uploads = new UploadManager(db, chunks, ropes, files, codec, {

@@ -1,8 +1,23 @@
 import { resolve } from "node:path";
-import { Flags } from "@oclif/core";
+import {
+  describeSettings,
+  formatDuration,
+  formatSize,
+  printableSettings,
+  type ResolvedSettings,
+  readConfigFile,
+  resolveSettings,
+  SETTINGS,
+  SettingsError,
+  settingsToOptions,
+} from "@cacheroach/server/settings";
+import { Flags, type Interfaces } from "@oclif/core";
 import { BaseCommand } from "../lib/base-command.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../lib/errors.js";
-import { parseSigningKeyArgs, SIGNING_KEY_ENV, signingKeyArgs } from "../lib/signing-key.js";
+import { parseSigningKeyArgs } from "../lib/signing-key.js";
+
+/** Environment variable naming the server's config file (not CACHEROACH_CONFIG: that is the CLI's). */
+const SERVER_CONFIG_ENV = "CACHEROACH_SERVER_CONFIG";
 
 /** What `start --json` prints once the server listens. */
 export interface StartInfo {
@@ -41,7 +56,7 @@ With no --connect it runs an embedded PostgreSQL kept in the data directory: not
 
 Tokens and upload states are signed with HMAC keys. With no --signing-key a key is generated on first start and kept in the data directory; give --signing-key (repeatable: the first signs, all verify) to manage keys yourself, e.g. to run several instances or rotate keys.
 
-Every flag can also be set by environment variable (shown below; ${SIGNING_KEY_ENV} takes a comma-separated list). Flags win over the environment.
+Every setting can be given as a flag, an environment variable (named under each flag; lists are comma-separated) or a key of a YAML config file (--config; the keys are the flag names). A flag wins over the environment, the environment over the file, the file over the default. Sizes take units (512KiB, 64GiB), durations too (500ms, 30s, 24h, 7d). --print-config shows what is in effect.
 
 After the first start, run the printed \`cacheroach bootstrap\` command once to create an admin principal and a CLI config.
 
@@ -59,94 +74,42 @@ ${EXIT_CODES_HELP}`;
     },
   ];
 
+  static override baseFlags = {
+    // -c names this server's config file here; the CLI's client config means nothing to `start`.
+    config: Flags.string({
+      char: "c",
+      env: SERVER_CONFIG_ENV,
+      summary: "Server config file (YAML): setting keys as in the flags, e.g. `max-connections: 40`.",
+      description:
+        "Precedence: flag > environment variable > config file > default. Unknown keys and bad values are refused at start, naming the key. `--print-config` shows the effective settings in this format.",
+      helpValue: "<file.yaml>",
+    }),
+    verbose: BaseCommand.baseFlags.verbose,
+  };
+
   static override flags = {
-    bind: Flags.string({
-      env: "CACHEROACH_BIND",
-      summary: "Address to listen on (host:port).",
-      default: "127.0.0.1:13013",
-      helpValue: "<host:port>",
+    "print-config": Flags.boolean({
+      summary: "Print the effective settings (secrets redacted) with where each came from, and exit.",
     }),
-    connect: Flags.string({
-      env: "CACHEROACH_CONNECT",
-      summary: "PostgreSQL or CockroachDB URL. Without it, an embedded PostgreSQL runs in the data dir.",
-      helpValue: "<postgres://…>",
-    }),
-    "data-dir": Flags.string({
-      env: "CACHEROACH_DATA_DIR",
-      summary: "Directory for the embedded database and the generated signing key.",
-      default: ".cacheroach-data",
-      helpValue: "<dir>",
-    }),
-    "signing-key": Flags.string({
-      summary: "HMAC signing key, base64 or @file (repeatable; the first one signs).",
-      multiple: true,
-      helpValue: "<base64|@file>",
-    }),
-    "chunk-size": Flags.integer({
-      env: "CACHEROACH_CHUNK_SIZE",
-      summary: "Chunk size in bytes for new content, 65536..4194304 (default 524288 = 512 KiB).",
-      min: 65536,
-      max: 4194304,
-    }),
-    "max-connections": Flags.integer({
-      env: "CACHEROACH_MAX_CONNECTIONS",
-      summary: "Database connections this server may hold in all (default 20).",
-      description:
-        "One serves the readiness probe (/readyz); with PostgreSQL a third of the rest (2..8) serve bulk chunk writes and the others everything else. The server never holds more.",
-      min: 2,
-      max: 10000,
-    }),
-    "fetch-allow-private": Flags.boolean({
-      env: "CACHEROACH_FETCH_ALLOW_PRIVATE",
-      summary:
-        "Let server-side fetches (file fetch) reach loopback, private, link-local and other non-public addresses.",
-      description:
-        "Off by default: a fetch may reach only public unicast addresses, so a caller with the fetch capability cannot reach this server's own network (the cloud metadata service, databases, admin ports). Turn it on only when every holder of the fetch capability may reach that network.",
-      default: false,
-      allowNo: true,
-    }),
-    "public-url": Flags.string({
-      env: "CACHEROACH_PUBLIC_URL",
-      summary: "URL clients reach this server at, e.g. https://files.example.com behind a TLS proxy.",
-      description:
-        "Absolute http(s) URL without path, query or credentials. Names the server in configs downloaded from /_/v0/config, counts as this server's own origin for same-origin checks, and (https) marks cookies Secure. Without it the request's Host is used only when it is the bind address or a configured vhost; X-Forwarded-* headers are never trusted.",
-      helpValue: "<url>",
-    }),
-    "active-content-hosts": Flags.string({
-      env: "CACHEROACH_ACTIVE_CONTENT_HOSTS",
-      summary:
-        "Hosts (comma-separated) whose HTML, SVG, XML and scripts are shown inline instead of downloaded.",
-      description:
-        "On these hosts such files are served inline in a sandbox whose scripts run in an opaque origin (they cannot use this server's cookies or API). Elsewhere they are downloads (Content-Disposition: attachment).",
-      helpValue: "<host,…>",
-    }),
-    "log-level": Flags.string({
-      env: "CACHEROACH_LOG_LEVEL",
-      summary: "Log level.",
-      options: ["silent", "fatal", "error", "warn", "info", "debug", "trace"],
-      default: "info",
-    }),
+    ...settingFlags(),
   };
 
   public async run(): Promise<StartInfo | undefined> {
+    const resolved = await this.settings();
+    if (this.flags["print-config"]) {
+      if (this.jsonEnabled()) return describeSettings(resolved) as unknown as StartInfo;
+      process.stdout.write(await printableSettings(resolved));
+      return undefined;
+    }
     const server = await import("@cacheroach/server");
-    const dataDir = resolve(this.flags["data-dir"]);
-    const keyArgs = signingKeyArgs(this.flags["signing-key"]);
+    const opts = settingsToOptions(resolved) as NonNullable<Parameters<typeof server.startServer>[0]>;
+    const dataDir = resolve(resolved.values.get("data-dir") as string);
+    opts.dataDir = dataDir;
+    const keyArgs = (resolved.values.get("signing-key") as string[] | undefined) ?? [];
     const signingKeys =
       keyArgs.length > 0 ? await parseSigningKeyArgs(keyArgs, server.parseSigningKey) : undefined;
-    const opts: Parameters<typeof server.startServer>[0] = {
-      bind: this.flags.bind,
-      dataDir,
-      logLevel: this.flags["log-level"],
-    };
-    if (this.flags.connect) opts.databaseUrl = this.flags.connect;
     if (signingKeys) opts.signingKeys = signingKeys;
-    if (this.flags["chunk-size"] !== undefined) opts.chunkSize = this.flags["chunk-size"];
-    if (this.flags["max-connections"] !== undefined) opts.maxConnections = this.flags["max-connections"];
-    if (this.flags["fetch-allow-private"]) opts.fetchAllowPrivate = true;
-    if (this.flags["public-url"] !== undefined) opts.publicUrl = this.flags["public-url"];
-    if (this.flags["active-content-hosts"] !== undefined)
-      opts.activeContentHosts = this.flags["active-content-hosts"].split(",").filter((h) => h.trim() !== "");
+    const external = resolved.values.has("connect");
 
     const stopped = waitForSignal(); // listen before starting, so an early Ctrl-C still closes cleanly
     let running: Awaited<ReturnType<typeof server.startServer>>;
@@ -164,16 +127,14 @@ ${EXIT_CODES_HELP}`;
       url: running.url,
       port: running.port,
       dataDir,
-      database: this.flags.connect ? "external" : "embedded",
+      database: external ? "external" : "embedded",
       bootstrap,
     };
     if (this.jsonEnabled()) {
       this.logJson(info);
     } else {
       this.log(`cacheroach is listening on ${running.url}`);
-      this.log(
-        `  database: ${this.flags.connect ? "external (--connect)" : `embedded PostgreSQL in ${dataDir}`}`,
-      );
+      this.log(`  database: ${external ? "external (--connect)" : `embedded PostgreSQL in ${dataDir}`}`);
       this.log("");
       this.log("First time? Create an admin login and CLI config (once) with:");
       this.log(`  ${bootstrap}`);
@@ -187,4 +148,48 @@ ${EXIT_CODES_HELP}`;
     process.stderr.write("stopped.\n");
     return undefined;
   }
+
+  /** Flags, environment and config file merged and validated; bad values are usage errors. */
+  private async settings(): Promise<ResolvedSettings> {
+    const flags = this.flags as Record<string, unknown>;
+    try {
+      const path = this.flags.config;
+      const file = path ? { path, values: await readConfigFile(path) } : undefined;
+      return resolveSettings({ flags, env: process.env, ...(file ? { file } : {}) });
+    } catch (err) {
+      if (err instanceof SettingsError) throw new UserError(err.message, ExitCode.usage);
+      throw err;
+    }
+  }
+}
+
+/** One flag per server setting, from the server's settings table. */
+function settingFlags() {
+  const flags: Interfaces.FlagInput = {};
+  for (const s of SETTINGS) {
+    const shown =
+      s.default === undefined || (Array.isArray(s.default) && s.default.length === 0)
+        ? ""
+        : ` Default: ${describeDefault(s)}.`;
+    const description = `${s.description ? `${s.description}\n\n` : ""}Environment: ${s.env}.${shown}`;
+    flags[s.key] =
+      s.kind === "boolean"
+        ? Flags.boolean({ summary: s.summary, description, allowNo: true })
+        : s.key === "signing-key"
+          ? Flags.string({ summary: s.summary, description, multiple: true, helpValue: s.helpValue ?? "" })
+          : Flags.string({
+              summary: s.summary,
+              description,
+              ...(s.helpValue ? { helpValue: s.helpValue } : {}),
+              ...(s.options ? { options: [...s.options] } : {}),
+            });
+  }
+  // Values are typed by the settings table when resolved, so the flags stay loosely typed here.
+  return flags as Record<string, Interfaces.OptionFlag<string | undefined>>;
+}
+
+function describeDefault(s: (typeof SETTINGS)[number]): string {
+  if (s.kind === "size") return formatSize(s.default as number);
+  if (s.kind === "duration") return formatDuration(s.default as number);
+  return String(s.default);
 }
