@@ -6,6 +6,7 @@
  * and the image's HEALTHCHECK are run as they are written; and the server's command line and
  * environment start a server on the test PostgreSQL (CockroachDB is not available here).
  */
+
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdir, readFile, stat } from "node:fs/promises";
@@ -13,6 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { parseSigningKey } from "@cacheroach/server";
+import { parseSettingValue, SETTINGS } from "@cacheroach/server/settings";
 import { createTestDatabase, type TestDatabase } from "@cacheroach/server/testing";
 import { parse as parseYaml } from "yaml";
 import { HASH_CACHE_ENV } from "../src/lib/hash-cache.js";
@@ -124,6 +126,8 @@ function imageConfig(text: string): {
 function knownEnv(id: string, cmd: ManifestCommand): Set<string> {
   const names = new Set(Object.values(cmd.flags).flatMap((f) => (f.env ? [f.env] : [])));
   if (cmd.flags["signing-key"]) names.add(SIGNING_KEY_ENV);
+  // `start` reads its settings' variables itself (the server's settings table), not through oclif.
+  if (id === "start") for (const s of SETTINGS) names.add(s.env);
   if (id !== "start") for (const n of [RETRY_SECONDS_ENV, TRANSPORT_ENV, HASH_CACHE_ENV]) names.add(n);
   return names;
 }
@@ -185,6 +189,15 @@ function checkInvocation(manifest: Manifest, inv: Invocation): string[] {
     if (!k.startsWith("CACHEROACH_")) continue;
     if (!env.has(k)) {
       problems.push(`${inv.where}: "cacheroach ${id.replaceAll(":", " ")}" reads no variable ${k}`);
+      continue;
+    }
+    const setting = id === "start" ? SETTINGS.find((s) => s.env === k) : undefined;
+    if (setting) {
+      try {
+        parseSettingValue(setting, v, k);
+      } catch (err) {
+        problems.push(`${inv.where}: ${(err as Error).message}`);
+      }
       continue;
     }
     const flag = Object.values(cmd.flags).find((f) => f.env === k);
