@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { StoreError } from "../src/errors.js";
 import { readCookie, serializeCookie, setCookie } from "../src/http/cookies.js";
-import type { HttpRequest, HttpResponse } from "../src/http/http-types.js";
 import { Site } from "../src/http/site.js";
+import type { HttpRequest, HttpResponse } from "../src/net/node-http.js";
 
 const site = (publicUrl?: string) =>
   new Site({

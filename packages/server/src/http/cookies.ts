@@ -1,5 +1,5 @@
 import { StoreError } from "../errors.js";
-import type { HttpResponse } from "./http-types.js";
+import type { HttpResponse } from "../net/node-http.js";
 
 /** The cookie a browser login keeps its token in (read by request-session.ts). */
 export const SESSION_COOKIE = "authorization";

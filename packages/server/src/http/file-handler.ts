@@ -1,15 +1,16 @@
 import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
 import { StoreError } from "../errors.js";
+import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 import { type FileStore, PreconditionFailed } from "../store/file-store.js";
+import { validateContentType } from "../store/media-type.js";
 import type { RopeStore } from "../store/rope-store.js";
 import { writeStream } from "../uploads/stream-writer.js";
 import type { UploadManager } from "../uploads/upload-manager.js";
+import { sendJson, sendText } from "./answers.js";
 import { evaluate, parseETags } from "./conditional.js";
-import { validateContentType } from "./content-type.js";
 import { directoryPage } from "./directory-page.js";
-import { type HttpRequest, type HttpResponse, header, sendJson, sendText } from "./http-types.js";
 import { PUBLIC_SESSION } from "./request-session.js";
 import { serveFile, USER_CONTENT_HEADERS, validatorsOf } from "./serve-file.js";
 import type { Site } from "./site.js";

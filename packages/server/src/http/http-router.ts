@@ -1,19 +1,13 @@
 import type { Authorizer } from "../auth/authorizer.js";
 import type { SessionStore } from "../auth/session-store.js";
+import { RETRIEVE_PREFIX } from "../auth/signed-urls.js";
 import type { Db } from "../db/db.js";
 import { isClientDisconnect, StoreError, toHttpError } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { type HttpHandler, type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
+import { clientGone, sendText } from "./answers.js";
 import { type FileHandlerDeps, handleFileRequest } from "./file-handler.js";
-import {
-  clientGone,
-  type HttpHandler,
-  type HttpRequest,
-  type HttpResponse,
-  header,
-  sendText,
-} from "./http-types.js";
 import { sessionOf } from "./request-session.js";
-import { RETRIEVE_PREFIX } from "./signed-urls.js";
 import { handleConfig, handleRetrieve } from "./special-routes.js";
 import type { VHostMap } from "./vhost-map.js";
 

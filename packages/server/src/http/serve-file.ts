@@ -2,13 +2,14 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StoreError } from "../errors.js";
+import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 import type { FileRecord } from "../store/file-meta.js";
+import { isValidContentType } from "../store/media-type.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { evaluate, ifRangeAllows, type Validators } from "./conditional.js";
-import { isActiveContentType, isValidContentType, sniff, typeByExtension } from "./content-type.js";
-import { type HttpRequest, type HttpResponse, header } from "./http-types.js";
+import { isActiveContentType, sniff, typeByExtension } from "./content-type.js";
+import { attachment } from "./disposition.js";
 import { type ByteRange, parseRange } from "./ranges.js";
-import { attachment } from "./signed-urls.js";
 
 /** How a file response is labelled beyond its content. */
 export interface ServeOptions {

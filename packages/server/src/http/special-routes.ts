@@ -2,15 +2,16 @@ import { toJson } from "@bufbuild/protobuf";
 import { SessionSchema } from "@cacheroach/proto";
 import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, tokenKind } from "../auth/session.js";
+import { toSession } from "../auth/session-message.js";
 import { StoreError } from "../errors.js";
-import { toSession } from "../rpc/convert.js";
+import type { HttpRequest, HttpResponse } from "../net/node-http.js";
 import type { FileStore } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
-import { type HttpRequest, type HttpResponse, sendJson } from "./http-types.js";
+import { sendJson } from "./answers.js";
+import { attachment } from "./disposition.js";
 import { findToken } from "./request-session.js";
 import { requireSameOrigin } from "./same-origin.js";
 import { serveFile } from "./serve-file.js";
-import { attachment } from "./signed-urls.js";
 import type { Site } from "./site.js";
 
 /**
