@@ -2,7 +2,7 @@ import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
 import { StoreError } from "../errors.js";
 import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
-import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
+import type { WritePrecondition } from "../store/file-meta.js";
 import { type FileStore, PreconditionFailed } from "../store/file-store.js";
 import { validateContentType } from "../store/media-type.js";
 import type { RopeStore } from "../store/rope-store.js";
@@ -47,8 +47,9 @@ export async function handleFileRequest(
   session: SessionInfo,
 ): Promise<void> {
   const target = parseUrlPath(rawPath);
+  const may = (caps: number, path: string) => deps.authz.may(session, { caps, tenantId, path });
   const require = async (caps: number, path: string) => {
-    if (!(await deps.authz.may(session, { caps, tenantId, path }))) {
+    if (!(await may(caps, path))) {
       // Anonymous callers may gain access by logging in (401); others are simply refused (403).
       throw new StoreError(
         session === PUBLIC_SESSION ? "ERR_UNAUTHENTICATED" : "ERR_PERMISSION_DENIED",
@@ -70,25 +71,23 @@ export async function handleFileRequest(
     case "HEAD": {
       const version = parseVersion(url.searchParams.get("version"));
       if (target.kind === "dir")
-        return serveDirectory(deps, req, res, url, tenantId, target.dir, require, anonymous);
+        return serveDirectory(deps, req, res, url, tenantId, target.dir, { may, require }, anonymous);
       await require(CAP.read, target.path);
-      let file: FileRecord;
-      try {
-        file = await deps.files.stat(tenantId, target.path, version);
-      } catch (err) {
-        if (err instanceof StoreError && err.code === "ERR_NOT_FOUND" && version === 0) {
-          // The redirect says that files exist below the path: only for callers who may list it.
-          const mayList = await deps.authz.may(session, {
-            caps: CAP.read,
-            tenantId,
-            path: `${target.path}/*`,
-          });
-          if (mayList && (await deps.files.isDirectory(tenantId, target.path))) {
-            res.writeHead(301, { location: `${encodePath(target.path)}/${url.search}` });
-            return void res.end();
-          }
+      const file = await deps.files.find(tenantId, target.path, version);
+      if (!file) {
+        // The redirect says that files exist below the path: only for callers who may list it.
+        if (
+          version === 0 &&
+          (await may(CAP.read, `${target.path}/*`)) &&
+          (await deps.files.isDirectory(tenantId, target.path))
+        ) {
+          res.writeHead(301, { location: `${encodePath(target.path)}/${url.search}` });
+          return void res.end();
         }
-        throw err;
+        throw new StoreError(
+          "ERR_NOT_FOUND",
+          version === 0 ? `no file at ${target.path}` : `no version ${version} of ${target.path}`,
+        );
       }
       const cache = version
         ? `${anonymous ? "public" : "private"}, max-age=31536000, immutable`
@@ -171,40 +170,27 @@ async function serveDirectory(
   url: URL,
   tenantId: string,
   dir: string,
-  require: (caps: number, path: string) => Promise<void>,
+  access: {
+    may: (caps: number, path: string) => Promise<boolean>;
+    require: (caps: number, path: string) => Promise<void>;
+  },
   anonymous: boolean,
 ): Promise<void> {
+  const { may, require } = access;
   const index = `${dir}/index.html`;
-  try {
-    await require(CAP.read, index);
-    const file = await deps.files.stat(tenantId, index);
-    return serveFile(req, res, file, deps.ropes, {
+  const indexFile = (await may(CAP.read, index)) ? await deps.files.find(tenantId, index) : undefined;
+  if (indexFile) {
+    return serveFile(req, res, indexFile, deps.ropes, {
       cacheControl: `${anonymous ? "public" : "private"}, no-cache`,
       inlineActive: deps.site.inlineActiveContent(req),
     });
-  } catch (err) {
-    if (
-      !(err instanceof StoreError) ||
-      !["ERR_NOT_FOUND", "ERR_PERMISSION_DENIED", "ERR_UNAUTHENTICATED"].includes(err.code)
-    )
-      throw err;
   }
   await require(CAP.read, `${dir}/*`);
   const entries = await deps.files.children(tenantId, dir, LISTING_LIMIT + 1);
   if (dir !== "" && entries.length === 0) {
     // A file of that name is a redirect only for a caller who may read it: a "/dir/*" grant does
     // not cover "/dir" itself, and must not learn whether it exists.
-    const mayReadFile = await require(CAP.read, dir).then(
-      () => true,
-      () => false,
-    );
-    if (
-      mayReadFile &&
-      (await deps.files.stat(tenantId, dir).then(
-        () => true,
-        () => false,
-      ))
-    ) {
+    if ((await may(CAP.read, dir)) && (await deps.files.find(tenantId, dir))) {
       res.writeHead(301, { location: `${encodePath(dir)}${url.search}` });
       return void res.end();
     }
@@ -251,10 +237,7 @@ async function writePrecondition(
       throw new StoreError("ERR_BAD_REQUEST", `malformed entity tag list ${JSON.stringify(v.slice(0, 80))}`);
     }
   }
-  const current = await files.stat(tenantId, path).catch((err: unknown) => {
-    if (err instanceof StoreError && err.code === "ERR_NOT_FOUND") return undefined;
-    throw err;
-  });
+  const current = await files.find(tenantId, path);
   if (evaluate(h, current && validatorsOf(current), false) !== "proceed") {
     throw new PreconditionFailed(
       path,
