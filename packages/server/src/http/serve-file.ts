@@ -52,12 +52,12 @@ export function validatorsOf(f: FileRecord): Validators {
  * with back-pressure (never the whole file in memory).
  */
 export async function serveFile(
-  req: HttpRequest,
-  res: HttpResponse,
-  file: FileRecord,
+  io: { readonly req: HttpRequest; readonly res: HttpResponse },
   ropes: RopeStore,
+  file: FileRecord,
   opts: ServeOptions,
 ): Promise<void> {
+  const { req, res } = io;
   const v = validatorsOf(file);
   const rope = await ropes.get(file.tenantId, file.ropeHash);
   if (!rope) throw new StoreError("ERR_UNAVAILABLE", "file content is missing");
@@ -147,20 +147,22 @@ export async function serveFile(
     "content-length": String(length),
   });
   if (!first) return void res.end();
-  return send(res, multipart(ropes, file.tenantId, rope, parts, tail, first));
+  return send(
+    res,
+    multipart(parts, tail, first, (r) => ropes.read(file.tenantId, rope, r.start, r.end - r.start)),
+  );
 }
 
+/** The body of a multipart/byteranges answer; the first part's content is already started. */
 async function* multipart(
-  ropes: RopeStore,
-  tenantId: string,
-  rope: Rope,
   parts: { r: ByteRange; head: Buffer }[],
   tail: Buffer,
   first: AsyncIterable<Buffer>,
+  read: (r: ByteRange) => AsyncIterable<Buffer>,
 ): AsyncGenerator<Buffer> {
   for (const [i, p] of parts.entries()) {
     yield p.head;
-    yield* i === 0 ? first : ropes.read(tenantId, rope, p.r.start, p.r.end - p.r.start);
+    yield* i === 0 ? first : read(p.r);
   }
   yield tail;
 }
