@@ -101,7 +101,9 @@ let base: string;
 
 before(async () => {
   const handler = createHttpRouter({
-    db: {} as Db,
+    db: {
+      readiness: async () => ({ ready: false, reason: "database did not answer within 2000 ms" }),
+    } as unknown as Db,
     files,
     ropes: {} as RopeStore,
     uploads: {} as UploadManager,
@@ -172,4 +174,18 @@ describe("an outage in the middle of a request is 503, never 404 or a redirect",
       );
     });
   }
+});
+
+test("/readyz says why it is not ready, with the code and Retry-After of an outage", async () => {
+  const r = await fetch(`${base}/readyz`);
+  assert.deepEqual(
+    [
+      r.status,
+      r.headers.get(ERROR_CODE_HEADER),
+      r.headers.get("retry-after"),
+      r.headers.get("cache-control"),
+    ],
+    [503, "ERR_DATABASE_UNAVAILABLE", "2", "no-store"],
+  );
+  assert.equal(await r.text(), "not ready: database did not answer within 2000 ms\n");
 });

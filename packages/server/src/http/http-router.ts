@@ -1,6 +1,6 @@
 import { RETRIEVE_PREFIX } from "../auth/signed-urls.js";
 import type { Db } from "../db/db.js";
-import { StoreError } from "../errors.js";
+import { StoreError, toHttpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../net/node-http.js";
 import { sendText } from "./answers.js";
@@ -46,14 +46,17 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   if (p === "/healthz") return sendText(res, 200, "ok");
   if (p === "/readyz") {
     const r = await deps.db.readiness(READINESS_TIMEOUT_MS);
-    return r.ready
-      ? sendText(res, 200, "ready", { "cache-control": "no-store" })
-      : sendText(res, 503, `not ready: ${r.reason}`, { "cache-control": "no-store", "retry-after": "2" });
+    if (r.ready) return sendText(res, 200, "ready", { "cache-control": "no-store" });
+    const notReady = toHttpError(new StoreError("ERR_DATABASE_UNAVAILABLE", `not ready: ${r.reason}`));
+    return sendText(res, notReady.status, notReady.message, {
+      ...notReady.headers,
+      "cache-control": "no-store",
+    });
   }
   if (p.startsWith("/_/")) {
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(incoming, deps);
     if (p === "/_/v0/config") return handleConfig(incoming, deps);
-    return sendText(res, 404, `no such endpoint ${p}`);
+    throw new StoreError("ERR_NOT_FOUND", `no such endpoint ${p}`);
   }
   const ctx = await buildRequestContext(incoming, deps);
   const handler = handlerFor(req.method);

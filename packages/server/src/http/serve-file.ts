@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { StoreError } from "../errors.js";
+import { StoreError, toHttpError } from "../errors.js";
 import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 import type { FileRecord } from "../store/file-meta.js";
 import { isValidContentType } from "../store/media-type.js";
@@ -86,8 +86,9 @@ export async function serveFile(
     return;
   }
   if (cond === "precondition-failed") {
-    res.writeHead(412, { ...base, "content-type": "text/plain; charset=utf-8" });
-    res.end("precondition failed\n");
+    const failed = toHttpError(new StoreError("ERR_PRECONDITION_FAILED", "precondition failed"));
+    res.writeHead(failed.status, { ...base, ...failed.headers, "content-type": "text/plain; charset=utf-8" });
+    res.end(`${failed.message}\n`);
     return;
   }
 
@@ -103,12 +104,16 @@ export async function serveFile(
   if (ranges.kind !== "full" && !ifRangeAllows(header(req, "if-range"), v)) ranges = { kind: "full" };
 
   if (ranges.kind === "unsatisfiable") {
-    res.writeHead(416, {
+    const unsatisfiable = toHttpError(
+      new StoreError("ERR_RANGE_NOT_SATISFIABLE", `range not satisfiable: the file has ${file.size} bytes`),
+    );
+    res.writeHead(unsatisfiable.status, {
       ...base,
+      ...unsatisfiable.headers,
       "content-range": `bytes */${file.size}`,
       "content-type": "text/plain; charset=utf-8",
     });
-    res.end(`range not satisfiable: the file has ${file.size} bytes\n`);
+    res.end(`${unsatisfiable.message}\n`);
     return;
   }
   if (ranges.kind === "full") {
