@@ -1,45 +1,13 @@
-/** MIME types by file extension (the common web and data formats). */
-const BY_EXTENSION: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  htm: "text/html; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  mjs: "text/javascript; charset=utf-8",
-  json: "application/json",
-  txt: "text/plain; charset=utf-8",
-  md: "text/markdown; charset=utf-8",
-  csv: "text/csv; charset=utf-8",
-  xml: "application/xml",
-  svg: "image/svg+xml",
-  png: "image/png",
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  gif: "image/gif",
-  webp: "image/webp",
-  avif: "image/avif",
-  ico: "image/x-icon",
-  pdf: "application/pdf",
-  zip: "application/zip",
-  gz: "application/gzip",
-  tgz: "application/gzip",
-  tar: "application/x-tar",
-  zst: "application/zstd",
-  wasm: "application/wasm",
-  mp4: "video/mp4",
-  webm: "video/webm",
-  mp3: "audio/mpeg",
-  ogg: "audio/ogg",
-  wav: "audio/wav",
-  woff: "font/woff",
-  woff2: "font/woff2",
-  bin: "application/octet-stream",
-};
+import { contentType } from "mime-types";
 
-/** Content type from a path's extension, or undefined. */
+/**
+ * Content type from a path's extension (mime-db's table, with `charset=utf-8` on text types), or
+ * undefined when the name has no known extension.
+ */
 export function typeByExtension(path: string): string | undefined {
   const base = path.slice(path.lastIndexOf("/") + 1);
   const dot = base.lastIndexOf(".");
-  return dot > 0 ? BY_EXTENSION[base.slice(dot + 1).toLowerCase()] : undefined;
+  return (dot > 0 && contentType(base.slice(dot + 1).toLowerCase())) || undefined;
 }
 
 /**
