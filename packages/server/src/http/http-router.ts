@@ -38,7 +38,8 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   const incoming: Incoming = {
     req,
     res,
-    url: new URL(rawTarget, "http://localhost"),
+    // Only the query is parsed as a URL: a path like "//[x" would fail as an authority (a 500).
+    url: new URL(`http://localhost/${q >= 0 ? rawTarget.slice(q) : ""}`),
     path: q >= 0 ? rawTarget.slice(0, q) : rawTarget,
     log: deps.log,
   };
