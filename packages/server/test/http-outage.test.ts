@@ -25,7 +25,7 @@ import type { UploadManager } from "../src/uploads/upload-manager.js";
 
 const TENANT = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
 
-/** The one call that fails, named "operation path" (e.g. "find /d"); every other call works. */
+/** The one call that fails, named "operation path" (e.g. "get /d"); every other call works. */
 let failing = "";
 /** Calls made, in order, so a test can show the outage came in the middle of a request. */
 let calls: string[] = [];
@@ -53,8 +53,8 @@ const file = (path: string): FileRecord => ({
 const FILES = new Set(["/d", "/e/a", "/e/b"]);
 
 const files = {
-  async find(_t: string, path: string) {
-    call(`find ${path}`);
+  async get(_t: string, path: string) {
+    call(`get ${path}`);
     return FILES.has(path) ? file(path) : undefined;
   },
   async isDirectory(_t: string, dir: string) {
@@ -148,17 +148,17 @@ describe("an outage in the middle of a request is 503, never 404 or a redirect",
   const cases: { what: string; at: string; path: string; init?: RequestInit }[] = [
     { what: "looking up the host's tenant", at: "resolve 127.0.0.1", path: "/d" },
     { what: "checking the public session", at: "isActive public", path: "/d" },
-    { what: "finding a file", at: "find /e", path: "/e" },
+    { what: "finding a file", at: "get /e", path: "/e" },
     { what: "asking whether a missing file is a directory", at: "isDirectory /e", path: "/e" },
     { what: "the permission check before a directory redirect", at: "may /e/*", path: "/e" },
-    { what: "finding a directory's index page", at: "find /d/index.html", path: "/d/" },
+    { what: "finding a directory's index page", at: "get /d/index.html", path: "/d/" },
     { what: "the permission check of an index page", at: "may /d/index.html", path: "/d/" },
     { what: "listing a directory", at: "children /e", path: "/e/" },
     { what: "the permission check before redirecting an empty directory", at: "may /d", path: "/d/" },
-    { what: "finding the file an empty directory redirects to", at: "find /d", path: "/d/" },
+    { what: "finding the file an empty directory redirects to", at: "get /d", path: "/d/" },
     {
       what: "reading the current file for a write precondition",
-      at: "find /d",
+      at: "get /d",
       path: "/d",
       init: { method: "PUT", body: "x", headers: { "if-match": "*" } },
     },

@@ -200,7 +200,7 @@ export class FileStore {
    * Absence is a result, never an error: callers that branch on it (directory redirects, write
    * preconditions) cannot mistake a failing database for a missing file.
    */
-  async find(tenantId: string, path: string, version = 0): Promise<FileRecord | undefined> {
+  async get(tenantId: string, path: string, version = 0): Promise<FileRecord | undefined> {
     if (version === 0) {
       const head = await this.head(this.db, tenantId, path, false);
       return head && !head.dtime ? head : undefined;
@@ -213,9 +213,9 @@ export class FileStore {
     return row && !row.dtime ? fileFromRow(row) : undefined;
   }
 
-  /** {@link find} for callers that need the file: ERR_NOT_FOUND when there is none. */
+  /** {@link get} for callers that need the file: ERR_NOT_FOUND when there is none. */
   async stat(tenantId: string, path: string, version = 0): Promise<FileRecord> {
-    const file = await this.find(tenantId, path, version);
+    const file = await this.get(tenantId, path, version);
     if (!file) {
       throw new StoreError(
         "ERR_NOT_FOUND",

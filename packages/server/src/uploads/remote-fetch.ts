@@ -92,7 +92,7 @@ export async function fetchRemote(
   const policy = addressPolicy(limits.allowPrivate);
   // Refuse what the URL alone shows (localhost names, IP literals) before touching anything.
   checkUrlHost(url, policy);
-  const existing = await files.find(tenantId, path);
+  const existing = await files.get(tenantId, path);
   if (existing) headers["if-modified-since"] = existing.mtime.toUTCString();
 
   const controller = new AbortController();

@@ -17,7 +17,7 @@ export async function serveDirectory(ctx: RequestContext, dir: string): Promise<
   const { req, res, deps, tenantId } = ctx;
   const index = `${dir}/index.html`;
   const indexFile = (await mayAccess(ctx, CAP.read, index))
-    ? await deps.files.find(tenantId, index)
+    ? await deps.files.get(tenantId, index)
     : undefined;
   if (indexFile) {
     return serveFile(ctx, deps.ropes, indexFile, {
@@ -30,7 +30,7 @@ export async function serveDirectory(ctx: RequestContext, dir: string): Promise<
   if (dir !== "" && entries.length === 0) {
     // A file of that name is a redirect only for a caller who may read it: a "/dir/*" grant does
     // not cover "/dir" itself, and must not learn whether it exists.
-    if ((await mayAccess(ctx, CAP.read, dir)) && (await deps.files.find(tenantId, dir))) {
+    if ((await mayAccess(ctx, CAP.read, dir)) && (await deps.files.get(tenantId, dir))) {
       res.writeHead(301, { location: `${encodePath(dir)}${ctx.url.search}` });
       return void res.end();
     }

@@ -15,7 +15,7 @@ export async function handleGet(ctx: RequestContext): Promise<void> {
   const version = parseVersion(ctx.url.searchParams.get("version"));
   if (target.kind === "dir") return serveDirectory(ctx, target.dir);
   await requireAccess(ctx, CAP.read, target.path);
-  const file = await deps.files.find(tenantId, target.path, version);
+  const file = await deps.files.get(tenantId, target.path, version);
   if (!file) {
     // The redirect says that files exist below the path: only for callers who may list it.
     if (

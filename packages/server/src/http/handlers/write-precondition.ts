@@ -28,7 +28,7 @@ export async function writePrecondition(
       throw new StoreError("ERR_BAD_REQUEST", `malformed entity tag list ${JSON.stringify(v.slice(0, 80))}`);
     }
   }
-  const current = await ctx.deps.files.find(ctx.tenantId, path);
+  const current = await ctx.deps.files.get(ctx.tenantId, path);
   if (evaluate(h, current && validatorsOf(current), false) !== "proceed") {
     throw new PreconditionFailed(
       path,
