@@ -17,6 +17,7 @@ export type ErrorCode =
   | "ERR_BAD_ID"
   | "ERR_NOT_FOUND"
   | "ERR_PRECONDITION_FAILED"
+  | "ERR_RANGE_NOT_SATISFIABLE"
   | "ERR_ALREADY_EXISTS"
   | "ERR_TOO_LARGE"
   | "ERR_UNAUTHENTICATED"
@@ -47,6 +48,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
     ERR_BAD_ID: { connect: Code.InvalidArgument, http: 400 },
     ERR_NOT_FOUND: { connect: Code.NotFound, http: 404 },
     ERR_PRECONDITION_FAILED: { connect: Code.FailedPrecondition, http: 412 },
+    // A byte range entirely past the end of the file (HTTP Range).
+    ERR_RANGE_NOT_SATISFIABLE: { connect: Code.OutOfRange, http: 416 },
     ERR_ALREADY_EXISTS: { connect: Code.AlreadyExists, http: 409 },
     ERR_TOO_LARGE: { connect: Code.ResourceExhausted, http: 413 },
     ERR_UNAUTHENTICATED: { connect: Code.Unauthenticated, http: 401 },

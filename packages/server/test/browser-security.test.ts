@@ -189,6 +189,18 @@ describe("cookie-authenticated writes are same-origin only", () => {
     assert.equal(r.text, "read me");
   });
 
+  test("a malformed cookie is a 400 naming it, other malformed cookies are ignored: never a 500", async () => {
+    await send("PUT", "/mc/m.txt", { authorization: bearer }, "m");
+    const bad = await send("GET", "/mc/m.txt", { cookie: "authorization=%E0%A4%A" });
+    assert.deepEqual([bad.status, bad.headers["cacheroach-error-code"]], [400, "ERR_BAD_REQUEST"]);
+    assert.match(bad.text, /the authorization cookie is not valid percent-encoding/);
+    const others = await send("GET", "/mc/m.txt", { cookie: `x=%E0%A4%A; ;;=; =y; ${cookie}; z` });
+    assert.deepEqual([others.status, others.text], [200, "m"]);
+    // No usable cookie at all: an anonymous request (this tenant is private).
+    const garbage = await send("GET", "/mc/m.txt", { cookie: ";;=;authorization;\t" });
+    assert.equal(garbage.status, 401);
+  });
+
   test("RPCs never honour the cookie, same-origin or not", async () => {
     const json = { "content-type": "application/json", "connect-protocol-version": "1" };
     const begin = JSON.stringify({ tenantId: tenant, path: "/rpc/by-cookie", contents: "aGk=" });

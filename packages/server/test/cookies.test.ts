@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { StoreError } from "../src/errors.js";
 import { readCookie, serializeCookie, setCookie } from "../src/http/cookies.js";
-import type { HttpRequest, HttpResponse } from "../src/http/http-types.js";
 import { Site } from "../src/http/site.js";
+import type { HttpRequest, HttpResponse } from "../src/net/node-http.js";
 
 const site = (publicUrl?: string) =>
   new Site({
@@ -21,10 +21,10 @@ describe("serializeCookie", () => {
     const plain = serializeCookie("authorization", "a.b.c", { secure: false });
     assert.equal(plain, "authorization=a.b.c; Path=/; HttpOnly; SameSite=Lax");
     const secure = serializeCookie("authorization", "a.b.c", { secure: true, maxAgeSeconds: 3600 });
-    assert.equal(secure, "authorization=a.b.c; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=3600");
+    assert.equal(secure, "authorization=a.b.c; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax");
     assert.equal(
-      serializeCookie("k", "", { secure: false, maxAgeSeconds: 0 }).split("; ").at(-1),
-      "Max-Age=0",
+      serializeCookie("k", "", { secure: false, maxAgeSeconds: 0 }),
+      "k=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
     );
   });
 
@@ -49,7 +49,7 @@ describe("serializeCookie", () => {
     setCookie(res, "b", "2", { secure: true });
     assert.deepEqual(headers.get("set-cookie"), [
       "a=1; Path=/; HttpOnly; SameSite=Lax",
-      "b=2; Path=/; HttpOnly; SameSite=Lax; Secure",
+      "b=2; Path=/; HttpOnly; Secure; SameSite=Lax",
     ]);
   });
 });
@@ -70,6 +70,13 @@ describe("readCookie", () => {
         e instanceof StoreError && e.code === "ERR_BAD_REQUEST" && /percent-encoding/.test(e.message),
     );
     assert.equal(readCookie("bad=%E0%A4%A; authorization=ok", "authorization"), "ok");
+  });
+
+  test("a malformed Cookie header is no cookie, never a failure", () => {
+    for (const h of ["", ";", "=;;=", "authorization", " ; authorization ;", "=authorization", "a=\u0000"])
+      assert.equal(readCookie(h, "authorization"), undefined, JSON.stringify(h));
+    assert.equal(readCookie("authorization=", "authorization"), "");
+    assert.equal(readCookie("authorization=1; authorization=2", "authorization"), "1");
   });
 });
 

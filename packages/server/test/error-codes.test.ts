@@ -90,6 +90,51 @@ test("HTTP errors carry their stable code in a header", async () => {
   assert.equal((await fetch(`${ts.url}/healthz`)).headers.get(ERROR_CODE_HEADER), null);
 });
 
+test("every HTTP error path carries its code: handlers, file reads, special routes", async () => {
+  const send = (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) =>
+    fetch(`${ts.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${ts.superToken}`, ...(init.headers ?? {}) },
+    });
+  assert.equal((await send("/ec/a.txt", { method: "PUT", body: "hello" })).status, 201);
+  const cases: [string, Response, ErrorCode][] = [
+    [
+      "GET with a failing If-Match",
+      await send("/ec/a.txt", { headers: { "if-match": '"nope"' } }),
+      "ERR_PRECONDITION_FAILED",
+    ],
+    [
+      "a range past the end",
+      await send("/ec/a.txt", { headers: { range: "bytes=100-" } }),
+      "ERR_RANGE_NOT_SATISFIABLE",
+    ],
+    [
+      "PUT with If-None-Match *",
+      await send("/ec/a.txt", { method: "PUT", body: "x", headers: { "if-none-match": "*" } }),
+      "ERR_PRECONDITION_FAILED",
+    ],
+    [
+      "an unknown method on a file",
+      await send("/ec/a.txt", { method: "PATCH", body: "x" }),
+      "ERR_METHOD_NOT_ALLOWED",
+    ],
+    [
+      "a POST to a signed URL",
+      await send("/_/v0/retrieve/a.txt", { method: "POST", body: "x" }),
+      "ERR_METHOD_NOT_ALLOWED",
+    ],
+    ["a signed URL without its token", await fetch(`${ts.url}/_/v0/retrieve/a.txt`), "ERR_UNAUTHENTICATED"],
+    ["an unknown special endpoint", await send("/_/v0/nope"), "ERR_NOT_FOUND"],
+    ["a directory write", await send("/ec/", { method: "PUT", body: "x" }), "ERR_BAD_PATH"],
+  ];
+  for (const [what, r, code] of cases) {
+    assert.deepEqual([r.status, r.headers.get(ERROR_CODE_HEADER)], [ERROR_TABLE[code].http, code], what);
+    await r.arrayBuffer();
+  }
+  assert.equal(cases[3]![1].headers.get("allow"), "GET, HEAD, PUT, POST, DELETE, OPTIONS");
+  assert.equal(cases[4]![1].headers.get("allow"), "GET, HEAD");
+});
+
 test("an RPC-typed request to no method says ERR_UNKNOWN_METHOD", async () => {
   const r = await fetch(`${ts.url}/cacheroach.v1.Files/Nope`, {
     method: "POST",

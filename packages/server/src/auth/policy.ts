@@ -3,7 +3,6 @@ import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cac
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
-import type { UploadStateCodec } from "../uploads/upload-state.js";
 import { CAP, type Need } from "./session.js";
 
 /** Who may call a method at all. */
@@ -17,7 +16,11 @@ export type Access =
 
 /** What a policy rule can consult besides the request. */
 export interface PolicyContext {
-  readonly uploadStates: UploadStateCodec;
+  /**
+   * Verifies an upload state (the signed token of Begin) and reads where it writes; an invalid
+   * one throws. uploads/upload-state.ts's codec is one: declared here so auth needs no uploads.
+   */
+  readonly uploadStates: { decode(state: Uint8Array): { readonly tenantId: string; readonly path: string } };
 }
 
 /** The authorization rule of one RPC method, typed by the method's request message. */

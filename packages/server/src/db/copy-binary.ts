@@ -36,7 +36,8 @@ enum State {
  * trailer), fed arbitrary slices of the stream. Each field is copied once, as its bytes arrive,
  * into a buffer of its exact size (its own, or one the shape's target hands out): pg hands out
  * views into its receive buffer, which it reuses for later socket reads, so nothing may be kept by
- * reference.
+ * reference. Hand-written: copying each field straight into the caller's buffer, under a byte
+ * bound, is what made cold reads cheaper (docs/performance.md, "Cold reads via binary COPY").
  */
 export class BinaryCopyParser {
   readonly rows: CopyRow[] = [];

@@ -1,3 +1,6 @@
+// Hand-written rather than fresh (Express's), which answers only the 304 question (If-None-Match,
+// If-Modified-Since): writes need If-Match / If-Unmodified-Since too, in RFC 9110's order, and If-Range.
+
 /** The validators of the current representation (absent when the file does not exist). */
 export interface Validators {
   /** Strong entity tag, quoted: "\"<hex>\"". */

@@ -1,47 +1,13 @@
-import { StoreError } from "../errors.js";
+import { contentType } from "mime-types";
 
-/** MIME types by file extension (the common web and data formats). */
-const BY_EXTENSION: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  htm: "text/html; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  mjs: "text/javascript; charset=utf-8",
-  json: "application/json",
-  txt: "text/plain; charset=utf-8",
-  md: "text/markdown; charset=utf-8",
-  csv: "text/csv; charset=utf-8",
-  xml: "application/xml",
-  svg: "image/svg+xml",
-  png: "image/png",
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  gif: "image/gif",
-  webp: "image/webp",
-  avif: "image/avif",
-  ico: "image/x-icon",
-  pdf: "application/pdf",
-  zip: "application/zip",
-  gz: "application/gzip",
-  tgz: "application/gzip",
-  tar: "application/x-tar",
-  zst: "application/zstd",
-  wasm: "application/wasm",
-  mp4: "video/mp4",
-  webm: "video/webm",
-  mp3: "audio/mpeg",
-  ogg: "audio/ogg",
-  wav: "audio/wav",
-  woff: "font/woff",
-  woff2: "font/woff2",
-  bin: "application/octet-stream",
-};
-
-/** Content type from a path's extension, or undefined. */
+/**
+ * Content type from a path's extension (mime-db's table, with `charset=utf-8` on text types), or
+ * undefined when the name has no known extension.
+ */
 export function typeByExtension(path: string): string | undefined {
   const base = path.slice(path.lastIndexOf("/") + 1);
   const dot = base.lastIndexOf(".");
-  return dot > 0 ? BY_EXTENSION[base.slice(dot + 1).toLowerCase()] : undefined;
+  return (dot > 0 && contentType(base.slice(dot + 1).toLowerCase())) || undefined;
 }
 
 /**
@@ -71,35 +37,6 @@ export function sniff(head: Uint8Array): string {
     if (c <= 0x08 || c === 0x0b || (c >= 0x0e && c <= 0x1a) || (c >= 0x1c && c <= 0x1f))
       return "application/octet-stream";
   return "text/plain; charset=utf-8";
-}
-
-/** Longest content type stored with a file. */
-export const MAX_CONTENT_TYPE_LENGTH = 255;
-
-// RFC 9110 §8.3.1 media-type, restricted to ASCII: it must travel as a header value (Latin-1) and
-// anything outside visible ASCII, space and tab (CR, LF, NUL, "€") would make every GET fail.
-const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\[\\t\\x20-\\x7e])*"';
-const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*(?:${TOKEN}=(?:${TOKEN}|${QUOTED}))?)*$`);
-
-/** True when `ct` is a well-formed media type (`type/subtype[; name=value]…`) that fits a header. */
-export function isValidContentType(ct: string): boolean {
-  return ct.length <= MAX_CONTENT_TYPE_LENGTH && MEDIA_TYPE.test(ct);
-}
-
-/**
- * Validates a content type given by a client (HTTP Content-Type, RPC content_type): "" (none)
- * or a well-formed media type; anything else is ERR_BAD_REQUEST, so a file is never stored
- * with a type that cannot be served back.
- */
-export function validateContentType(ct: string, what = "content type"): string {
-  if (ct === "" || isValidContentType(ct)) return ct;
-  throw new StoreError(
-    "ERR_BAD_REQUEST",
-    ct.length > MAX_CONTENT_TYPE_LENGTH
-      ? `${what} is longer than ${MAX_CONTENT_TYPE_LENGTH} characters`
-      : `${what} ${JSON.stringify(ct.slice(0, 64))} is not a media type (type/subtype[; name=value]) of visible ASCII`,
-  );
 }
 
 /** The type/subtype of a content type, lower-cased, without parameters. */

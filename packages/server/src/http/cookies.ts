@@ -1,5 +1,6 @@
+import { parse, serialize } from "cookie";
 import { StoreError } from "../errors.js";
-import type { HttpResponse } from "./http-types.js";
+import type { HttpResponse } from "../net/node-http.js";
 
 /** The cookie a browser login keeps its token in (read by request-session.ts). */
 export const SESSION_COOKIE = "authorization";
@@ -11,18 +12,15 @@ export const SESSION_COOKIE = "authorization";
  */
 export function readCookie(cookieHeader: string | undefined, name: string): string | undefined {
   if (cookieHeader === undefined) return undefined;
-  for (const part of cookieHeader.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
-    const raw = part.slice(eq + 1).trim();
-    const value = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
-    try {
-      return decodeURIComponent(value);
-    } catch {
-      throw new StoreError("ERR_BAD_REQUEST", `the ${name} cookie is not valid percent-encoding`);
-    }
+  // The library's default decoding would hide a malformed value of ours (it keeps it raw).
+  const raw = parse(cookieHeader, { decode: (v) => v })[name];
+  if (raw === undefined) return undefined;
+  const value = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new StoreError("ERR_BAD_REQUEST", `the ${name} cookie is not valid percent-encoding`);
   }
-  return undefined;
 }
 
 /** How a cookie is set (see {@link serializeCookie}). */
@@ -42,15 +40,17 @@ export interface CookieOptions {
  * `Path=/`, and `Secure` when asked.
  */
 export function serializeCookie(name: string, value: string, options: CookieOptions): string {
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new Error(`invalid cookie name ${name}`);
-  const parts = [`${name}=${encodeURIComponent(value)}`, "Path=/", "HttpOnly", "SameSite=Lax"];
-  if (options.secure) parts.push("Secure");
-  if (options.maxAgeSeconds !== undefined) {
-    if (!Number.isInteger(options.maxAgeSeconds) || options.maxAgeSeconds < 0)
-      throw new Error(`cookie max-age must be a non-negative integer, not ${options.maxAgeSeconds}`);
-    parts.push(`Max-Age=${options.maxAgeSeconds}`);
-  }
-  return parts.join("; ");
+  const maxAge = options.maxAgeSeconds;
+  // The library accepts a negative Max-Age; here it is always a mistake.
+  if (maxAge !== undefined && (!Number.isInteger(maxAge) || maxAge < 0))
+    throw new Error(`cookie max-age must be a non-negative integer, not ${maxAge}`);
+  return serialize(name, value, {
+    path: "/",
+    httpOnly: true,
+    sameSite: "lax",
+    secure: options.secure,
+    ...(maxAge === undefined ? {} : { maxAge }),
+  });
 }
 
 /** Adds a Set-Cookie header to `res` (keeping any set before). */

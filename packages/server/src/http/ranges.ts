@@ -13,6 +13,9 @@ export type RangeResult =
   /** Every range lies beyond the end: 416 with Content-Range: bytes * /size. */
   | { readonly kind: "unsatisfiable" };
 
+// Hand-written rather than range-parser (Express's): that one neither bounds the number of ranges
+// nor coalesces them unless asked, so a many-range request could multiply the work of one read.
+
 /** Most ranges accepted in one request; more is treated as abuse and answered with the full body. */
 const MAX_RANGES = 64;
 

@@ -1,5 +1,5 @@
 import { StoreError } from "../errors.js";
-import { type HttpRequest, header } from "./http-types.js";
+import { type HttpRequest, header } from "../net/node-http.js";
 import type { Site } from "./site.js";
 
 /** Methods that change nothing; every other method counts as state-changing. */

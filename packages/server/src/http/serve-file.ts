@@ -1,14 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { StoreError } from "../errors.js";
+import { StoreError, toHttpError } from "../errors.js";
+import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 import type { FileRecord } from "../store/file-meta.js";
+import { isValidContentType } from "../store/media-type.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { evaluate, ifRangeAllows, type Validators } from "./conditional.js";
-import { isActiveContentType, isValidContentType, sniff, typeByExtension } from "./content-type.js";
-import { type HttpRequest, type HttpResponse, header } from "./http-types.js";
+import { isActiveContentType, sniff, typeByExtension } from "./content-type.js";
+import { attachment } from "./disposition.js";
 import { type ByteRange, parseRange } from "./ranges.js";
-import { attachment } from "./signed-urls.js";
 
 /** How a file response is labelled beyond its content. */
 export interface ServeOptions {
@@ -51,12 +52,12 @@ export function validatorsOf(f: FileRecord): Validators {
  * with back-pressure (never the whole file in memory).
  */
 export async function serveFile(
-  req: HttpRequest,
-  res: HttpResponse,
-  file: FileRecord,
+  io: { readonly req: HttpRequest; readonly res: HttpResponse },
   ropes: RopeStore,
+  file: FileRecord,
   opts: ServeOptions,
 ): Promise<void> {
+  const { req, res } = io;
   const v = validatorsOf(file);
   const rope = await ropes.get(file.tenantId, file.ropeHash);
   if (!rope) throw new StoreError("ERR_UNAVAILABLE", "file content is missing");
@@ -85,8 +86,9 @@ export async function serveFile(
     return;
   }
   if (cond === "precondition-failed") {
-    res.writeHead(412, { ...base, "content-type": "text/plain; charset=utf-8" });
-    res.end("precondition failed\n");
+    const failed = toHttpError(new StoreError("ERR_PRECONDITION_FAILED", "precondition failed"));
+    res.writeHead(failed.status, { ...base, ...failed.headers, "content-type": "text/plain; charset=utf-8" });
+    res.end(`${failed.message}\n`);
     return;
   }
 
@@ -102,12 +104,16 @@ export async function serveFile(
   if (ranges.kind !== "full" && !ifRangeAllows(header(req, "if-range"), v)) ranges = { kind: "full" };
 
   if (ranges.kind === "unsatisfiable") {
-    res.writeHead(416, {
+    const unsatisfiable = toHttpError(
+      new StoreError("ERR_RANGE_NOT_SATISFIABLE", `range not satisfiable: the file has ${file.size} bytes`),
+    );
+    res.writeHead(unsatisfiable.status, {
       ...base,
+      ...unsatisfiable.headers,
       "content-range": `bytes */${file.size}`,
       "content-type": "text/plain; charset=utf-8",
     });
-    res.end(`range not satisfiable: the file has ${file.size} bytes\n`);
+    res.end(`${unsatisfiable.message}\n`);
     return;
   }
   if (ranges.kind === "full") {
@@ -146,20 +152,22 @@ export async function serveFile(
     "content-length": String(length),
   });
   if (!first) return void res.end();
-  return send(res, multipart(ropes, file.tenantId, rope, parts, tail, first));
+  return send(
+    res,
+    multipart(parts, tail, first, (r) => ropes.read(file.tenantId, rope, r.start, r.end - r.start)),
+  );
 }
 
+/** The body of a multipart/byteranges answer; the first part's content is already started. */
 async function* multipart(
-  ropes: RopeStore,
-  tenantId: string,
-  rope: Rope,
   parts: { r: ByteRange; head: Buffer }[],
   tail: Buffer,
   first: AsyncIterable<Buffer>,
+  read: (r: ByteRange) => AsyncIterable<Buffer>,
 ): AsyncGenerator<Buffer> {
   for (const [i, p] of parts.entries()) {
     yield p.head;
-    yield* i === 0 ? first : ropes.read(tenantId, rope, p.r.start, p.r.end - p.r.start);
+    yield* i === 0 ? first : read(p.r);
   }
   yield tail;
 }

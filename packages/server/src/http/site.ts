@@ -1,6 +1,6 @@
 import { networkInterfaces } from "node:os";
-import type { HttpRequest } from "./http-types.js";
-import { header } from "./http-types.js";
+import type { HttpRequest } from "../net/node-http.js";
+import { header } from "../net/node-http.js";
 
 /** What {@link Site} is built from (validated configuration). */
 export interface SiteOptions {

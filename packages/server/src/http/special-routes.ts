@@ -2,15 +2,17 @@ import { toJson } from "@bufbuild/protobuf";
 import { SessionSchema } from "@cacheroach/proto";
 import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, tokenKind } from "../auth/session.js";
+import { toSession } from "../auth/session-message.js";
 import { StoreError } from "../errors.js";
-import { toSession } from "../rpc/convert.js";
 import type { FileStore } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
-import { type HttpRequest, type HttpResponse, sendJson } from "./http-types.js";
+import { sendJson } from "./answers.js";
+import { attachment } from "./disposition.js";
+import { MethodNotAllowed } from "./error-answer.js";
+import type { Incoming } from "./request-context.js";
 import { findToken } from "./request-session.js";
 import { requireSameOrigin } from "./same-origin.js";
 import { serveFile } from "./serve-file.js";
-import { attachment } from "./signed-urls.js";
 import type { Site } from "./site.js";
 
 /**
@@ -19,13 +21,12 @@ import type { Site } from "./site.js";
  * and a Content-Disposition naming the file.
  */
 export async function handleRetrieve(
-  req: HttpRequest,
-  res: HttpResponse,
-  url: URL,
+  incoming: Incoming,
   deps: { authz: Authorizer; files: FileStore; ropes: RopeStore },
 ): Promise<void> {
+  const { req, url } = incoming;
   if (req.method !== "GET" && req.method !== "HEAD") {
-    throw new StoreError("ERR_METHOD_NOT_ALLOWED", "signed URLs answer GET and HEAD only");
+    throw new MethodNotAllowed("signed URLs answer GET and HEAD only", "GET, HEAD");
   }
   const found = findToken(req, url);
   if (!found) throw new StoreError("ERR_UNAUTHENTICATED", "a signed URL needs its access_token parameter");
@@ -35,7 +36,7 @@ export async function handleRetrieve(
     throw new StoreError("ERR_PERMISSION_DENIED", "this token is not a signed URL for one file");
   }
   const file = await deps.files.stat(sc.tenantId, sc.path, sc.version);
-  await serveFile(req, res, file, deps.ropes, {
+  await serveFile(incoming, deps.ropes, file, {
     cacheControl: "private, no-cache",
     disposition: attachment(file.path),
   });
@@ -49,11 +50,10 @@ export async function handleRetrieve(
  * Site.baseUrl), never from X-Forwarded-* headers.
  */
 export async function handleConfig(
-  req: HttpRequest,
-  res: HttpResponse,
-  url: URL,
+  incoming: Incoming,
   deps: { authz: Authorizer; site: Site },
 ): Promise<void> {
+  const { req, res, url } = incoming;
   const found = findToken(req, url);
   if (!found)
     throw new StoreError("ERR_UNAUTHENTICATED", "present a token to download its CLI configuration");

@@ -14,9 +14,9 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import { CAP } from "../auth/session.js";
+import { signRetrieveUrl } from "../auth/signed-urls.js";
 import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
-import { signRetrieveUrl } from "../http/signed-urls.js";
 import { parseId } from "../ids.js";
 import { damagedContent } from "../store/damaged-content.js";
 import type { FileStore } from "../store/file-store.js";
@@ -125,13 +125,13 @@ export function createFilesService(
       const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
       const wanted = req.validFor ? durationMs(req.validFor) : 24 * 3600 * 1000;
       if (wanted <= 0) throw new StoreError("ERR_BAD_REQUEST", "valid_for must be positive");
-      const { uri, expiresAt } = await signRetrieveUrl(
+      const { uri, expiresAt } = await signRetrieveUrl({
         signer,
-        ctx.values.get(kSession)!,
-        f,
-        req.version !== 0n,
-        Math.min(wanted, maxSignedUrlSeconds * 1000),
-      );
+        caller: ctx.values.get(kSession)!,
+        file: f,
+        pinVersion: req.version !== 0n,
+        validForMs: Math.min(wanted, maxSignedUrlSeconds * 1000),
+      });
       return { getUri: uri, expiresAt: timestampFromDate(expiresAt), file: toFileMeta(f) };
     },
 

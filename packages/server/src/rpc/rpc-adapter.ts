@@ -18,7 +18,7 @@ import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { ERROR_CODE_HEADER } from "../errors.js";
-import { type HttpHandler, type HttpRequest, type HttpResponse, header } from "../http/http-types.js";
+import { type HttpHandler, type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 
 /** Options of {@link createRpcAdapter}: connect-node's adapter options that cacheroach uses. */
 export interface RpcAdapterOptions extends Partial<UniversalHandlerOptions> {

@@ -4,12 +4,12 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import { CAP, capNames, type Scope, type SessionInfo, scopeCovers, tokenKind } from "../auth/session.js";
+import { fromCapabilities, toSession } from "../auth/session-message.js";
 import type { SessionStore } from "../auth/session-store.js";
 import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import { validatePath } from "../store/paths.js";
-import { fromCapabilities, toSession } from "./convert.js";
 
 /** The Tokens service: issuing and inspecting sessions (authorization: auth/policy.ts + checks here). */
 export function createTokensService(

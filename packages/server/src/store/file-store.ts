@@ -195,20 +195,34 @@ export class FileStore {
     return out;
   }
 
-  /** The latest live version, or one version (live or not deleted). NOT_FOUND otherwise. */
-  async stat(tenantId: string, path: string, version = 0): Promise<FileRecord> {
+  /**
+   * The latest live version, or one version (live or not deleted); undefined when there is none.
+   * Absence is a result, never an error: callers that branch on it (directory redirects, write
+   * preconditions) cannot mistake a failing database for a missing file.
+   */
+  async get(tenantId: string, path: string, version = 0): Promise<FileRecord | undefined> {
     if (version === 0) {
       const head = await this.head(this.db, tenantId, path, false);
-      if (!head || head.dtime) throw new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
-      return head;
+      return head && !head.dtime ? head : undefined;
     }
     const r = await this.db.query<FileRow>(
       `SELECT ${FILE_COLUMNS} FROM file_versions WHERE tenant_id = $1 AND path = $2 AND version = $3`,
       [tenantId, pathKey(path), version],
     );
     const row = r.rows[0];
-    if (!row || row.dtime) throw new StoreError("ERR_NOT_FOUND", `no version ${version} of ${path}`);
-    return fileFromRow(row);
+    return row && !row.dtime ? fileFromRow(row) : undefined;
+  }
+
+  /** {@link get} for callers that need the file: ERR_NOT_FOUND when there is none. */
+  async stat(tenantId: string, path: string, version = 0): Promise<FileRecord> {
+    const file = await this.get(tenantId, path, version);
+    if (!file) {
+      throw new StoreError(
+        "ERR_NOT_FOUND",
+        version === 0 ? `no file at ${path}` : `no version ${version} of ${path}`,
+      );
+    }
+    return file;
   }
 
   /**

@@ -4,9 +4,9 @@ import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import { StoreError } from "../errors.js";
-import { isValidContentType } from "../http/content-type.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { FileStore } from "../store/file-store.js";
+import { isValidContentType } from "../store/media-type.js";
 import { type AddressPolicy, addressPolicy } from "./address-policy.js";
 import { writeStream } from "./stream-writer.js";
 import type { Uploader, UploadManager } from "./upload-manager.js";
@@ -92,7 +92,7 @@ export async function fetchRemote(
   const policy = addressPolicy(limits.allowPrivate);
   // Refuse what the URL alone shows (localhost names, IP literals) before touching anything.
   checkUrlHost(url, policy);
-  const existing = await files.stat(tenantId, path).catch(() => undefined);
+  const existing = await files.get(tenantId, path);
   if (existing) headers["if-modified-since"] = existing.mtime.toUTCString();
 
   const controller = new AbortController();

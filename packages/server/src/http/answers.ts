@@ -1,11 +1,4 @@
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
-
-/** The adapter's plain-HTTP handler type (connect-node does not export it by name). */
-export type HttpHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-/** An HTTP/1.1 or HTTP/2 compatibility request. */
-export type HttpRequest = Parameters<HttpHandler>[0];
-/** An HTTP/1.1 or HTTP/2 compatibility response. */
-export type HttpResponse = Parameters<HttpHandler>[1];
+import type { HttpRequest, HttpResponse } from "../net/node-http.js";
 
 /** Sends a short plain-text response (errors and simple answers). */
 export function sendText(
@@ -43,12 +36,6 @@ export function sendJson(
     ...headers,
   });
   res.end(text);
-}
-
-/** A single header value (the first, when repeated). */
-export function header(req: HttpRequest, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /**
