@@ -13,7 +13,8 @@ import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPat
 import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
 import { HttpClient } from "./http.js";
 import { isUuid } from "./paths.js";
-import { retryBudgetFromEnv, retryUnavailable } from "./retry-interceptor.js";
+import { retryBudgetFromEnv } from "./retry.js";
+import { retryUnavailable } from "./retry-interceptor.js";
 import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
 
 export type CmdFlags<T extends typeof Command> = Interfaces.InferredFlags<

@@ -4,7 +4,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Errors } from "@oclif/core";
 import { ConfigInvalidError, ConfigMissingError } from "./config.js";
-import { GAVE_UP_HEADER, RETRY_SECONDS_ENV } from "./retry-interceptor.js";
 
 /** Process exit codes of the CLI (documented in every command's help). */
 export const ExitCode = {
@@ -83,6 +82,15 @@ export interface FailureContext {
   /** The tenant involved, if any. */
   tenant?: string;
 }
+
+/** Environment variable: how many seconds a call keeps being retried (default 15; 0 = never). */
+export const RETRY_SECONDS_ENV = "CACHEROACH_RETRY_SECONDS";
+
+/**
+ * Metadata key marking an error the transport's retry (retry-interceptor.ts) already retried until
+ * its budget ran out, so outer retry loops do not multiply the attempts.
+ */
+export const GAVE_UP_HEADER = "cacheroach-retries-exhausted";
 
 /**
  * Codes worth retrying with the same input (every retried call is idempotent); not an error the
