@@ -12,6 +12,7 @@ import { open } from "node:fs/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { FileMeta, PreconditionSchema, Uploads } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { mapLimit, mapOrdered, TaskWindow } from "./concurrency.js";
 import { IntegrityError, UserError } from "./errors.js";
 import { type FileIdentity, type HashCache, identityOf, nowNs } from "./hash-cache.js";
 import { type HashedBlock, type HashPool, PARALLEL_HASH_MIN_BYTES, sharedHashPool } from "./hash-pool.js";
@@ -225,33 +226,18 @@ const SPARE_BLOCKS = 4;
 /** Blocks hashed on worker threads, up to this many at once, in order. */
 const HASHING_DEPTH = 3;
 
+/** The blocks `read` returns, until the empty one that marks the end of the file. */
+async function* blocksOf(read: () => Promise<Buffer>): AsyncGenerator<Buffer> {
+  for (let block = await read(); block.length > 0; block = await read()) yield block;
+}
+
 /** Blocks of a file with their chunk hashes, hashed by `pool` while the next blocks are read. */
-async function* hashedOnWorkers(
+function hashedOnWorkers(
   read: () => Promise<Buffer>,
   pool: HashPool,
   chunkSize: number,
 ): AsyncGenerator<HashedBlock> {
-  const queue: Promise<HashedBlock>[] = [];
-  let eof = false;
-  try {
-    for (;;) {
-      while (!eof && queue.length < HASHING_DEPTH) {
-        const block = await read();
-        if (block.length === 0) eof = true;
-        else {
-          const p = pool.hash(block, chunkSize);
-          p.catch(() => {}); // awaited in order below
-          queue.push(p);
-        }
-      }
-      const next = queue.shift();
-      if (!next) return;
-      yield await next;
-    }
-  } finally {
-    // A consumer that stops early leaves blocks in flight; they are dropped when they come back.
-    queue.length = 0;
-  }
+  return mapOrdered(blocksOf(read), HASHING_DEPTH, (block) => pool.hash(block, chunkSize));
 }
 
 async function streamed(
@@ -453,15 +439,10 @@ async function sendDeduplicated(
         groups[groups.length - 1]!.push(e);
         bytes += e.length;
       }
-      let next = 0;
-      const worker = async () => {
-        while (next < groups.length) {
-          const g = groups[next++]!;
-          const chunks = await Promise.all(g.map(async (e) => ({ hash: e.hash, data: await dataOf(e) })));
-          await withRetry(() => ctx.uploads.putChunks({ state: current, chunks }), retry);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, groups.length) }, worker));
+      await mapLimit(groups, PUT_CONCURRENCY, async (g) => {
+        const chunks = await Promise.all(g.map(async (e) => ({ hash: e.hash, data: await dataOf(e) })));
+        await withRetry(() => ctx.uploads.putChunks({ state: current, chunks }), retry);
+      });
     };
     const done = (async () => {
       const missing = await withRetry(
@@ -516,10 +497,7 @@ async function sendDeduplicated(
   // once, so several PutChunks keep the database busy. While they find none (a re-upload), one is
   // in flight and each is sized by the previous one's answer, so rounds can double. Either way the
   // next round is read and hashed meanwhile.
-  const inFlight = new Set<Promise<void>>();
-  const room = async () => {
-    while (inFlight.size >= window) await Promise.race(inFlight);
-  };
+  const inFlight = new TaskWindow();
   // Read blocks are reused once nothing refers to their bytes any more.
   const blockSize = chunkSize * DEDUP_BATCH_CHUNKS;
   const spare: Buffer[] = [];
@@ -531,18 +509,14 @@ async function sendDeduplicated(
   };
   let roundBlocks: Buffer[] = [];
   const launch = async (entries: RoundEntry[]) => {
-    await room();
+    await inFlight.room(window);
     const held = roundBlocks;
     roundBlocks = [];
-    const p = flush(entries);
-    inFlight.add(p);
-    p.then(
-      () => {
-        inFlight.delete(p);
-        recycle(held);
-      },
-      () => {}, // a failed round stays in the set: the next race or the final await reports it
-    );
+    // A failed round stays in the window: the next room() or the final await reports it.
+    inFlight.start(async () => {
+      await flush(entries);
+      recycle(held);
+    });
   };
   const read = blockReader(fh, blockSize, spare);
   const blocks =
@@ -565,7 +539,7 @@ async function sendDeduplicated(
       roundBlocks = [];
     }
     if (round.length >= roundSize) {
-      await room(); // the answer to the previous round may let this one grow
+      await inFlight.room(window); // the answer to the previous round may let this one grow
       if (round.length >= roundSize) {
         const entries = round;
         round = [];
