@@ -18,10 +18,11 @@ import { Worker } from "node:worker_threads";
 import type { FileMeta, ReadManyResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
-import { type DownloadContext, trackTemp, untrackTemp } from "./download.js";
+import type { DownloadContext } from "./download.js";
 import { IntegrityError, isRetryable } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
+import { trackTemp, untrackTemp } from "./sinks.js";
 import { sweepLeftovers, uniqueTempPath } from "./temp-files.js";
 
 /** Most paths per ReadMany call. */

@@ -5,12 +5,13 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { downloadBatch, READ_BATCH } from "../../lib/batch-download.js";
 import { mapLimit } from "../../lib/concurrency.js";
-import { type Destination, downloadFile, OutputClosedError } from "../../lib/download.js";
+import { type Destination, downloadFile } from "../../lib/download.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
 import { table } from "../../lib/format.js";
 import { checkRemotePath, remoteBaseName } from "../../lib/paths.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
+import { OutputClosedError } from "../../lib/sinks.js";
 
 /** One line of `file get --json` output. */
 export type GetResult =
