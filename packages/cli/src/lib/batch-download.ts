@@ -17,9 +17,8 @@ import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { FileMeta, ReadManyResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import type { DownloadContext } from "./download.js";
-import { IntegrityError, isRetryable } from "./errors.js";
+import { IntegrityError, isRetryable, itemConnectError } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
 import { trackTemp, untrackTemp } from "./sinks.js";
@@ -68,7 +67,7 @@ export async function downloadBatch(
   for (const [i, r] of res.results.entries()) {
     const remote = remotes[i]!;
     try {
-      if (r.error) throw new ConnectError(r.error.message, codeFromString(r.error.code) ?? Code.Unknown);
+      if (r.error) throw itemConnectError(r.error);
       const file = r.file;
       if (!file) throw new IntegrityError(`${remote}: the server's answer carried no metadata`);
       if (!r.contentsIncluded) {

@@ -17,7 +17,7 @@ import type { Writable } from "node:stream";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { FileMeta, Files, RetrieveResponse } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import { IntegrityError } from "./errors.js";
+import { IntegrityError, SERVER_ERROR_CODE } from "./errors.js";
 import { PARALLEL_HASH_MIN_BYTES, ParallelContentHasher, sharedHashPool } from "./hash-pool.js";
 import { isConnectionError, readSmallBody, redactUrl } from "./http.js";
 import type { Progress } from "./progress.js";
@@ -288,7 +288,7 @@ export async function receiveAll(
         return new ConnectError(
           `${remotePath}: ${what} (${cause.message}); gave up after ${attempts} attempts ${where()}`,
           cause instanceof ConnectError ? cause.code : Code.Unavailable,
-          undefined,
+          cause instanceof ConnectError ? cause.metadata : undefined,
           undefined,
           cause,
         );
@@ -346,9 +346,11 @@ export async function attemptOnce(
   a.log(`GET ${redactUrl(url)}${headers["range"] ? ` range ${headers["range"]}` : ""} → ${status}`);
   if (status !== 200 && status !== 206) {
     const body = await readSmallBody(res);
+    const serverCode = res.headers[SERVER_ERROR_CODE];
     const err = new ConnectError(
       `${a.remotePath}: the signed URL answered HTTP ${status}${body ? `: ${body}` : ""}`,
       codeOfStatus(status),
+      typeof serverCode === "string" ? { [SERVER_ERROR_CODE]: serverCode } : undefined,
     );
     if (status >= 500 || status === 429 || status === 408) throw new TransientFailure(`HTTP ${status}`, err);
     throw err;

@@ -1,7 +1,9 @@
 /**
  * Turning failures into clear messages with a suggested fix and a stable exit code.
  */
+import type { ItemError } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { Errors } from "@oclif/core";
 import { ConfigInvalidError, ConfigMissingError } from "./config.js";
 
@@ -122,6 +124,18 @@ export const SERVER_ERROR_CODE = "cacheroach-error-code";
  */
 export function serverErrorCode(err: unknown): string | undefined {
   return err instanceof ConnectError ? (err.metadata.get(SERVER_ERROR_CODE) ?? undefined) : undefined;
+}
+
+/**
+ * The failure of one item of a batch call (ItemError) as the ConnectError the single-item call
+ * would have thrown: the same code, and the server's stable code in the metadata.
+ */
+export function itemConnectError(item: Pick<ItemError, "code" | "message" | "errorCode">): ConnectError {
+  return new ConnectError(
+    item.message,
+    codeFromString(item.code) ?? Code.Unknown,
+    item.errorCode ? { [SERVER_ERROR_CODE]: item.errorCode } : undefined,
+  );
 }
 
 /** What to do about an unavailable server, by what it said. */
