@@ -4,10 +4,7 @@
  * header), not only single RPCs.
  */
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -18,7 +15,7 @@ import { uploadBatch } from "../src/lib/batch-upload.js";
 import { downloadFile } from "../src/lib/download.js";
 import { describeError, itemConnectError, SERVER_ERROR_CODE, serverErrorCode } from "../src/lib/errors.js";
 import { HttpClient } from "../src/lib/http.js";
-import { tempDir } from "./helpers.js";
+import { listenHttp, tempDir } from "./helpers.js";
 
 test("itemConnectError keeps the Connect code and puts the server's code in the metadata", () => {
   const err = itemConnectError({
@@ -105,13 +102,11 @@ test("a file of a ReadMany batch fails with the server's code", async () => {
 });
 
 test("a signed-URL download that fails over HTTP keeps the server's code, also after retries", async () => {
-  const server = createServer((_req, res) => {
+  const server = await listenHttp((_req, res) => {
     res.writeHead(503, { [SERVER_ERROR_CODE]: "ERR_STORAGE_FULL", "content-type": "text/plain" });
     res.end("storage full");
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const base = server.url;
   const transport = createRouterTransport((router) => {
     router.service(Files, {
       retrieve() {
@@ -155,7 +150,7 @@ test("a signed-URL download that fails over HTTP keeps the server's code, also a
     );
   } finally {
     http.close();
-    server.close();
+    await server.close();
     await cleanup();
   }
 });
