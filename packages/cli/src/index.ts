@@ -18,6 +18,7 @@ export {
   sessionToJson,
 } from "./lib/config.js";
 export { checkConfigTarget, writeConfigTarget } from "./lib/config-out.js";
+export { DEDUP_BATCH_CHUNKS } from "./lib/dedup-upload.js";
 export {
   absoluteUrl,
   type Destination,
@@ -65,4 +66,4 @@ export {
   TRANSPORT_KINDS,
   type TransportKind,
 } from "./lib/transport.js";
-export { DEDUP_BATCH_CHUNKS, ONE_SHOT_LIMIT, type UploadJob, uploadFile } from "./lib/upload.js";
+export { ONE_SHOT_LIMIT, type UploadJob, uploadFile } from "./lib/upload.js";

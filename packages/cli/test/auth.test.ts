@@ -2,12 +2,10 @@
 import assert from "node:assert/strict";
 import { copyFile, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { saveConfig } from "@cacheroach/cli";
 import { Tokens } from "@cacheroach/proto";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { errorText, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+import { errorText, jsonOut, runCli, SCRATCHPAD, useCliServer, writeCliConfig } from "./helpers.js";
 
 interface Cfg {
   server: string;
@@ -17,53 +15,45 @@ interface Cfg {
 }
 
 describe("auth", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
   /** A login token (on_principal(root), all capabilities) and a tenant-scoped read grant token. */
   let loginJwt: string;
   let loginId: string;
   let grantJwt: string;
   const readCfg = async (p: string) => JSON.parse(await readFile(p, "utf8")) as Cfg;
-
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    const tokens = ts.client(Tokens, ts.superToken);
-    const expiresAt = timestampFromDate(new Date(Date.now() + 30 * 60_000));
-    const login = await tokens.issue({
-      template: {
-        principalId: ts.rootPrincipalId,
-        capabilities: { read: true, write: true, delegate: true, pii: true, fetch: true },
-        scope: { kind: { case: "onPrincipal", value: ts.rootPrincipalId } },
-        expiresAt,
-        name: "laptop",
-        note: "auth test",
-      },
-    });
-    loginJwt = login.token!.jwt;
-    loginId = login.issued!.id;
-    const grant = await tokens.issue({
-      template: {
-        principalId: ts.rootPrincipalId,
-        capabilities: { read: true },
-        scope: { kind: { case: "onLocation", value: { tenantId: SCRATCHPAD, path: "/*" } } },
-        expiresAt,
-      },
-    });
-    grantJwt = grant.token!.jwt;
-  });
-  after(async () => {
-    await ts?.close();
-    await cleanup?.();
+  const srv = useCliServer({
+    setup: async () => {
+      const tokens = srv.ts.client(Tokens, srv.ts.superToken);
+      const expiresAt = timestampFromDate(new Date(Date.now() + 30 * 60_000));
+      const login = await tokens.issue({
+        template: {
+          principalId: srv.ts.rootPrincipalId,
+          capabilities: { read: true, write: true, delegate: true, pii: true, fetch: true },
+          scope: { kind: { case: "onPrincipal", value: srv.ts.rootPrincipalId } },
+          expiresAt,
+          name: "laptop",
+          note: "auth test",
+        },
+      });
+      loginJwt = login.token!.jwt;
+      loginId = login.issued!.id;
+      const grant = await tokens.issue({
+        template: {
+          principalId: srv.ts.rootPrincipalId,
+          capabilities: { read: true },
+          scope: { kind: { case: "onLocation", value: { tenantId: SCRATCHPAD, path: "/*" } } },
+          expiresAt,
+        },
+      });
+      grantJwt = grant.token!.jwt;
+    },
   });
 
   test("set with the token in the URL validates it and writes a 0600 config", async () => {
-    const cfgPath = join(dir, "a", "config");
-    const url = ts.url.replace("://", `://${loginJwt}@`) + "/";
+    const cfgPath = join(srv.dir, "a", "config");
+    const url = srv.ts.url.replace("://", `://${loginJwt}@`) + "/";
     const r = await runCli(["auth", "set", "-c", cfgPath, url]);
     assert.equal(r.code, 0, errorText(r));
-    assert.match(r.stdout, new RegExp(`Logged in to ${ts.url} as principal ${ts.rootPrincipalId}`));
+    assert.match(r.stdout, new RegExp(`Logged in to ${srv.ts.url} as principal ${srv.ts.rootPrincipalId}`));
     assert.match(
       r.stdout,
       new RegExp(`Session ${loginId} "laptop": read,write,delegate,pii,fetch on principal`),
@@ -71,7 +61,7 @@ describe("auth", () => {
     assert.match(r.stderr, /tenant default/, "no default tenant: says how to pick one");
     assert.equal((await stat(cfgPath)).mode & 0o777, 0o600);
     const cfg = await readCfg(cfgPath);
-    assert.equal(cfg.server, ts.url);
+    assert.equal(cfg.server, srv.ts.url);
     assert.equal(cfg.token, loginJwt);
     assert.equal(cfg.session?.id, loginId);
     assert.equal(cfg.defaultTenant, undefined);
@@ -79,8 +69,18 @@ describe("auth", () => {
   });
 
   test("set with --server/--token; a tenant-scoped token sets the default tenant", async () => {
-    const cfgPath = join(dir, "grant-config");
-    const r = await runCli(["auth", "set", "--json", "-c", cfgPath, "--server", ts.url, "--token", grantJwt]);
+    const cfgPath = join(srv.dir, "grant-config");
+    const r = await runCli([
+      "auth",
+      "set",
+      "--json",
+      "-c",
+      cfgPath,
+      "--server",
+      srv.ts.url,
+      "--token",
+      grantJwt,
+    ]);
     assert.equal(r.code, 0, errorText(r));
     const out = jsonOut<{ defaultTenant: string; session: { scope: { kind: string; path: string } } }>(r);
     assert.equal(out.defaultTenant, SCRATCHPAD);
@@ -92,37 +92,37 @@ describe("auth", () => {
   });
 
   test("set keeps the previous default tenant for the same server", async () => {
-    const cfgPath = join(dir, "keep-config");
-    await saveConfig(cfgPath, { server: ts.url, token: "old", defaultTenant: SCRATCHPAD });
-    const r = await runCli(["auth", "set", "-c", cfgPath, "--server", `${ts.url}/`, "--token", loginJwt]);
+    const cfgPath = join(srv.dir, "keep-config");
+    await writeCliConfig(cfgPath, srv.ts.url, "old");
+    const r = await runCli(["auth", "set", "-c", cfgPath, "--server", `${srv.ts.url}/`, "--token", loginJwt]);
     assert.equal(r.code, 0, errorText(r));
     assert.equal((await readCfg(cfgPath)).defaultTenant, SCRATCHPAD);
   });
 
   test("a rejected token changes nothing (exit 3)", async () => {
-    const cfgPath = join(dir, "unchanged-config");
-    await saveConfig(cfgPath, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
+    const cfgPath = join(srv.dir, "unchanged-config");
+    await writeCliConfig(cfgPath, srv.ts.url, srv.ts.superToken);
     const before = await readFile(cfgPath, "utf8");
-    const r = await runCli(["auth", "set", "-c", cfgPath, ts.url.replace("://", "://not.a.jwt@")]);
+    const r = await runCli(["auth", "set", "-c", cfgPath, srv.ts.url.replace("://", "://not.a.jwt@")]);
     assert.equal(r.code, 3);
     assert.match(errorText(r), /rejected this token/);
     assert.match(errorText(r), /the config was not changed/);
     assert.equal(await readFile(cfgPath, "utf8"), before);
     const tampered = `${loginJwt.slice(0, -4)}AAAA`;
-    const t = await runCli(["auth", "set", "-c", cfgPath, "--server", ts.url, "--token", tampered]);
+    const t = await runCli(["auth", "set", "-c", cfgPath, "--server", srv.ts.url, "--token", tampered]);
     assert.equal(t.code, 3);
     assert.equal(await readFile(cfgPath, "utf8"), before);
   });
 
   test("bad input is a usage error naming the fix", async () => {
-    const cfgPath = join(dir, "never-written");
+    const cfgPath = join(srv.dir, "never-written");
     const cases: [string[], RegExp][] = [
-      [["auth", "set", ts.url], /no token given/],
+      [["auth", "set", srv.ts.url], /no token given/],
       [["auth", "set"], /no server given/],
       [["auth", "set", "--token", "x"], /no server given/],
       [["auth", "set", "ftp://tok@host/"], /must start with http/],
       [["auth", "set", "not a url"], /is not a URL/],
-      [["auth", "set", "--server", ts.url, ts.url.replace("://", "://t@")], /not both/],
+      [["auth", "set", "--server", srv.ts.url, srv.ts.url.replace("://", "://t@")], /not both/],
       [["auth", "set", `http://a:b@127.0.0.1:9/`], /without a password/],
     ];
     for (const [argv, re] of cases) {
@@ -134,29 +134,29 @@ describe("auth", () => {
   });
 
   test("whoami shows principal, session, name, expiry, scope and capabilities", async () => {
-    const cfgPath = join(dir, "whoami-config");
-    await saveConfig(cfgPath, { server: ts.url, token: loginJwt, defaultTenant: SCRATCHPAD });
+    const cfgPath = join(srv.dir, "whoami-config");
+    await writeCliConfig(cfgPath, srv.ts.url, loginJwt);
     const r = await runCli(["auth", "whoami", "-c", cfgPath]);
     assert.equal(r.code, 0, errorText(r));
-    assert.match(r.stdout, new RegExp(`Principal:\\s+${ts.rootPrincipalId} \\(root\\)`));
+    assert.match(r.stdout, new RegExp(`Principal:\\s+${srv.ts.rootPrincipalId} \\(root\\)`));
     assert.match(r.stdout, new RegExp(`Session:\\s+${loginId}`));
     assert.match(r.stdout, /Name:\s+laptop/);
     assert.match(r.stdout, /Expires:\s+\d{4}-\d\d-\d\dT[\d:]+Z \(in (29|30)m\)/);
-    assert.match(r.stdout, new RegExp(`Scope:\\s+principal ${ts.rootPrincipalId}`));
+    assert.match(r.stdout, new RegExp(`Scope:\\s+principal ${srv.ts.rootPrincipalId}`));
     assert.match(r.stdout, /Capabilities:\s+read,write,delegate,pii,fetch/);
     assert.match(r.stdout, /Note:\s+auth test/);
     assert.match(r.stdout, new RegExp(`Default tenant:\\s+${SCRATCHPAD}`));
 
-    const sup = join(dir, "super-config");
-    await saveConfig(sup, { server: ts.url, token: ts.superToken });
+    const sup = join(srv.dir, "super-config");
+    await writeCliConfig(sup, srv.ts.url, srv.ts.superToken, null);
     const j = jsonOut<{ scope: { kind: string }; capabilities: string[]; principalLabel: string }>(
       await runCli(["auth", "whoami", "--json", "-c", sup]),
     );
     assert.equal(j.scope.kind, "super");
     assert.equal(j.principalLabel, "root");
 
-    const grant = join(dir, "grant-whoami");
-    await saveConfig(grant, { server: ts.url, token: grantJwt });
+    const grant = join(srv.dir, "grant-whoami");
+    await writeCliConfig(grant, srv.ts.url, grantJwt, null);
     const g = await runCli(["auth", "whoami", "-c", grant]);
     assert.equal(g.code, 0, errorText(g));
     assert.match(g.stdout, new RegExp(`Scope:\\s+tenant ${SCRATCHPAD} /\\*`));
@@ -164,33 +164,33 @@ describe("auth", () => {
   });
 
   test("whoami with a bad token is exit 3", async () => {
-    const cfgPath = join(dir, "bad-whoami");
-    await saveConfig(cfgPath, { server: ts.url, token: "x.y.z" });
+    const cfgPath = join(srv.dir, "bad-whoami");
+    await writeCliConfig(cfgPath, srv.ts.url, "x.y.z", null);
     const r = await runCli(["auth", "whoami", "-c", cfgPath]);
     assert.equal(r.code, 3);
     assert.match(errorText(r), /not authenticated/);
   });
 
   test("logout revokes the session everywhere and removes the token", async () => {
-    const tokens = ts.client(Tokens, ts.superToken);
+    const tokens = srv.ts.client(Tokens, srv.ts.superToken);
     const s = await tokens.issue({
       template: {
-        principalId: ts.rootPrincipalId,
+        principalId: srv.ts.rootPrincipalId,
         capabilities: { read: true, delegate: true },
-        scope: { kind: { case: "onPrincipal", value: ts.rootPrincipalId } },
+        scope: { kind: { case: "onPrincipal", value: srv.ts.rootPrincipalId } },
         expiresAt: timestampFromDate(new Date(Date.now() + 600_000)),
       },
     });
-    const cfgPath = join(dir, "logout-config");
-    const copy = join(dir, "logout-copy");
-    await saveConfig(cfgPath, { server: ts.url, token: s.token!.jwt, defaultTenant: SCRATCHPAD });
+    const cfgPath = join(srv.dir, "logout-config");
+    const copy = join(srv.dir, "logout-copy");
+    await writeCliConfig(cfgPath, srv.ts.url, s.token!.jwt);
     await copyFile(cfgPath, copy);
     const r = await runCli(["auth", "logout", "-c", cfgPath]);
     assert.equal(r.code, 0, errorText(r));
     assert.match(r.stdout, /Revoked the session and removed its token/);
     const cfg = await readCfg(cfgPath);
     assert.equal(cfg.token, "");
-    assert.equal(cfg.server, ts.url);
+    assert.equal(cfg.server, srv.ts.url);
     assert.equal(cfg.defaultTenant, SCRATCHPAD);
     assert.equal((await stat(cfgPath)).mode & 0o777, 0o600);
 

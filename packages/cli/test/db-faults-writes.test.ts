@@ -20,7 +20,7 @@ import {
   waitForOps,
   waitReady,
 } from "./fault-harness.js";
-import { SCRATCHPAD, spawnCli, tempDir } from "./helpers.js";
+import { SCRATCHPAD, spawnCli, tempDir, writeCliConfig } from "./helpers.js";
 
 function failures(ops: OpRecord[]): OpRecord[] {
   return ops.filter((o) => o.outcome !== "ok");
@@ -116,7 +116,7 @@ test("database disk full: writes get 507 with Retry-After, reads go on, readines
     assert.equal(r.status, 503, r.body);
     assert.match(r.body, /disk full/);
     const config = join(work, "cli.cfg");
-    await writeFile(config, JSON.stringify({ server: rig.server.url, token: rig.token }), { mode: 0o600 });
+    await writeCliConfig(config, rig.server.url, rig.token, null);
     await writeFile(join(work, "new.bin"), Buffer.alloc(5000, 7));
     const put = await spawnCli(
       ["file", "put", "/fault/cli/", join(work, "new.bin"), "-c", config, "-t", SCRATCHPAD],

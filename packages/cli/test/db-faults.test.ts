@@ -21,7 +21,7 @@ import {
   waitForOps,
   waitReady,
 } from "./fault-harness.js";
-import { SCRATCHPAD, spawnCli } from "./helpers.js";
+import { SCRATCHPAD, spawnCli, writeCliConfig } from "./helpers.js";
 
 /** Outcomes a client may see while the database is in trouble. */
 const UNAVAILABLE = /^(http 503|rpc unavailable)$/;
@@ -104,7 +104,7 @@ test("database stopped and started: 503 with Retry-After, readiness follows, rec
   const rig = await startRig("restart", ["--max-connections", "8"]);
   const { dir } = rig.pg;
   const config = join(dir, "cli.cfg");
-  await writeFile(config, JSON.stringify({ server: rig.server.url, token: rig.token }), { mode: 0o600 });
+  await writeCliConfig(config, rig.server.url, rig.token, null);
   const cli = (env: Record<string, string>, ...argv: string[]) =>
     spawnCli([...argv, "-c", config, "-t", SCRATCHPAD], { env });
   try {

@@ -1,19 +1,18 @@
 /** `cacheroach file fetch` against a real server fetching from a local HTTP server. */
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { readFile } from "node:fs/promises";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
 import {
-  createTestDatabase,
-  startTestServer,
-  type TestDatabase,
-  type TestServer,
-} from "@cacheroach/server/testing";
-import { errorText, jsonOut, runCli, SCRATCHPAD, ServerProcess, spawnCli, tempDir } from "./helpers.js";
+  errorText,
+  jsonOut,
+  type LocalHttp,
+  listenHttp,
+  runCli,
+  useCliServer,
+  useStartedServers,
+} from "./helpers.js";
 
 interface FetchOut {
   path: string;
@@ -29,52 +28,42 @@ interface FetchOut {
 const LAST_MODIFIED = new Date("2024-01-02T03:04:05Z");
 
 describe("file fetch", () => {
-  let ts: TestServer;
-  let remote: Server;
+  let remote: LocalHttp | undefined;
   let base: string;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
   const seen: { method: string; url: string; headers: IncomingHttpHeaders }[] = [];
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
-
-  before(async () => {
-    ts = await startTestServer({ fetchAllowPrivate: true });
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-    remote = createServer((req, res) => {
-      seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
-      const ims = req.headers["if-modified-since"];
-      if (req.url === "/data/a.csv" || req.url === "/data/b%20c.txt") {
-        if (ims && Date.parse(ims) >= LAST_MODIFIED.getTime()) {
-          res.writeHead(304);
-          res.end();
+  const srv = useCliServer({
+    server: { fetchAllowPrivate: true },
+    setup: async () => {
+      remote = await listenHttp((req, res) => {
+        seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
+        const ims = req.headers["if-modified-since"];
+        if (req.url === "/data/a.csv" || req.url === "/data/b%20c.txt") {
+          if (ims && Date.parse(ims) >= LAST_MODIFIED.getTime()) {
+            res.writeHead(304);
+            res.end();
+            return;
+          }
+          res.writeHead(200, { "content-type": "text/csv", "last-modified": LAST_MODIFIED.toUTCString() });
+          res.end(req.url === "/data/a.csv" ? "a,b\n1,2\n" : "spaced\n");
           return;
         }
-        res.writeHead(200, { "content-type": "text/csv", "last-modified": LAST_MODIFIED.toUTCString() });
-        res.end(req.url === "/data/a.csv" ? "a,b\n1,2\n" : "spaced\n");
-        return;
-      }
-      if (req.url === "/echo/headers.json") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(
-          JSON.stringify({ method: req.method, token: req.headers["x-token"], accept: req.headers.accept }),
-        );
-        return;
-      }
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("no such thing");
-    });
-    remote.listen(0, "127.0.0.1");
-    await once(remote, "listening");
-    base = `http://127.0.0.1:${(remote.address() as AddressInfo).port}`;
+        if (req.url === "/echo/headers.json") {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(
+            JSON.stringify({ method: req.method, token: req.headers["x-token"], accept: req.headers.accept }),
+          );
+          return;
+        }
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end("no such thing");
+      });
+      base = remote.url;
+    },
+    teardown: async () => {
+      await remote?.close();
+    },
   });
-  after(async () => {
-    remote?.close();
-    await ts?.close();
-    await cleanup?.();
-  });
+  const cli = srv.cli;
 
   test("fetches URLs into <dir>/<file name>, and they can be read back", async () => {
     const r = await cli("file", "fetch", "/mirror/", `${base}/data/a.csv`, `${base}/data/b%20c.txt`);
@@ -85,7 +74,7 @@ describe("file fetch", () => {
       new RegExp(`/mirror/a\\.csv\\s+${base}/data/a\\.csv\\s+200\\s+OK \\(version 1, 8 bytes\\)`),
     );
     assert.match(r.stdout, /\/mirror\/b c\.txt\s+\S+\s+200\s+OK/);
-    const out = join(dir, "a.copy");
+    const out = join(srv.dir, "a.copy");
     assert.equal((await cli("file", "get", "/mirror/a.csv", "-o", out)).code, 0);
     assert.equal(await readFile(out, "utf8"), "a,b\n1,2\n");
     assert.equal((await cli("file", "ls", "/mirror")).stdout, "/mirror/a.csv\n/mirror/b c.txt\n");
@@ -136,7 +125,7 @@ describe("file fetch", () => {
       `${base}/echo/headers.json`,
     );
     assert.equal(r.code, 0, errorText(r));
-    const out = join(dir, "h.json");
+    const out = join(srv.dir, "h.json");
     assert.equal((await cli("file", "get", "/h/headers.json", "-o", out)).code, 0);
     assert.deepEqual(JSON.parse(await readFile(out, "utf8")), {
       method: "POST",
@@ -171,7 +160,7 @@ describe("file fetch", () => {
   });
 
   test("fetching needs the fetch capability (exit 3)", async () => {
-    const rw = join(dir, "rw.cfg");
+    const rw = join(srv.dir, "rw.cfg");
     assert.equal((await cli("session", "delegate", "--capabilities", "read,write", "-o", rw)).code, 0);
     const before = seen.length;
     const r = await runCli(["file", "fetch", "/nf/", `${base}/data/a.csv`, "-c", rw]);
@@ -196,33 +185,22 @@ const POLICY_REFUSAL =
   /permission denied: fetch refused by network policy: (.+); the operator can allow private targets with --fetch-allow-private/;
 
 describe("file fetch under the default network policy", () => {
-  let ts: TestServer;
-  let remote: Server;
+  let remote: LocalHttp | undefined;
   let port: number;
   let hits = 0;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
-
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-    remote = createServer((_req, res) => {
-      hits++;
-      res.end("internal secret\n");
-    });
-    remote.listen(0, "127.0.0.1");
-    await once(remote, "listening");
-    port = (remote.address() as AddressInfo).port;
+  const srv = useCliServer({
+    setup: async () => {
+      remote = await listenHttp((_req, res) => {
+        hits++;
+        res.end("internal secret\n");
+      });
+      port = remote.port;
+    },
+    teardown: async () => {
+      await remote?.close();
+    },
   });
-  after(async () => {
-    remote?.close();
-    await ts?.close();
-    await cleanup?.();
-  });
+  const cli = srv.cli;
 
   test("a loopback target in any form is refused by network policy (exit 3) and nothing is stored", async () => {
     const cases: [string, RegExp][] = [
@@ -268,42 +246,18 @@ describe("file fetch under the default network policy", () => {
 });
 
 describe("cacheroach start --fetch-allow-private", () => {
-  let db: TestDatabase;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let remote: Server;
-  let base: string;
-  const servers: ServerProcess[] = [];
-
+  const started = useStartedServers();
+  let remote: LocalHttp | undefined;
   before(async () => {
-    db = await createTestDatabase();
-    ({ dir, cleanup } = await tempDir());
-    remote = createServer((_req, res) => res.end("from loopback\n"));
-    remote.listen(0, "127.0.0.1");
-    await once(remote, "listening");
-    base = `http://127.0.0.1:${(remote.address() as AddressInfo).port}`;
+    remote = await listenHttp((_req, res) => res.end("from loopback\n"));
   });
-  after(async () => {
-    await Promise.all(servers.map((srv) => srv.stop()));
-    remote?.close();
-    await db?.drop();
-    await cleanup?.();
-  });
+  after(() => remote?.close());
 
   /** Starts a server process with `argv`/`env`, bootstraps a CLI config, runs `file fetch`, stops it. */
   async function fetchThrough(name: string, argv: string[], env: Record<string, string>) {
-    const dataDir = join(dir, name);
-    const server = await ServerProcess.start(
-      ["--data-dir", dataDir, ...argv],
-      { ...process.env, CACHEROACH_CONNECT: db.url, CACHEROACH_LOG_LEVEL: "silent", ...env },
-      dir,
-    );
-    servers.push(server);
-    const info = { url: server.url };
-    const config = join(dir, `${name}.cfg`);
-    const boot = await spawnCli(["bootstrap", "--data-dir", dataDir, "-c", config, info.url]);
-    assert.equal(boot.code, 0, boot.stderr);
-    const r = await runCli(["file", "fetch", "-c", config, `/${name}/`, `${base}/x.txt`]);
+    const server = await started.start(name, argv, env);
+    const config = await started.bootstrap(name, server);
+    const r = await runCli(["file", "fetch", "-c", config, `/${name}/`, `${remote?.url}/x.txt`]);
     await server.stop();
     return r;
   }

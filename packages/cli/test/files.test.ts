@@ -4,13 +4,11 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { HASH_CACHE_ENV, HashCache, identityOf, SETTLE_NS, saveConfig } from "@cacheroach/cli";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
+import { describe, test } from "node:test";
+import { HASH_CACHE_ENV, HashCache, identityOf, SETTLE_NS } from "@cacheroach/cli";
 import pg from "pg";
-import { errorText, runCli, spawnCli, tempDir } from "./helpers.js";
+import { errorText, runCli, SCRATCHPAD, spawnCli, useCliServer, writeCliConfig } from "./helpers.js";
 
-const SCRATCHPAD = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
 const MiB = 1 << 20;
 
 async function sha256File(path: string): Promise<string> {
@@ -38,33 +36,23 @@ interface PutJson {
 }
 
 describe("file commands against a server", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
   let db: pg.Client;
-  let hashCacheDir: string;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config], { [HASH_CACHE_ENV]: hashCacheDir });
-
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    hashCacheDir = join(dir, "hash-cache");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-    db = new pg.Client({ connectionString: ts.databaseUrl });
-    await db.connect();
+  const srv = useCliServer({
+    env: () => ({ [HASH_CACHE_ENV]: join(srv.dir, "hash-cache") }),
+    setup: async (s) => {
+      db = new pg.Client({ connectionString: s.ts.databaseUrl });
+      await db.connect();
+    },
+    teardown: async () => {
+      await db?.end();
+    },
   });
-  after(async () => {
-    await db?.end();
-    await ts?.close();
-    await cleanup?.();
-  });
+  const cli = srv.cli;
 
   const chunkCount = async () => Number((await db.query("SELECT count(*) AS n FROM chunks")).rows[0].n);
 
   test("put, ls, get and rm a small file", async () => {
-    const local = join(dir, "hello.txt");
+    const local = join(srv.dir, "hello.txt");
     await writeFile(local, "hello, cacheroach\n");
     const put = await cli("file", "put", "/small/", local);
     assert.equal(put.code, 0, errorText(put));
@@ -78,7 +66,7 @@ describe("file commands against a server", () => {
       /^Path\s+Size\s+Version\s+Modified\s+Hash\n\/small\/hello\.txt\s+18\s+1\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+[0-9a-f]{12}\n$/,
     );
 
-    const out = join(dir, "hello.copy");
+    const out = join(srv.dir, "hello.copy");
     const get = await cli("file", "get", "/small/hello.txt", "-o", out);
     assert.equal(get.code, 0, errorText(get));
     assert.equal(await readFile(out, "utf8"), "hello, cacheroach\n");
@@ -91,7 +79,7 @@ describe("file commands against a server", () => {
   });
 
   test("--json output of put, ls and get", async () => {
-    const local = join(dir, "j.txt");
+    const local = join(srv.dir, "j.txt");
     await writeFile(local, "json");
     const put = await cli("file", "put", "--json", "/json/", local);
     const [p] = JSON.parse(put.stdout) as PutJson[];
@@ -104,17 +92,17 @@ describe("file commands against a server", () => {
       ls.map((f) => [f.path, f.size, f.contentHash]),
       [["/json/j.txt", 4, p?.contentHash]],
     );
-    const get = await cli("file", "get", "--json", "/json/j.txt", "-o", join(dir, "j.copy"));
+    const get = await cli("file", "get", "--json", "/json/j.txt", "-o", join(srv.dir, "j.copy"));
     assert.equal((JSON.parse(get.stdout) as PutJson[])[0]?.contentHash, p?.contentHash);
   });
 
   test("an empty file round-trips", async () => {
-    const local = join(dir, "empty");
+    const local = join(srv.dir, "empty");
     await writeFile(local, "");
     const put = await cli("file", "put", "/e/", local);
     assert.equal(put.code, 0, errorText(put));
     assert.match(put.stdout, /\/e\/empty\s+0\s+1/);
-    const out = join(dir, "empty.copy");
+    const out = join(srv.dir, "empty.copy");
     await writeFile(out, "old contents are replaced");
     const get = await cli("file", "get", "/e/empty", "-o", out);
     assert.equal(get.code, 0, errorText(get));
@@ -123,7 +111,7 @@ describe("file commands against a server", () => {
   });
 
   test("a directory tree with -r, and several files back into a directory", async () => {
-    const tree = join(dir, "tree");
+    const tree = join(srv.dir, "tree");
     await mkdir(join(tree, "sub", "deeper"), { recursive: true });
     await writeFile(join(tree, "a.txt"), "a");
     await writeFile(join(tree, "sub", "b.txt"), "bb");
@@ -134,7 +122,7 @@ describe("file commands against a server", () => {
     const ls = await cli("file", "ls", "/tree");
     assert.equal(ls.stdout, "/tree/a.txt\n/tree/sub/b.txt\n/tree/sub/deeper/c.bin\n/tree/sub/empty\n");
 
-    const outDir = join(dir, "tree-out");
+    const outDir = join(srv.dir, "tree-out");
     const get = await cli(
       "file",
       "get",
@@ -151,13 +139,13 @@ describe("file commands against a server", () => {
       await readFile(join(tree, "sub", "deeper", "c.bin")),
     );
 
-    const notDir = await cli("file", "get", "/tree/a.txt", "/tree/sub/b.txt", "-o", join(dir, "nodir"));
+    const notDir = await cli("file", "get", "/tree/a.txt", "/tree/sub/b.txt", "-o", join(srv.dir, "nodir"));
     assert.equal(notDir.code, 2);
     assert.match(errorText(notDir), /must be a directory when getting several files/);
   });
 
   test("a 100 MiB random file is byte-identical after get, and a second put stores no new chunks", async () => {
-    const local = join(dir, "big.bin");
+    const local = join(srv.dir, "big.bin");
     await randomFile(local, 100 * MiB);
     const before0 = await chunkCount();
     const put1 = await cli("file", "put", "--json", "/big/", local);
@@ -165,7 +153,7 @@ describe("file commands against a server", () => {
     const after1 = await chunkCount();
     assert.equal(after1 - before0, 200, "100 MiB = 200 chunks of 512 KiB");
 
-    const out = join(dir, "big.copy");
+    const out = join(srv.dir, "big.copy");
     const get = await cli("file", "get", "/big/big.bin", "-o", out);
     assert.equal(get.code, 0, errorText(get));
     assert.equal(await sha256File(out), await sha256File(local));
@@ -187,21 +175,21 @@ describe("file commands against a server", () => {
     assert.equal(put3.code, 0, errorText(put3));
     assert.equal(await chunkCount(), after1 + 1, "only the changed chunk is new");
     assert.equal(put3.stderr.match(/Uploads\/FindMissing ok/g)?.length, 3, "three rounds for 200 chunks");
-    const out3 = join(dir, "big.copy3");
+    const out3 = join(srv.dir, "big.copy3");
     assert.equal((await cli("file", "get", "/big/big.bin", "-o", out3)).code, 0);
     assert.equal(await sha256File(out3), await sha256File(local));
   });
 
   test("the hash cache: an unchanged file is not read again; a changed or wrong entry is not trusted", async () => {
-    const local = join(dir, "cached.bin");
+    const local = join(srv.dir, "cached.bin");
     await randomFile(local, 50 * MiB + 3); // 101 chunks
-    const cacheDir = join(dir, "own-hash-cache"); // other tests record entries in the shared one
-    const cli = (...argv: string[]) => runCli([...argv, "-c", config], { [HASH_CACHE_ENV]: cacheDir });
+    const cacheDir = join(srv.dir, "own-hash-cache"); // other tests record entries in the shared one
+    const cli = (...argv: string[]) => runCli([...argv, "-c", srv.config], { [HASH_CACHE_ENV]: cacheDir });
     const reused = /unchanged since hashed/;
     const byHash = /unchanged since hashed; wrote content [0-9a-f]{64} by its hash/;
     const rounds = (r: { stderr: string }) => r.stderr.match(/Uploads\/FindMissing ok/g)?.length;
     const getMatches = async (name: string) => {
-      const out = join(dir, name);
+      const out = join(srv.dir, name);
       assert.equal((await cli("file", "get", "/cached/cached.bin", "-o", out)).code, 0);
       assert.equal(await sha256File(out), await sha256File(local));
     };
@@ -241,7 +229,7 @@ describe("file commands against a server", () => {
     assert.match(putOther.stderr, /reusing 101 chunk hashes from the hash cache/);
     assert.equal(rounds(putOther), 1);
     assert.equal(await chunkCount(), chunks + 101, "the other tenant stores its own chunks");
-    const outOther = join(dir, "cached.other");
+    const outOther = join(srv.dir, "cached.other");
     assert.equal((await cli("file", "get", "-t", otherTenant, "/cached/cached.bin", "-o", outOther)).code, 0);
     assert.equal(await sha256File(outOther), await sha256File(local));
     // --no-hash-cache reads and hashes every byte.
@@ -280,16 +268,16 @@ describe("file commands against a server", () => {
   });
 
   test("get -o - writes the bytes to stdout", async () => {
-    const local = join(dir, "stream.bin");
+    const local = join(srv.dir, "stream.bin");
     await randomFile(local, 3 * MiB + 5);
     assert.equal((await cli("file", "put", "/stream/", local)).code, 0);
-    const r = await spawnCli(["file", "get", "/stream/stream.bin", "-o", "-", "-c", config]);
+    const r = await spawnCli(["file", "get", "/stream/stream.bin", "-o", "-", "-c", srv.config]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout, await readFile(local));
   });
 
   test("many small files travel in batches both ways; large ones alone; failures stay per file", async () => {
-    const src = join(dir, "many");
+    const src = join(srv.dir, "many");
     await mkdir(src);
     const names: string[] = [];
     for (let i = 0; i < 600; i++) {
@@ -312,7 +300,7 @@ describe("file commands against a server", () => {
     );
     assert.equal(Number(counted.rows[0].n), 602);
 
-    const outDir = join(dir, "many-out");
+    const outDir = join(srv.dir, "many-out");
     const remotes = names.map((n) => `/many/${n}`);
     const get = await cli("file", "get", "-p", "2", "-v", "-o", `${outDir}/`, ...remotes, "/many/absent");
     assert.equal(get.code, 4, errorText(get));
@@ -337,22 +325,22 @@ describe("file commands against a server", () => {
   });
 
   test("--no-clobber refuses to overwrite", async () => {
-    const local = join(dir, "nc.txt");
+    const local = join(srv.dir, "nc.txt");
     await writeFile(local, "first");
     assert.equal((await cli("file", "put", "--no-clobber", "/nc/", local)).code, 0);
     const again = await cli("file", "put", "--no-clobber", "/nc/", local);
     assert.equal(again.code, 5);
     assert.match(errorText(again), /precondition failed/);
     // The large (streamed) path checks it too.
-    const big = join(dir, "nc-big.bin");
+    const big = join(srv.dir, "nc-big.bin");
     await randomFile(big, 2 * MiB);
     assert.equal((await cli("file", "put", "--no-clobber", "/nc/", big)).code, 0);
     assert.equal((await cli("file", "put", "--no-clobber", "/nc/", big)).code, 5);
   });
 
   test("a partial failure uploads the rest and exits non-zero", async () => {
-    const a = join(dir, "pa.txt");
-    const b = join(dir, "pb.txt");
+    const a = join(srv.dir, "pa.txt");
+    const b = join(srv.dir, "pb.txt");
     await writeFile(a, "a");
     await writeFile(b, "b");
     assert.equal((await cli("file", "put", "/partial/", a)).code, 0);
@@ -381,7 +369,7 @@ describe("file commands against a server", () => {
   });
 
   test("rm reports each path and fails for missing ones", async () => {
-    const local = join(dir, "rm.txt");
+    const local = join(srv.dir, "rm.txt");
     await writeFile(local, "x");
     assert.equal((await cli("file", "put", "/rm/", local)).code, 0);
     const r = await cli("file", "rm", "/rm/rm.txt", "/rm/missing.txt");
@@ -398,7 +386,7 @@ describe("file commands against a server", () => {
   });
 
   test("get of a missing file fails and leaves no temp file", async () => {
-    const outDir = join(dir, "missing-out");
+    const outDir = join(srv.dir, "missing-out");
     await mkdir(outDir);
     const r = await cli("file", "get", "/no/such/file.txt", "-o", `${outDir}/`);
     assert.equal(r.code, 4);
@@ -408,11 +396,11 @@ describe("file commands against a server", () => {
 
   test("unknown tenant is a clear error for every command", async () => {
     const t = "11111111-2222-3333-4444-555555555555";
-    const local = join(dir, "t.txt");
+    const local = join(srv.dir, "t.txt");
     await writeFile(local, "x");
     for (const argv of [
       ["file", "put", "/t/", local],
-      ["file", "get", "/t/t.txt", "-o", join(dir, "t.copy")],
+      ["file", "get", "/t/t.txt", "-o", join(srv.dir, "t.copy")],
       ["file", "rm", "/t/t.txt"],
       ["file", "ls"],
     ]) {
@@ -423,8 +411,8 @@ describe("file commands against a server", () => {
   });
 
   test("a bad token is reported as not authenticated", async () => {
-    const bad = join(dir, "bad-config");
-    await saveConfig(bad, { server: ts.url, token: "not.a.jwt", defaultTenant: SCRATCHPAD });
+    const bad = join(srv.dir, "bad-config");
+    await writeCliConfig(bad, srv.ts.url, "not.a.jwt");
     const r = await runCli(["file", "ls", "-c", bad]);
     assert.equal(r.code, 3);
     assert.match(errorText(r), /not authenticated/);
@@ -432,7 +420,7 @@ describe("file commands against a server", () => {
   });
 
   test("remote paths with .. are refused before upload", async () => {
-    const local = join(dir, "ok.txt");
+    const local = join(srv.dir, "ok.txt");
     await writeFile(local, "x");
     const r = await cli("file", "put", "/a/../b/", local);
     assert.equal(r.code, 2);

@@ -8,12 +8,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { CLI_ROOT, errorText, runCli, tempDir } from "./helpers.js";
+import { describe, test } from "node:test";
+import { CLI_BIN, errorText, tempDir, useCliServer } from "./helpers.js";
 
-const SCRATCHPAD = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
 const MiB = 1 << 20;
 
 /** The id of a process that has exited (so its temp files count as left behind). */
@@ -32,29 +29,18 @@ function tempName(name: string, pid: number, tag: string): string {
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 describe("leftovers of killed downloads", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
   const content = randomBytes(6 * MiB + 12_345);
   let tag: string;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
-
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-    await writeFile(join(dir, "big.bin"), content);
-    const put = await cli("file", "put", "/left/", join(dir, "big.bin"), "--json");
-    assert.equal(put.code, 0, errorText(put));
-    const [meta] = JSON.parse(put.stdout) as { contentHash: string }[];
-    tag = meta!.contentHash.slice(0, 16);
+  const srv = useCliServer({
+    setup: async () => {
+      await writeFile(join(srv.dir, "big.bin"), content);
+      const put = await srv.cli("file", "put", "/left/", join(srv.dir, "big.bin"), "--json");
+      assert.equal(put.code, 0, errorText(put));
+      const [meta] = JSON.parse(put.stdout) as { contentHash: string }[];
+      tag = meta!.contentHash.slice(0, 16);
+    },
   });
-  after(async () => {
-    await ts?.close();
-    await cleanup?.();
-  });
+  const cli = srv.cli;
 
   /** Runs `file get /left/big.bin <out>` verbosely; its log lines. */
   async function get(out: string): Promise<string> {
@@ -124,7 +110,7 @@ describe("leftovers of killed downloads", () => {
       const target = join(out, "big.bin");
       const child = spawn(
         process.execPath,
-        [join(CLI_ROOT, "bin", "run.js"), "file", "get", "/left/big.bin", "-o", target, "-c", config],
+        [CLI_BIN, "file", "get", "/left/big.bin", "-o", target, "-c", srv.config],
         { stdio: "ignore" },
       );
       // Kill it as soon as its temp file exists (or when it is done, if it is faster than us).

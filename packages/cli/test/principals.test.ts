@@ -2,10 +2,8 @@
 import assert from "node:assert/strict";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { errorText, inDir, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+import { describe, test } from "node:test";
+import { errorText, inDir, jsonOut, runCli, useCliServer } from "./helpers.js";
 
 interface PrincipalOut {
   id: string;
@@ -16,26 +14,12 @@ interface PrincipalOut {
 }
 
 describe("principal commands", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
+  const srv = useCliServer();
+  const cli = srv.cli;
   const principals = async () => jsonOut<PrincipalOut[]>(await cli("principal", "ls", "--json"));
 
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-  });
-  after(async () => {
-    await ts?.close();
-    await cleanup?.();
-  });
-
   test("create writes <username>.cfg in the cwd: a working login, capped at the caller's expiry", async () => {
-    const r = await inDir(dir, () => cli("principal", "create", "alice"));
+    const r = await inDir(srv.dir, () => cli("principal", "create", "alice"));
     assert.equal(r.code, 0, errorText(r));
     const id = r.stdout.trim();
     assert.match(id, /^[0-9a-f-]{36}$/);
@@ -46,7 +30,7 @@ describe("principal commands", () => {
       "the test super session lasts 1 h",
     );
     assert.match(r.stderr, /session delegate --for/);
-    const cfgPath = join(dir, "alice.cfg");
+    const cfgPath = join(srv.dir, "alice.cfg");
     assert.equal((await stat(cfgPath)).mode & 0o777, 0o600);
     const cfg = JSON.parse(await readFile(cfgPath, "utf8")) as {
       server: string;
@@ -54,7 +38,7 @@ describe("principal commands", () => {
       defaultTenant?: string;
       session: { name: string; principalId: string; scope: { onPrincipal: string } };
     };
-    assert.equal(cfg.server, ts.url);
+    assert.equal(cfg.server, srv.ts.url);
     assert.equal(cfg.defaultTenant, undefined);
     assert.equal(cfg.session.name, "<self>");
     assert.equal(cfg.session.principalId, id);
@@ -79,7 +63,7 @@ describe("principal commands", () => {
   });
 
   test("an existing config file is never replaced: nothing is created (exit 5); --force replaces it", async () => {
-    const out = join(dir, "taken.cfg");
+    const out = join(srv.dir, "taken.cfg");
     await writeFile(out, "precious");
     const before = (await principals()).length;
     const r = await cli("principal", "create", "bob", "-o", out);
@@ -111,12 +95,14 @@ describe("principal commands", () => {
   });
 
   test("--email-domain creates a domain principal and no config", async () => {
-    const r = await inDir(dir, () => cli("principal", "create", "staff", "--email-domain", "Example.COM"));
+    const r = await inDir(srv.dir, () =>
+      cli("principal", "create", "staff", "--email-domain", "Example.COM"),
+    );
     assert.equal(r.code, 0, errorText(r));
     const id = r.stdout.trim();
     assert.match(r.stderr, /domain principal .* for everyone with a verified @example\.com email/);
     assert.match(r.stderr, /no config was written/);
-    await assert.rejects(stat(join(dir, "staff.cfg")), { code: "ENOENT" });
+    await assert.rejects(stat(join(srv.dir, "staff.cfg")), { code: "ENOENT" });
     const ls = await cli("principal", "ls");
     assert.match(ls.stdout, /^ID\s+Version\s+Label\s+Domain\n/);
     assert.match(ls.stdout, new RegExp(`${id}\\s+1\\s+staff\\s+example\\.com`));
@@ -130,22 +116,22 @@ describe("principal commands", () => {
     const cases: [string[], number, RegExp][] = [
       [["principal", "create", "x", "--email-domain", "not a domain"], 2, /is not a domain name/],
       [
-        ["principal", "create", "x", "--email-domain", "a.com", "-o", join(dir, "x.cfg")],
+        ["principal", "create", "x", "--email-domain", "a.com", "-o", join(srv.dir, "x.cfg")],
         2,
         /cannot also be provided|--out/,
       ],
       [
-        ["principal", "create", "x", "--validity", "forever", "-o", join(dir, "x.cfg")],
+        ["principal", "create", "x", "--validity", "forever", "-o", join(srv.dir, "x.cfg")],
         2,
         /invalid duration/,
       ],
       [["principal", "create", "../evil"], 2, /cannot name a config file after/],
       [
-        ["principal", "create", "x", "-o", join(dir, "no", "such", "dir", "x.cfg")],
+        ["principal", "create", "x", "-o", join(srv.dir, "no", "such", "dir", "x.cfg")],
         2,
         /directory of .* does not exist/,
       ],
-      [["principal", "create", "x", "-o", dir], 2, /is not a regular file/],
+      [["principal", "create", "x", "-o", srv.dir], 2, /is not a regular file/],
     ];
     for (const [argv, code, re] of cases) {
       const r = await cli(...argv);
@@ -156,18 +142,18 @@ describe("principal commands", () => {
   });
 
   test("only super sessions manage principals (exit 3)", async () => {
-    const cfg = join(dir, "carol.cfg");
+    const cfg = join(srv.dir, "carol.cfg");
     assert.equal((await cli("principal", "create", "carol", "-o", cfg)).code, 0);
-    const r = await runCli(["principal", "create", "mallory", "-o", join(dir, "m.cfg"), "-c", cfg]);
+    const r = await runCli(["principal", "create", "mallory", "-o", join(srv.dir, "m.cfg"), "-c", cfg]);
     assert.equal(r.code, 3);
     assert.match(errorText(r), /Principals\/Ensure needs a super session/);
     assert.match(errorText(r), /bootstrap/);
-    await assert.rejects(stat(join(dir, "m.cfg")), { code: "ENOENT" });
+    await assert.rejects(stat(join(srv.dir, "m.cfg")), { code: "ENOENT" });
     assert.equal((await runCli(["principal", "ls", "-c", cfg])).code, 3);
   });
 
   test("rm: needs --yes, checks the version, removes the principal and its logins", async () => {
-    const cfg = join(dir, "dave.cfg");
+    const cfg = join(srv.dir, "dave.cfg");
     const id = (await cli("principal", "create", "dave", "-o", cfg)).stdout.trim();
     const noYes = await cli("principal", "rm", id);
     assert.equal(noYes.code, 2);

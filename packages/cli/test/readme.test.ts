@@ -6,28 +6,19 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
+import { CLI_BIN, useCliServer } from "./helpers.js";
 
 const run = promisify(execFile);
 const README = fileURLToPath(new URL("../../../README.md", import.meta.url));
-const CLI = fileURLToPath(new URL("../bin/run.js", import.meta.url));
-let ts: TestServer;
-let dir: string;
-
-before(async () => {
-  ts = await startTestServer();
-  dir = await mkdtemp(join(tmpdir(), "cr-readme-"));
-  await writeFile(join(dir, "key"), Buffer.from(ts.signingKey).toString("base64"));
-});
-after(async () => {
-  await ts?.close();
-  await rm(dir, { recursive: true, force: true });
+const srv = useCliServer({
+  setup: async (s) => {
+    await writeFile(join(s.dir, "key"), Buffer.from(s.ts.signingKey).toString("base64"));
+  },
 });
 
 /** Runs shell lines one by one, printing each line's exit status after its output. */
@@ -37,16 +28,16 @@ async function runLines(block: string): Promise<string> {
     .filter((l) => l.trim() !== "" && !l.trim().startsWith("#"))
     .map((l) =>
       l
-        .replaceAll("http://127.0.0.1:13013", ts.url)
-        .replaceAll("--data-dir .cacheroach-data", `--signing-key @${join(dir, "key")}`),
+        .replaceAll("http://127.0.0.1:13013", srv.ts.url)
+        .replaceAll("--data-dir .cacheroach-data", `--signing-key @${join(srv.dir, "key")}`),
     );
   const script = [
-    `npx() { if [ "$1" = cacheroach ]; then shift; node ${JSON.stringify(CLI)} "$@"; else command npx "$@"; fi; }`,
+    `npx() { if [ "$1" = cacheroach ]; then shift; node ${JSON.stringify(CLI_BIN)} "$@"; else command npx "$@"; fi; }`,
     ...lines.map((l) => `${l} 2>&1\necho "[exit $?]"`),
   ].join("\n");
   const { stdout } = await run("bash", ["-c", script], {
-    cwd: dir,
-    env: { ...process.env, HOME: dir },
+    cwd: srv.dir,
+    env: { ...process.env, HOME: srv.dir },
     maxBuffer: 8 << 20,
   });
   return stdout;

@@ -7,7 +7,8 @@ import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Files, ListResponseSchema, ReadResponseSchema, Uploads } from "@cacheroach/proto";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { GAVE_UP_HEADER, retryUnavailable } from "../src/lib/retry-interceptor.js";
+import { GAVE_UP_HEADER } from "../src/lib/errors.js";
+import { retryUnavailable } from "../src/lib/retry-interceptor.js";
 
 type AnyNext = (req: unknown) => Promise<unknown>;
 

@@ -6,10 +6,8 @@
 import assert from "node:assert/strict";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { errorText, inDir, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+import { describe, test } from "node:test";
+import { errorText, inDir, jsonOut, runCli, SCRATCHPAD, useCliServer, writeCliConfig } from "./helpers.js";
 
 interface SessionOut {
   id: string;
@@ -22,9 +20,6 @@ interface SessionOut {
 }
 
 describe("sessions and the multi-user flow", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
   let root: string;
   let teamA: string;
   let teamB: string;
@@ -33,35 +28,30 @@ describe("sessions and the multi-user flow", () => {
   let grant: string;
   const asRoot = (...argv: string[]) => runCli([...argv, "-c", root]);
   const asAlice = (...argv: string[]) => runCli([...argv, "-c", aliceCfg]);
-
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    root = join(dir, "root.cfg");
-  });
-  after(async () => {
-    await ts?.close();
-    await cleanup?.();
+  const srv = useCliServer({
+    setup: async () => {
+      root = join(srv.dir, "root.cfg");
+    },
   });
 
   test("bootstrap, two tenants, and alice with her own config", async () => {
     const boot = await runCli([
       "bootstrap",
       "--signing-key",
-      Buffer.from(ts.signingKey).toString("base64"),
+      Buffer.from(srv.ts.signingKey).toString("base64"),
       "-c",
       root,
-      ts.url,
+      srv.ts.url,
     ]);
     assert.equal(boot.code, 0, errorText(boot));
     teamA = (await asRoot("tenant", "create", "Team A")).stdout.trim();
     teamB = (await asRoot("tenant", "create", "Team B")).stdout.trim();
     assert.match(teamA, /^[0-9a-f-]{36}$/);
     assert.match(teamB, /^[0-9a-f-]{36}$/);
-    const created = await inDir(dir, () => asRoot("principal", "create", "alice"));
+    const created = await inDir(srv.dir, () => asRoot("principal", "create", "alice"));
     assert.equal(created.code, 0, errorText(created));
     alice = created.stdout.trim();
-    aliceCfg = join(dir, "alice.cfg");
+    aliceCfg = join(srv.dir, "alice.cfg");
     assert.equal((await stat(aliceCfg)).mode & 0o777, 0o600);
     // A fresh user may do nothing yet.
     const none = await asAlice("tenant", "ls");
@@ -98,11 +88,11 @@ describe("sessions and the multi-user flow", () => {
     assert.match(ls.stdout, new RegExp(`${teamA}\\s+1\\s+Team A`));
     assert.doesNotMatch(ls.stdout, new RegExp(teamB));
     assert.equal((await asAlice("tenant", "default", teamA)).code, 0);
-    const local = join(dir, "notes.txt");
+    const local = join(srv.dir, "notes.txt");
     await writeFile(local, "alice's notes\n");
     const put = await asAlice("file", "put", "/docs/", local);
     assert.equal(put.code, 0, errorText(put));
-    const out = join(dir, "notes.copy");
+    const out = join(srv.dir, "notes.copy");
     const get = await asAlice("file", "get", "/docs/notes.txt", "-o", out);
     assert.equal(get.code, 0, errorText(get));
     assert.equal(await readFile(out, "utf8"), "alice's notes\n");
@@ -111,7 +101,7 @@ describe("sessions and the multi-user flow", () => {
   });
 
   test("alice is refused in another tenant, naming the missing capability (exit 3)", async () => {
-    const local = join(dir, "notes.txt");
+    const local = join(srv.dir, "notes.txt");
     const put = await asAlice("file", "put", "-t", teamB, "/docs/", local);
     assert.equal(put.code, 3);
     assert.match(
@@ -119,7 +109,7 @@ describe("sessions and the multi-user flow", () => {
       new RegExp(`permission denied: this session lacks write on /docs/notes.txt in tenant ${teamB}`),
     );
     assert.match(errorText(put), /session delegate/);
-    const get = await asAlice("file", "get", "-t", teamB, "/docs/notes.txt", "-o", join(dir, "nope"));
+    const get = await asAlice("file", "get", "-t", teamB, "/docs/notes.txt", "-o", join(srv.dir, "nope"));
     assert.equal(get.code, 3);
     assert.match(errorText(get), /lacks read/);
     const ls = await asAlice("file", "ls", "-t", teamB);
@@ -162,13 +152,13 @@ describe("sessions and the multi-user flow", () => {
     const r = await asRoot("session", "rm", grant);
     assert.equal(r.code, 0, errorText(r));
     assert.match(r.stdout, new RegExp(`${grant}\\s+revoked`));
-    const put = await asAlice("file", "put", "/docs/", join(dir, "notes.txt"));
+    const put = await asAlice("file", "put", "/docs/", join(srv.dir, "notes.txt"));
     assert.equal(put.code, 3);
     assert.match(errorText(put), /lacks write/);
   });
 
   test("delegate defaults: yourself, the default tenant, /*, read, 24h; -o writes a working config", async () => {
-    const out = join(dir, "reader.cfg");
+    const out = join(srv.dir, "reader.cfg");
     const r = await asRoot("session", "delegate", "--json", "--name", "reader", "--note", "ci", "-o", out);
     assert.equal(r.code, 0, errorText(r));
     const s = jsonOut<SessionOut & { config: string; capped: boolean }>(r);
@@ -183,10 +173,10 @@ describe("sessions and the multi-user flow", () => {
     assert.ok(left > 23.9 * 3_600_000 && left <= 24 * 3_600_000, `24h: ${left}`);
     assert.equal((await stat(out)).mode & 0o777, 0o600);
     const cfg = JSON.parse(await readFile(out, "utf8")) as { server: string; defaultTenant: string };
-    assert.equal(cfg.server, ts.url);
+    assert.equal(cfg.server, srv.ts.url);
     assert.equal(cfg.defaultTenant, SCRATCHPAD);
     assert.equal((await runCli(["file", "ls", "-c", out])).code, 0, "it may read");
-    const put = await runCli(["file", "put", "-c", out, "/", join(dir, "notes.txt")]);
+    const put = await runCli(["file", "put", "-c", out, "/", join(srv.dir, "notes.txt")]);
     assert.equal(put.code, 3, "but not write");
     assert.match(errorText(put), /lacks write/);
 
@@ -200,8 +190,8 @@ describe("sessions and the multi-user flow", () => {
   });
 
   test("a duration beyond the caller's own session is capped, and it says so", async () => {
-    const short = join(dir, "short.cfg");
-    await saveConfig(short, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
+    const short = join(srv.dir, "short.cfg");
+    await writeCliConfig(short, srv.ts.url, srv.ts.superToken);
     const r = await runCli(["session", "delegate", "--duration", "30d", "--json", "-c", short]);
     assert.equal(r.code, 0, errorText(r));
     const s = jsonOut<SessionOut & { capped: boolean }>(r);
@@ -278,8 +268,8 @@ describe("sessions and the multi-user flow", () => {
       assert.match(errorText(r), re, argv.join(" "));
     }
     assert.equal(jsonOut<SessionOut[]>(await asAlice("session", "ls", "--json")).length, before);
-    const noTenant = join(dir, "no-tenant.cfg");
-    await saveConfig(noTenant, { server: ts.url, token: ts.superToken });
+    const noTenant = join(srv.dir, "no-tenant.cfg");
+    await writeCliConfig(noTenant, srv.ts.url, srv.ts.superToken, null);
     const r = await runCli(["session", "delegate", "-c", noTenant]);
     assert.equal(r.code, 2);
     assert.match(errorText(r), /--id <tenant id> required/);
@@ -309,11 +299,11 @@ describe("sessions and the multi-user flow", () => {
     assert.equal((await asAlice("auth", "whoami")).code, 3);
   });
   test("delegated authority: bounded by the grant it comes from, listed by issuer, revoked as a subtree", async () => {
-    const made = await inDir(dir, () => asRoot("principal", "create", "dave"));
+    const made = await inDir(srv.dir, () => asRoot("principal", "create", "dave"));
     assert.equal(made.code, 0, errorText(made));
     const dave = made.stdout.trim();
-    const daveCfg = join(dir, "dave.cfg");
-    const erin = (await inDir(dir, () => asRoot("principal", "create", "erin"))).stdout.trim();
+    const daveCfg = join(srv.dir, "dave.cfg");
+    const erin = (await inDir(srv.dir, () => asRoot("principal", "create", "erin"))).stdout.trim();
     const daveGrant = (
       await asRoot(
         "session",

@@ -4,15 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { readdir, readFile, writeFile } from "node:fs/promises";
-import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { request } from "node:http";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { errorText, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+import { describe, test } from "node:test";
+import { errorText, jsonOut, listenHttp, runCli, useCliServer, writeCliConfig } from "./helpers.js";
 
 interface SignOut {
   status: string;
@@ -33,7 +29,7 @@ async function startCuttingProxy(
 ) {
   const t = new URL(target);
   const log: { range: string | undefined; ifRange: string | undefined; status: number }[] = [];
-  const server: Server = createServer((req, res) => {
+  const server = await listenHttp((req, res) => {
     const retrieve = (req.url ?? "").startsWith("/_/v0/retrieve/");
     const n = retrieve ? log.length : -1;
     const entry = {
@@ -70,49 +66,29 @@ async function startCuttingProxy(
     up.on("error", () => res.destroy());
     req.pipe(up);
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: server.url,
     log,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, "close");
-    },
+    close: server.close,
   };
 }
 
 describe("file sign and signed-URL downloads", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
+  const srv = useCliServer();
+  const cli = srv.cli;
   const put = async (remoteDir: string, name: string, data: string | Buffer) => {
-    const local = join(dir, name);
+    const local = join(srv.dir, name);
     await writeFile(local, data);
     const r = await cli("file", "put", remoteDir, local);
     assert.equal(r.code, 0, errorText(r));
   };
-
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-  });
-  after(async () => {
-    await ts?.close();
-    await cleanup?.();
-  });
 
   test("sign prints absolute URLs that serve the file without a login", async () => {
     await put("/s/", "a.txt", "version one");
     const r = await cli("file", "sign", "/s/a.txt");
     assert.equal(r.code, 0, errorText(r));
     const m = new RegExp(
-      `^Path\\s+Expires\\s+URL\\n/s/a\\.txt\\s+(\\S+)\\s+(${ts.url}/_/v0/retrieve/a\\.txt\\?access_token=\\S+)\\n$`,
+      `^Path\\s+Expires\\s+URL\\n/s/a\\.txt\\s+(\\S+)\\s+(${srv.ts.url}/_/v0/retrieve/a\\.txt\\?access_token=\\S+)\\n$`,
     ).exec(r.stdout);
     assert.ok(m, r.stdout);
     const left = Date.parse(m[1]!) - Date.now();
@@ -145,7 +121,7 @@ describe("file sign and signed-URL downloads", () => {
   });
 
   test("revoking the session revokes its URLs", async () => {
-    const reader = join(dir, "reader.cfg");
+    const reader = join(srv.dir, "reader.cfg");
     assert.equal((await cli("session", "delegate", "-o", reader, "--capabilities", "read")).code, 0);
     const [s] = jsonOut<SignOut[]>(await runCli(["file", "sign", "--json", "/s/a.txt", "-c", reader]));
     assert.equal((await fetch(s!.url)).status, 200);
@@ -191,7 +167,7 @@ describe("file sign and signed-URL downloads", () => {
     const [signed] = jsonOut<SignOut[]>(await cli("file", "sign", "--json", "/big/r.bin"));
     const etag = `"${signed?.file.contentHash}"`;
     let overwritten = false;
-    const proxy = await startCuttingProxy(ts.url, {
+    const proxy = await startCuttingProxy(srv.ts.url, {
       cuts: 2,
       cutAfter: 700_000,
       onCut: async () => {
@@ -201,9 +177,9 @@ describe("file sign and signed-URL downloads", () => {
       },
     });
     try {
-      const viaProxy = join(dir, "proxy.cfg");
-      await saveConfig(viaProxy, { server: proxy.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-      const out = join(dir, "r.copy");
+      const viaProxy = join(srv.dir, "proxy.cfg");
+      await writeCliConfig(viaProxy, proxy.url, srv.ts.superToken);
+      const out = join(srv.dir, "r.copy");
       const r = await runCli(["file", "get", "-v", "/big/r.bin", "-o", out, "-c", viaProxy]);
       assert.equal(r.code, 0, `${errorText(r)}\n${r.stderr}`);
       assert.ok(
@@ -221,7 +197,7 @@ describe("file sign and signed-URL downloads", () => {
       assert.match(r.stderr, /connection dropped .* at byte \d+ of 3145851; retrying/);
       assert.doesNotMatch(r.stderr, /access_token=[A-Za-z0-9]/, "tokens are not logged");
       assert.deepEqual(
-        (await readdir(dir)).filter((n) => n.includes("cacheroach-tmp")),
+        (await readdir(srv.dir)).filter((n) => n.includes("cacheroach-tmp")),
         [],
       );
     } finally {
@@ -231,11 +207,11 @@ describe("file sign and signed-URL downloads", () => {
 
   test("file get gives up when every connection drops, leaving nothing behind (exit 7)", async () => {
     await put("/big/", "g.bin", randomBytes(2 << 20));
-    const proxy = await startCuttingProxy(ts.url, { cuts: 100, cutAfter: 1000 });
+    const proxy = await startCuttingProxy(srv.ts.url, { cuts: 100, cutAfter: 1000 });
     try {
-      const viaProxy = join(dir, "proxy2.cfg");
-      await saveConfig(viaProxy, { server: proxy.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-      const outDir = join(dir, "giveup");
+      const viaProxy = join(srv.dir, "proxy2.cfg");
+      await writeCliConfig(viaProxy, proxy.url, srv.ts.superToken);
+      const outDir = join(srv.dir, "giveup");
       const r = await runCli(["file", "get", "/big/g.bin", "-o", `${outDir}/`, "-c", viaProxy]);
       assert.equal(r.code, 7, errorText(r));
       assert.match(errorText(r), /connection dropped .*gave up after 5 attempts/);

@@ -3,18 +3,16 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
+import { describe, test } from "node:test";
 import { Tenants } from "@cacheroach/proto";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { CLI_ROOT, errorText, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+import { CLI_BIN, errorText, jsonOut, runCli, SCRATCHPAD, useCliServer, writeCliConfig } from "./helpers.js";
 
 /** util-linux script(1) gives the CLI a terminal, to exercise confirmation prompts. */
 const HAS_SCRIPT = spawnSync("script", ["--version"]).status === 0;
 
 /** Runs the CLI on a pseudo-terminal, answering its prompt with `answer`. */
 function onTerminal(argv: string[], answer: string): Promise<{ code: number | null; output: string }> {
-  const cmd = [process.execPath, join(CLI_ROOT, "bin", "run.js"), ...argv].map((a) => `'${a}'`).join(" ");
+  const cmd = [process.execPath, CLI_BIN, ...argv].map((a) => `'${a}'`).join(" ");
   return new Promise((resolve, reject) => {
     const child = spawn("script", ["-qec", cmd, "/dev/null"]);
     let output = "";
@@ -39,32 +37,18 @@ interface TenantOut {
 }
 
 describe("tenant commands", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
+  const srv = useCliServer();
+  const cli = srv.cli;
   const exists = async (id: string) =>
-    ts
-      .client(Tenants, ts.superToken)
+    srv.ts
+      .client(Tenants, srv.ts.superToken)
       .get({ id })
       .then(
         () => true,
         () => false,
       );
-  const defaultOf = async (p = config) =>
+  const defaultOf = async (p = srv.config) =>
     (JSON.parse(await readFile(p, "utf8")) as { defaultTenant?: string }).defaultTenant;
-
-  before(async () => {
-    ts = await startTestServer();
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-  });
-  after(async () => {
-    await ts?.close();
-    await cleanup?.();
-  });
 
   test("create prints the new ID; ls shows ID, Version, Label", async () => {
     const r = await cli("tenant", "create", "Team A");
@@ -85,8 +69,8 @@ describe("tenant commands", () => {
   });
 
   test("create --default makes it the config's default; --json", async () => {
-    const cfg = join(dir, "cfg-default");
-    await saveConfig(cfg, { server: ts.url, token: ts.superToken });
+    const cfg = join(srv.dir, "cfg-default");
+    await writeCliConfig(cfg, srv.ts.url, srv.ts.superToken, null);
     const r = await runCli(["tenant", "create", "--default", "--json", "Team B", "-c", cfg]);
     assert.equal(r.code, 0, errorText(r));
     const out = jsonOut<TenantOut>(r);
@@ -114,7 +98,7 @@ describe("tenant commands", () => {
     assert.match(r.stdout, /Default tenant of .* is now .* \("Team C"\)/);
     assert.equal(await defaultOf(), id);
     // File commands now use it.
-    const local = join(dir, "c.txt");
+    const local = join(srv.dir, "c.txt");
     await writeFile(local, "c");
     assert.equal((await cli("file", "put", "/", local)).code, 0);
     assert.equal((await cli("file", "ls", "-t", id)).stdout, "/c.txt\n");
@@ -155,20 +139,20 @@ describe("tenant commands", () => {
 
   test('rm on a terminal asks, and only "yes" deletes', { skip: !HAS_SCRIPT && "no script(1)" }, async () => {
     const id = (await cli("tenant", "create", "Asked")).stdout.trim();
-    const no = await onTerminal(["tenant", "rm", id, "-c", config], "no");
+    const no = await onTerminal(["tenant", "rm", id, "-c", srv.config], "no");
     assert.match(no.output, new RegExp(`About to delete tenant ${id} \\("Asked"\\) and ALL its files`));
     assert.match(no.output, /not confirmed; nothing was changed/);
     assert.equal(no.code, 1);
     assert.ok(await exists(id));
-    const yes = await onTerminal(["tenant", "rm", id, "-c", config], "yes");
+    const yes = await onTerminal(["tenant", "rm", id, "-c", srv.config], "yes");
     assert.equal(yes.code, 0, yes.output);
     assert.match(yes.output, /Deleted tenant/);
     assert.equal(await exists(id), false);
   });
 
   test("rm --version N and clearing the default tenant", async () => {
-    const cfg = join(dir, "cfg-rm-default");
-    await saveConfig(cfg, { server: ts.url, token: ts.superToken });
+    const cfg = join(srv.dir, "cfg-rm-default");
+    await writeCliConfig(cfg, srv.ts.url, srv.ts.superToken, null);
     const id = (await runCli(["tenant", "create", "--default", "Short-lived", "-c", cfg])).stdout.trim();
     const r = await runCli(["tenant", "rm", "-y", "--version", "1", id, "-c", cfg]);
     assert.equal(r.code, 0, errorText(r));

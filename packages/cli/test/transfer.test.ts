@@ -5,10 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
@@ -25,7 +22,7 @@ import {
 } from "@cacheroach/cli";
 import { FileMetaSchema, Files, Uploads } from "@cacheroach/proto";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { tempDir } from "./helpers.js";
+import { listenHttp, tempDir } from "./helpers.js";
 
 const CHUNK = 1024;
 const MAX_TRANSFER = 4 * CHUNK + 100; // not a multiple: the client must round down
@@ -117,7 +114,7 @@ async function fakeSignedUrls(content: Buffer, hash: Uint8Array, plan: HttpPlan 
     gets: [] as { token: string; range: string | undefined; ifRange: string | undefined }[],
   };
   const etag = `"${Buffer.from(hash).toString("hex")}"`;
-  const server = createServer((req, res) => {
+  const server = await listenHttp((req, res) => {
     const n = log.gets.length;
     const token = new URL(req.url ?? "/", "http://x").searchParams.get("access_token") ?? "";
     log.gets.push({
@@ -148,9 +145,7 @@ async function fakeSignedUrls(content: Buffer, hash: Uint8Array, plan: HttpPlan 
     }
     res.write(body.subarray(0, cut), () => res.socket?.destroy());
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const base = server.url;
   const transport = createRouterTransport((router) => {
     router.service(Files, {
       retrieve(req) {
@@ -175,9 +170,7 @@ async function fakeSignedUrls(content: Buffer, hash: Uint8Array, plan: HttpPlan 
     ctx: { files: createClient(Files, transport), tenantId: "t", server: base, http, retryDelayMs: 1 },
     close: async () => {
       http.close();
-      server.closeAllConnections();
-      server.close();
-      await once(server, "close");
+      await server.close();
     },
   };
 }

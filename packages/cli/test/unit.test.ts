@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import {
   ConfigMissingError,
   ContentHasher,
@@ -16,7 +16,7 @@ import {
   table,
 } from "@cacheroach/cli";
 import { Blake3Hasher, blake3 } from "@napi-rs/blake-hash";
-import { errorText, runCli, tempDir } from "./helpers.js";
+import { errorText, runCli, useTempDir, writeCliConfig } from "./helpers.js";
 
 /** The rope hash exactly as specified, written out independently of the library. */
 function referenceRopeHash(data: Buffer, chunkSize: number): Buffer {
@@ -68,13 +68,10 @@ describe("rope hash", () => {
 });
 
 describe("config file", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  before(async () => ({ dir, cleanup } = await tempDir()));
-  after(() => cleanup());
+  const tmp = useTempDir();
 
   test("is written with mode 0600 in a 0700 directory, atomically", async () => {
-    const path = join(dir, "nested", ".cacheroach", "config");
+    const path = join(tmp.dir, "nested", ".cacheroach", "config");
     const cfg = {
       server: "http://127.0.0.1:1",
       token: "t",
@@ -82,15 +79,15 @@ describe("config file", () => {
     };
     await saveConfig(path, cfg);
     assert.equal((await stat(path)).mode & 0o777, 0o600);
-    assert.equal((await stat(join(dir, "nested", ".cacheroach"))).mode & 0o777, 0o700);
+    assert.equal((await stat(join(tmp.dir, "nested", ".cacheroach"))).mode & 0o777, 0o700);
     assert.deepEqual(await loadConfig(path), cfg);
     await saveConfig(path, { ...cfg, token: "u" });
     assert.equal((await loadConfig(path)).token, "u");
-    assert.deepEqual(await readdir(join(dir, "nested", ".cacheroach")), ["config"], "no temp files left");
+    assert.deepEqual(await readdir(join(tmp.dir, "nested", ".cacheroach")), ["config"], "no temp files left");
   });
 
   test("missing file tells the user to bootstrap", async () => {
-    await assert.rejects(loadConfig(join(dir, "nope")), (err: Error) => {
+    await assert.rejects(loadConfig(join(tmp.dir, "nope")), (err: Error) => {
       assert.ok(err instanceof ConfigMissingError);
       assert.match(err.message, /cacheroach bootstrap/);
       return true;
@@ -98,7 +95,7 @@ describe("config file", () => {
   });
 
   test("invalid file is a clear error", async () => {
-    const path = join(dir, "bad");
+    const path = join(tmp.dir, "bad");
     await writeFile(path, "{not json");
     await assert.rejects(loadConfig(path), /not JSON/);
     await writeFile(path, JSON.stringify({ token: "x" }));
@@ -237,34 +234,30 @@ describe("help", () => {
 });
 
 describe("input errors before any server call", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
+  const tmp = useTempDir();
   let config: string;
   before(async () => {
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
     // A server nobody listens on: these commands must fail before calling it.
-    await saveConfig(config, { server: "http://127.0.0.1:9", token: "x" });
-    await mkdir(join(dir, "d"));
-    await writeFile(join(dir, "d", "f.txt"), "x");
+    config = await writeCliConfig(join(tmp.dir, "config"), "http://127.0.0.1:9", "x", null);
+    await mkdir(join(tmp.dir, "d"));
+    await writeFile(join(tmp.dir, "d", "f.txt"), "x");
   });
-  after(() => cleanup());
 
   test("remote dir without trailing slash", async () => {
-    const r = await runCli(["file", "put", "-c", config, "/docs", join(dir, "d", "f.txt")]);
+    const r = await runCli(["file", "put", "-c", config, "/docs", join(tmp.dir, "d", "f.txt")]);
     assert.equal(r.code, 2);
     assert.match(errorText(r), /must be absolute and end with "\/"/);
     assert.match(errorText(r), /file put \/docs\//);
   });
 
   test("missing local file", async () => {
-    const r = await runCli(["file", "put", "-c", config, "/docs/", join(dir, "nope.txt")]);
+    const r = await runCli(["file", "put", "-c", config, "/docs/", join(tmp.dir, "nope.txt")]);
     assert.equal(r.code, 2);
     assert.match(errorText(r), /nope\.txt" does not exist/);
   });
 
   test("directory without -r", async () => {
-    const r = await runCli(["file", "put", "-c", config, "/docs/", join(dir, "d")]);
+    const r = await runCli(["file", "put", "-c", config, "/docs/", join(tmp.dir, "d")]);
     assert.equal(r.code, 2);
     assert.match(errorText(r), /is a directory/);
     assert.match(errorText(r), /-r/);
@@ -295,7 +288,7 @@ describe("input errors before any server call", () => {
   });
 
   test("the tenant of a location-scoped session is used when there is no default", async () => {
-    const scoped = join(dir, "scoped-config");
+    const scoped = join(tmp.dir, "scoped-config");
     await saveConfig(scoped, {
       server: "http://127.0.0.1:9",
       token: "x",
@@ -316,7 +309,7 @@ describe("input errors before any server call", () => {
       "file",
       "ls",
       "-c",
-      join(dir, "missing-config"),
+      join(tmp.dir, "missing-config"),
       "-t",
       "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a",
     ]);
@@ -325,7 +318,7 @@ describe("input errors before any server call", () => {
   });
 
   test("--json errors are JSON with the exit code", async () => {
-    const r = await runCli(["file", "ls", "--json", "-c", join(dir, "missing-config")]);
+    const r = await runCli(["file", "ls", "--json", "-c", join(tmp.dir, "missing-config")]);
     assert.equal(r.code, 3);
     const parsed = JSON.parse(r.stdout) as { error: { message: string; code: string } };
     assert.match(parsed.error.message, /cacheroach bootstrap/);
@@ -339,7 +332,7 @@ describe("input errors before any server call", () => {
   });
 
   test("bootstrap without a key", async () => {
-    const r = await runCli(["bootstrap", "-c", join(dir, "c2"), "http://127.0.0.1:9"], {
+    const r = await runCli(["bootstrap", "-c", join(tmp.dir, "c2"), "http://127.0.0.1:9"], {
       CACHEROACH_DATA_DIR: undefined,
       CACHEROACH_SIGNING_KEY: undefined,
     });

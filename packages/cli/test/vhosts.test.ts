@@ -2,11 +2,9 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { saveConfig } from "@cacheroach/cli";
+import { describe, test } from "node:test";
 import { Uploads } from "@cacheroach/proto";
-import { startTestServer, type TestServer } from "@cacheroach/server/testing";
-import { errorText, jsonOut, runCli, SCRATCHPAD, tempDir } from "./helpers.js";
+import { errorText, jsonOut, runCli, SCRATCHPAD, useCliServer } from "./helpers.js";
 
 /** GET / with a Host header and the super token; resolves with status and body. */
 function getWithHost(
@@ -27,29 +25,19 @@ function getWithHost(
 }
 
 describe("vhost commands", () => {
-  let ts: TestServer;
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let config: string;
   let tenant: string;
-  const cli = (...argv: string[]) => runCli([...argv, "-c", config]);
-
-  before(async () => {
-    ts = await startTestServer({ vhostRefreshMs: 1 });
-    ({ dir, cleanup } = await tempDir());
-    config = join(dir, "config");
-    await saveConfig(config, { server: ts.url, token: ts.superToken, defaultTenant: SCRATCHPAD });
-    tenant = (await cli("tenant", "create", "Site")).stdout.trim();
-    await ts.client(Uploads, ts.superToken).begin({
-      tenantId: tenant,
-      path: "/hello.txt",
-      committed: { case: "contents", value: Buffer.from("hello from the site tenant") },
-    });
+  const srv = useCliServer({
+    server: { vhostRefreshMs: 1 },
+    setup: async () => {
+      tenant = (await srv.cli("tenant", "create", "Site")).stdout.trim();
+      await srv.ts.client(Uploads, srv.ts.superToken).begin({
+        tenantId: tenant,
+        path: "/hello.txt",
+        committed: { case: "contents", value: Buffer.from("hello from the site tenant") },
+      });
+    },
   });
-  after(async () => {
-    await ts?.close();
-    await cleanup?.();
-  });
+  const cli = srv.cli;
 
   test("ls shows the server's default mapping", async () => {
     const r = await cli("vhost", "ls");
@@ -66,11 +54,11 @@ describe("vhost commands", () => {
       { host: "*", tenantId: SCRATCHPAD },
       { host: "files.example.com", tenantId: tenant },
     ]);
-    const res = await getWithHost(ts.url, "files.example.com:8080", ts.superToken);
+    const res = await getWithHost(srv.ts.url, "files.example.com:8080", srv.ts.superToken);
     assert.equal(res.status, 200);
     assert.equal(res.body, "hello from the site tenant");
     assert.equal(
-      (await getWithHost(ts.url, "other.example.com", ts.superToken)).status,
+      (await getWithHost(srv.ts.url, "other.example.com", srv.ts.superToken)).status,
       404,
       "* → scratchpad",
     );
@@ -101,7 +89,7 @@ describe("vhost commands", () => {
     assert.equal(r.code, 0, errorText(r));
     assert.match(r.stdout, /Removed files\.example\.com → tenant/);
     assert.doesNotMatch((await cli("vhost", "ls")).stdout, /files\.example\.com/);
-    assert.equal((await getWithHost(ts.url, "files.example.com", ts.superToken)).status, 404);
+    assert.equal((await getWithHost(srv.ts.url, "files.example.com", srv.ts.superToken)).status, 404);
   });
 
   test("bad input is a usage error; unknown tenants are exit 4", async () => {
@@ -125,7 +113,7 @@ describe("vhost commands", () => {
   });
 
   test("only super sessions manage vhosts (exit 3)", async () => {
-    const user = join(dir, "user.cfg");
+    const user = join(srv.dir, "user.cfg");
     assert.equal((await cli("principal", "create", "user", "-o", user)).code, 0);
     for (const argv of [
       ["vhost", "ls"],

@@ -12,8 +12,10 @@ import { splitPositionals } from "./argv-split.js";
 import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPath } from "./config.js";
 import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
 import { HttpClient } from "./http.js";
+import { type ItemFailure, ItemResults } from "./item-results.js";
 import { isUuid } from "./paths.js";
-import { retryBudgetFromEnv, retryUnavailable } from "./retry-interceptor.js";
+import { retryBudgetFromEnv } from "./retry.js";
+import { retryUnavailable } from "./retry-interceptor.js";
 import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
 
 export type CmdFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -271,6 +273,38 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected async explainNotFound(err: unknown, tenantId: string): Promise<unknown> {
     if (!(err instanceof ConnectError) || err.code !== Code.NotFound) return err;
     return (await this.tenantProblem(tenantId)) ?? err;
+  }
+
+  /** The per-item results of a many-item command, printed through this command. */
+  protected itemResults<Ok, Failed>(total: number): ItemResults<Ok, Failed> {
+    return new ItemResults<Ok, Failed>(
+      {
+        jsonEnabled: () => this.jsonEnabled(),
+        logJson: (json) => this.logJson(json),
+        logToStderr: (message) => this.logToStderr(message),
+      },
+      total,
+    );
+  }
+
+  /**
+   * Describes the failure of one item of a many-item command (file put, get, fetch, rm; session
+   * rm) with the command's context. With `explainNotFound` (and a tenant), a NotFound is first
+   * checked against the tenant, and an error that is already phrased for the user (such as the
+   * missing tenant) is thrown: it ends the command, not one item.
+   */
+  protected async describeItemFailure(
+    err: unknown,
+    opts: { tenant?: string; explainNotFound?: boolean } = {},
+  ): Promise<ItemFailure> {
+    let error = err;
+    if (opts.explainNotFound && opts.tenant !== undefined) {
+      error = await this.explainNotFound(err, opts.tenant);
+      if (error instanceof UserError) throw error;
+    }
+    const context =
+      opts.tenant === undefined ? this.failureContext() : { ...this.failureContext(), tenant: opts.tenant };
+    return { error, described: describeError(error, context) };
   }
 
   /** Context used to phrase RPC errors. */

@@ -17,12 +17,13 @@ import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { FileMeta, ReadManyResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeFromString } from "@connectrpc/connect/protocol-connect";
-import { type DownloadContext, trackTemp, untrackTemp } from "./download.js";
-import { IntegrityError, isRetryable } from "./errors.js";
+import type { DownloadContext } from "./download.js";
+import { IntegrityError, isRetryable, itemConnectError } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
+import { trackTemp, untrackTemp } from "./sinks.js";
 import { sweepLeftovers, uniqueTempPath } from "./temp-files.js";
+import { WorkerCalls } from "./worker-calls.js";
 
 /** Most paths per ReadMany call. */
 export const READ_BATCH = 256;
@@ -67,7 +68,7 @@ export async function downloadBatch(
   for (const [i, r] of res.results.entries()) {
     const remote = remotes[i]!;
     try {
-      if (r.error) throw new ConnectError(r.error.message, codeFromString(r.error.code) ?? Code.Unknown);
+      if (r.error) throw itemConnectError(r.error);
       const file = r.file;
       if (!file) throw new IntegrityError(`${remote}: the server's answer carried no metadata`);
       if (!r.contentsIncluded) {
@@ -185,31 +186,17 @@ function fileWriter(): FileWriter {
   if (writer) return writer;
   const worker = new Worker(WRITER_SOURCE, { eval: true });
   worker.unref();
-  const pending = new Map<number, { resolve(f: (WriteFailure | null)[]): void; reject(err: Error): void }>();
-  let nextId = 0;
-  const self: FileWriter = {
-    write(files) {
-      return new Promise((resolve, reject) => {
-        const id = nextId++;
-        if (pending.size === 0) worker.ref();
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ id, files });
-      });
-    },
-  };
-  const failAll = (err: Error) => {
-    if (writer === self) writer = undefined;
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  };
-  worker.on("message", (msg: { id: number; failures: (WriteFailure | null)[] }) => {
-    const p = pending.get(msg.id);
-    pending.delete(msg.id);
-    if (pending.size === 0) worker.unref();
-    p?.resolve(msg.failures);
+  const calls = new WorkerCalls<{ id: number; failures: (WriteFailure | null)[] }>(worker, {
+    name: "the file writer thread",
   });
-  worker.on("error", failAll);
-  worker.on("exit", (code) => failAll(new Error(`the file writer thread exited (code ${code})`)));
+  const self: FileWriter = {
+    write: async (files) => (await calls.call({ files })).failures,
+  };
+  const forget = () => {
+    if (writer === self) writer = undefined;
+  };
+  worker.on("error", forget);
+  worker.on("exit", forget);
   writer = self;
   return self;
 }

@@ -10,8 +10,7 @@
 import { readFileSync } from "node:fs";
 import type { FileMeta, PutFilesResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeFromString } from "@connectrpc/connect/protocol-connect";
-import { IntegrityError } from "./errors.js";
+import { IntegrityError, itemConnectError } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
 import { type UploadContext, type UploadJob, uploadFile } from "./upload.js";
@@ -129,10 +128,7 @@ function outcome(
   data: Buffer,
   result: PutFilesResponse["results"][number]["result"],
 ): FileMeta | Error {
-  if (result.case === "error") {
-    const code = codeFromString(result.value.code) ?? Code.Unknown;
-    return new ConnectError(result.value.message, code);
-  }
+  if (result.case === "error") return itemConnectError(result.value);
   if (result.case !== "file") {
     return new ConnectError(`server returned no result for ${job.remotePath}`, Code.Internal);
   }

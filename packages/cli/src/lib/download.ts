@@ -6,24 +6,25 @@
  * `If-Range: <etag>` on a fresh URL pinned to the version being downloaded, so a file
  * overwritten meanwhile can never be spliced into the download. A file destination is written
  * to a temp file in the same directory and renamed into place only once the content verified;
- * otherwise the temp file is removed.
+ * otherwise the temp file is removed (sinks.ts).
+ *
+ * The steps, top-down: {@link downloadFile} signs, opens the sink and verifies; {@link receiveAll}
+ * is the attempt loop (withRetry); {@link attemptOnce} is one GET; {@link Receiver} hashes,
+ * writes and counts the bytes; {@link checkReceived} verifies them.
  */
-import { once } from "node:events";
-import { rmSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
-import { dirname } from "node:path";
 import type { Writable } from "node:stream";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { FileMeta, Files, RetrieveResponse } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import { IntegrityError } from "./errors.js";
+import { IntegrityError, SERVER_ERROR_CODE } from "./errors.js";
 import { PARALLEL_HASH_MIN_BYTES, ParallelContentHasher, sharedHashPool } from "./hash-pool.js";
 import { isConnectionError, readSmallBody, redactUrl } from "./http.js";
 import type { Progress } from "./progress.js";
 import { withRetry } from "./retry.js";
 import { ContentHasher, hex } from "./rope-hash.js";
-import { adoptLeftover, resumableTag, sweepLeftovers, tempPath, uniqueTempPath } from "./temp-files.js";
+import { type FileSink, fileSink, type Sink, streamSink } from "./sinks.js";
+import { resumableTag } from "./temp-files.js";
 
 /** Where a download goes. */
 export type Destination = { kind: "file"; path: string } | { kind: "stream"; stream: Writable; name: string };
@@ -58,136 +59,366 @@ export interface DownloadContext {
   parallelHash?: boolean;
 }
 
-export interface Sink {
-  write(data: Uint8Array): Promise<void>;
-  commit(): Promise<void>;
-  abort(): Promise<void>;
+/** Joins the server's base URL and a server-relative URL from Retrieve. */
+export function absoluteUrl(server: string, uri: string): string {
+  if (/^https?:\/\//i.test(uri)) return uri;
+  return `${server.replace(/\/+$/, "")}${uri.startsWith("/") ? "" : "/"}${uri}`;
 }
 
-/** Temp files being written; removed if the process is interrupted. */
-const pendingTemps = new Set<string>();
-let signalsHooked = false;
-
-/** Registers a temp file to remove if the process is interrupted (until {@link untrackTemp}). */
-export function trackTemp(path: string): void {
-  pendingTemps.add(path);
-  if (signalsHooked) return;
-  signalsHooked = true;
-  for (const [sig, code] of [
-    ["SIGINT", 130],
-    ["SIGTERM", 143],
-  ] as const) {
-    process.once(sig, () => {
-      for (const p of pendingTemps) rmSync(p, { force: true });
-      process.exit(code);
-    });
+/** Downloads `remotePath` to `dest`, verifying its content hash; returns the file's metadata. */
+export async function downloadFile(
+  remotePath: string,
+  dest: Destination,
+  ctx: DownloadContext,
+  resume = true,
+): Promise<FileMeta> {
+  const sign = signer(remotePath, ctx);
+  // Sign first: a missing file or a denial fails before anything is created locally.
+  const first = await sign(0n);
+  const meta = first.file;
+  if (!meta || !first.getUri) {
+    throw new IntegrityError(`${remotePath}: the server's Retrieve answer carried no metadata or URL`);
   }
+  if (meta.size > 0n && meta.chunkSize <= 0) {
+    throw new IntegrityError(`${remotePath}: the server reported no chunk size; cannot verify the content`);
+  }
+  const size = Number(meta.size);
+  const resumeKey = resume && size > 0 ? { tag: resumableTag(meta.contentHash), maxBytes: size } : undefined;
+  const { sink, file } = await openSink(dest, resumeKey);
+  const log = ctx.log ?? (() => {});
+  let receiver: Receiver;
+  try {
+    receiver = new Receiver(remotePath, meta, sink, ctx);
+    ctx.progress?.addTotal(size);
+    if (file && file.resumedBytes > 0) {
+      log(
+        `${remotePath}: continuing a partial download left by an earlier get (${file.resumedBytes} of ${size} bytes)`,
+      );
+      await receiver.resumeFrom(file);
+    }
+    await receiveAll(remotePath, meta, absoluteUrl(ctx.server, first.getUri), receiver, sign, ctx);
+    const problem = await checkReceived(remotePath, meta, receiver, dest.kind);
+    if (!problem) {
+      await sink.commit();
+      return meta;
+    }
+    if (!receiver.resumed) throw problem;
+  } catch (err) {
+    await sink.abort();
+    throw err;
+  }
+  // The continued partial file was damaged: start over once, from nothing.
+  log(`${remotePath}: the continued partial download did not verify; downloading it again`);
+  await sink.abort();
+  ctx.progress?.add(-receiver.received);
+  ctx.progress?.addTotal(-size);
+  return downloadFile(remotePath, dest, ctx, false);
 }
 
-/** The temp file is gone or renamed into place. */
-export function untrackTemp(path: string): void {
-  pendingTemps.delete(path);
+/** The sink for `dest`: a temp file (continuing a partial one of the same content) or the stream. */
+async function openSink(
+  dest: Destination,
+  resume: { tag: string; maxBytes: number } | undefined,
+): Promise<{ sink: Sink; file?: FileSink }> {
+  if (dest.kind === "stream") return { sink: streamSink(dest.stream) };
+  const file = await fileSink(dest.path, resume);
+  return { sink: file, file };
 }
 
-/** A sink writing a temp file next to `path`, renamed into place on commit. */
-export interface FileSink extends Sink {
-  /** Bytes already in the temp file: a dead process's partial download this one continues. */
-  readonly resumedBytes: number;
-  /** Reads those bytes, in order (to feed the content hash). */
-  readResumed(onPiece: (piece: Buffer) => void | Promise<void>): Promise<void>;
+/** Files.Retrieve of `remotePath` at a version (0n: the latest), retried on transient errors. */
+function signer(remotePath: string, ctx: DownloadContext): (version: bigint) => Promise<RetrieveResponse> {
+  const validFor = durationFromMs(ctx.urlValidityMs ?? 60_000);
+  return (version) =>
+    withRetry(() => ctx.files.retrieve({ tenantId: ctx.tenantId, path: remotePath, version, validFor }), {
+      attempts: 3,
+      baseDelayMs: ctx.retryDelayMs ?? 250,
+    });
 }
 
 /**
- * A temp file for downloading `path`. With `resume` (see temp-files.ts), a partial download of
- * the same target and content (at most `maxBytes` long) left by a killed process is continued
- * instead of started over.
+ * The bytes of one download as they arrive, in order: hashed (on worker threads for large files,
+ * while the next bytes arrive), written to the sink, and counted.
  */
-export async function fileSink(path: string, resume?: { tag: string; maxBytes: number }): Promise<FileSink> {
-  await sweepLeftovers(dirname(path));
-  const adopted = resume ? await adoptLeftover(path, resume.tag, resume.maxBytes) : undefined;
-  const tmp = adopted?.path ?? (resume ? tempPath(path, resume.tag) : uniqueTempPath(path));
-  const fh = await open(tmp, adopted ? "r+" : "wx", 0o644);
-  trackTemp(tmp);
-  let position = adopted?.size ?? 0;
-  let closed = false;
-  const close = async () => {
-    if (!closed) {
-      closed = true;
-      await fh.close();
-    }
-  };
-  return {
-    resumedBytes: position,
-    async readResumed(onPiece) {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (let at = 0; at < position; ) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, position - at), at);
-        if (bytesRead === 0) throw new Error(`${tmp} is shorter than it was`);
-        await onPiece(Buffer.from(buf.subarray(0, bytesRead)));
-        at += bytesRead;
-      }
-    },
-    async write(data) {
-      let off = 0;
-      while (off < data.length) {
-        const { bytesWritten } = await fh.write(data, off, data.length - off, position);
-        off += bytesWritten;
-        position += bytesWritten;
-      }
-    },
-    async commit() {
-      await fh.truncate(position);
-      await close();
-      await rename(tmp, path);
-      pendingTemps.delete(tmp);
-    },
-    async abort() {
-      await close().catch(() => {});
-      await rm(tmp, { force: true });
-      pendingTemps.delete(tmp);
-    },
-  };
-}
+export class Receiver {
+  /** Bytes received so far (including those of a continued partial download). */
+  received = 0;
+  /** Whether the first bytes came from a partial download left behind ({@link resumeFrom}). */
+  resumed = false;
+  /** The size of the content. */
+  readonly size: number;
+  private readonly parallel: ParallelContentHasher | undefined;
+  private readonly hasher: ContentHasher | ParallelContentHasher;
 
-/** The reader of stdout went away (e.g. `| head`): stop quietly. */
-export class OutputClosedError extends Error {
-  constructor() {
-    super("output closed");
-    this.name = "OutputClosedError";
+  constructor(
+    private readonly remotePath: string,
+    meta: FileMeta,
+    private readonly sink: Sink,
+    private readonly ctx: Pick<DownloadContext, "progress" | "parallelHash">,
+  ) {
+    this.size = Number(meta.size);
+    this.parallel =
+      this.size >= PARALLEL_HASH_MIN_BYTES && ctx.parallelHash !== false
+        ? new ParallelContentHasher(sharedHashPool(), meta.chunkSize)
+        : undefined;
+    this.hasher = this.parallel ?? new ContentHasher(meta.chunkSize > 0 ? meta.chunkSize : 1);
+  }
+
+  /** Takes the bytes a killed get left in `file` as if just received (they are already written). */
+  async resumeFrom(file: FileSink): Promise<void> {
+    await file.readResumed(async (piece) => {
+      this.hasher.update(piece);
+      await this.parallel?.ready();
+    });
+    this.received = file.resumedBytes;
+    this.resumed = file.resumedBytes > 0;
+    this.ctx.progress?.add(file.resumedBytes);
+  }
+
+  /** Takes the next bytes of the content; more than the file's size is an integrity failure. */
+  async write(piece: Buffer): Promise<void> {
+    if (this.received + piece.length > this.size) {
+      throw new IntegrityError(`${this.remotePath}: the server sent more than ${this.size} bytes`);
+    }
+    this.hasher.update(piece);
+    await this.parallel?.ready();
+    await this.sink.write(piece);
+    this.received += piece.length;
+    this.ctx.progress?.add(piece.length);
+  }
+
+  /** The content hash of everything received. */
+  digest(): Promise<Buffer> {
+    return Promise.resolve(this.hasher.digest());
   }
 }
 
-function streamSink(stream: Writable): Sink {
-  let failed: Error | undefined;
-  const onError = (err: Error) => {
-    failed = err;
+/** Why the received bytes are not the whole content `meta` describes, or undefined when they are. */
+export async function checkReceived(
+  remotePath: string,
+  meta: FileMeta,
+  receiver: Receiver,
+  into: Destination["kind"],
+): Promise<IntegrityError | undefined> {
+  const size = Number(meta.size);
+  if (receiver.received !== size) {
+    return new IntegrityError(`${remotePath}: received ${receiver.received} of ${size} bytes`);
+  }
+  const got = await receiver.digest();
+  if (got.equals(Buffer.from(meta.contentHash))) return undefined;
+  return new IntegrityError(
+    `${remotePath}: content hash mismatch: computed ${hex(got)}, server says ${hex(meta.contentHash)}` +
+      (into === "file" ? "; nothing was written" : "; the output is corrupt"),
+  );
+}
+
+/**
+ * A failure worth another connection: one that could not be made or broke off, or an answer
+ * saying "later" (5xx, 408, 429). `what` names it for the log and the final error.
+ */
+export class TransientFailure extends Error {
+  constructor(
+    readonly what: string,
+    override readonly cause: Error,
+  ) {
+    super(`${what} (${cause.message})`);
+    this.name = "TransientFailure";
+  }
+}
+
+/**
+ * The attempt loop: GETs until every byte is received, starting at `url` (which names the latest
+ * version). After a failed attempt it waits (doubling from `retryDelayMs`, at most 5 s) and asks for
+ * a fresh URL pinned to the version being downloaded; `attempts` failures in a row end it, and an
+ * attempt that received `progressBytes` or more starts a new row.
+ */
+export async function receiveAll(
+  remotePath: string,
+  meta: FileMeta,
+  url: string,
+  receiver: Receiver,
+  sign: (version: bigint) => Promise<RetrieveResponse>,
+  ctx: DownloadContext,
+): Promise<void> {
+  const attempts = Math.max(1, ctx.attempts ?? 5);
+  const progressBytes = ctx.progressBytes ?? 1 << 20;
+  const log = ctx.log ?? (() => {});
+  const size = Number(meta.size);
+  const step: AttemptContext = {
+    remotePath,
+    etag: `"${hex(meta.contentHash)}"`,
+    pinned: false,
+    http: ctx.http,
+    log,
   };
-  stream.on("error", onError);
-  const check = () => {
-    if (!failed) return;
-    if ((failed as NodeJS.ErrnoException).code === "EPIPE") throw new OutputClosedError();
-    throw failed;
-  };
-  return {
-    async write(data) {
-      check();
-      if (!stream.write(data)) {
-        try {
-          await once(stream, "drain");
-        } catch (err) {
-          failed ??= err as Error;
+  let current: string | undefined = url;
+  const where = () => `at byte ${receiver.received} of ${size}`;
+  await withRetry(
+    async (attempt) => {
+      for (;;) {
+        if (current === undefined) {
+          current = await pinnedUrl(remotePath, meta, sign, ctx.server);
+          step.pinned = true;
         }
+        const before = receiver.received;
+        try {
+          if ((await attemptOnce(current, step, receiver)) === "complete") return;
+        } catch (err) {
+          if (err instanceof TransientFailure) {
+            current = undefined; // the old URL may have expired
+            if (receiver.received - before >= progressBytes) attempt.progressed();
+          }
+          throw err;
+        }
+        // The URL names the latest version, and the file was overwritten since Retrieve.
+        log(`${remotePath}: the file changed since it was signed; asking for version ${meta.version}`);
+        current = undefined;
       }
-      check();
     },
-    async commit() {
-      stream.off("error", onError);
-      check();
+    {
+      attempts,
+      baseDelayMs: ctx.retryDelayMs ?? 250,
+      maxDelayMs: 5000,
+      jitter: 0,
+      budgetMs: Number.POSITIVE_INFINITY, // bounded by attempts in a row, however long the file takes
+      retryable: (err) => err instanceof TransientFailure,
+      onRetry: (_n, err, delay) =>
+        log(`${remotePath}: ${(err as Error).message} ${where()}; retrying in ${delay} ms`),
+      giveUp: (err) => {
+        const { what, cause } = err as TransientFailure;
+        return new ConnectError(
+          `${remotePath}: ${what} (${cause.message}); gave up after ${attempts} attempts ${where()}`,
+          cause instanceof ConnectError ? cause.code : Code.Unavailable,
+          cause instanceof ConnectError ? cause.metadata : undefined,
+          undefined,
+          cause,
+        );
+      },
     },
-    async abort() {
-      stream.off("error", onError);
-    },
-  };
+  );
+}
+
+/** A fresh URL for the version whose content hash the download holds. */
+async function pinnedUrl(
+  remotePath: string,
+  meta: FileMeta,
+  sign: (version: bigint) => Promise<RetrieveResponse>,
+  server: string,
+): Promise<string> {
+  const again = await sign(meta.version);
+  if (again.file && !Buffer.from(again.file.contentHash).equals(Buffer.from(meta.contentHash))) {
+    throw new IntegrityError(`${remotePath}: version ${meta.version} changed its content hash`);
+  }
+  return absoluteUrl(server, again.getUri);
+}
+
+/** What one attempt needs besides the URL and the receiver. */
+export interface AttemptContext {
+  remotePath: string;
+  /** The ETag of the version being downloaded (its quoted content hash). */
+  etag: string;
+  /** Whether the URL names that version; if not, it names the latest, which may be another. */
+  pinned: boolean;
+  http: HttpGetter;
+  log: (msg: string) => void;
+}
+
+/**
+ * One GET of `url` for the bytes `receiver` lacks (a Range from the first missing byte, with
+ * If-Range on the ETag), streamed into `receiver`. "complete" once every byte arrived; "stale"
+ * when an unpinned URL served another version (nothing was taken from it). Throws a
+ * {@link TransientFailure} for a failure worth another attempt, anything else for one that is not.
+ */
+export async function attemptOnce(
+  url: string,
+  a: AttemptContext,
+  receiver: Receiver,
+): Promise<"complete" | "stale"> {
+  const from = receiver.received;
+  const headers: Record<string, string> = from > 0 ? { range: `bytes=${from}-`, "if-range": a.etag } : {};
+  let res: IncomingMessage;
+  try {
+    res = await a.http.get(url, headers);
+  } catch (err) {
+    if (!isConnectionError(err)) throw err;
+    throw new TransientFailure("cannot connect", err as Error);
+  }
+  const status = res.statusCode ?? 0;
+  a.log(`GET ${redactUrl(url)}${headers["range"] ? ` range ${headers["range"]}` : ""} → ${status}`);
+  if (status !== 200 && status !== 206) {
+    const body = await readSmallBody(res);
+    const serverCode = res.headers[SERVER_ERROR_CODE];
+    const err = new ConnectError(
+      `${a.remotePath}: the signed URL answered HTTP ${status}${body ? `: ${body}` : ""}`,
+      codeOfStatus(status),
+      typeof serverCode === "string" ? { [SERVER_ERROR_CODE]: serverCode } : undefined,
+    );
+    if (status >= 500 || status === 429 || status === 408) throw new TransientFailure(`HTTP ${status}`, err);
+    throw err;
+  }
+  const gotEtag = res.headers.etag;
+  if (gotEtag !== undefined && gotEtag !== a.etag) {
+    res.destroy();
+    if (!a.pinned) return "stale";
+    throw new IntegrityError(
+      `${a.remotePath}: the server sent ETag ${gotEtag} for a file whose hash is ${a.etag}`,
+    );
+  }
+  let skip = 0;
+  if (status === 206) {
+    const cr = res.headers["content-range"] ?? "";
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr);
+    if (!m || Number(m[1]) !== from || (m[3] !== "*" && Number(m[3]) !== receiver.size)) {
+      res.destroy();
+      throw new IntegrityError(
+        `${a.remotePath}: asked for bytes ${from}- of ${receiver.size}, got Content-Range "${cr}"`,
+      );
+    }
+  } else if (from > 0) {
+    skip = from; // the range was not honoured: the same content from the start
+    a.log(`${a.remotePath}: the server ignored the range; skipping ${from} bytes already written`);
+  }
+  const broke = await streamBody(res, skip, receiver);
+  if (broke === undefined) return "complete";
+  if (!isConnectionError(broke)) throw broke;
+  throw new TransientFailure("connection dropped", broke as Error);
+}
+
+/**
+ * Streams a response body into `receiver` after dropping its first `skip` bytes. Returns the error
+ * that broke the body off (a body that ends before the content does counts as a premature close),
+ * or undefined once the content is complete; errors of the receiver itself are thrown.
+ */
+async function streamBody(res: IncomingMessage, skip: number, receiver: Receiver): Promise<unknown> {
+  const it = (res as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let broke: unknown;
+  try {
+    for (;;) {
+      let step: IteratorResult<Buffer>;
+      try {
+        step = await it.next();
+      } catch (err) {
+        broke = err;
+        break;
+      }
+      if (step.done) break;
+      let piece = step.value;
+      if (skip > 0) {
+        const n = Math.min(skip, piece.length);
+        skip -= n;
+        piece = piece.subarray(n);
+        if (piece.length === 0) continue;
+      }
+      await receiver.write(piece);
+    }
+  } finally {
+    if (!res.complete) res.destroy();
+  }
+  if (broke === undefined && (receiver.received < receiver.size || skip > 0)) {
+    const e = new Error("premature close") as NodeJS.ErrnoException;
+    e.code = "ERR_STREAM_PREMATURE_CLOSE";
+    broke = e;
+  }
+  return broke;
 }
 
 /** The Connect code closest to an HTTP status of the signed-URL endpoint. */
@@ -216,227 +447,5 @@ function codeOfStatus(status: number): Code {
       return Code.Unavailable;
     default:
       return status >= 500 ? Code.Internal : Code.Unknown;
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Joins the server's base URL and a server-relative URL from Retrieve. */
-export function absoluteUrl(server: string, uri: string): string {
-  if (/^https?:\/\//i.test(uri)) return uri;
-  return `${server.replace(/\/+$/, "")}${uri.startsWith("/") ? "" : "/"}${uri}`;
-}
-
-/** Downloads `remotePath` to `dest`, verifying its content hash; returns the file's metadata. */
-export async function downloadFile(
-  remotePath: string,
-  dest: Destination,
-  ctx: DownloadContext,
-  resume = true,
-): Promise<FileMeta> {
-  const attempts = Math.max(1, ctx.attempts ?? 5);
-  const progressBytes = ctx.progressBytes ?? 1 << 20;
-  const baseDelay = ctx.retryDelayMs ?? 250;
-  const validFor = durationFromMs(ctx.urlValidityMs ?? 60_000);
-  const log = ctx.log ?? (() => {});
-  const sign = (version: bigint): Promise<RetrieveResponse> =>
-    withRetry(() => ctx.files.retrieve({ tenantId: ctx.tenantId, path: remotePath, version, validFor }), {
-      attempts: 3,
-      baseDelayMs: baseDelay,
-    });
-
-  // Sign first: a missing file or a denial fails before anything is created locally.
-  const first = await sign(0n);
-  const meta = first.file;
-  if (!meta || !first.getUri) {
-    throw new IntegrityError(`${remotePath}: the server's Retrieve answer carried no metadata or URL`);
-  }
-  if (meta.size > 0n && meta.chunkSize <= 0) {
-    throw new IntegrityError(`${remotePath}: the server reported no chunk size; cannot verify the content`);
-  }
-  const size = Number(meta.size);
-  const etag = `"${hex(meta.contentHash)}"`;
-
-  const resumeKey = resume && size > 0 ? { tag: resumableTag(meta.contentHash), maxBytes: size } : undefined;
-  const file = dest.kind === "file" ? await fileSink(dest.path, resumeKey) : undefined;
-  const sink: Sink = dest.kind === "file" ? file! : streamSink(dest.stream);
-  const resumed = file?.resumedBytes ?? 0;
-  let received = 0;
-  try {
-    // Large files are hashed on worker threads while the next bytes arrive.
-    const parallel =
-      size >= PARALLEL_HASH_MIN_BYTES && ctx.parallelHash !== false
-        ? new ParallelContentHasher(sharedHashPool(), meta.chunkSize)
-        : undefined;
-    const hasher = parallel ?? new ContentHasher(meta.chunkSize > 0 ? meta.chunkSize : 1);
-    ctx.progress?.addTotal(size);
-    let url = absoluteUrl(ctx.server, first.getUri);
-    let pinned = false;
-    let needUrl = false;
-    let failures = 0;
-    if (resumed > 0 && file) {
-      // A killed get left these bytes: hash them as if just received, then ask for the rest.
-      log(
-        `${remotePath}: continuing a partial download left by an earlier get (${resumed} of ${size} bytes)`,
-      );
-      await file.readResumed(async (piece) => {
-        hasher.update(piece);
-        await parallel?.ready();
-      });
-      received = resumed;
-      ctx.progress?.add(resumed);
-    }
-
-    /** Counts a failed connection; throws once the budget is spent, else waits. */
-    const failed = async (err: unknown, what: string) => {
-      failures++;
-      if (failures >= attempts) {
-        const e = err as Error;
-        throw new ConnectError(
-          `${remotePath}: ${what} (${e.message}); gave up after ${attempts} attempts at byte ${received} of ${size}`,
-          err instanceof ConnectError ? err.code : Code.Unavailable,
-          undefined,
-          undefined,
-          err,
-        );
-      }
-      const delay = Math.min(5000, baseDelay * 2 ** (failures - 1));
-      log(
-        `${remotePath}: ${what} (${(err as Error).message}) at byte ${received} of ${size}; retrying in ${delay} ms`,
-      );
-      await sleep(delay);
-      needUrl = true;
-    };
-
-    for (;;) {
-      if (needUrl) {
-        // A fresh URL (the old one may have expired), pinned to the version whose hash we hold.
-        const again = await sign(meta.version);
-        if (again.file && !Buffer.from(again.file.contentHash).equals(Buffer.from(meta.contentHash))) {
-          throw new IntegrityError(`${remotePath}: version ${meta.version} changed its content hash`);
-        }
-        url = absoluteUrl(ctx.server, again.getUri);
-        pinned = true;
-        needUrl = false;
-      }
-      const headers: Record<string, string> =
-        received > 0 ? { range: `bytes=${received}-`, "if-range": etag } : {};
-      let res: IncomingMessage;
-      try {
-        res = await ctx.http.get(url, headers);
-      } catch (err) {
-        if (!isConnectionError(err)) throw err;
-        await failed(err, "cannot connect");
-        continue;
-      }
-      const status = res.statusCode ?? 0;
-      log(`GET ${redactUrl(url)}${headers["range"] ? ` range ${headers["range"]}` : ""} → ${status}`);
-      if (status !== 200 && status !== 206) {
-        const body = await readSmallBody(res);
-        const err = new ConnectError(
-          `${remotePath}: the signed URL answered HTTP ${status}${body ? `: ${body}` : ""}`,
-          codeOfStatus(status),
-        );
-        if (status >= 500 || status === 429 || status === 408) {
-          await failed(err, `HTTP ${status}`);
-          continue;
-        }
-        throw err;
-      }
-      const gotEtag = res.headers.etag;
-      if (gotEtag !== undefined && gotEtag !== etag) {
-        res.destroy();
-        if (!pinned) {
-          // The URL names the latest version, and the file was overwritten since Retrieve.
-          log(`${remotePath}: the file changed since it was signed; asking for version ${meta.version}`);
-          needUrl = true;
-          continue;
-        }
-        throw new IntegrityError(
-          `${remotePath}: the server sent ETag ${gotEtag} for a file whose hash is ${etag}`,
-        );
-      }
-      let skip = 0;
-      if (status === 206) {
-        const cr = res.headers["content-range"] ?? "";
-        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr);
-        if (!m || Number(m[1]) !== received || (m[3] !== "*" && Number(m[3]) !== size)) {
-          res.destroy();
-          throw new IntegrityError(
-            `${remotePath}: asked for bytes ${received}- of ${size}, got Content-Range "${cr}"`,
-          );
-        }
-      } else if (received > 0) {
-        skip = received; // the range was not honoured: the same content from the start
-        log(`${remotePath}: the server ignored the range; skipping ${received} bytes already written`);
-      }
-
-      const before = received;
-      let broke: unknown;
-      const it = (res as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-      try {
-        for (;;) {
-          let step: IteratorResult<Buffer>;
-          try {
-            step = await it.next();
-          } catch (err) {
-            broke = err;
-            break;
-          }
-          if (step.done) break;
-          let piece = step.value;
-          if (skip > 0) {
-            const n = Math.min(skip, piece.length);
-            skip -= n;
-            piece = piece.subarray(n);
-            if (piece.length === 0) continue;
-          }
-          if (received + piece.length > size) {
-            throw new IntegrityError(`${remotePath}: the server sent more than ${size} bytes`);
-          }
-          hasher.update(piece);
-          await parallel?.ready();
-          await sink.write(piece);
-          received += piece.length;
-          ctx.progress?.add(piece.length);
-        }
-      } finally {
-        if (!res.complete) res.destroy();
-      }
-      if (broke === undefined && (received < size || skip > 0)) {
-        const e = new Error("premature close") as NodeJS.ErrnoException;
-        e.code = "ERR_STREAM_PREMATURE_CLOSE";
-        broke = e;
-      }
-      if (broke !== undefined) {
-        if (!isConnectionError(broke)) throw broke;
-        if (received - before >= progressBytes) failures = 0; // real progress: a new row of attempts
-        await failed(broke, "connection dropped");
-        continue;
-      }
-      break;
-    }
-
-    if (received !== size) throw new IntegrityError(`${remotePath}: received ${received} of ${size} bytes`);
-    const got = await hasher.digest();
-    if (!got.equals(Buffer.from(meta.contentHash)) && resumed > 0) {
-      // The continued partial file was damaged: start over once, from nothing.
-      log(`${remotePath}: the continued partial download did not verify; downloading it again`);
-      await sink.abort();
-      ctx.progress?.add(-received);
-      ctx.progress?.addTotal(-size);
-      return downloadFile(remotePath, dest, ctx, false);
-    }
-    if (!got.equals(Buffer.from(meta.contentHash))) {
-      throw new IntegrityError(
-        `${remotePath}: content hash mismatch: computed ${hex(got)}, server says ${hex(meta.contentHash)}` +
-          (dest.kind === "file" ? "; nothing was written" : "; the output is corrupt"),
-      );
-    }
-    await sink.commit();
-    return meta;
-  } catch (err) {
-    await sink.abort();
-    throw err;
   }
 }

@@ -1,10 +1,11 @@
 /**
  * Turning failures into clear messages with a suggested fix and a stable exit code.
  */
+import type { ItemError } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { Errors } from "@oclif/core";
 import { ConfigInvalidError, ConfigMissingError } from "./config.js";
-import { GAVE_UP_HEADER, RETRY_SECONDS_ENV } from "./retry-interceptor.js";
 
 /** Process exit codes of the CLI (documented in every command's help). */
 export const ExitCode = {
@@ -84,6 +85,15 @@ export interface FailureContext {
   tenant?: string;
 }
 
+/** Environment variable: how many seconds a call keeps being retried (default 15; 0 = never). */
+export const RETRY_SECONDS_ENV = "CACHEROACH_RETRY_SECONDS";
+
+/**
+ * Metadata key marking an error the transport's retry (retry-interceptor.ts) already retried until
+ * its budget ran out, so outer retry loops do not multiply the attempts.
+ */
+export const GAVE_UP_HEADER = "cacheroach-retries-exhausted";
+
 /**
  * Codes worth retrying with the same input (every retried call is idempotent); not an error the
  * transport's retry interceptor already gave up on.
@@ -114,6 +124,18 @@ export const SERVER_ERROR_CODE = "cacheroach-error-code";
  */
 export function serverErrorCode(err: unknown): string | undefined {
   return err instanceof ConnectError ? (err.metadata.get(SERVER_ERROR_CODE) ?? undefined) : undefined;
+}
+
+/**
+ * The failure of one item of a batch call (ItemError) as the ConnectError the single-item call
+ * would have thrown: the same code, and the server's stable code in the metadata.
+ */
+export function itemConnectError(item: Pick<ItemError, "code" | "message" | "errorCode">): ConnectError {
+  return new ConnectError(
+    item.message,
+    codeFromString(item.code) ?? Code.Unknown,
+    item.errorCode ? { [SERVER_ERROR_CODE]: item.errorCode } : undefined,
+  );
 }
 
 /** What to do about an unavailable server, by what it said. */

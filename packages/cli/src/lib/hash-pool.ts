@@ -8,6 +8,7 @@
 import { Worker } from "node:worker_threads";
 import { type HashReply, type HashRequest, READY } from "./hash-thread.js";
 import { chunkHash, HASH_LENGTH, RopeHasher } from "./rope-hash.js";
+import { WorkerCalls } from "./worker-calls.js";
 
 /** Files at least this large are hashed on worker threads. */
 export const PARALLEL_HASH_MIN_BYTES = 32 << 20;
@@ -32,10 +33,7 @@ const THREAD_URL = new URL("./hash-thread.js", import.meta.url);
  */
 export class HashPool {
   private readonly workers: Worker[];
-  private readonly waiting = new Map<
-    number,
-    { resolve: (r: HashReply) => void; reject: (e: Error) => void }
-  >();
+  private readonly calls: WorkerCalls<HashReply>[];
   private seq = 0;
   private failed: Error | undefined;
   private closed = false;
@@ -44,7 +42,10 @@ export class HashPool {
 
   constructor(threads = 2) {
     const readiness: Promise<boolean>[] = [];
-    this.workers = Array.from({ length: threads }, () => {
+    this.workers = [];
+    this.calls = [];
+    for (let i = 0; i < threads; i++) {
+      // Referenced until it is ready, so a process waiting on it stays alive.
       const w = new Worker(THREAD_URL);
       let announce: (ok: boolean) => void = () => {};
       readiness.push(
@@ -52,27 +53,24 @@ export class HashPool {
           announce = resolve;
         }),
       );
-      w.on("message", (reply: HashReply | typeof READY) => {
-        if (reply === READY) {
+      const calls = new WorkerCalls<HashReply>(w, {
+        name: "hash worker",
+        onOther: (message) => {
+          if (message !== READY) return;
           announce(true);
-          if (this.waiting.size === 0) w.unref();
-          return;
-        }
-        const waiter = this.waiting.get(reply.id);
-        this.waiting.delete(reply.id);
-        if (this.waiting.size === 0) this.setRef(false);
-        waiter?.resolve(reply);
+          calls.idle();
+        },
       });
-      w.on("error", (err) => {
+      // The worker's own calls have failed (WorkerCalls); the pool stops using the others too.
+      const stop = () => {
         announce(false);
-        this.fail(err);
-      });
-      w.on("exit", (code) => {
-        announce(false);
-        if (code !== 0) this.fail(new Error(`hash worker exited with code ${code}`));
-      });
-      return w; // referenced until it is ready, so a process waiting on it stays alive
-    });
+        if (calls.failed) this.fail(calls.failed);
+      };
+      w.on("error", stop);
+      w.on("exit", stop);
+      this.workers.push(w);
+      this.calls.push(calls);
+    }
     this.usable = Promise.all(readiness).then((all) => all.every(Boolean));
   }
 
@@ -81,19 +79,10 @@ export class HashPool {
     return this.usable;
   }
 
-  /** Workers keep the process alive only while they owe answers (an idle pool never does). */
-  private setRef(on: boolean): void {
-    for (const w of this.workers) {
-      if (on) w.ref();
-      else w.unref();
-    }
-  }
-
+  /** One worker failing stops the pool: what any of them owes fails, and blocks are hashed inline. */
   private fail(err: Error): void {
     this.failed ??= err;
-    for (const w of this.waiting.values()) w.reject(err);
-    this.waiting.clear();
-    this.setRef(false);
+    for (const c of this.calls) c.fail(err);
   }
 
   /**
@@ -108,14 +97,13 @@ export class HashPool {
       block.buffer.byteLength >= Buffer.poolSize &&
       block.buffer instanceof ArrayBuffer;
     if (!own || !(await this.usable) || this.failed) return { block, hashes: hashInline(block, chunkSize) };
-    const id = this.seq++;
-    const worker = this.workers[id % this.workers.length]!;
-    const req: HashRequest = { id, buf: block.buffer as ArrayBuffer, length: block.length, chunkSize };
-    const reply = await new Promise<HashReply>((resolve, reject) => {
-      if (this.waiting.size === 0) this.setRef(true);
-      this.waiting.set(id, { resolve, reject });
-      worker.postMessage(req, [req.buf]);
-    });
+    const calls = this.calls[this.seq++ % this.calls.length]!;
+    const req: Omit<HashRequest, "id"> = {
+      buf: block.buffer as ArrayBuffer,
+      length: block.length,
+      chunkSize,
+    };
+    const reply = await calls.call(req, [req.buf]);
     const hashes: Buffer[] = [];
     const all = Buffer.from(reply.hashes);
     for (let off = 0; off < all.length; off += HASH_LENGTH) hashes.push(all.subarray(off, off + HASH_LENGTH));
@@ -125,9 +113,7 @@ export class HashPool {
   /** Stops the workers (work still owed is refused). */
   close(): void {
     this.closed = true;
-    this.failed ??= new Error("hash pool closed");
-    for (const w of this.waiting.values()) w.reject(this.failed);
-    this.waiting.clear();
+    this.fail(this.failed ?? new Error("hash pool closed"));
     // Not awaited: under a loader such as tsx a terminating worker's exit can come after the event
     // loop has nothing else to do, and waiting for it would leave the caller pending.
     for (const w of this.workers) void w.terminate().catch(() => {});

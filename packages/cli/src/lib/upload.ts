@@ -6,18 +6,21 @@
  * Large files are streamed from disk one transfer block at a time (the next block is read while the
  * current one is in flight), hashed locally as they go, and every Transfer/Commit is retried with
  * the same state on transient failures (the protocol is idempotent). With `dedup`, large files
- * use Begin → (FindMissing → PutChunks → Append)* → Commit instead, sending only new chunks.
+ * use Begin → (FindMissing → PutChunks → Append)* → Commit instead, sending only new chunks
+ * (dedup-upload.ts).
  */
 import { open } from "node:fs/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { FileMeta, PreconditionSchema, Uploads } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { checkOffset, type Sent, sendDeduplicated } from "./dedup-upload.js";
 import { IntegrityError, UserError } from "./errors.js";
+import { blockReader, prefetched } from "./file-blocks.js";
 import { type FileIdentity, type HashCache, identityOf, nowNs } from "./hash-cache.js";
-import { type HashedBlock, type HashPool, PARALLEL_HASH_MIN_BYTES, sharedHashPool } from "./hash-pool.js";
+import type { PARALLEL_HASH_MIN_BYTES } from "./hash-pool.js";
 import type { Progress } from "./progress.js";
 import { type RetryOptions, withRetry } from "./retry.js";
-import { ContentHasher, chunkHash, contentHash, hex, RopeHasher } from "./rope-hash.js";
+import { ContentHasher, contentHash, hex, RopeHasher } from "./rope-hash.js";
 
 /** Files up to this size are written with one Begin call. */
 export const ONE_SHOT_LIMIT = 1 << 20;
@@ -166,94 +169,6 @@ async function byContentHash(
   return file;
 }
 
-/**
- * Reads a file sequentially in blocks of a fixed size (only the last may be short), into buffers
- * from `spare` when it has any (callers put back blocks they are done with: allocating 16 MiB per
- * block made garbage collection a third of a 1 GiB re-upload's time).
- */
-function blockReader(
-  fh: Awaited<ReturnType<typeof open>>,
-  blockSize: number,
-  spare: Buffer[] = [],
-): () => Promise<Buffer> {
-  let readPos = 0;
-  let eof = false;
-  return async () => {
-    if (eof) return Buffer.alloc(0);
-    const buf = spare.pop() ?? Buffer.allocUnsafe(blockSize);
-    let n = 0;
-    while (n < blockSize) {
-      const { bytesRead } = await fh.read(buf, n, blockSize - n, readPos + n);
-      if (bytesRead === 0) {
-        eof = true;
-        break;
-      }
-      n += bytesRead;
-    }
-    readPos += n;
-    return buf.subarray(0, n);
-  };
-}
-
-/** Iterates the blocks of a file, reading the next block while the caller works on the current one. */
-async function* prefetched(read: () => Promise<Buffer>): AsyncGenerator<Buffer> {
-  let next = read();
-  next.catch(() => {}); // awaited below; this only avoids an unhandled rejection if the caller stops first
-  for (;;) {
-    const block = await next;
-    if (block.length === 0) return;
-    next = read();
-    next.catch(() => {});
-    yield block;
-  }
-}
-
-/** Blocks of a file with their chunk hashes, hashed on this thread while the next block is read. */
-async function* hashedHere(read: () => Promise<Buffer>, chunkSize: number): AsyncGenerator<HashedBlock> {
-  for await (const block of prefetched(read)) {
-    const hashes: Buffer[] = [];
-    for (let off = 0; off < block.length; off += chunkSize) {
-      hashes.push(chunkHash(block.subarray(off, Math.min(off + chunkSize, block.length))));
-    }
-    yield { block, hashes };
-  }
-}
-
-/** Read blocks kept for reuse per upload (16 MiB each). */
-const SPARE_BLOCKS = 4;
-
-/** Blocks hashed on worker threads, up to this many at once, in order. */
-const HASHING_DEPTH = 3;
-
-/** Blocks of a file with their chunk hashes, hashed by `pool` while the next blocks are read. */
-async function* hashedOnWorkers(
-  read: () => Promise<Buffer>,
-  pool: HashPool,
-  chunkSize: number,
-): AsyncGenerator<HashedBlock> {
-  const queue: Promise<HashedBlock>[] = [];
-  let eof = false;
-  try {
-    for (;;) {
-      while (!eof && queue.length < HASHING_DEPTH) {
-        const block = await read();
-        if (block.length === 0) eof = true;
-        else {
-          const p = pool.hash(block, chunkSize);
-          p.catch(() => {}); // awaited in order below
-          queue.push(p);
-        }
-      }
-      const next = queue.shift();
-      if (!next) return;
-      yield await next;
-    }
-  } finally {
-    // A consumer that stops early leaves blocks in flight; they are dropped when they come back.
-    queue.length = 0;
-  }
-}
-
 async function streamed(
   job: UploadJob,
   ctx: UploadContext,
@@ -285,7 +200,7 @@ async function streamed(
         `${job.localPath}: unchanged since hashed, reusing ${known.length} chunk hashes from the hash cache`,
       );
     try {
-      const r = await sendDeduplicated(job, ctx, fh, begin.state, chunkSize, maxTransfer, known);
+      const r = await sendDeduplicated({ ...ctx, job, fh, chunkSize, maxTransfer }, begin.state, known);
       dedup = { before, hashedAtNs, hashes: r.hashes };
       outcome = r;
     } catch (err) {
@@ -326,24 +241,6 @@ async function streamed(
   return file;
 }
 
-interface Sent {
-  /** The state to commit. */
-  state: Uint8Array;
-  /** Bytes sent. */
-  sent: number;
-  /** The content hash computed locally. */
-  expected: Buffer;
-}
-
-function checkOffset(job: UploadJob, acknowledged: bigint, sent: number): void {
-  if (acknowledged !== BigInt(sent)) {
-    throw new UserError(
-      `${job.remotePath}: server acknowledged ${acknowledged} bytes after ${sent} were sent; upload abandoned`,
-      1,
-    );
-  }
-}
-
 /** Transfer path: every byte is sent, in blocks that are multiples of the chunk size. */
 async function sendAll(
   job: UploadJob,
@@ -364,216 +261,9 @@ async function sendAll(
     const current = state;
     const res = await withRetry(() => ctx.uploads.transfer({ state: current, data: block }), retry);
     sent += block.length;
-    checkOffset(job, res.offset, sent);
+    checkOffset(job.remotePath, res.offset, sent);
     state = res.state;
     ctx.progress?.add(block.length);
   }
   return { state, sent, expected: hasher.digest() };
-}
-
-/** Chunks hashed and checked with FindMissing per round of the dedup path (one read block). */
-export const DEDUP_BATCH_CHUNKS = 32;
-/** Largest round: rounds double while they find nothing to send (re-uploads), up to this. */
-export const DEDUP_MAX_ROUND_CHUNKS = 1024;
-/** References per round when the chunk hashes come from the hash cache (server limit: 10000). */
-export const CACHED_ROUND_CHUNKS = 8192;
-/** PutChunks calls in flight per round on the dedup path. */
-const PUT_CONCURRENCY = 4;
-/** Rounds (FindMissing + PutChunks) in flight at once per file; their Appends stay in order. */
-export const ROUNDS_IN_FLIGHT = 3;
-
-/** One chunk of a dedup round; `data` is dropped in rounds larger than one block (re-read if sent). */
-interface RoundEntry {
-  offset: number;
-  hash: Buffer;
-  length: number;
-  data: Buffer | undefined;
-}
-
-/**
- * Dedup path: hash chunks locally, ask FindMissing which ones the tenant lacks, send only those
- * with PutChunks, then Append the references of all of them in order. A round is one 16 MiB
- * block; while rounds find nothing missing (a re-upload) they double, up to 1024 chunks, so a
- * file the tenant already has costs a few round trips per GiB. Bigger rounds keep only hashes in
- * memory and read a chunk again if it turns out to be missing (the server re-hashes it, so a
- * file changed meanwhile fails instead of storing wrong data). The next round is read and hashed
- * while the previous one is in flight.
- *
- * With `known` (chunk hashes from the hash cache) nothing is read up front: rounds are
- * {@link CACHED_ROUND_CHUNKS} references and only missing chunks are read.
- */
-async function sendDeduplicated(
-  job: UploadJob,
-  ctx: UploadContext,
-  fh: Awaited<ReturnType<typeof open>>,
-  initial: Uint8Array,
-  chunkSize: number,
-  maxTransfer: number,
-  known: Buffer[] | undefined,
-): Promise<Sent & { hashes: Buffer[] }> {
-  const retry = ctx.retry ?? {};
-  const rope = new RopeHasher();
-  const hashes: Buffer[] = [];
-  let state = initial;
-  let sent = 0;
-  let roundSize = DEDUP_BATCH_CHUNKS;
-  let window = 1;
-  let round: RoundEntry[] = [];
-  let pos = 0;
-
-  const dataOf = async (e: RoundEntry): Promise<Buffer> => {
-    if (e.data) return e.data;
-    const buf = Buffer.allocUnsafe(e.length);
-    let n = 0;
-    while (n < e.length) {
-      const { bytesRead } = await fh.read(buf, n, e.length - n, e.offset + n);
-      if (bytesRead === 0) throw new UserError(`${job.localPath} shrank while it was being uploaded`, 1);
-      n += bytesRead;
-    }
-    return buf;
-  };
-
-  // Rounds overlap: a round's FindMissing and PutChunks run while earlier rounds are still in
-  // flight (any state of the upload is valid for them), and its Append waits for the previous
-  // round's, so references are appended in order, each with the latest state.
-  let appended: Promise<void> = Promise.resolve();
-  const flush = (entries: RoundEntry[]): Promise<void> => {
-    const previous = appended;
-    const current = state;
-    const put = async (which: RoundEntry[]) => {
-      // Groups of at most maxTransfer bytes per call, PUT_CONCURRENCY calls in flight: the server
-      // stores each call's chunks on its own database connection, so ingest runs in parallel.
-      const groups: RoundEntry[][] = [];
-      let bytes = maxTransfer;
-      for (const e of which) {
-        if (bytes + e.length > maxTransfer) {
-          groups.push([]);
-          bytes = 0;
-        }
-        groups[groups.length - 1]!.push(e);
-        bytes += e.length;
-      }
-      let next = 0;
-      const worker = async () => {
-        while (next < groups.length) {
-          const g = groups[next++]!;
-          const chunks = await Promise.all(g.map(async (e) => ({ hash: e.hash, data: await dataOf(e) })));
-          await withRetry(() => ctx.uploads.putChunks({ state: current, chunks }), retry);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, groups.length) }, worker));
-    };
-    const done = (async () => {
-      const missing = await withRetry(
-        () => ctx.uploads.findMissing({ state: current, hashes: entries.map((e) => e.hash) }),
-        retry,
-      );
-      const lacking = new Set(missing.missing.map((h) => Buffer.from(h).toString("hex")));
-      await put(entries.filter((e) => lacking.has(e.hash.toString("hex"))));
-      await previous;
-      const refs = entries.map((e) => ({ hash: e.hash, length: e.length }));
-      const append = () => withRetry(() => ctx.uploads.append({ state, chunks: refs }), retry);
-      let res: Awaited<ReturnType<typeof append>>;
-      try {
-        res = await append();
-      } catch (err) {
-        // A chunk reported present may have been collected since: send them all, then append again.
-        if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
-        await put(entries);
-        res = await append();
-      }
-      let bytes = 0;
-      for (const e of entries) {
-        rope.add(e.hash, e.length);
-        bytes += e.length;
-      }
-      sent += bytes;
-      checkOffset(job, res.offset, sent);
-      state = res.state;
-      ctx.progress?.add(bytes);
-      if (!known) {
-        roundSize = lacking.size === 0 ? Math.min(roundSize * 2, DEDUP_MAX_ROUND_CHUNKS) : DEDUP_BATCH_CHUNKS;
-        window = lacking.size === 0 ? 1 : ROUNDS_IN_FLIGHT;
-      }
-    })();
-    appended = done;
-    done.catch(() => {}); // awaited by the next round or by the caller
-    return done;
-  };
-
-  if (known) {
-    for (let i = 0; i < known.length; i += CACHED_ROUND_CHUNKS) {
-      const entries = known.slice(i, i + CACHED_ROUND_CHUNKS).map((hash, j) => {
-        const offset = (i + j) * chunkSize;
-        return { offset, hash, length: Math.min(chunkSize, job.size - offset), data: undefined };
-      });
-      await flush(entries);
-    }
-    return { state, sent, expected: rope.digest(), hashes: known };
-  }
-
-  // While rounds find chunks to send (new content), up to ROUNDS_IN_FLIGHT of them are sent at
-  // once, so several PutChunks keep the database busy. While they find none (a re-upload), one is
-  // in flight and each is sized by the previous one's answer, so rounds can double. Either way the
-  // next round is read and hashed meanwhile.
-  const inFlight = new Set<Promise<void>>();
-  const room = async () => {
-    while (inFlight.size >= window) await Promise.race(inFlight);
-  };
-  // Read blocks are reused once nothing refers to their bytes any more.
-  const blockSize = chunkSize * DEDUP_BATCH_CHUNKS;
-  const spare: Buffer[] = [];
-  const recycle = (blocks: Buffer[]) => {
-    for (const b of blocks) {
-      if (b.buffer.byteLength === blockSize && spare.length < SPARE_BLOCKS)
-        spare.push(Buffer.from(b.buffer, 0, blockSize));
-    }
-  };
-  let roundBlocks: Buffer[] = [];
-  const launch = async (entries: RoundEntry[]) => {
-    await room();
-    const held = roundBlocks;
-    roundBlocks = [];
-    const p = flush(entries);
-    inFlight.add(p);
-    p.then(
-      () => {
-        inFlight.delete(p);
-        recycle(held);
-      },
-      () => {}, // a failed round stays in the set: the next race or the final await reports it
-    );
-  };
-  const read = blockReader(fh, blockSize, spare);
-  const blocks =
-    job.size >= PARALLEL_HASH_MIN_BYTES && ctx.parallelHash !== false
-      ? hashedOnWorkers(read, sharedHashPool(), chunkSize)
-      : hashedHere(read, chunkSize);
-  for await (const { block, hashes: blockHashes } of blocks) {
-    for (let i = 0; i < blockHashes.length; i++) {
-      const off = i * chunkSize;
-      const data = block.subarray(off, Math.min(off + chunkSize, block.length));
-      const hash = blockHashes[i]!;
-      hashes.push(hash);
-      round.push({ offset: pos, hash, length: data.length, data });
-      pos += data.length;
-    }
-    roundBlocks.push(block);
-    if (round.length > DEDUP_BATCH_CHUNKS) {
-      for (const e of round) e.data = undefined; // bounded memory: re-read what must be sent
-      recycle(roundBlocks);
-      roundBlocks = [];
-    }
-    if (round.length >= roundSize) {
-      await room(); // the answer to the previous round may let this one grow
-      if (round.length >= roundSize) {
-        const entries = round;
-        round = [];
-        await launch(entries);
-      }
-    }
-  }
-  if (round.length > 0) await launch(round);
-  await appended;
-  return { state, sent, expected: rope.digest(), hashes };
 }

@@ -1,7 +1,7 @@
 import { Uploads } from "@cacheroach/proto";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
-import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
 import { table } from "../../lib/format.js";
 import { checkRemoteDir, remotePathProblem } from "../../lib/paths.js";
@@ -151,9 +151,8 @@ ${EXIT_CODES_HELP}`;
 
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const uploads = await this.client(Uploads);
-    const results: FetchResult[] = [];
-    let firstRpcError: UserError | undefined;
-    for (const job of jobs) {
+    const items = this.itemResults<FetchResult, FetchResult>(jobs.length);
+    for (const [i, job] of jobs.entries()) {
       try {
         const res = await uploads.fetch({
           tenantId,
@@ -171,30 +170,27 @@ ${EXIT_CODES_HELP}`;
           message: res.remoteHttpMessage,
         };
         if (res.file) r.file = fileJson(res.file);
-        results.push(r);
+        if (r.status === "failed") items.fail(i, r);
+        else items.ok(i, r);
       } catch (e) {
-        const err = await this.explainNotFound(e, tenantId);
-        if (err instanceof UserError) throw err; // the tenant is missing: every URL would fail
-        const ue = describeError(err, { ...this.failureContext(), tenant: tenantId });
-        if (jobs.length === 1) throw ue;
-        firstRpcError ??= ue;
+        const failure = await this.describeItemFailure(e, { tenant: tenantId, explainNotFound: true });
+        if (jobs.length === 1) throw failure.described;
         const r: FetchResult = {
           path: job.path,
           url: job.url,
           status: "error",
           code: 0,
           message: "",
-          error: ue.message,
+          error: failure.described.message,
         };
-        if (ue.code) r.errorCode = ue.code;
-        results.push(r);
+        if (failure.described.code) r.errorCode = failure.described.code;
+        items.fail(i, r, failure);
       }
     }
 
-    const bad = results.filter((r) => r.status === "failed" || r.status === "error");
     if (!this.jsonEnabled()) {
       this.log(
-        table(results, [
+        table(items.results, [
           { header: "Path", get: (r) => r.path },
           { header: "URL", get: (r) => r.url },
           { header: "Code", get: (r) => (r.status === "error" ? "-" : String(r.code)), right: true },
@@ -208,20 +204,15 @@ ${EXIT_CODES_HELP}`;
         ]),
       );
     }
-    if (bad.length === 0) return results;
-    const exit = firstRpcError?.exit ?? ExitCode.failure;
-    if (this.jsonEnabled()) {
-      this.logJson(results);
-      process.exitCode = exit;
-      return undefined;
-    }
-    const first = bad[0]!;
-    throw new UserError(
-      `${bad.length} of ${jobs.length} URLs were not stored (first: ${first.url}: ${
-        first.status === "error" ? first.error : `remote answered ${first.code} ${first.message}`
-      })`,
-      exit,
-      first.status === "failed" ? ["check the URL, or the --header/--method the remote server expects"] : [],
-    );
+    return items.finish((failed, first, exit) => {
+      const r = first.result;
+      return new UserError(
+        `${failed} of ${jobs.length} URLs were not stored (first: ${r.url}: ${
+          r.status === "error" ? r.error : `remote answered ${r.code} ${r.message}`
+        })`,
+        exit,
+        r.status === "failed" ? ["check the URL, or the --header/--method the remote server expects"] : [],
+      );
+    });
   }
 }

@@ -5,17 +5,24 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { downloadBatch, READ_BATCH } from "../../lib/batch-download.js";
 import { mapLimit } from "../../lib/concurrency.js";
-import { type Destination, downloadFile, OutputClosedError } from "../../lib/download.js";
+import { type Destination, downloadFile } from "../../lib/download.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
 import { table } from "../../lib/format.js";
 import { checkRemotePath, remoteBaseName } from "../../lib/paths.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
+import { OutputClosedError } from "../../lib/sinks.js";
 
 /** One line of `file get --json` output. */
-export type GetResult =
-  | ({ status: "ok"; localPath: string } & FileJson)
-  | { status: "error"; localPath: string; path: string; error: string; code: string | undefined };
+export type GetResult = GetOk | GetFailed;
+type GetOk = { status: "ok"; localPath: string } & FileJson;
+type GetFailed = {
+  status: "error";
+  localPath: string;
+  path: string;
+  error: string;
+  code: string | undefined;
+};
 
 async function isDirectory(p: string): Promise<boolean> {
   try {
@@ -150,26 +157,28 @@ ${EXIT_CODES_HELP}`;
       0,
       remotes.length === 1 ? (remotes[0] ?? "") : `${remotes.length} files`,
     );
-    const failures: unknown[] = [];
+    const items = this.itemResults<GetOk, GetFailed>(remotes.length);
     const ctx = { files, tenantId, server, http, progress, log: (msg: string) => this.verbose(msg) };
-    const record = async (i: number, outcome: FileMeta | Error): Promise<GetResult> => {
+    const record = async (i: number, outcome: FileMeta | Error): Promise<void> => {
       const remote = remotes[i]!;
       const dest = dests[i]!;
       const localPath = dest.kind === "file" ? dest.path : "-";
-      if (!(outcome instanceof Error)) return { status: "ok", localPath, ...fileJson(outcome) };
-      if (outcome instanceof OutputClosedError) return { status: "ok", localPath, path: remote } as GetResult;
-      const err = await this.explainNotFound(outcome, tenantId);
-      if (remotes.length === 1 || err instanceof UserError) throw err;
-      failures.push(err);
-      const ue = describeError(err, { ...this.failureContext(), tenant: tenantId });
-      this.logToStderr(`failed: ${remote}: ${ue.message}`);
-      return { status: "error", localPath, path: remote, error: ue.message, code: ue.code };
+      if (!(outcome instanceof Error)) return items.ok(i, { status: "ok", localPath, ...fileJson(outcome) });
+      if (outcome instanceof OutputClosedError)
+        return items.ok(i, { status: "ok", localPath, path: remote } as GetOk);
+      const failure = await this.describeItemFailure(outcome, { tenant: tenantId, explainNotFound: true });
+      if (remotes.length === 1) throw failure.error;
+      const error = failure.described;
+      items.fail(
+        i,
+        { status: "error", localPath, path: remote, error: error.message, code: error.code },
+        failure,
+        `failed: ${remote}: ${error.message}`,
+      );
     };
-    const results: GetResult[] = new Array(remotes.length);
     try {
       if (remotes.length === 1 || toStdout) {
-        const outcome = await downloadFile(remotes[0]!, dests[0]!, ctx).catch(asError);
-        results[0] = await record(0, outcome);
+        await record(0, await downloadFile(remotes[0]!, dests[0]!, ctx).catch(asError));
       } else {
         // Several files: batches of paths per call, with the small files' contents in the answer.
         const batches: number[][] = [];
@@ -185,19 +194,19 @@ ${EXIT_CODES_HELP}`;
           );
           for (const [k, o] of outcomes.entries()) {
             if (o === "stream") large.push(batch[k]!);
-            else results[batch[k]!] = await record(batch[k]!, o);
+            else await record(batch[k]!, o);
           }
         });
         // Files too large for an answer stream on their own, -p at a time.
         await mapLimit(large, this.flags.parallelism, async (i) => {
-          results[i] = await record(i, await downloadFile(remotes[i]!, dests[i]!, ctx).catch(asError));
+          await record(i, await downloadFile(remotes[i]!, dests[i]!, ctx).catch(asError));
         });
       }
     } finally {
       progress.stop();
     }
     if (toStdout) return undefined;
-    const ok = results.filter((r) => r.status === "ok");
+    const ok = items.succeeded;
     if (!this.jsonEnabled() && ok.length > 0) {
       this.log(
         table(ok, [
@@ -208,19 +217,13 @@ ${EXIT_CODES_HELP}`;
         ]),
       );
     }
-    if (failures.length > 0) {
-      const first = describeError(failures[0], { tenant: tenantId });
-      if (this.jsonEnabled()) {
-        this.logJson(results);
-        process.exitCode = first.exit;
-        return undefined;
-      }
-      throw new UserError(
-        `${failures.length} of ${remotes.length} files failed to download (first: ${first.message})`,
-        first.exit,
-      );
-    }
-    return results;
+    return items.finish(
+      (failed, first, exit) =>
+        new UserError(
+          `${failed} of ${remotes.length} files failed to download (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
+          exit,
+        ),
+    );
   }
 }
 

@@ -3,7 +3,7 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { planUploads, uploadBatch } from "../../lib/batch-upload.js";
 import { mapLimit } from "../../lib/concurrency.js";
-import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { describeError, EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
 import { formatBytes, table } from "../../lib/format.js";
 import { defaultHashCacheDir, HASH_CACHE_ENV, HashCache } from "../../lib/hash-cache.js";
@@ -13,9 +13,15 @@ import { createProgress, progressDefault } from "../../lib/progress.js";
 import { uploadFile } from "../../lib/upload.js";
 
 /** One line of `file put --json` output. */
-export type PutResult =
-  | ({ status: "ok"; localPath: string } & FileJson)
-  | { status: "error"; localPath: string; path: string; error: string; code: string | undefined };
+export type PutResult = PutOk | PutFailed;
+type PutOk = { status: "ok"; localPath: string } & FileJson;
+type PutFailed = {
+  status: "error";
+  localPath: string;
+  path: string;
+  error: string;
+  code: string | undefined;
+};
 
 export default class FilePut extends BaseCommand<typeof FilePut> {
   static override summary = "Upload local files (or, with -r, directories) into a remote directory.";
@@ -118,8 +124,7 @@ ${EXIT_CODES_HELP}`;
     const precondition = this.flags["no-clobber"]
       ? { kind: { case: "mustNotExist" as const, value: true } }
       : undefined;
-    const failures: { err: unknown }[] = [];
-    const results: PutResult[] = new Array(jobs.length);
+    const items = this.itemResults<PutOk, PutFailed>(jobs.length);
     const ctx = {
       uploads,
       tenantId,
@@ -133,23 +138,27 @@ ${EXIT_CODES_HELP}`;
           this.verbose(`attempt ${attempt} failed (${String(err)}); retrying in ${delay | 0} ms`),
       },
     };
-    const record = (index: number, outcome: FileMeta | Error) => {
+    const record = async (index: number, outcome: FileMeta | Error) => {
       const job = jobs[index]!;
       if (!(outcome instanceof Error)) {
-        results[index] = { status: "ok", localPath: job.localPath, ...fileJson(outcome) };
+        items.ok(index, { status: "ok", localPath: job.localPath, ...fileJson(outcome) });
         return;
       }
       if (jobs.length === 1) throw outcome;
-      failures.push({ err: outcome });
-      const ue = describeError(outcome, { ...this.failureContext(), tenant: tenantId });
-      this.logToStderr(`failed: ${job.localPath} → ${job.remotePath}: ${ue.message}`);
-      results[index] = {
-        status: "error",
-        localPath: job.localPath,
-        path: job.remotePath,
-        error: ue.message,
-        code: ue.code,
-      };
+      const failure = await this.describeItemFailure(outcome, { tenant: tenantId });
+      const error = failure.described;
+      items.fail(
+        index,
+        {
+          status: "error",
+          localPath: job.localPath,
+          path: job.remotePath,
+          error: error.message,
+          code: error.code,
+        },
+        failure,
+        `failed: ${job.localPath} → ${job.remotePath}: ${error.message}`,
+      );
     };
     try {
       // Small files travel in batches (one call each); the rest one file per call.
@@ -159,18 +168,18 @@ ${EXIT_CODES_HELP}`;
             unit.indexes.map((i) => jobs[i]!),
             ctx,
           );
-          for (const [k, o] of outcomes.entries()) record(unit.indexes[k]!, o);
+          for (const [k, o] of outcomes.entries()) await record(unit.indexes[k]!, o);
           return;
         }
         const outcome = await uploadFile(jobs[unit.index]!, ctx).catch((err: unknown) =>
           err instanceof Error ? err : new Error(String(err)),
         );
-        record(unit.index, outcome);
+        await record(unit.index, outcome);
       });
     } finally {
       progress.stop();
     }
-    const ok = results.filter((r) => r.status === "ok");
+    const ok = items.succeeded;
     if (!this.jsonEnabled() && ok.length > 0) {
       this.log(
         table(ok, [
@@ -183,19 +192,12 @@ ${EXIT_CODES_HELP}`;
         this.logToStderr(`uploaded ${ok.length} files, ${formatBytes(ok.reduce((n, r) => n + r.size, 0))}`);
       }
     }
-    if (failures.length > 0) {
-      const first = describeError(failures[0]?.err, { tenant: tenantId });
-      const exit = first.exit || ExitCode.failure;
-      if (this.jsonEnabled()) {
-        this.logJson(results);
-        process.exitCode = exit;
-        return undefined;
-      }
-      throw new UserError(
-        `${failures.length} of ${jobs.length} files failed to upload (first: ${first.message})`,
-        exit,
-      );
-    }
-    return results;
+    return items.finish(
+      (failed, first, exit) =>
+        new UserError(
+          `${failed} of ${jobs.length} files failed to upload (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
+          exit,
+        ),
+    );
   }
 }

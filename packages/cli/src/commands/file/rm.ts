@@ -1,7 +1,7 @@
 import { Files } from "@cacheroach/proto";
 import { Args } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
-import { describeError, EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
+import { EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
 import { table } from "../../lib/format.js";
 import { checkRemotePath } from "../../lib/paths.js";
 
@@ -45,42 +45,34 @@ ${EXIT_CODES_HELP}`;
     const paths = this.positionals.map((p) => checkRemotePath(p));
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const files = await this.client(Files);
-    const results: RmResult[] = [];
-    let firstError: UserError | undefined;
-    for (const path of paths) {
+    const items = this.itemResults<RmResult, RmResult>(paths.length);
+    for (const [i, path] of paths.entries()) {
       try {
         const res = await files.delete({ tenantId, path });
-        results.push({ path, status: "deleted", version: Number(res.version) });
+        items.ok(i, { path, status: "deleted", version: Number(res.version) });
       } catch (e) {
-        const err = await this.explainNotFound(e, tenantId);
-        if (err instanceof UserError) throw err; // the tenant is missing: every path would fail
-        const ue = describeError(err, { ...this.failureContext(), tenant: tenantId });
-        firstError ??= ue;
-        const r: RmResult = { path, status: "error", error: ue.message };
-        if (ue.code) r.code = ue.code;
-        results.push(r);
+        const failure = await this.describeItemFailure(e, { tenant: tenantId, explainNotFound: true });
+        const r: RmResult = { path, status: "error", error: failure.described.message };
+        if (failure.described.code) r.code = failure.described.code;
+        items.fail(i, r, failure);
       }
     }
-    if (this.jsonEnabled()) {
-      if (!firstError) return results;
-      this.logJson(results);
-      process.exitCode = firstError.exit;
-      return undefined;
+    if (!this.jsonEnabled()) {
+      const single = paths.length === 1 ? items.first?.failure : undefined;
+      if (single) throw single.described;
+      this.log(
+        table(items.results, [
+          { header: "Path", get: (r) => r.path },
+          {
+            header: "Status",
+            get: (r) => (r.status === "deleted" ? `deleted (version ${r.version})` : `error: ${r.error}`),
+          },
+        ]),
+      );
     }
-    if (paths.length === 1 && firstError) throw firstError;
-    this.log(
-      table(results, [
-        { header: "Path", get: (r) => r.path },
-        {
-          header: "Status",
-          get: (r) => (r.status === "deleted" ? `deleted (version ${r.version})` : `error: ${r.error}`),
-        },
-      ]),
+    return items.finish(
+      (failed, _first, exit) =>
+        new UserError(`${failed} of ${paths.length} paths could not be deleted`, exit),
     );
-    if (firstError) {
-      const failed = results.filter((r) => r.status === "error").length;
-      throw new UserError(`${failed} of ${paths.length} paths could not be deleted`, firstError.exit);
-    }
-    return results;
   }
 }

@@ -1,7 +1,7 @@
 import { Tokens } from "@cacheroach/proto";
 import { Args } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
-import { describeError, EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
+import { EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
 import { table } from "../../lib/format.js";
 import { checkUuid } from "../../lib/sessions.js";
 
@@ -47,51 +47,45 @@ ${EXIT_CODES_HELP}`;
     );
     const tokens = await this.client(Tokens);
     const me = await this.currentSession();
-    const results: SessionRmResult[] = [];
-    let firstError: UserError | undefined;
-    for (const id of ids) {
+    const items = this.itemResults<SessionRmResult, SessionRmResult>(ids.length);
+    for (const [i, id] of ids.entries()) {
       try {
         const s = await tokens.load({ kind: { case: "id", value: id } });
         const { revoked } = await tokens.invalidate({ kind: { case: "id", value: id } });
-        results.push({ id, status: "revoked", principalId: s.principalId, revoked });
+        items.ok(i, { id, status: "revoked", principalId: s.principalId, revoked });
       } catch (err) {
-        const ue = describeError(err, this.failureContext());
-        firstError ??= ue;
-        const r: SessionRmResult = { id, status: "error", error: ue.message };
-        if (ue.code) r.code = ue.code;
-        results.push(r);
+        const failure = await this.describeItemFailure(err);
+        const r: SessionRmResult = { id, status: "error", error: failure.described.message };
+        if (failure.described.code) r.code = failure.described.code;
+        items.fail(i, r, failure);
       }
     }
-    if (me.id && results.some((r) => r.id === me.id && r.status === "revoked")) {
+    if (me.id && items.succeeded.some((r) => r.id === me.id)) {
       this.logToStderr(
         `warning: ${me.id} was this config's own session; ${this.configPath} no longer works.`,
       );
     }
-    if (this.jsonEnabled()) {
-      if (!firstError) return results;
-      this.logJson(results);
-      process.exitCode = firstError.exit;
-      return undefined;
+    if (!this.jsonEnabled()) {
+      const single = ids.length === 1 ? items.first?.failure : undefined;
+      if (single) throw single.described;
+      this.log(
+        table(items.results, [
+          { header: "Session", get: (r) => r.id },
+          {
+            header: "Status",
+            get: (r) =>
+              r.status === "error"
+                ? `error: ${r.error}`
+                : (r.revoked ?? 0) > 1
+                  ? `revoked, with ${(r.revoked ?? 1) - 1} issued under it`
+                  : "revoked",
+          },
+        ]),
+      );
     }
-    if (ids.length === 1 && firstError) throw firstError;
-    this.log(
-      table(results, [
-        { header: "Session", get: (r) => r.id },
-        {
-          header: "Status",
-          get: (r) =>
-            r.status === "error"
-              ? `error: ${r.error}`
-              : (r.revoked ?? 0) > 1
-                ? `revoked, with ${(r.revoked ?? 1) - 1} issued under it`
-                : "revoked",
-        },
-      ]),
+    return items.finish(
+      (failed, _first, exit) =>
+        new UserError(`${failed} of ${ids.length} sessions could not be revoked`, exit),
     );
-    if (firstError) {
-      const failed = results.filter((r) => r.status === "error").length;
-      throw new UserError(`${failed} of ${ids.length} sessions could not be revoked`, firstError.exit);
-    }
-    return results;
   }
 }

@@ -1,0 +1,364 @@
+/**
+ * The dedup path of a large upload: hash chunks locally, ask FindMissing which ones the tenant
+ * lacks, send only those with PutChunks, then Append the references of all of them in order.
+ *
+ * The steps, top-down: {@link sendDeduplicated} cuts the file into rounds ({@link RoundBuilder},
+ * sized by {@link RoundPlanner}; or {@link cachedRounds} when the hash cache knows the chunks)
+ * and keeps a few in flight; {@link sendRound} sends one round; {@link OrderedAppender} appends
+ * the rounds' references in the order they started.
+ */
+import type { FileHandle } from "node:fs/promises";
+import type { TransferResponse, Uploads } from "@cacheroach/proto";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { mapLimit, TaskWindow } from "./concurrency.js";
+import { UserError } from "./errors.js";
+import { blockReader, hashedHere, hashedOnWorkers } from "./file-blocks.js";
+import { type HashedBlock, PARALLEL_HASH_MIN_BYTES, sharedHashPool } from "./hash-pool.js";
+import type { Progress } from "./progress.js";
+import { type RetryOptions, withRetry } from "./retry.js";
+import { RopeHasher } from "./rope-hash.js";
+
+/** Chunks hashed and checked with FindMissing per round of the dedup path (one read block). */
+export const DEDUP_BATCH_CHUNKS = 32;
+/** Largest round: rounds double while they find nothing to send (re-uploads), up to this. */
+export const DEDUP_MAX_ROUND_CHUNKS = 1024;
+/** References per round when the chunk hashes come from the hash cache (server limit: 10000). */
+export const CACHED_ROUND_CHUNKS = 8192;
+/** PutChunks calls in flight per round on the dedup path. */
+const PUT_CONCURRENCY = 4;
+/** Rounds (FindMissing + PutChunks) in flight at once per file; their Appends stay in order. */
+export const ROUNDS_IN_FLIGHT = 3;
+/** Read blocks kept for reuse per upload (16 MiB each). */
+const SPARE_BLOCKS = 4;
+
+/** What a send path reports: the state to commit, the bytes sent and the content hash computed locally. */
+export interface Sent {
+  state: Uint8Array;
+  sent: number;
+  expected: Buffer;
+}
+
+/** Throws unless the server acknowledged exactly the bytes sent so far. */
+export function checkOffset(remotePath: string, acknowledged: bigint, sent: number): void {
+  if (acknowledged !== BigInt(sent)) {
+    throw new UserError(
+      `${remotePath}: server acknowledged ${acknowledged} bytes after ${sent} were sent; upload abandoned`,
+      1,
+    );
+  }
+}
+
+/** What the dedup path works with: an upload begun, and the local file it sends. */
+export interface DedupUpload {
+  uploads: Pick<Client<typeof Uploads>, "findMissing" | "putChunks" | "append">;
+  /** The local file and its path in the tenant, for messages; `size` as listed. */
+  job: { localPath: string; remotePath: string; size: number };
+  fh: FileHandle;
+  chunkSize: number;
+  /** Most bytes per PutChunks call. */
+  maxTransfer: number;
+  retry?: RetryOptions;
+  progress?: Progress;
+  /** Hash files of {@link PARALLEL_HASH_MIN_BYTES} or more on worker threads (default true). */
+  parallelHash?: boolean;
+}
+
+/** One chunk of a dedup round; `data` is dropped in rounds larger than one block (re-read if sent). */
+export interface RoundEntry {
+  offset: number;
+  hash: Buffer;
+  length: number;
+  data: Buffer | undefined;
+}
+
+/**
+ * Sends the file of `up` by the dedup path, starting from the upload state `initial`. A round is
+ * one 16 MiB block; while rounds find nothing missing (a re-upload) they double, up to 1024 chunks,
+ * so a file the tenant already has costs a few round trips per GiB. Bigger rounds keep only hashes
+ * in memory and read a chunk again if it turns out to be missing (the server re-hashes it, so a
+ * file changed meanwhile fails instead of storing wrong data). The next round is read and hashed
+ * while earlier ones are in flight.
+ *
+ * With `known` (chunk hashes from the hash cache) nothing is read up front: rounds are
+ * {@link CACHED_ROUND_CHUNKS} references, one at a time, and only missing chunks are read.
+ */
+export async function sendDeduplicated(
+  up: DedupUpload,
+  initial: Uint8Array,
+  known: Buffer[] | undefined,
+): Promise<Sent & { hashes: Buffer[] }> {
+  const appender = new OrderedAppender(up, initial);
+  const inOrder = (entries: RoundEntry[]) =>
+    appender.run((append) => sendRound(entries, up, appender.state, append));
+  if (known) {
+    for (const entries of cachedRounds(known, up.chunkSize, up.job.size)) await inOrder(entries);
+    return { ...appender.result(), hashes: known };
+  }
+
+  // While rounds find chunks to send (new content), up to ROUNDS_IN_FLIGHT of them are sent at
+  // once, so several PutChunks keep the database busy. While they find none (a re-upload), one is
+  // in flight and each is sized by the previous one's answer, so rounds can double.
+  const planner = new RoundPlanner();
+  const inFlight = new TaskWindow();
+  const blockSize = up.chunkSize * DEDUP_BATCH_CHUNKS;
+  const spare = new SpareBlocks(blockSize);
+  const builder = new RoundBuilder(up.chunkSize, spare);
+  const launch = async () => {
+    await inFlight.room(planner.window);
+    const { entries, blocks } = builder.take();
+    // A failed round stays in the window: the next room() or the final drain() reports it.
+    inFlight.start(async () => {
+      planner.answered(await inOrder(entries));
+      spare.recycle(blocks);
+    });
+  };
+  const read = blockReader(up.fh, blockSize, spare.free);
+  const hashed =
+    up.job.size >= PARALLEL_HASH_MIN_BYTES && up.parallelHash !== false
+      ? hashedOnWorkers(read, sharedHashPool(), up.chunkSize)
+      : hashedHere(read, up.chunkSize);
+  const hashes: Buffer[] = [];
+  for await (const block of hashed) {
+    hashes.push(...block.hashes);
+    builder.add(block);
+    if (builder.length >= planner.size) {
+      await inFlight.room(planner.window); // the answer to the previous round may let this one grow
+      if (builder.length >= planner.size) await launch();
+    }
+  }
+  if (builder.length > 0) await launch();
+  await inFlight.drain();
+  return { ...appender.result(), hashes };
+}
+
+/** The rounds of a file whose chunk hashes are known: references only, no data read yet. */
+export function* cachedRounds(known: Buffer[], chunkSize: number, size: number): Generator<RoundEntry[]> {
+  for (let i = 0; i < known.length; i += CACHED_ROUND_CHUNKS) {
+    yield known.slice(i, i + CACHED_ROUND_CHUNKS).map((hash, j) => {
+      const offset = (i + j) * chunkSize;
+      return { offset, hash, length: Math.min(chunkSize, size - offset), data: undefined };
+    });
+  }
+}
+
+/**
+ * Sizes the rounds by the answers so far: a round that found nothing missing doubles the next
+ * (up to {@link DEDUP_MAX_ROUND_CHUNKS}) with one round in flight; one that found chunks to send
+ * goes back to one block, with {@link ROUNDS_IN_FLIGHT} rounds in flight.
+ */
+export class RoundPlanner {
+  /** Chunks in the next round. */
+  size = DEDUP_BATCH_CHUNKS;
+  /** Rounds in flight at once. */
+  window = 1;
+
+  /** Takes the answer of a finished round: how many of its chunks the tenant lacked. */
+  answered(missing: number): void {
+    if (missing === 0) {
+      this.size = Math.min(this.size * 2, DEDUP_MAX_ROUND_CHUNKS);
+      this.window = 1;
+    } else {
+      this.size = DEDUP_BATCH_CHUNKS;
+      this.window = ROUNDS_IN_FLIGHT;
+    }
+  }
+}
+
+/**
+ * Read blocks kept for reuse once nothing refers to their bytes any more (allocating 16 MiB per
+ * block made garbage collection a third of a 1 GiB re-upload's time).
+ */
+export class SpareBlocks {
+  /** Blocks free for the reader. */
+  readonly free: Buffer[] = [];
+
+  constructor(private readonly blockSize: number) {}
+
+  /** Takes back blocks of the reader's size (at most {@link SPARE_BLOCKS} are kept). */
+  recycle(blocks: Buffer[]): void {
+    for (const b of blocks) {
+      if (b.buffer.byteLength === this.blockSize && this.free.length < SPARE_BLOCKS)
+        this.free.push(Buffer.from(b.buffer, 0, this.blockSize));
+    }
+  }
+}
+
+/**
+ * Gathers hashed blocks into the entries of the next round. A round of one block keeps its bytes
+ * (they are sent from memory if missing); a larger one drops them and gives its blocks back to be
+ * read into again, so memory stays bounded however large rounds grow.
+ */
+export class RoundBuilder {
+  private entries: RoundEntry[] = [];
+  private blocks: Buffer[] = [];
+  private offset = 0;
+
+  constructor(
+    private readonly chunkSize: number,
+    private readonly spare: SpareBlocks,
+  ) {}
+
+  /** Chunks gathered so far. */
+  get length(): number {
+    return this.entries.length;
+  }
+
+  /** Adds the chunks of the next block of the file. */
+  add({ block, hashes }: HashedBlock): void {
+    for (const [i, hash] of hashes.entries()) {
+      const at = i * this.chunkSize;
+      const data = block.subarray(at, Math.min(at + this.chunkSize, block.length));
+      this.entries.push({ offset: this.offset, hash, length: data.length, data });
+      this.offset += data.length;
+    }
+    this.blocks.push(block);
+    if (this.entries.length > DEDUP_BATCH_CHUNKS) {
+      for (const e of this.entries) e.data = undefined; // re-read what must be sent
+      this.spare.recycle(this.blocks);
+      this.blocks = [];
+    }
+  }
+
+  /** The round gathered so far, and the blocks its entries still refer to (free once it is sent). */
+  take(): { entries: RoundEntry[]; blocks: Buffer[] } {
+    const round = { entries: this.entries, blocks: this.blocks };
+    this.entries = [];
+    this.blocks = [];
+    return round;
+  }
+}
+
+/** Appends a round's chunk references; `resend` sends them all first if the server asks for it. */
+export type AppendInOrder = (entries: RoundEntry[], resend: () => Promise<void>) => Promise<void>;
+
+/**
+ * Sends one round: FindMissing with `state` (any state of the upload is valid for it), PutChunks of
+ * the chunks the tenant lacks, then the append of all references through `append`. Returns how
+ * many chunks were missing.
+ */
+export async function sendRound(
+  entries: RoundEntry[],
+  up: DedupUpload,
+  state: Uint8Array,
+  append: AppendInOrder,
+): Promise<number> {
+  const retry = up.retry ?? {};
+  const missing = await withRetry(
+    () => up.uploads.findMissing({ state, hashes: entries.map((e) => e.hash) }),
+    retry,
+  );
+  const lacking = new Set(missing.missing.map((h) => Buffer.from(h).toString("hex")));
+  await putChunks(
+    entries.filter((e) => lacking.has(e.hash.toString("hex"))),
+    up,
+    state,
+  );
+  await append(entries, () => putChunks(entries, up, state));
+  return lacking.size;
+}
+
+/**
+ * Sends the data of `entries` with PutChunks: groups of at most `maxTransfer` bytes per call,
+ * {@link PUT_CONCURRENCY} calls in flight (the server stores each call's chunks on its own
+ * database connection, so ingest runs in parallel).
+ */
+async function putChunks(entries: RoundEntry[], up: DedupUpload, state: Uint8Array): Promise<void> {
+  const groups: RoundEntry[][] = [];
+  let bytes = up.maxTransfer;
+  for (const e of entries) {
+    if (bytes + e.length > up.maxTransfer) {
+      groups.push([]);
+      bytes = 0;
+    }
+    groups[groups.length - 1]!.push(e);
+    bytes += e.length;
+  }
+  await mapLimit(groups, PUT_CONCURRENCY, async (group) => {
+    const chunks = await Promise.all(
+      group.map(async (e) => ({ hash: e.hash, data: await chunkData(e, up) })),
+    );
+    await withRetry(() => up.uploads.putChunks({ state, chunks }), up.retry ?? {});
+  });
+}
+
+/** The bytes of a chunk: kept from reading, or read again. */
+async function chunkData(e: RoundEntry, up: DedupUpload): Promise<Buffer> {
+  if (e.data) return e.data;
+  const buf = Buffer.allocUnsafe(e.length);
+  let n = 0;
+  while (n < e.length) {
+    const { bytesRead } = await up.fh.read(buf, n, e.length - n, e.offset + n);
+    if (bytesRead === 0) throw new UserError(`${up.job.localPath} shrank while it was being uploaded`, 1);
+    n += bytesRead;
+  }
+  return buf;
+}
+
+/**
+ * Appends the chunk references of rounds in the order the rounds started, each with the upload
+ * state the previous append returned, while the rounds' other calls overlap. Keeps the bytes
+ * sent, checked against the server's offsets, and the content hash of what was appended.
+ */
+export class OrderedAppender {
+  private current: Uint8Array;
+  private sent = 0;
+  private readonly rope = new RopeHasher();
+  /** The round started last; the next one appends after it (and fails if it failed). */
+  private last: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly up: Pick<DedupUpload, "uploads" | "job" | "retry" | "progress">,
+    initial: Uint8Array,
+  ) {
+    this.current = initial;
+  }
+
+  /** The upload state after the last append. */
+  get state(): Uint8Array {
+    return this.current;
+  }
+
+  /**
+   * Starts one round's `work` now. The `append` it is given appends once every round started
+   * earlier has; if one of those failed, it fails with that error instead.
+   */
+  run<T>(work: (append: AppendInOrder) => Promise<T>): Promise<T> {
+    const previous = this.last;
+    const done = work(async (entries, resend) => {
+      await previous;
+      await this.appendNow(entries, resend);
+    });
+    this.last = done;
+    done.catch(() => {}); // reported by the caller, and by the next round's append
+    return done;
+  }
+
+  /** What was appended: the state to commit, the bytes and their content hash. */
+  result(): Sent {
+    return { state: this.current, sent: this.sent, expected: this.rope.digest() };
+  }
+
+  private async appendNow(entries: RoundEntry[], resend: () => Promise<void>): Promise<void> {
+    const refs = entries.map((e) => ({ hash: e.hash, length: e.length }));
+    const append = () =>
+      withRetry(() => this.up.uploads.append({ state: this.current, chunks: refs }), this.up.retry ?? {});
+    let res: TransferResponse;
+    try {
+      res = await append();
+    } catch (err) {
+      // A chunk reported present may have been collected since: send them all, then append again.
+      if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
+      await resend();
+      res = await append();
+    }
+    let bytes = 0;
+    for (const e of entries) {
+      this.rope.add(e.hash, e.length);
+      bytes += e.length;
+    }
+    this.sent += bytes;
+    checkOffset(this.up.job.remotePath, res.offset, this.sent);
+    this.current = res.state;
+    this.up.progress?.add(bytes);
+  }
+}

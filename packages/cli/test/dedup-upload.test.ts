@@ -1,0 +1,211 @@
+/**
+ * The steps of the dedup upload path (lib/dedup-upload.ts), each alone against scripted calls:
+ * planning and building rounds, sending one round, and appending rounds in order.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { setTimeout as wait } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  CACHED_ROUND_CHUNKS,
+  cachedRounds,
+  DEDUP_BATCH_CHUNKS,
+  DEDUP_MAX_ROUND_CHUNKS,
+  type DedupUpload,
+  OrderedAppender,
+  ROUNDS_IN_FLIGHT,
+  RoundBuilder,
+  type RoundEntry,
+  RoundPlanner,
+  SpareBlocks,
+  sendRound,
+} from "../src/lib/dedup-upload.js";
+import { chunkHash } from "../src/lib/rope-hash.js";
+
+const text = (b: Uint8Array) => Buffer.from(b).toString();
+
+/** Fake FindMissing/PutChunks/Append: states are "s0", "s1", …; each append returns the next. */
+function fakeUploads(opts: { missing?: (h: Buffer) => boolean; refuseAppends?: number } = {}) {
+  const log: string[] = [];
+  let appends = 0;
+  let offset = 0n;
+  let refuse = opts.refuseAppends ?? 0;
+  const uploads = {
+    async findMissing(req: { state: Uint8Array; hashes: Uint8Array[] }) {
+      log.push(`find ${text(req.state)} ${req.hashes.length}`);
+      return { missing: req.hashes.filter((h) => opts.missing?.(Buffer.from(h)) ?? true) };
+    },
+    async putChunks(req: { state: Uint8Array; chunks: { data: Uint8Array }[] }) {
+      log.push(`put ${text(req.state)} ${req.chunks.map((c) => text(c.data)).join(",")}`);
+      return {};
+    },
+    async append(req: { state: Uint8Array; chunks: { length: number }[] }) {
+      if (refuse > 0) {
+        refuse--;
+        log.push(`append ${text(req.state)} refused`);
+        throw new ConnectError("chunk missing", Code.FailedPrecondition);
+      }
+      log.push(`append ${text(req.state)} ${req.chunks.length}`);
+      for (const c of req.chunks) offset += BigInt(c.length);
+      return { state: Buffer.from(`s${++appends}`), offset };
+    },
+  };
+  return { uploads: uploads as unknown as DedupUpload["uploads"], log };
+}
+
+const entry = (data: string, offset: number): RoundEntry => ({
+  offset,
+  hash: chunkHash(Buffer.from(data)),
+  length: data.length,
+  data: Buffer.from(data),
+});
+
+function upload(uploads: DedupUpload["uploads"]): DedupUpload {
+  return {
+    uploads,
+    job: { localPath: "local", remotePath: "/remote", size: 0 },
+    fh: undefined as never, // every entry carries its data: nothing is read again
+    chunkSize: 2,
+    maxTransfer: 4,
+    retry: { attempts: 1, budgetMs: 0 },
+  };
+}
+
+describe("rounds", () => {
+  test("RoundPlanner doubles rounds that found nothing missing and narrows to one block otherwise", () => {
+    const p = new RoundPlanner();
+    assert.deepEqual([p.size, p.window], [DEDUP_BATCH_CHUNKS, 1]);
+    const sizes: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      p.answered(0);
+      sizes.push(p.size);
+    }
+    assert.deepEqual(sizes, [64, 128, 256, 512, 1024, 1024, 1024, 1024]);
+    assert.equal(sizes.at(-1), DEDUP_MAX_ROUND_CHUNKS);
+    p.answered(3);
+    assert.deepEqual([p.size, p.window], [DEDUP_BATCH_CHUNKS, ROUNDS_IN_FLIGHT]);
+    p.answered(0);
+    assert.equal(p.window, 1);
+  });
+
+  test("RoundBuilder keeps the bytes of a one-block round and drops them from bigger ones", () => {
+    const chunk = 4;
+    const blockSize = chunk * DEDUP_BATCH_CHUNKS;
+    const spare = new SpareBlocks(blockSize);
+    const b = new RoundBuilder(chunk, spare);
+    const block = () => {
+      const buf = Buffer.alloc(blockSize, 7);
+      const hashes = Array.from({ length: DEDUP_BATCH_CHUNKS }, (_, i) => Buffer.alloc(32, i));
+      return { block: buf, hashes };
+    };
+    b.add(block());
+    assert.equal(b.length, DEDUP_BATCH_CHUNKS);
+    const one = b.take();
+    assert.equal(one.blocks.length, 1);
+    assert.ok(one.entries.every((e) => e.data?.length === chunk));
+    assert.equal(b.length, 0);
+
+    b.add(block());
+    b.add(block());
+    const two = b.take();
+    assert.equal(two.entries.length, 2 * DEDUP_BATCH_CHUNKS);
+    assert.ok(two.entries.every((e) => e.data === undefined));
+    assert.deepEqual(two.blocks, [], "its blocks went back to be read into again");
+    assert.equal(spare.free.length, 2);
+    // Offsets run on across rounds.
+    assert.equal(two.entries[0]?.offset, blockSize);
+    assert.equal(two.entries.at(-1)?.offset, 3 * blockSize - chunk);
+  });
+
+  test("cachedRounds cuts known hashes into rounds of references with the right offsets", () => {
+    const n = CACHED_ROUND_CHUNKS + 3;
+    const known = Array.from({ length: n }, () => Buffer.alloc(32));
+    const rounds = [...cachedRounds(known, 10, n * 10 - 4)];
+    assert.deepEqual(
+      rounds.map((r) => r.length),
+      [CACHED_ROUND_CHUNKS, 3],
+    );
+    const last = rounds[1]!.at(-1)!;
+    assert.deepEqual([last.offset, last.length, last.data], [(n - 1) * 10, 6, undefined]);
+  });
+});
+
+describe("sendRound", () => {
+  test("puts only the missing chunks, grouped by maxTransfer, then appends every reference", async () => {
+    const { uploads, log } = fakeUploads({ missing: (h) => !h.equals(chunkHash(Buffer.from("bb"))) });
+    const entries = [entry("aa", 0), entry("bb", 2), entry("cc", 4), entry("dd", 6)];
+    const appended: number[] = [];
+    const missing = await sendRound(entries, upload(uploads), Buffer.from("s0"), async (es) => {
+      appended.push(es.length);
+    });
+    assert.equal(missing, 3);
+    assert.deepEqual(log.slice(0, 1), ["find s0 4"]);
+    assert.deepEqual(log.slice(1).sort(), ["put s0 aa,cc", "put s0 dd"]);
+    assert.deepEqual(appended, [4]);
+  });
+});
+
+describe("OrderedAppender", () => {
+  test("appends rounds in the order they started, each with the state the previous append returned", async () => {
+    const { uploads, log } = fakeUploads();
+    const a = new OrderedAppender(upload(uploads), Buffer.from("s0"));
+    const states: string[] = [];
+    // The first round is slow to get to its append; the second would append first if it could.
+    const first = a.run(async (append) => {
+      states.push(text(a.state));
+      await wait(30);
+      await append([entry("aa", 0), entry("bb", 2)], async () => {});
+    });
+    const second = a.run(async (append) => {
+      states.push(text(a.state));
+      await append([entry("cc", 4)], async () => {});
+    });
+    await Promise.all([first, second]);
+    assert.deepEqual(states, ["s0", "s0"]);
+    assert.deepEqual(log, ["append s0 2", "append s1 1"]);
+    const r = a.result();
+    assert.equal(r.sent, 6);
+    assert.equal(text(r.state), "s2");
+  });
+
+  test("a round whose earlier round failed fails with that error, without appending", async () => {
+    const { uploads, log } = fakeUploads();
+    const a = new OrderedAppender(upload(uploads), Buffer.from("s0"));
+    const first = a.run(async () => {
+      await wait(10);
+      throw new Error("FindMissing failed");
+    });
+    const second = a.run((append) => append([entry("cc", 0)], async () => {}));
+    await assert.rejects(first, /FindMissing failed/);
+    await assert.rejects(second, /FindMissing failed/);
+    assert.deepEqual(log, []);
+  });
+
+  test("an append refused for a collected chunk resends the round and appends again", async () => {
+    const { uploads, log } = fakeUploads({ refuseAppends: 1 });
+    const a = new OrderedAppender(upload(uploads), Buffer.from("s0"));
+    let resent = 0;
+    await a.run((append) =>
+      append([entry("aa", 0)], async () => {
+        resent++;
+      }),
+    );
+    assert.equal(resent, 1);
+    assert.deepEqual(log, ["append s0 refused", "append s0 1"]);
+  });
+
+  test("an offset the server acknowledges differently abandons the upload", async () => {
+    const { uploads } = fakeUploads();
+    const off = new OrderedAppender(
+      upload({
+        ...uploads,
+        append: async () => ({ state: Buffer.from("x"), offset: 99n }),
+      } as unknown as DedupUpload["uploads"]),
+      Buffer.from("s0"),
+    );
+    await assert.rejects(
+      off.run((append) => append([entry("aa", 0)], async () => {})),
+      /acknowledged 99 bytes after 2 were sent/,
+    );
+  });
+});
