@@ -41,7 +41,14 @@ test("read-only database: writes get 503 naming it, reads go on, and writes resu
       // start read-only (as after a failover to a standby) and stay so unless replaced.
       if (how === "database") await rig.pg.terminateServerSessions();
       const from = Date.now();
+      // At least 6 s, and (on a loaded machine, where fewer requests finish) until a write was
+      // refused, for at most 30 s.
       await sleep(6000);
+      while (
+        Date.now() - from < 30_000 &&
+        !load.between(from + 500).some((o) => o.op === "put" && o.outcome === "http 503")
+      )
+        await sleep(250);
       const r = await readyz(rig.server.url);
       assert.equal(r.status, 503, `${how}: ${r.body}`);
       assert.match(r.body, /read-only/);
