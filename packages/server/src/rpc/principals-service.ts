@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { type Principal, PrincipalSchema, type Principals } from "@cacheroach/proto";
@@ -55,17 +56,8 @@ export function createPrincipalsService(
           last = p.version;
           yield toPrincipal(p);
         }
-        await new Promise((res) => {
-          const t = setTimeout(res, every);
-          ctx.signal.addEventListener(
-            "abort",
-            () => {
-              clearTimeout(t);
-              res(undefined);
-            },
-            { once: true },
-          );
-        });
+        // An abort ends the wait early (rejecting); the loop condition then ends the stream.
+        await sleep(every, undefined, { signal: ctx.signal }).catch(() => {});
       }
     },
 

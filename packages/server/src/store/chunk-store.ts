@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import type { Db, Queryable } from "../db/db.js";
 import { StoreError } from "../errors.js";
+import { mapLimit } from "../util/concurrency.js";
 
 /** A tenant id that is safe to embed in SQL text (lower- or upper-case hex, as PostgreSQL prints it). */
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -94,25 +95,19 @@ export class ChunkStore {
       bytes += c.data.length;
     }
     if (group.length > 0) groups.push(group);
-    let stored = 0;
-    let next = 0;
-    const worker = async () => {
-      while (next < groups.length) {
-        const g = groups[next++]!;
-        const params: unknown[] = [tenantId];
-        const rows = g.map((c) => {
-          params.push(c.hash, c.data);
-          return `($1, $${params.length - 1}, $${params.length})`;
-        });
-        const r = await this.db.bulk(
-          `INSERT INTO chunks (tenant_id, hash, data) VALUES ${rows.join(", ")} ON CONFLICT (tenant_id, hash) DO NOTHING`,
-          params,
-        );
-        stored += r.rowCount ?? 0;
-      }
-    };
-    const n = Math.max(1, Math.min(this.options.writeConcurrency, groups.length));
-    await Promise.all(Array.from({ length: n }, worker));
+    const counts = await mapLimit(groups, this.options.writeConcurrency, async (g) => {
+      const params: unknown[] = [tenantId];
+      const rows = g.map((c) => {
+        params.push(c.hash, c.data);
+        return `($1, $${params.length - 1}, $${params.length})`;
+      });
+      const r = await this.db.bulk(
+        `INSERT INTO chunks (tenant_id, hash, data) VALUES ${rows.join(", ")} ON CONFLICT (tenant_id, hash) DO NOTHING`,
+        params,
+      );
+      return r.rowCount ?? 0;
+    });
+    const stored = counts.reduce((a, b) => a + b, 0);
     return stored;
   }
 

@@ -66,37 +66,33 @@ export class FileStore {
     v: NewVersion,
     onWritten?: (q: Queryable, file: FileRecord) => Promise<void>,
   ): Promise<FileRecord> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.db.tx(async (q) => {
-          const head = await this.head(q, tenantId, path, true);
-          if (v.precondition) checkPrecondition(path, head, v.precondition);
-          const params = [tenantId, ...versionValues(path, head, v)];
-          const r = await q.query<FileRow>(
-            `INSERT INTO file_versions (${FILE_COLUMNS})
+    // Two first writes of one path race on the version's primary key; the loser runs again and
+    // becomes the next version (or fails its precondition).
+    return this.db.tx(
+      async (q) => {
+        const head = await this.head(q, tenantId, path, true);
+        if (v.precondition) checkPrecondition(path, head, v.precondition);
+        const params = [tenantId, ...versionValues(path, head, v)];
+        const r = await q.query<FileRow>(
+          `INSERT INTO file_versions (${FILE_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, now()), now(), NULL)
              RETURNING ${FILE_COLUMNS}`,
-            params,
-          );
-          const row = r.rows[0]!;
-          await q.query(
-            `INSERT INTO files (${FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
+          params,
+        );
+        const row = r.rows[0]!;
+        await q.query(
+          `INSERT INTO files (${FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
              ON CONFLICT (tenant_id, path) DO UPDATE SET version = excluded.version, rope_hash = excluded.rope_hash,
                size = excluded.size, chunk_size = excluded.chunk_size, content_type = excluded.content_type,
                meta = excluded.meta, ctime = excluded.ctime, mtime = excluded.mtime, dtime = NULL`,
-            [...params.slice(0, 8), row.ctime, row.mtime],
-          );
-          const file = fileFromRow(row);
-          if (onWritten) await onWritten(q, file);
-          return file;
-        });
-      } catch (err) {
-        // Two first writes of one path race on the version's primary key; the loser retries and
-        // becomes the next version (or fails its precondition).
-        if (isUniqueViolation(err) && attempt < 5) continue;
-        throw err;
-      }
-    }
+          [...params.slice(0, 8), row.ctime, row.mtime],
+        );
+        const file = fileFromRow(row);
+        if (onWritten) await onWritten(q, file);
+        return file;
+      },
+      { retryIf: isUniqueViolation },
+    );
   }
 
   /**
@@ -107,39 +103,39 @@ export class FileStore {
    */
   async putMany(tenantId: string, items: readonly PathVersion[]): Promise<(FileRecord | StoreError)[]> {
     if (items.length === 0) return [];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.db.tx(async (q) => {
-          const heads = await this.heads(
-            tenantId,
-            items.map((i) => i.path),
-            q,
-            true,
+    // Concurrent first writes of a path race on the version's primary key: run again, as put().
+    return this.db.tx(
+      async (q) => {
+        const heads = await this.heads(
+          tenantId,
+          items.map((i) => i.path),
+          q,
+          true,
+        );
+        const out: (FileRecord | StoreError)[] = new Array(items.length);
+        const params: unknown[] = [tenantId];
+        const values: string[] = [];
+        const written = new Map<string, number>(); // path → index in items
+        items.forEach((item, i) => {
+          const head = heads.get(item.path);
+          const v = item.version;
+          const failed = v.precondition && preconditionError(item.path, head, v.precondition);
+          if (failed) {
+            out[i] = failed;
+            return;
+          }
+          params.push(...versionValues(item.path, head, v));
+          const n = params.length;
+          const p = (k: number) => `$${n - 8 + k}`;
+          values.push(
+            `($1, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, COALESCE(${p(8)}::TIMESTAMPTZ, now()), now(), NULL)`,
           );
-          const out: (FileRecord | StoreError)[] = new Array(items.length);
-          const params: unknown[] = [tenantId];
-          const values: string[] = [];
-          const written = new Map<string, number>(); // path → index in items
-          items.forEach((item, i) => {
-            const head = heads.get(item.path);
-            const v = item.version;
-            const failed = v.precondition && preconditionError(item.path, head, v.precondition);
-            if (failed) {
-              out[i] = failed;
-              return;
-            }
-            params.push(...versionValues(item.path, head, v));
-            const n = params.length;
-            const p = (k: number) => `$${n - 8 + k}`;
-            values.push(
-              `($1, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, COALESCE(${p(8)}::TIMESTAMPTZ, now()), now(), NULL)`,
-            );
-            written.set(item.path, i);
-          });
-          if (values.length === 0) return out;
-          // One round trip: the versions, and the heads from exactly the rows inserted.
-          const r = await q.query<FileRow>(
-            `WITH v AS (
+          written.set(item.path, i);
+        });
+        if (values.length === 0) return out;
+        // One round trip: the versions, and the heads from exactly the rows inserted.
+        const r = await q.query<FileRow>(
+          `WITH v AS (
                INSERT INTO file_versions (${FILE_COLUMNS}) VALUES ${values.join(", ")}
                RETURNING ${FILE_COLUMNS})
              INSERT INTO files (${FILE_COLUMNS}) SELECT ${FILE_COLUMNS} FROM v
@@ -147,23 +143,19 @@ export class FileStore {
                size = excluded.size, chunk_size = excluded.chunk_size, content_type = excluded.content_type,
                meta = excluded.meta, ctime = excluded.ctime, mtime = excluded.mtime, dtime = NULL
              RETURNING ${FILE_COLUMNS}`,
-            params,
-          );
-          for (const row of r.rows) {
-            const file = fileFromRow(row);
-            const i = written.get(file.path);
-            if (i === undefined) throw new Error(`putMany: unexpected row for ${file.path}`);
-            out[i] = file;
-          }
-          if (r.rows.length !== written.size) throw new Error("putMany: not every version was written");
-          return out;
-        });
-      } catch (err) {
-        // Concurrent first writes of a path race on the version's primary key; retry as in put().
-        if (isUniqueViolation(err) && attempt < 5) continue;
-        throw err;
-      }
-    }
+          params,
+        );
+        for (const row of r.rows) {
+          const file = fileFromRow(row);
+          const i = written.get(file.path);
+          if (i === undefined) throw new Error(`putMany: unexpected row for ${file.path}`);
+          out[i] = file;
+        }
+        if (r.rows.length !== written.size) throw new Error("putMany: not every version was written");
+        return out;
+      },
+      { retryIf: isUniqueViolation },
+    );
   }
 
   /**
