@@ -33,6 +33,7 @@ import { FileStore } from "./store/file-store.js";
 import { PrincipalStore } from "./store/principal-store.js";
 import { RopeStore } from "./store/rope-store.js";
 import { TenantStore } from "./store/tenant-store.js";
+import { UploadStore } from "./store/upload-store.js";
 import { VHostStore } from "./store/vhost-store.js";
 import { UploadManager } from "./uploads/upload-manager.js";
 import { UploadStateCodec } from "./uploads/upload-state.js";
@@ -88,7 +89,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     });
     const ropes = new RopeStore(db, chunks, 4);
     const files = new FileStore(db);
-    const uploads = new UploadManager(db, chunks, ropes, files, codec, {
+    const tenants = new TenantStore(db);
+    const uploads = new UploadManager(new UploadStore(db), tenants, chunks, ropes, files, codec, {
       chunkSize: config.chunkSize,
       maxTransferSize: config.maxTransferSize,
       uploadTtlSeconds: config.uploadTtlSeconds,
@@ -117,7 +119,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           new ContentAccess(authz, files),
         ),
       );
-      router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
+      router.service(Tenants, createTenantsService(tenants, authz));
       router.service(Principals, createPrincipalsService(new PrincipalStore(db!), sessions, authz));
       router.service(Tokens, createTokensService(signer, sessions, authz));
       router.service(VHosts, createVHostsService(new VHostStore(db!)));
