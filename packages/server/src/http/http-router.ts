@@ -1,8 +1,8 @@
 import type { Authorizer } from "../auth/authorizer.js";
-import type { SessionStore } from "../auth/session-store.js";
 import type { Db } from "../db/db.js";
 import { isClientDisconnect, StoreError, toHttpError } from "../errors.js";
 import type { Logger } from "../logger.js";
+import type { SessionStore } from "../store/session-store.js";
 import { type FileHandlerDeps, handleFileRequest } from "./file-handler.js";
 import {
   clientGone,

@@ -1,8 +1,8 @@
 import { WELL_KNOWN } from "@cacheroach/core";
 import type { Authorizer } from "../auth/authorizer.js";
 import type { SessionInfo } from "../auth/session.js";
-import type { SessionStore } from "../auth/session-store.js";
 import { PUBLIC_SESSIONS } from "../bootstrap-data.js";
+import type { SessionStore } from "../store/session-store.js";
 import { readCookie, SESSION_COOKIE } from "./cookies.js";
 import type { HttpRequest } from "./http-types.js";
 import { isStateChanging, requireSameOrigin } from "./same-origin.js";

@@ -12,10 +12,10 @@ import {
   SessionStatus as SessionStatusMsg,
 } from "@cacheroach/proto";
 import { CAP, type Scope, type SessionInfo } from "../auth/session.js";
-import type { SessionStatus } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
 import { validateContentType as validateMediaType } from "../http/content-type.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
+import type { SessionStatus } from "../store/session-store.js";
 
 /**
  * Stored file version → API message. Built as a complete message literal rather than through

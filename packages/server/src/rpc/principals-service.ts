@@ -6,10 +6,10 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
-import type { SessionStore } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { PrincipalRecord, PrincipalStore } from "../store/principal-store.js";
+import type { SessionStore } from "../store/session-store.js";
 
 /** The Principals service (authorization: auth/policy.ts). */
 export function createPrincipalsService(
