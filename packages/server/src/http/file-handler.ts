@@ -1,8 +1,8 @@
 import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
 import { StoreError } from "../errors.js";
-import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
-import { type FileStore, PreconditionFailed } from "../store/file-store.js";
+import type { WritePrecondition } from "../store/file-meta.js";
+import { type FileStore, noFile, PreconditionFailed } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
 import { writeStream } from "../uploads/stream-writer.js";
 import type { UploadManager } from "../uploads/upload-manager.js";
@@ -71,11 +71,9 @@ export async function handleFileRequest(
       if (target.kind === "dir")
         return serveDirectory(deps, req, res, url, tenantId, target.dir, require, anonymous);
       await require(CAP.read, target.path);
-      let file: FileRecord;
-      try {
-        file = await deps.files.stat(tenantId, target.path, version);
-      } catch (err) {
-        if (err instanceof StoreError && err.code === "ERR_NOT_FOUND" && version === 0) {
+      const file = await deps.files.get(tenantId, target.path, version);
+      if (!file) {
+        if (version === 0) {
           // The redirect says that files exist below the path: only for callers who may list it.
           const mayList = await deps.authz.may(session, {
             caps: CAP.read,
@@ -87,7 +85,7 @@ export async function handleFileRequest(
             return void res.end();
           }
         }
-        throw err;
+        throw noFile(target.path, version);
       }
       const cache = version
         ? `${anonymous ? "public" : "private"}, max-age=31536000, immutable`
@@ -176,11 +174,12 @@ async function serveDirectory(
   const index = `${dir}/index.html`;
   try {
     await require(CAP.read, index);
-    const file = await deps.files.stat(tenantId, index);
-    return serveFile(req, res, file, deps.ropes, {
-      cacheControl: `${anonymous ? "public" : "private"}, no-cache`,
-      inlineActive: deps.site.inlineActiveContent(req),
-    });
+    const file = await deps.files.get(tenantId, index);
+    if (file)
+      return serveFile(req, res, file, deps.ropes, {
+        cacheControl: `${anonymous ? "public" : "private"}, no-cache`,
+        inlineActive: deps.site.inlineActiveContent(req),
+      });
   } catch (err) {
     if (
       !(err instanceof StoreError) ||
@@ -197,13 +196,7 @@ async function serveDirectory(
       () => true,
       () => false,
     );
-    if (
-      mayReadFile &&
-      (await deps.files.stat(tenantId, dir).then(
-        () => true,
-        () => false,
-      ))
-    ) {
+    if (mayReadFile && (await deps.files.get(tenantId, dir)) !== undefined) {
       res.writeHead(301, { location: `${encodePath(dir)}${url.search}` });
       return void res.end();
     }
@@ -250,10 +243,7 @@ async function writePrecondition(
       throw new StoreError("ERR_BAD_REQUEST", `malformed entity tag list ${JSON.stringify(v.slice(0, 80))}`);
     }
   }
-  const current = await files.stat(tenantId, path).catch((err: unknown) => {
-    if (err instanceof StoreError && err.code === "ERR_NOT_FOUND") return undefined;
-    throw err;
-  });
+  const current = await files.get(tenantId, path);
   if (evaluate(h, current && validatorsOf(current), false) !== "proceed") {
     throw new PreconditionFailed(
       path,

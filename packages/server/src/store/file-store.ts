@@ -216,20 +216,21 @@ export class FileStore {
     return out;
   }
 
-  /** The latest live version, or one version (live or not deleted). NOT_FOUND otherwise. */
-  async stat(tenantId: string, path: string, version = 0): Promise<FileRecord> {
+  /**
+   * The latest live version (`version` 0), or that version when it is not deleted; undefined when
+   * there is none. (A database failure throws: absence is only ever this result.)
+   */
+  async get(tenantId: string, path: string, version = 0): Promise<FileRecord | undefined> {
     if (version === 0) {
       const head = await this.head(this.db, tenantId, path, false);
-      if (!head || head.dtime) throw new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
-      return head;
+      return head && !head.dtime ? head : undefined;
     }
     const r = await this.db.query<FileRow>(
       `SELECT ${FILE_COLUMNS} FROM file_versions WHERE tenant_id = $1 AND path = $2 AND version = $3`,
       [tenantId, pathKey(path), version],
     );
     const row = r.rows[0];
-    if (!row || row.dtime) throw new StoreError("ERR_NOT_FOUND", `no version ${version} of ${path}`);
-    return fileFromRow(row);
+    return row && !row.dtime ? fileFromRow(row) : undefined;
   }
 
   /**
@@ -335,7 +336,7 @@ export class FileStore {
   async delete(tenantId: string, path: string, pre: WritePrecondition | undefined): Promise<number> {
     return this.db.tx(async (q) => {
       const head = await this.head(q, tenantId, path, true);
-      if (!head || head.dtime) throw new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
+      if (!head || head.dtime) throw noFile(path);
       if (pre) checkPrecondition(path, head, pre);
       await q.query("UPDATE files SET dtime = now() WHERE tenant_id = $1 AND path = $2", [
         tenantId,
@@ -410,6 +411,14 @@ function versionColumns(rows: readonly VersionRow[]): unknown[] {
     rows.map((r) => r.meta),
     rows.map((r) => r.ctime),
   ];
+}
+
+/** The ERR_NOT_FOUND of a file (`version` 0: its latest version) that {@link FileStore.get} did not find. */
+export function noFile(path: string, version = 0): StoreError {
+  return new StoreError(
+    "ERR_NOT_FOUND",
+    version === 0 ? `no file at ${path}` : `no version ${version} of ${path}`,
+  );
 }
 
 /**

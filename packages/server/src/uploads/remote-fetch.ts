@@ -93,7 +93,7 @@ export async function fetchRemote(
   const policy = addressPolicy(limits.allowPrivate);
   // Refuse what the URL alone shows (localhost names, IP literals) before touching anything.
   checkUrlHost(url, policy);
-  const existing = await files.stat(tenantId, path).catch(() => undefined);
+  const existing = await files.get(tenantId, path);
   if (existing) headers["if-modified-since"] = existing.mtime.toUTCString();
 
   const controller = new AbortController();

@@ -3,7 +3,7 @@ import { LRUCache } from "lru-cache";
 import { StoreError } from "../errors.js";
 import type { ChunkStore, ChunkWrite } from "../store/chunk-store.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
-import { type FileStore, type NewVersion, preconditionError } from "../store/file-store.js";
+import { type FileStore, type NewVersion, noFile, preconditionError } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
 import type { TenantStore } from "../store/tenant-store.js";
 import type { UploadChunk, Uploader, UploadStore } from "../store/upload-store.js";
@@ -302,7 +302,7 @@ export class UploadManager {
   /** Commits an upload as a new file version; a repeated commit returns the same version. */
   async commit(state: UploadState, opts: CommitOptions): Promise<FileRecord> {
     const done = await this.committedVersion(state);
-    if (done !== undefined) return this.files.stat(state.tenantId, state.path, done);
+    if (done !== undefined) return this.committedFile(state, done);
     const rope = await this.ropes.commitUpload(state.tenantId, state.uploadId, state.offset, state.chunkSize);
     if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
     let raced = false;
@@ -321,8 +321,7 @@ export class UploadManager {
       );
     } catch (err) {
       if (!raced) throw err;
-      const v = await this.committedVersion(state);
-      return this.files.stat(state.tenantId, state.path, v!);
+      return this.committedFile(state, (await this.committedVersion(state))!);
     }
     // The rope now owns the chunk list; the upload's copy is no longer needed.
     await this.uploads.dropChunks(state.uploadId).catch(() => {});
@@ -343,6 +342,13 @@ export class UploadManager {
         );
       }
     }
+  }
+
+  /** The version an upload's commit wrote; ERR_NOT_FOUND once it is deleted. */
+  private async committedFile(state: UploadState, version: number): Promise<FileRecord> {
+    const file = await this.files.get(state.tenantId, state.path, version);
+    if (!file) throw noFile(state.path, version);
+    return file;
   }
 
   private async committedVersion(state: UploadState): Promise<number | undefined> {
