@@ -12,9 +12,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Principals, SessionSchema, Tenants, Tokens } from "@cacheroach/proto";
 import pg from "pg";
 import { Authorizer } from "../packages/server/src/auth/authorizer.js";
-import { SessionStore } from "../packages/server/src/auth/session-store.js";
 import { TokenSigner } from "../packages/server/src/auth/token-signer.js";
 import { Db } from "../packages/server/src/db/db.js";
+import { PrincipalStore } from "../packages/server/src/store/principal-store.js";
+import { SessionStore } from "../packages/server/src/store/session-store.js";
 import { startTestServer } from "../packages/server/src/testing.js";
 
 const ROUNDS = 2000;
@@ -79,7 +80,7 @@ try {
   // Steady state: what a request pays to authenticate a token it presented a moment ago.
   const signer = new TokenSigner([ts.signingKey]);
   const cached = new SessionStore(db, 5000);
-  const authz = new Authorizer(signer, cached, db, 5000);
+  const authz = new Authorizer(signer, cached, new PrincipalStore(db), 5000);
   const deepest = tokens[tokens.length - 1]!;
   await authz.authenticate(deepest.jwt);
   const steady = await time(() => authz.authenticate(deepest.jwt));

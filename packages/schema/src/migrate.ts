@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import type pg from "pg";
+import pg from "pg";
 
 /** The directory of this package's numbered SQL migrations. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations/", import.meta.url));
@@ -169,21 +170,26 @@ async function acquireLock(client: pg.ClientBase, holder: string, timeoutMs: num
         `another instance has held the migration lock for over ${Math.round(timeoutMs / 1000)} s; if it died, the lock frees itself when its lease expires`,
       );
     }
-    await new Promise((res) => setTimeout(res, wait));
+    await sleep(wait);
     wait = Math.min(wait * 2, 1000);
   }
 }
+
+/**
+ * SQLSTATEs of DDL that raced with another instance's: unique_violation, duplicate_table,
+ * duplicate_object, serialization_failure.
+ */
+const CONCURRENT_DDL: ReadonlySet<string> = new Set(["23505", "42P07", "42710", "40001"]);
 
 async function retryRace<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      const code = (err as { code?: string }).code;
       // Another instance created it concurrently: PostgreSQL reports that as 23505 (pg_type unique
       // violation), 42P07 (duplicate_table) or 42710 (duplicate_object: 'type … already exists').
-      if (attempt < 5 && (code === "23505" || code === "42P07" || code === "42710" || code === "40001")) {
-        await new Promise((res) => setTimeout(res, 50 * (attempt + 1)));
+      if (attempt < 5 && err instanceof pg.DatabaseError && CONCURRENT_DDL.has(err.code ?? "")) {
+        await sleep(50 * (attempt + 1));
         continue;
       }
       throw err;

@@ -1,6 +1,10 @@
 import { WELL_KNOWN } from "@cacheroach/core";
-import type { Db } from "./db/db.js";
+import { CAP } from "./auth/session.js";
 import { BOOTSTRAP_PRINCIPAL } from "./signing-keys.js";
+import type { PrincipalStore } from "./store/principal-store.js";
+import type { SessionStore } from "./store/session-store.js";
+import type { TenantStore } from "./store/tenant-store.js";
+import type { VHostStore } from "./store/vhost-store.js";
 
 /** IDs of the sessions every deployment has (fixed, so several instances agree). */
 export const PUBLIC_SESSIONS = {
@@ -10,42 +14,51 @@ export const PUBLIC_SESSIONS = {
   scratchpadRead: "0f0f0f0f-0000-4000-8000-000000000002",
 } as const;
 
+/** The stores {@link ensureBootstrapData} writes to. */
+export interface BootstrapStores {
+  readonly tenants: TenantStore;
+  readonly vhosts: VHostStore;
+  readonly principals: PrincipalStore;
+  readonly sessions: SessionStore;
+}
+
+const YEAR_MS = 365.25 * 24 * 3600 * 1000;
+
 /**
  * Creates the well-known rows every deployment has, idempotently and safely when several
- * instances start at once: the "Default Scratchpad" tenant served for vhost "*", the
- * unauthenticated principal with its public session and its read grant on the scratchpad, and
- * the nil principal of bootstrap tokens. Removing the scratchpad grant makes it private.
+ * instances start at once (each is inserted only if absent): the "Default Scratchpad" tenant
+ * served for vhost "*", the unauthenticated principal with its public session and its read grant
+ * on the scratchpad, and the nil principal of bootstrap tokens. Removing the scratchpad grant
+ * makes it private.
  */
-export async function ensureBootstrapData(db: Db): Promise<void> {
+export async function ensureBootstrapData(stores: BootstrapStores): Promise<void> {
   const scratch = WELL_KNOWN.scratchpadTenant;
   const anon = WELL_KNOWN.unauthenticatedPrincipal;
-  await db.query(
-    "INSERT INTO tenants (id, label, version) VALUES ($1, 'Default Scratchpad', 1) ON CONFLICT (id) DO NOTHING",
-    [scratch],
-  );
-  await db.query("INSERT INTO vhosts (host, tenant_id) VALUES ('*', $1) ON CONFLICT (host) DO NOTHING", [
-    scratch,
-  ]);
-  await db.query(
-    `INSERT INTO principals (id, version, claims) VALUES ($1, 1, '{"name":"Unauthenticated Principal","source":"bootstrap"}')
-     ON CONFLICT (id) DO NOTHING`,
-    [anon],
-  );
-  await db.query(
-    `INSERT INTO principals (id, version, claims) VALUES ($1, 1, '{"name":"Bootstrap","source":"bootstrap"}')
-     ON CONFLICT (id) DO NOTHING`,
-    [BOOTSTRAP_PRINCIPAL],
-  );
-  await db.query(
-    `INSERT INTO sessions (id, principal_id, capabilities, scope_kind, scope_principal, expires_at, name, note)
-     VALUES ($1, $2, 5, 'principal', $2, now() + INTERVAL '100 years', 'public-access-v0', 'anonymous HTTP access')
-     ON CONFLICT (id) DO NOTHING`,
-    [PUBLIC_SESSIONS.publicAccess, anon],
-  );
-  await db.query(
-    `INSERT INTO sessions (id, principal_id, capabilities, scope_kind, scope_tenant, scope_path, expires_at, name, note)
-     VALUES ($1, $2, 1, 'location', $3, '/*', now() + INTERVAL '10 years', '<bootstrap>', 'the scratchpad is public')
-     ON CONFLICT (id) DO NOTHING`,
-    [PUBLIC_SESSIONS.scratchpadRead, anon, scratch],
-  );
+  const now = new Date();
+  await stores.tenants.insertIfAbsent(scratch, "Default Scratchpad");
+  await stores.vhosts.insertIfAbsent("*", scratch);
+  await stores.principals.insertIfAbsent(anon, { name: "Unauthenticated Principal", source: "bootstrap" });
+  await stores.principals.insertIfAbsent(BOOTSTRAP_PRINCIPAL, { name: "Bootstrap", source: "bootstrap" });
+  await stores.sessions.insertIfAbsent({
+    id: PUBLIC_SESSIONS.publicAccess,
+    principalId: anon,
+    caps: CAP.read | CAP.delegate,
+    scope: { kind: "principal", principalId: anon },
+    issuedAt: now,
+    expiresAt: new Date(now.getTime() + 100 * YEAR_MS),
+    name: "public-access-v0",
+    note: "anonymous HTTP access",
+    issuedBy: undefined,
+  });
+  await stores.sessions.insertIfAbsent({
+    id: PUBLIC_SESSIONS.scratchpadRead,
+    principalId: anon,
+    caps: CAP.read,
+    scope: { kind: "location", tenantId: scratch, path: "/*", version: 0 },
+    issuedAt: now,
+    expiresAt: new Date(now.getTime() + 10 * YEAR_MS),
+    name: "<bootstrap>",
+    note: "the scratchpad is public",
+    issuedBy: undefined,
+  });
 }

@@ -5,6 +5,7 @@ import {
   describeCondition,
   isForeignKeyViolation,
 } from "./db/sqlstate.js";
+import { errnoOf } from "./util/errno.js";
 
 /**
  * Stable codes of every error the server reports. Each maps to one Connect code and one HTTP
@@ -192,6 +193,6 @@ export function isClientDisconnect(err: unknown): boolean {
   // connect-node wraps a failed socket write ("write EPIPE") in an internal ConnectError.
   if (err instanceof ConnectError) return err.code === Code.Canceled || isClientDisconnect(err.cause);
   if (!(err instanceof Error)) return false;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errnoOf(err);
   return err.message === "aborted" || (code !== undefined && DISCONNECT_CODES.has(code));
 }

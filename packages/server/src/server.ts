@@ -5,7 +5,6 @@ import { createAuthenticationInterceptor } from "./auth/authentication-intercept
 import { createAuthorizationInterceptor } from "./auth/authorization-interceptor.js";
 import { Authorizer } from "./auth/authorizer.js";
 import { ContentAccess } from "./auth/content-access.js";
-import { SessionStore } from "./auth/session-store.js";
 import { TokenSigner } from "./auth/token-signer.js";
 import { ensureBootstrapData } from "./bootstrap-data.js";
 import { resolveConfig, type ServerConfig, type ServerOptions } from "./config.js";
@@ -32,7 +31,9 @@ import { ChunkStore } from "./store/chunk-store.js";
 import { FileStore } from "./store/file-store.js";
 import { PrincipalStore } from "./store/principal-store.js";
 import { RopeStore } from "./store/rope-store.js";
+import { SessionStore } from "./store/session-store.js";
 import { TenantStore } from "./store/tenant-store.js";
+import { UploadStore } from "./store/upload-store.js";
 import { VHostStore } from "./store/vhost-store.js";
 import { UploadManager } from "./uploads/upload-manager.js";
 import { UploadStateCodec } from "./uploads/upload-state.js";
@@ -76,11 +77,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     db = await Db.connect({ url: databaseUrl, log, maxConnections: config.maxConnections });
     const applied = await db.migrate();
     if (applied.length) log.info({ applied }, "schema migrated");
-    await ensureBootstrapData(db);
+    const sessions = new SessionStore(db, config.sessionCacheMs);
+    const tenants = new TenantStore(db);
+    const principals = new PrincipalStore(db);
+    const vhostStore = new VHostStore(db);
+    await ensureBootstrapData({ tenants, vhosts: vhostStore, principals, sessions });
 
     const signer = new TokenSigner(keys);
-    const sessions = new SessionStore(db, config.sessionCacheMs);
-    const authz = new Authorizer(signer, sessions, db, config.sessionCacheMs);
+    const authz = new Authorizer(signer, sessions, principals, config.sessionCacheMs);
     const codec = new UploadStateCodec(keys);
     const chunks = new ChunkStore(db, {
       cacheBytes: config.cacheBytes,
@@ -88,7 +92,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     });
     const ropes = new RopeStore(db, chunks, 4);
     const files = new FileStore(db);
-    const uploads = new UploadManager(db, chunks, ropes, files, codec, {
+    const uploads = new UploadManager(new UploadStore(db), tenants, chunks, ropes, files, codec, {
       chunkSize: config.chunkSize,
       maxTransferSize: config.maxTransferSize,
       uploadTtlSeconds: config.uploadTtlSeconds,
@@ -117,13 +121,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           new ContentAccess(authz, files),
         ),
       );
-      router.service(Tenants, createTenantsService(new TenantStore(db!), authz));
-      router.service(Principals, createPrincipalsService(new PrincipalStore(db!), sessions, authz));
+      router.service(Tenants, createTenantsService(tenants, authz));
+      router.service(Principals, createPrincipalsService(principals, sessions, authz));
       router.service(Tokens, createTokensService(signer, sessions, authz));
-      router.service(VHosts, createVHostsService(new VHostStore(db!)));
+      router.service(VHosts, createVHostsService(vhostStore));
       router.service(Diags, createDiagsService(db!, SERVER_VERSION));
     };
-    const vhosts = new VHostMap(db, config.vhostRefreshMs);
+    const vhosts = new VHostMap(vhostStore, config.vhostRefreshMs);
     const site = new Site({
       publicUrl: config.publicUrl,
       activeContentHosts: config.activeContentHosts,

@@ -3,9 +3,11 @@
  * type, default and help. `cacheroach start` builds its flags from this table, a config file is
  * read against it, and {@link resolveSettings} merges the sources (flag > environment > file >
  * default) and validates each value with the setting's schema, naming the source of a bad one.
- * Loaded by the CLI at start-up, so it imports only the schema library, never the server.
+ * Loaded by the CLI at start-up, so it imports only the schema library and util/errno.ts (no
+ * imports of its own), never the rest of the server.
  */
 import { z } from "zod";
+import { errnoOf } from "./util/errno.js";
 
 /** Where a value came from, in precedence order. */
 export type SettingSource = "flag" | "env" | "file" | "default";
@@ -531,7 +533,7 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoOf(err);
     throw new SettingsError(
       `config file ${path}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(err)}`,
     );

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TokenSigner } from "./auth/token-signer.js";
+import { errnoOf } from "./util/errno.js";
 
 /** File in the data directory holding the signing keys, one base64 key per line (first signs). */
 export const SIGNING_KEYS_FILE = "signing-keys";
@@ -48,8 +49,8 @@ export async function ensureSigningKeys(dataDir: string): Promise<Uint8Array[]> 
         mode: 0o600,
         flag: "wx",
       },
-    ).catch((err: { code?: string }) => {
-      if (err.code !== "EEXIST") throw err;
+    ).catch((err: unknown) => {
+      if (errnoOf(err) !== "EEXIST") throw err;
     });
     await chmod(file, 0o600);
     return readSigningKeys(dataDir);

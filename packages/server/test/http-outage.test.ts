@@ -12,7 +12,6 @@ import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import type { Authorizer } from "../src/auth/authorizer.js";
 import type { Need } from "../src/auth/session.js";
-import type { SessionStore } from "../src/auth/session-store.js";
 import type { Db } from "../src/db/db.js";
 import { ERROR_CODE_HEADER, StoreError } from "../src/errors.js";
 import { createHttpRouter } from "../src/http/http-router.js";
@@ -21,6 +20,7 @@ import { normalize, type VHostMap } from "../src/http/vhost-map.js";
 import type { FileRecord } from "../src/store/file-meta.js";
 import type { DirEntry, FileStore } from "../src/store/file-store.js";
 import type { RopeStore } from "../src/store/rope-store.js";
+import type { SessionStore } from "../src/store/session-store.js";
 import type { UploadManager } from "../src/uploads/upload-manager.js";
 
 const TENANT = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";

@@ -1,8 +1,8 @@
 import { LRUCache } from "lru-cache";
-import type { Db } from "../db/db.js";
 import { StoreError } from "../errors.js";
+import type { PrincipalStore } from "../store/principal-store.js";
+import type { SessionStore } from "../store/session-store.js";
 import { CAP, capNames, grants, type Need, type SessionInfo, tokenKind } from "./session.js";
-import type { SessionStore } from "./session-store.js";
 import type { TokenSigner } from "./token-signer.js";
 
 /**
@@ -20,7 +20,7 @@ export class Authorizer {
   constructor(
     private readonly signer: TokenSigner,
     private readonly sessions: SessionStore,
-    private readonly db: Db,
+    private readonly principals: PrincipalStore,
     cacheTtlMs: number,
   ) {
     this.domainOf = new LRUCache({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
@@ -42,7 +42,7 @@ export class Authorizer {
     }
     if (kind === "signed-url") {
       const issuer = (await this.sessions.isActive(s.issuedBy!))
-        ? await this.sessions.load(s.issuedBy!)
+        ? await this.sessions.get(s.issuedBy!)
         : undefined;
       const sc = s.scope;
       const ok =
@@ -139,19 +139,10 @@ export class Authorizer {
     const hit = this.domainOf.get(principalId);
     if (hit) return hit.domainPrincipal;
     // The domain of the principal's verified email; its domain principal is registered for it.
-    const me = await this.db.query<{ email: string }>("SELECT email FROM principals WHERE id = $1", [
-      principalId,
-    ]);
-    const email = me.rows[0]?.email ?? "";
+    const email = (await this.principals.get(principalId))?.email ?? "";
     const at = email.lastIndexOf("@");
-    const r =
-      at > 0
-        ? await this.db.query<{ id: string }>(
-            "SELECT id FROM principals WHERE email_domain = $1 AND id <> $2",
-            [email.slice(at + 1), principalId],
-          )
-        : { rows: [] as { id: string }[] };
-    const found = r.rows[0]?.id ?? null;
+    const domain = at > 0 ? await this.principals.byEmailDomain(email.slice(at + 1)) : undefined;
+    const found = domain && domain.id !== principalId ? domain.id : null;
     this.domainOf.set(principalId, { domainPrincipal: found });
     return found;
   }

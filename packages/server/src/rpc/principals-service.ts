@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { type Principal, PrincipalSchema, type Principals } from "@cacheroach/proto";
@@ -5,10 +6,10 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
-import type { SessionStore } from "../auth/session-store.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { PrincipalRecord, PrincipalStore } from "../store/principal-store.js";
+import type { SessionStore } from "../store/session-store.js";
 
 /** The Principals service (authorization: auth/policy.ts). */
 export function createPrincipalsService(
@@ -55,17 +56,8 @@ export function createPrincipalsService(
           last = p.version;
           yield toPrincipal(p);
         }
-        await new Promise((res) => {
-          const t = setTimeout(res, every);
-          ctx.signal.addEventListener(
-            "abort",
-            () => {
-              clearTimeout(t);
-              res(undefined);
-            },
-            { once: true },
-          );
-        });
+        // An abort ends the wait early (rejecting); the loop condition then ends the stream.
+        await sleep(every, undefined, { signal: ctx.signal }).catch(() => {});
       }
     },
 

@@ -5,11 +5,11 @@ import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import { CAP, capNames, type Scope, type SessionInfo, scopeCovers, tokenKind } from "../auth/session.js";
 import { fromCapabilities, toSession } from "../auth/session-message.js";
-import type { SessionStore } from "../auth/session-store.js";
 import type { TokenSigner } from "../auth/token-signer.js";
 import { StoreError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import { validatePath } from "../store/paths.js";
+import type { SessionRecord, SessionStore } from "../store/session-store.js";
 
 /** The Tokens service: issuing and inspecting sessions (authorization: auth/policy.ts + checks here). */
 export function createTokensService(
@@ -51,7 +51,7 @@ export function createTokensService(
       const name = t.name.trim();
       if (name.length > 128 || t.note.length > 1024)
         throw new StoreError("ERR_BAD_REQUEST", "name (128) or note (1024) too long");
-      const issued: SessionInfo = {
+      const issued: SessionRecord = {
         id: newId(),
         principalId,
         caps,
@@ -119,7 +119,7 @@ export function createTokensService(
       let found: SessionInfo | undefined;
       switch (req.kind.case) {
         case "id":
-          found = await sessions.load(parseId(req.kind.value, "id"));
+          found = await sessions.get(parseId(req.kind.value, "id"));
           if (found && !(await canManage(authz, caller, found))) {
             throw new StoreError("ERR_PERMISSION_DENIED", `no authority over session ${found.id}`);
           }
@@ -146,7 +146,7 @@ export function createTokensService(
             );
           return { revoked: await sessions.revoke(caller.id) };
         case "id": {
-          const target = await sessions.load(parseId(req.kind.value, "id"));
+          const target = await sessions.get(parseId(req.kind.value, "id"));
           if (!target) return { revoked: 0 }; // unknown IDs succeed: revoking is idempotent
           if (!(await canManage(authz, caller, target))) {
             throw new StoreError("ERR_PERMISSION_DENIED", `no authority to revoke session ${target.id}`);
@@ -162,7 +162,7 @@ export function createTokensService(
       const caller = ctx.values.get(kSession)!;
       if (!caller.id)
         throw new StoreError("ERR_BAD_REQUEST", "this token is ephemeral and cannot be refreshed");
-      const stored = await sessions.load(caller.id);
+      const stored = await sessions.get(caller.id);
       if (!stored || stored.revoked)
         throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
       const now = new Date(Math.floor(Date.now() / 1000) * 1000);
@@ -171,7 +171,7 @@ export function createTokensService(
       // Never beyond the sessions it was issued under (each of which is bound by its own).
       for (const parentId of [stored.issuedBy, stored.authorityId]) {
         if (parentId === undefined) continue;
-        const parent = await sessions.load(parentId);
+        const parent = await sessions.get(parentId);
         if (!parent || parent.revoked || parent.expiresAt <= now || !(await sessions.isActive(parentId))) {
           throw new StoreError(
             "ERR_UNAUTHENTICATED",
@@ -181,7 +181,7 @@ export function createTokensService(
         if (parent.expiresAt < cap) cap = parent.expiresAt;
       }
       if (cap <= now) throw new StoreError("ERR_UNAUTHENTICATED", "session can no longer be extended");
-      const next: SessionInfo = {
+      const next: SessionRecord = {
         id: newId(),
         principalId: stored.principalId,
         caps: stored.caps,

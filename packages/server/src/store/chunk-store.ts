@@ -1,6 +1,8 @@
 import { LRUCache } from "lru-cache";
+import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db, Queryable } from "../db/db.js";
 import { StoreError } from "../errors.js";
+import { mapLimit } from "../util/concurrency.js";
 
 /** A tenant id that is safe to embed in SQL text (lower- or upper-case hex, as PostgreSQL prints it). */
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -23,16 +25,32 @@ const GROUP_ROWS = 256;
 const EMPTY = Buffer.alloc(0);
 
 /**
- * `FROM …` of a lookup of `count` chunks of tenant $1 by hash ($2…), as `c` with `columns`: one primary-key lookup per
- * hash, whatever the statistics say. (As `hash IN (…)`, statistics that do not know the tenant yet,
- * e.g. right after its first bulk upload, let PostgreSQL scan every chunk of the tenant per call;
- * see docs/performance.md.) OFFSET 0 keeps the LATERAL subquery from being flattened into a join.
+ * `FROM …` of a lookup of the chunks of tenant $1 whose hashes are in $2 (a BYTEA[]), as `c` with
+ * `columns`: one primary-key lookup per hash, whatever the statistics say. (As `hash IN (…)`,
+ * statistics that do not know the tenant yet, e.g. right after its first bulk upload, let
+ * PostgreSQL scan every chunk of the tenant per call; see docs/performance.md.) OFFSET 0 keeps the
+ * LATERAL subquery from being flattened into a join.
  */
-function eachChunk(count: number, columns: "hash" | "hash, data"): string {
-  const values = Array.from({ length: count }, (_, i) => `($${i + 2}::BYTEA)`).join(", ");
-  return `FROM (VALUES ${values}) AS v (hash)
+function eachChunk(columns: "hash" | "hash, data"): string {
+  return `FROM unnest($2::BYTEA[]) AS v (hash)
     CROSS JOIN LATERAL (SELECT ${columns} FROM chunks WHERE tenant_id = $1 AND hash = v.hash OFFSET 0) AS c`;
 }
+
+/**
+ * Stores one chunk of tenant $1: hash $2, data $3. A lone chunk (every large one) goes as plain
+ * parameters: measured 15-20 % faster per 512 KiB chunk than a one-element array, which the
+ * database copies once more.
+ */
+const INSERT_CHUNK =
+  "INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, hash) DO NOTHING";
+
+/** Stores chunks of tenant $1, hashes $2 and data $3 (BYTEA[]s); those it has already are skipped. */
+const INSERT_CHUNKS = `INSERT INTO chunks (tenant_id, hash, data)
+  SELECT $1, u.hash, u.data FROM unnest($2::BYTEA[], $3::BYTEA[]) AS u (hash, data)
+  ON CONFLICT (tenant_id, hash) DO NOTHING`;
+
+/** Rows per lookup statement. */
+const LOOKUP_BATCH = 1000;
 
 /** A binary int4 field. */
 function int4(field: Buffer | null | undefined): number {
@@ -94,38 +112,32 @@ export class ChunkStore {
       bytes += c.data.length;
     }
     if (group.length > 0) groups.push(group);
-    let stored = 0;
-    let next = 0;
-    const worker = async () => {
-      while (next < groups.length) {
-        const g = groups[next++]!;
-        const params: unknown[] = [tenantId];
-        const rows = g.map((c) => {
-          params.push(c.hash, c.data);
-          return `($1, $${params.length - 1}, $${params.length})`;
-        });
-        const r = await this.db.bulk(
-          `INSERT INTO chunks (tenant_id, hash, data) VALUES ${rows.join(", ")} ON CONFLICT (tenant_id, hash) DO NOTHING`,
-          params,
-        );
-        stored += r.rowCount ?? 0;
-      }
-    };
-    const n = Math.max(1, Math.min(this.options.writeConcurrency, groups.length));
-    await Promise.all(Array.from({ length: n }, worker));
+    const counts = await mapLimit(groups, this.options.writeConcurrency, async (g) => {
+      const r =
+        g.length === 1
+          ? await this.db.bulk(INSERT_CHUNK, [tenantId, g[0]!.hash, g[0]!.data])
+          : await this.db.bulk(INSERT_CHUNKS, [
+              tenantId,
+              byteaArray(g.map((c) => c.hash)),
+              byteaArray(g.map((c) => c.data)),
+            ]);
+      return r.rowCount ?? 0;
+    });
+    const stored = counts.reduce((a, b) => a + b, 0);
     return stored;
   }
 
   /** The subset of `hashes` the tenant does not store, in input order, without duplicates. */
   async missing(tenantId: string, hashes: readonly Buffer[], q: Queryable = this.db): Promise<Buffer[]> {
     if (hashes.length === 0) return [];
-    const present = new Set<string>();
-    for (let i = 0; i < hashes.length; i += 1000) {
-      const batch = hashes.slice(i, i + 1000);
-      const params: unknown[] = [tenantId, ...batch];
-      const r = await q.query<{ hash: Buffer }>(`SELECT c.hash ${eachChunk(batch.length, "hash")}`, params);
-      for (const row of r.rows) present.add(row.hash.toString("hex"));
-    }
+    const found = await inBatches(hashes, LOOKUP_BATCH, async (batch) => {
+      const r = await q.query<{ hash: Buffer }>(`SELECT c.hash ${eachChunk("hash")}`, [
+        tenantId,
+        byteaArray(batch),
+      ]);
+      return r.rows;
+    });
+    const present = new Set(found.map((row) => row.hash.toString("hex")));
     const seen = new Set<string>();
     const out: Buffer[] = [];
     for (const h of hashes) {
@@ -166,11 +178,10 @@ export class ChunkStore {
         todo.push(h);
       }
     }
-    for (let i = 0; i < todo.length; i += 1000) {
-      const batch = todo.slice(i, i + 1000);
+    await inBatches(todo, LOOKUP_BATCH, async (batch) => {
       const r = await this.db.query<{ hash: Buffer; b64: string }>(
-        `SELECT c.hash, encode(c.data, 'base64') AS b64 ${eachChunk(batch.length, "hash, data")}`,
-        [tenantId, ...batch],
+        `SELECT c.hash, encode(c.data, 'base64') AS b64 ${eachChunk("hash, data")}`,
+        [tenantId, byteaArray(batch)],
       );
       for (const row of r.rows) {
         const k = row.hash.toString("hex");
@@ -178,7 +189,7 @@ export class ChunkStore {
         out.set(k, data);
         this.cache?.set(`${tenantId}:${k}`, data);
       }
-    }
+    });
     for (const h of todo) {
       const k = h.toString("hex");
       if (out.get(k) === EMPTY) out.delete(k);

@@ -1,3 +1,4 @@
+import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db, Queryable } from "../db/db.js";
 import { isUniqueViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
@@ -41,6 +42,57 @@ export interface FilePage {
   readonly after: string | undefined;
 }
 
+/** Paths per lookup statement. */
+const LOOKUP_BATCH = 1000;
+
+/** The heads of tenant $1 at paths $2 (a BYTEA[]). */
+const HEADS = `SELECT ${FILE_COLUMNS} FROM files WHERE tenant_id = $1 AND path = ANY($2::BYTEA[])`;
+/** {@link HEADS}, locked for update. */
+const HEADS_FOR_UPDATE = `${HEADS} FOR UPDATE`;
+
+/** The head update of an insert into `files` of a path that has a head already. */
+const SET_HEAD = `ON CONFLICT (tenant_id, path) DO UPDATE SET version = excluded.version, rope_hash = excluded.rope_hash,
+  size = excluded.size, chunk_size = excluded.chunk_size, content_type = excluded.content_type,
+  meta = excluded.meta, ctime = excluded.ctime, mtime = excluded.mtime, dtime = NULL`;
+
+/**
+ * New versions of tenant $1 as arrays in the order of {@link versionValues} ($2 paths … $9
+ * ctimes, NULL: now()), and the heads from exactly the rows inserted; returns the heads.
+ */
+const PUT_MANY = `WITH v AS (
+    INSERT INTO file_versions (${FILE_COLUMNS})
+    SELECT $1, u.path, u.version, u.rope_hash, u.size, u.chunk_size, u.content_type, u.meta::JSONB,
+      COALESCE(u.ctime, now()), now(), NULL::TIMESTAMPTZ
+    FROM unnest($2::BYTEA[], $3::INT8[], $4::BYTEA[], $5::INT8[], $6::INT4[], $7::TEXT[], $8::TEXT[], $9::TIMESTAMPTZ[])
+      AS u (path, version, rope_hash, size, chunk_size, content_type, meta, ctime)
+    RETURNING ${FILE_COLUMNS})
+  INSERT INTO files (${FILE_COLUMNS}) SELECT ${FILE_COLUMNS} FROM v
+  ${SET_HEAD}
+  RETURNING ${FILE_COLUMNS}`;
+
+/**
+ * At most $3 distinct paths of live files of tenant $1 holding content $2, within the key ranges
+ * [$4[i], $5[i]): one range scan of files_content per range.
+ */
+const LIVE_HOLDERS = `SELECT DISTINCT f.path FROM unnest($4::BYTEA[], $5::BYTEA[]) AS r (lo, hi)
+  CROSS JOIN LATERAL (SELECT path FROM files
+    WHERE tenant_id = $1 AND rope_hash = $2 AND dtime IS NULL AND path >= r.lo AND path < r.hi
+    LIMIT $3) AS f
+  LIMIT $3`;
+
+/** The key range of every path (UTF-8 never holds the byte 0xFF). */
+const EVERY_PATH: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.from([0xff])];
+
+/**
+ * The key range of an exact path (the path itself: no key lies between it and it + 0x00) or of a
+ * "/dir/*" pattern (everything below "/dir").
+ */
+function pathRange(p: string): [Buffer, Buffer] {
+  if (p.endsWith("/*")) return belowRange(p.slice(0, -2));
+  const key = pathKey(p);
+  return [key, Buffer.concat([key, Buffer.from([0])])];
+}
+
 /**
  * Versioned files over committed ropes. Every write makes version n+1 of its path (numbers are
  * never reused, even after deletes); deletes are soft (dtime). The `files` table holds each
@@ -66,37 +118,30 @@ export class FileStore {
     v: NewVersion,
     onWritten?: (q: Queryable, file: FileRecord) => Promise<void>,
   ): Promise<FileRecord> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.db.tx(async (q) => {
-          const head = await this.head(q, tenantId, path, true);
-          if (v.precondition) checkPrecondition(path, head, v.precondition);
-          const params = [tenantId, ...versionValues(path, head, v)];
-          const r = await q.query<FileRow>(
-            `INSERT INTO file_versions (${FILE_COLUMNS})
+    // Two first writes of one path race on the version's primary key; the loser runs again and
+    // becomes the next version (or fails its precondition).
+    return this.db.tx(
+      async (q) => {
+        const head = await this.head(q, tenantId, path, true);
+        if (v.precondition) checkPrecondition(path, head, v.precondition);
+        const params = [tenantId, ...versionValues(versionRow(path, head, v))];
+        const r = await q.query<FileRow>(
+          `INSERT INTO file_versions (${FILE_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, now()), now(), NULL)
              RETURNING ${FILE_COLUMNS}`,
-            params,
-          );
-          const row = r.rows[0]!;
-          await q.query(
-            `INSERT INTO files (${FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
-             ON CONFLICT (tenant_id, path) DO UPDATE SET version = excluded.version, rope_hash = excluded.rope_hash,
-               size = excluded.size, chunk_size = excluded.chunk_size, content_type = excluded.content_type,
-               meta = excluded.meta, ctime = excluded.ctime, mtime = excluded.mtime, dtime = NULL`,
-            [...params.slice(0, 8), row.ctime, row.mtime],
-          );
-          const file = fileFromRow(row);
-          if (onWritten) await onWritten(q, file);
-          return file;
-        });
-      } catch (err) {
-        // Two first writes of one path race on the version's primary key; the loser retries and
-        // becomes the next version (or fails its precondition).
-        if (isUniqueViolation(err) && attempt < 5) continue;
-        throw err;
-      }
-    }
+          params,
+        );
+        const row = r.rows[0]!;
+        await q.query(
+          `INSERT INTO files (${FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL) ${SET_HEAD}`,
+          [...params.slice(0, 8), row.ctime, row.mtime],
+        );
+        const file = fileFromRow(row);
+        if (onWritten) await onWritten(q, file);
+        return file;
+      },
+      { retryIf: isUniqueViolation },
+    );
   }
 
   /**
@@ -107,63 +152,43 @@ export class FileStore {
    */
   async putMany(tenantId: string, items: readonly PathVersion[]): Promise<(FileRecord | StoreError)[]> {
     if (items.length === 0) return [];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.db.tx(async (q) => {
-          const heads = await this.heads(
-            tenantId,
-            items.map((i) => i.path),
-            q,
-            true,
-          );
-          const out: (FileRecord | StoreError)[] = new Array(items.length);
-          const params: unknown[] = [tenantId];
-          const values: string[] = [];
-          const written = new Map<string, number>(); // path → index in items
-          items.forEach((item, i) => {
-            const head = heads.get(item.path);
-            const v = item.version;
-            const failed = v.precondition && preconditionError(item.path, head, v.precondition);
-            if (failed) {
-              out[i] = failed;
-              return;
-            }
-            params.push(...versionValues(item.path, head, v));
-            const n = params.length;
-            const p = (k: number) => `$${n - 8 + k}`;
-            values.push(
-              `($1, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, COALESCE(${p(8)}::TIMESTAMPTZ, now()), now(), NULL)`,
-            );
-            written.set(item.path, i);
-          });
-          if (values.length === 0) return out;
-          // One round trip: the versions, and the heads from exactly the rows inserted.
-          const r = await q.query<FileRow>(
-            `WITH v AS (
-               INSERT INTO file_versions (${FILE_COLUMNS}) VALUES ${values.join(", ")}
-               RETURNING ${FILE_COLUMNS})
-             INSERT INTO files (${FILE_COLUMNS}) SELECT ${FILE_COLUMNS} FROM v
-             ON CONFLICT (tenant_id, path) DO UPDATE SET version = excluded.version, rope_hash = excluded.rope_hash,
-               size = excluded.size, chunk_size = excluded.chunk_size, content_type = excluded.content_type,
-               meta = excluded.meta, ctime = excluded.ctime, mtime = excluded.mtime, dtime = NULL
-             RETURNING ${FILE_COLUMNS}`,
-            params,
-          );
-          for (const row of r.rows) {
-            const file = fileFromRow(row);
-            const i = written.get(file.path);
-            if (i === undefined) throw new Error(`putMany: unexpected row for ${file.path}`);
-            out[i] = file;
+    // Concurrent first writes of a path race on the version's primary key: run again, as put().
+    return this.db.tx(
+      async (q) => {
+        const heads = await this.heads(
+          tenantId,
+          items.map((i) => i.path),
+          q,
+          true,
+        );
+        const out: (FileRecord | StoreError)[] = new Array(items.length);
+        const rows: VersionRow[] = [];
+        const written = new Map<string, number>(); // path → index in items
+        items.forEach((item, i) => {
+          const head = heads.get(item.path);
+          const v = item.version;
+          const failed = v.precondition && preconditionError(item.path, head, v.precondition);
+          if (failed) {
+            out[i] = failed;
+            return;
           }
-          if (r.rows.length !== written.size) throw new Error("putMany: not every version was written");
-          return out;
+          rows.push(versionRow(item.path, head, v));
+          written.set(item.path, i);
         });
-      } catch (err) {
-        // Concurrent first writes of a path race on the version's primary key; retry as in put().
-        if (isUniqueViolation(err) && attempt < 5) continue;
-        throw err;
-      }
-    }
+        if (rows.length === 0) return out;
+        // One round trip: the versions, and the heads from exactly the rows inserted.
+        const r = await q.query<FileRow>(PUT_MANY, [tenantId, ...versionColumns(rows)]);
+        for (const row of r.rows) {
+          const file = fileFromRow(row);
+          const i = written.get(file.path);
+          if (i === undefined) throw new Error(`putMany: unexpected row for ${file.path}`);
+          out[i] = file;
+        }
+        if (r.rows.length !== written.size) throw new Error("putMany: not every version was written");
+        return out;
+      },
+      { retryIf: isUniqueViolation },
+    );
   }
 
   /**
@@ -176,29 +201,24 @@ export class FileStore {
     q: Queryable = this.db,
     lock = false,
   ): Promise<Map<string, FileRecord>> {
+    const rows = await inBatches(
+      paths,
+      LOOKUP_BATCH,
+      async (batch) =>
+        (await q.query<FileRow>(lock ? HEADS_FOR_UPDATE : HEADS, [tenantId, byteaArray(batch.map(pathKey))]))
+          .rows,
+    );
     const out = new Map<string, FileRecord>();
-    for (let i = 0; i < paths.length; i += 1000) {
-      const params: unknown[] = [tenantId];
-      const marks = paths.slice(i, i + 1000).map((p) => {
-        params.push(pathKey(p));
-        return `$${params.length}`;
-      });
-      const r = await q.query<FileRow>(
-        `SELECT ${FILE_COLUMNS} FROM files WHERE tenant_id = $1 AND path IN (${marks.join(", ")})${lock ? " FOR UPDATE" : ""}`,
-        params,
-      );
-      for (const row of r.rows) {
-        const f = fileFromRow(row);
-        out.set(f.path, f);
-      }
+    for (const row of rows) {
+      const f = fileFromRow(row);
+      out.set(f.path, f);
     }
     return out;
   }
 
   /**
-   * The latest live version, or one version (live or not deleted); undefined when there is none.
-   * Absence is a result, never an error: callers that branch on it (directory redirects, write
-   * preconditions) cannot mistake a failing database for a missing file.
+   * The latest live version (`version` 0), or that version when it is not deleted; undefined when
+   * there is none. (A database failure throws: absence is only ever this result.)
    */
   async get(tenantId: string, path: string, version = 0): Promise<FileRecord | undefined> {
     if (version === 0) {
@@ -211,18 +231,6 @@ export class FileStore {
     );
     const row = r.rows[0];
     return row && !row.dtime ? fileFromRow(row) : undefined;
-  }
-
-  /** {@link get} for callers that need the file: ERR_NOT_FOUND when there is none. */
-  async stat(tenantId: string, path: string, version = 0): Promise<FileRecord> {
-    const file = await this.get(tenantId, path, version);
-    if (!file) {
-      throw new StoreError(
-        "ERR_NOT_FOUND",
-        version === 0 ? `no file at ${path}` : `no version ${version} of ${path}`,
-      );
-    }
-    return file;
   }
 
   /**
@@ -266,23 +274,14 @@ export class FileStore {
     limit: number,
   ): Promise<string[]> {
     if (within !== "all" && within.length === 0) return [];
-    const params: unknown[] = [tenantId, ropeHash, limit];
-    const ranges =
-      within === "all"
-        ? ["true"]
-        : within.map((p) => {
-            if (p.endsWith("/*")) {
-              params.push(...belowRange(p.slice(0, -2)));
-              return `(path >= $${params.length - 1} AND path < $${params.length})`;
-            }
-            params.push(pathKey(p));
-            return `path = $${params.length}`;
-          });
-    const r = await this.db.query<{ path: Buffer }>(
-      `SELECT path FROM files WHERE tenant_id = $1 AND rope_hash = $2 AND dtime IS NULL AND (${ranges.join(" OR ")})
-       LIMIT $3`,
-      params,
-    );
+    const ranges = within === "all" ? [EVERY_PATH] : within.map(pathRange);
+    const r = await this.db.query<{ path: Buffer }>(LIVE_HOLDERS, [
+      tenantId,
+      ropeHash,
+      limit,
+      byteaArray(ranges.map((x) => x[0])),
+      byteaArray(ranges.map((x) => x[1])),
+    ]);
     return r.rows.map((row) => row.path.toString("utf8"));
   }
 
@@ -337,7 +336,7 @@ export class FileStore {
   async delete(tenantId: string, path: string, pre: WritePrecondition | undefined): Promise<number> {
     return this.db.tx(async (q) => {
       const head = await this.head(q, tenantId, path, true);
-      if (!head || head.dtime) throw new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
+      if (!head || head.dtime) throw noFile(path);
       if (pre) checkPrecondition(path, head, pre);
       await q.query("UPDATE files SET dtime = now() WHERE tenant_id = $1 AND path = $2", [
         tenantId,
@@ -366,22 +365,60 @@ export class FileStore {
   }
 }
 
-/**
- * A new version's values after tenant_id, in FILE_COLUMNS order up to ctime: the next version
- * number after the head's, and the head's ctime while it is live (else NULL: now()).
- */
-function versionValues(path: string, head: FileRecord | undefined, v: NewVersion): unknown[] {
+/** A new version's values besides tenant_id and the times the database sets. */
+interface VersionRow {
+  readonly path: Buffer;
+  /** The next version number after the head's. */
+  readonly version: number;
+  readonly ropeHash: Buffer;
+  readonly size: number;
+  readonly chunkSize: number;
+  readonly contentType: string;
+  /** JSON text. */
+  readonly meta: string;
+  /** The head's ctime while it is live, else null (now()). */
+  readonly ctime: Date | null;
+}
+
+function versionRow(path: string, head: FileRecord | undefined, v: NewVersion): VersionRow {
   const live = head && !head.dtime;
+  return {
+    path: pathKey(path),
+    version: (head?.version ?? 0) + 1,
+    ropeHash: v.rope.hash,
+    size: v.rope.size,
+    chunkSize: v.rope.chunkSize,
+    contentType: v.contentType,
+    meta: JSON.stringify(v.meta),
+    ctime: live ? head.ctime : null,
+  };
+}
+
+/** A version's values in FILE_COLUMNS order, after tenant_id and up to ctime. */
+function versionValues(r: VersionRow): unknown[] {
+  return [r.path, r.version, r.ropeHash, r.size, r.chunkSize, r.contentType, r.meta, r.ctime];
+}
+
+/** Versions' values as the arrays of {@link PUT_MANY}, in the order of {@link versionValues}. */
+function versionColumns(rows: readonly VersionRow[]): unknown[] {
   return [
-    pathKey(path),
-    (head?.version ?? 0) + 1,
-    v.rope.hash,
-    v.rope.size,
-    v.rope.chunkSize,
-    v.contentType,
-    JSON.stringify(v.meta),
-    live ? head.ctime : null,
+    byteaArray(rows.map((r) => r.path)),
+    rows.map((r) => r.version),
+    byteaArray(rows.map((r) => r.ropeHash)),
+    rows.map((r) => r.size),
+    rows.map((r) => r.chunkSize),
+    rows.map((r) => r.contentType),
+    rows.map((r) => r.meta),
+    rows.map((r) => r.ctime),
   ];
+}
+
+/** The ERR_NOT_FOUND of a file (`version` 0: its latest version) that {@link FileStore.get} did not find. */
+export function noFile(path: string, version = 0): StoreError {
+  return new StoreError(
+    "ERR_NOT_FOUND",
+    version === 0 ? `no file at ${path}` : `no version ${version} of ${path}`,
+  );
 }
 
 /**

@@ -58,6 +58,14 @@ export class PrincipalStore {
     return { id, version: Number(row.version), claims, email, emailDomain: row.email_domain };
   }
 
+  /** Creates a principal (version 1, no email) unless one with this id exists. */
+  async insertIfAbsent(id: string, claims: Record<string, unknown>): Promise<void> {
+    await this.db.query(
+      "INSERT INTO principals (id, version, claims) VALUES ($1, 1, $2) ON CONFLICT (id) DO NOTHING",
+      [id, JSON.stringify(claims)],
+    );
+  }
+
   /**
    * Deletes a principal at its current version, with its sessions; `first` runs in the same
    * transaction before the delete (e.g. revoking what was issued under those sessions), and is

@@ -1,5 +1,6 @@
 import { HASH_LENGTH, RopeHasher } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
+import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db } from "../db/db.js";
 import { StoreError } from "../errors.js";
 import type { ChunkStore } from "./chunk-store.js";
@@ -21,6 +22,10 @@ export interface ChunkEntry {
   readonly length: number;
 }
 
+/** Rows per statement when writing in-memory chunk lists and headers. */
+const LIST_BATCH = 500;
+/** Ropes per lookup statement. */
+const LOOKUP_BATCH = 1000;
 /** Rows per statement when copying an upload's chunk list into a rope. */
 const COPY_BATCH = 4096;
 /** Chunk-list entries up to which ropes are committed in one statement, without a lookup first. */
@@ -156,62 +161,19 @@ export class RopeStore {
     }
     const pending = [...todo.values()];
     if (pending.length === 0) return ropes;
+    const list = pending.flatMap(({ rope, entries }) => entries.map((e) => ({ rope: rope.hash, e })));
     if (entryCount <= SMALL_LISTS) {
       // Short lists: lists and headers in one statement, atomic, so a header never lacks its list.
-      const params: unknown[] = [tenantId];
-      const rows: string[] = [];
-      for (const { rope, entries } of pending) {
-        for (const e of entries) {
-          params.push(rope.hash, e.offset, e.hash, e.length);
-          const n = params.length;
-          rows.push(`($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`);
-        }
-      }
-      const headers = pending.map(({ rope }) => {
-        params.push(rope.hash, rope.size, rope.chunkCount, rope.chunkSize);
-        const n = params.length;
-        return `($${n - 3}::BYTEA, $${n - 2}::INT8, $${n - 1}::INT8, $${n}::INT4)`;
-      });
-      // The headers' SELECT refers to the list insert because CockroachDB refuses a CTE with side
-      // effects that the query does not use.
-      await this.db.bulk(
-        rows.length
-          ? `WITH l AS (INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length) VALUES ${rows.join(", ")}
-               ON CONFLICT (tenant_id, rope_hash, off) DO NOTHING RETURNING 1)
-             INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size)
-             SELECT $1, h.hash, h.size, h.chunk_count, h.chunk_size
-             FROM (VALUES ${headers.join(", ")}) AS h (hash, size, chunk_count, chunk_size)
-             WHERE (SELECT count(*) FROM l) >= 0
-             ON CONFLICT (tenant_id, hash) DO NOTHING`
-          : `INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size)
-             SELECT $1, h.hash, h.size, h.chunk_count, h.chunk_size
-             FROM (VALUES ${headers.join(", ")}) AS h (hash, size, chunk_count, chunk_size)
-             ON CONFLICT (tenant_id, hash) DO NOTHING`,
-        params,
-      );
+      await this.db.bulk(COMMIT_LISTS, [
+        tenantId,
+        ...listColumns(list),
+        ...headerColumns(pending.map((t) => t.rope)),
+      ]);
       return ropes;
     }
-    let params: unknown[] = [tenantId];
-    let rows: string[] = [];
-    const flush = async () => {
-      if (rows.length === 0) return;
-      await this.db.bulk(
-        `INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length) VALUES ${rows.join(",")}
-         ON CONFLICT (tenant_id, rope_hash, off) DO NOTHING`,
-        params,
-      );
-      params = [tenantId];
-      rows = [];
-    };
-    for (const { rope, entries } of pending) {
-      for (const e of entries) {
-        params.push(rope.hash, e.offset, e.hash, e.length);
-        const n = params.length;
-        rows.push(`($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`);
-        if (rows.length === 500) await flush();
-      }
-    }
-    await flush();
+    await inBatches(list, LIST_BATCH, async (batch) => {
+      await this.db.bulk(INSERT_LIST, [tenantId, ...listColumns(batch)]);
+    });
     await this.insertHeaders(
       tenantId,
       pending.map((t) => t.rope),
@@ -353,27 +315,26 @@ export class RopeStore {
       if (r.size === 0) out.set(k, Buffer.alloc(0));
       else want.set(k, r);
     }
-    const hashes = [...want.values()].map((r) => r.hash);
-    for (let i = 0; i < hashes.length; i += 1000) {
-      const params: unknown[] = [tenantId];
-      const marks = hashes.slice(i, i + 1000).map((h) => {
-        params.push(h);
-        return `$${params.length}`;
-      });
-      const r = await this.db.query<{ rope_hash: Buffer; off: string; chunk_hash: Buffer; length: number }>(
-        `SELECT rope_hash, off, chunk_hash, length FROM rope_chunks
-         WHERE tenant_id = $1 AND rope_hash IN (${marks.join(", ")}) ORDER BY rope_hash, off`,
-        params,
-      );
-      for (const row of r.rows) {
-        const k = row.rope_hash.toString("hex");
-        let list = lists.get(k);
-        if (!list) {
-          list = [];
-          lists.set(k, list);
-        }
-        list.push({ offset: Number(row.off), hash: row.chunk_hash, length: row.length });
+    const rows = await inBatches(
+      [...want.values()].map((r) => r.hash),
+      LOOKUP_BATCH,
+      async (batch) =>
+        (
+          await this.db.query<{ rope_hash: Buffer; off: string; chunk_hash: Buffer; length: number }>(
+            `SELECT rope_hash, off, chunk_hash, length FROM rope_chunks
+             WHERE tenant_id = $1 AND rope_hash = ANY($2::BYTEA[]) ORDER BY rope_hash, off`,
+            [tenantId, byteaArray(batch)],
+          )
+        ).rows,
+    );
+    for (const row of rows) {
+      const k = row.rope_hash.toString("hex");
+      let list = lists.get(k);
+      if (!list) {
+        list = [];
+        lists.set(k, list);
       }
+      list.push({ offset: Number(row.off), hash: row.chunk_hash, length: row.length });
     }
     const chunks = await this.chunks.getStored(
       tenantId,
@@ -398,20 +359,18 @@ export class RopeStore {
 
   /** Hex hashes of the given ropes that the tenant has committed. */
   private async existing(tenantId: string, hashes: readonly Buffer[]): Promise<Set<string>> {
-    const out = new Set<string>();
-    for (let i = 0; i < hashes.length; i += 1000) {
-      const params: unknown[] = [tenantId];
-      const marks = hashes.slice(i, i + 1000).map((h) => {
-        params.push(h);
-        return `$${params.length}`;
-      });
-      const r = await this.db.query<{ hash: Buffer }>(
-        `SELECT hash FROM ropes WHERE tenant_id = $1 AND hash IN (${marks.join(", ")})`,
-        params,
-      );
-      for (const row of r.rows) out.add(row.hash.toString("hex"));
-    }
-    return out;
+    const rows = await inBatches(
+      hashes,
+      LOOKUP_BATCH,
+      async (batch) =>
+        (
+          await this.db.query<{ hash: Buffer }>(
+            "SELECT hash FROM ropes WHERE tenant_id = $1 AND hash = ANY($2::BYTEA[])",
+            [tenantId, byteaArray(batch)],
+          )
+        ).rows,
+    );
+    return new Set(rows.map((row) => row.hash.toString("hex")));
   }
 
   private async insertHeader(tenantId: string, rope: Rope) {
@@ -419,21 +378,58 @@ export class RopeStore {
   }
 
   private async insertHeaders(tenantId: string, ropes: readonly Rope[]) {
-    for (let i = 0; i < ropes.length; i += 500) {
-      const params: unknown[] = [tenantId];
-      const rows = ropes.slice(i, i + 500).map((rope) => {
-        if (rope.hash.length !== HASH_LENGTH) throw new Error("bad rope hash");
-        params.push(rope.hash, rope.size, rope.chunkCount, rope.chunkSize);
-        const n = params.length;
-        return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
-      });
-      await this.db.bulk(
-        `INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size) VALUES ${rows.join(",")}
-         ON CONFLICT (tenant_id, hash) DO NOTHING`,
-        params,
-      );
-    }
+    for (const rope of ropes) if (rope.hash.length !== HASH_LENGTH) throw new Error("bad rope hash");
+    await inBatches(ropes, LIST_BATCH, async (batch) => {
+      await this.db.bulk(INSERT_HEADERS, [tenantId, ...headerColumns(batch)]);
+    });
   }
+}
+
+/** Chunk-list rows of tenant $1 as arrays: rope hashes $2, offsets $3, chunk hashes $4, lengths $5. */
+const LIST_ROWS =
+  "unnest($2::BYTEA[], $3::INT8[], $4::BYTEA[], $5::INT4[]) AS e (rope_hash, off, chunk_hash, length)";
+
+/** Inserts chunk-list rows ({@link LIST_ROWS}); rows already there are kept. */
+const INSERT_LIST = `INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length)
+  SELECT $1, e.rope_hash, e.off, e.chunk_hash, e.length FROM ${LIST_ROWS}
+  ON CONFLICT (tenant_id, rope_hash, off) DO NOTHING`;
+
+/** Inserts rope headers of tenant $1: hashes $2, sizes $3, chunk counts $4, chunk sizes $5. */
+const INSERT_HEADERS = `INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size)
+  SELECT $1, h.hash, h.size, h.chunk_count, h.chunk_size
+  FROM unnest($2::BYTEA[], $3::INT8[], $4::INT8[], $5::INT4[]) AS h (hash, size, chunk_count, chunk_size)
+  ON CONFLICT (tenant_id, hash) DO NOTHING`;
+
+/**
+ * Chunk lists ({@link LIST_ROWS}) and then headers ($6…$9, as in {@link INSERT_HEADERS}) in one
+ * statement. The headers' SELECT refers to the list insert because CockroachDB refuses a CTE with
+ * side effects that the query does not use.
+ */
+const COMMIT_LISTS = `WITH l AS (${INSERT_LIST} RETURNING 1)
+  INSERT INTO ropes (tenant_id, hash, size, chunk_count, chunk_size)
+  SELECT $1, h.hash, h.size, h.chunk_count, h.chunk_size
+  FROM unnest($6::BYTEA[], $7::INT8[], $8::INT8[], $9::INT4[]) AS h (hash, size, chunk_count, chunk_size)
+  WHERE (SELECT count(*) FROM l) >= 0
+  ON CONFLICT (tenant_id, hash) DO NOTHING`;
+
+/** The four array parameters of {@link LIST_ROWS}. */
+function listColumns(rows: readonly { rope: Buffer; e: ChunkEntry }[]): unknown[] {
+  return [
+    byteaArray(rows.map((r) => r.rope)),
+    rows.map((r) => r.e.offset),
+    byteaArray(rows.map((r) => r.e.hash)),
+    rows.map((r) => r.e.length),
+  ];
+}
+
+/** The four array parameters of rope headers (hash, size, chunk count, chunk size). */
+function headerColumns(ropes: readonly Rope[]): unknown[] {
+  return [
+    byteaArray(ropes.map((r) => r.hash)),
+    ropes.map((r) => r.size),
+    ropes.map((r) => r.chunkCount),
+    ropes.map((r) => r.chunkSize),
+  ];
 }
 
 /** A rope's whole content from its chunk list and chunks, checked to cover it exactly, in order. */

@@ -36,6 +36,14 @@ export class TenantStore {
     return { id, label, version: Number(row.version) };
   }
 
+  /** Creates a tenant (version 1) unless one with this id exists; never changes an existing one. */
+  async insertIfAbsent(id: string, label: string): Promise<void> {
+    await this.db.query(
+      "INSERT INTO tenants (id, label, version) VALUES ($1, $2, 1) ON CONFLICT (id) DO NOTHING",
+      [id, label],
+    );
+  }
+
   /** Deletes a tenant at its current version, with all its data. */
   async delete(id: string, version: number): Promise<void> {
     const r = await this.db.query("DELETE FROM tenants WHERE id = $1 AND version = $2", [id, version]);

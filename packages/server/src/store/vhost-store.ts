@@ -43,6 +43,14 @@ export class VHostStore {
     }
   }
 
+  /** Maps a host to a tenant unless the host is mapped already. */
+  async insertIfAbsent(host: string, tenantId: string): Promise<void> {
+    await this.db.query(
+      "INSERT INTO vhosts (host, tenant_id) VALUES ($1, $2) ON CONFLICT (host) DO NOTHING",
+      [host, tenantId],
+    );
+  }
+
   /** Removes a mapping if host and tenant both match (idempotent). */
   async delete(host: string, tenantId: string): Promise<void> {
     await this.db.query("DELETE FROM vhosts WHERE host = $1 AND tenant_id = $2", [host, tenantId]);

@@ -7,6 +7,7 @@ import { StoreError } from "../errors.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { FileStore } from "../store/file-store.js";
 import { isValidContentType } from "../store/media-type.js";
+import { errnoOf } from "../util/errno.js";
 import { type AddressPolicy, addressPolicy } from "./address-policy.js";
 import { writeStream } from "./stream-writer.js";
 import type { Uploader, UploadManager } from "./upload-manager.js";
@@ -153,10 +154,9 @@ export async function fetchRemote(
         `remote fetch did not finish within ${limits.timeoutMs} ms; nothing was stored`,
       );
     }
-    const e = err as { code?: string; message?: string };
     throw new StoreError(
       "ERR_UNAVAILABLE",
-      `remote fetch failed: ${e.code ?? e.message ?? "unknown error"}`,
+      `remote fetch failed: ${errnoOf(err) ?? (err instanceof Error ? err.message : "unknown error")}`,
       { cause: err },
     );
   } finally {

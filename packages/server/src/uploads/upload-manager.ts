@@ -1,12 +1,12 @@
 import { chunkHash } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
-import type { Db } from "../db/db.js";
-import { isForeignKeyViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
 import type { ChunkStore, ChunkWrite } from "../store/chunk-store.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
-import { type FileStore, type NewVersion, preconditionError } from "../store/file-store.js";
+import { type FileStore, type NewVersion, noFile, preconditionError } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
+import type { TenantStore } from "../store/tenant-store.js";
+import type { UploadChunk, Uploader, UploadStore } from "../store/upload-store.js";
 import type { UploadState, UploadStateCodec } from "./upload-state.js";
 
 /** Limits and sizes of the upload protocol. */
@@ -37,11 +37,7 @@ export interface SmallWrite extends CommitOptions {
 /** Most files one {@link UploadManager.writeMany} call takes. */
 export const MAX_BATCH_FILES = 1000;
 
-/** Who starts an upload (recorded for audit and garbage collection). */
-export interface Uploader {
-  readonly principalId: string | undefined;
-  readonly sessionId: string | undefined;
-}
+export type { Uploader } from "../store/upload-store.js";
 
 /**
  * The Begin → Transfer* → Commit workflow over the stores. In-progress uploads accumulate their
@@ -53,7 +49,8 @@ export class UploadManager {
   private readonly knownTenants = new LRUCache<string, boolean>({ max: 10_000, ttl: 5_000 });
 
   constructor(
-    private readonly db: Db,
+    private readonly uploads: UploadStore,
+    private readonly tenants: TenantStore,
     private readonly chunks: ChunkStore,
     private readonly ropes: RopeStore,
     private readonly files: FileStore,
@@ -71,13 +68,8 @@ export class UploadManager {
     await this.requireTenant(tenantId);
     await this.files.check(tenantId, path, pre);
     const deadline = Math.floor(Date.now() / 1000) + this.limits.uploadTtlSeconds;
-    const r = await this.db.query<{ id: string }>(
-      `INSERT INTO uploads (id, tenant_id, path, principal_id, session_id, expires_at)
-       VALUES (gen_random_uuid(), $1, $2, $3, $4, to_timestamp($5)) RETURNING id`,
-      [tenantId, path, who.principalId ?? null, who.sessionId ?? null, deadline],
-    );
     const decoded: UploadState = {
-      uploadId: r.rows[0]!.id,
+      uploadId: await this.uploads.create(tenantId, path, who, deadline),
       tenantId,
       path,
       offset: 0,
@@ -209,27 +201,15 @@ export class UploadManager {
     await this.requireOpen(state);
     const writes = cut(data, state.chunkSize);
     await this.chunks.put(state.tenantId, writes);
-    const params: unknown[] = [state.uploadId, state.tenantId];
-    const rows = writes.map((w, i) => {
-      params.push(state.offset + i * state.chunkSize, w.hash, w.data.length);
-      const n = params.length;
-      return `($1, $${n - 2}, $2, $${n - 1}, $${n})`;
-    });
-    const r = await this.db.bulk<{ off: string }>(
-      `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length) VALUES ${rows.join(",")}
-       ON CONFLICT (upload_id, off) DO NOTHING RETURNING off`,
-      params,
+    const rows = writes.map(
+      (w, i): UploadChunk => ({
+        off: state.offset + i * state.chunkSize,
+        hash: w.hash,
+        length: w.data.length,
+      }),
     );
-    if ((r.rowCount ?? 0) < writes.length) {
-      // A retry: the rows must hold exactly what this call carries.
-      await this.requireSameRows(
-        state,
-        writes.map((w, i) => ({
-          off: state.offset + i * state.chunkSize,
-          hash: w.hash,
-          length: w.data.length,
-        })),
-      );
+    if ((await this.uploads.addChunks(state.uploadId, state.tenantId, rows)) < rows.length) {
+      await this.requireSameRows(state, rows); // a retry: the rows must hold exactly what this call carries
     }
     const decoded: UploadState = {
       ...state,
@@ -292,45 +272,27 @@ export class UploadManager {
       }
     });
     await this.requireOpen(state);
-    const offsets: string[] = [];
+    const rows: UploadChunk[] = [];
     let off = state.offset;
     for (const r of refs) {
-      offsets.push(String(off));
+      rows.push({ off, hash: r.hash, length: r.length });
       off += r.length;
     }
-    let result: AppendResult;
-    try {
-      const r = await this.db.bulk<AppendResult>(APPEND_SQL, [
-        state.uploadId,
-        state.tenantId,
-        offsets,
-        refs.map((r) => r.hash),
-        refs.map((r) => r.length),
-      ]);
-      result = r.rows[0]!;
-    } catch (err) {
-      // A referenced chunk collected between the statement's lookup and its insert.
-      if (!isForeignKeyViolation(err)) throw err;
-      result = { inserted: "0", missing: "1", wrong_off: null, wrong_length: null, stored_length: null };
-    }
-    if (Number(result.missing) > 0) {
+    const outcome = await this.uploads.appendRefs(state.uploadId, state.tenantId, rows);
+    if (outcome.kind === "missing") {
       throw new StoreError(
         "ERR_PRECONDITION_FAILED",
-        `${result.missing} referenced chunk(s) are not stored; send them with PutChunks first`,
+        `${outcome.count} referenced chunk(s) are not stored; send them with PutChunks first`,
       );
     }
-    if (result.wrong_off !== null) {
+    if (outcome.kind === "wrongLength") {
       throw new StoreError(
         "ERR_BAD_REQUEST",
-        `chunk at offset ${result.wrong_off} is ${result.stored_length} bytes, not the ${result.wrong_length} the request says; nothing was appended`,
+        `chunk at offset ${outcome.off} is ${outcome.stored} bytes, not the ${outcome.claimed} the request says; nothing was appended`,
       );
     }
-    if (Number(result.inserted) < refs.length) {
-      // A retry: the rows must hold exactly what this call names.
-      await this.requireSameRows(
-        state,
-        refs.map((r, i) => ({ off: Number(offsets[i]), hash: r.hash, length: r.length })),
-      );
+    if (outcome.inserted < refs.length) {
+      await this.requireSameRows(state, rows); // a retry: the rows must hold exactly what this call names
     }
     const last = refs[refs.length - 1]!;
     const decoded: UploadState = { ...state, offset: off, final: last.length !== state.chunkSize };
@@ -340,7 +302,7 @@ export class UploadManager {
   /** Commits an upload as a new file version; a repeated commit returns the same version. */
   async commit(state: UploadState, opts: CommitOptions): Promise<FileRecord> {
     const done = await this.committedVersion(state);
-    if (done !== undefined) return this.files.stat(state.tenantId, state.path, done);
+    if (done !== undefined) return this.committedFile(state, done);
     const rope = await this.ropes.commitUpload(state.tenantId, state.uploadId, state.offset, state.chunkSize);
     if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
     let raced = false;
@@ -351,11 +313,7 @@ export class UploadManager {
         state.path,
         { rope, contentType: opts.contentType, meta: opts.meta, precondition: opts.precondition },
         async (q, f) => {
-          const u = await q.query(
-            "UPDATE uploads SET committed_version = $2, committed_at = now() WHERE id = $1 AND committed_version IS NULL",
-            [state.uploadId, f.version],
-          );
-          if (u.rowCount === 0) {
+          if (!(await this.uploads.markCommitted(q, state.uploadId, f.version))) {
             raced = true;
             throw new StoreError("ERR_VERSION_SKEW", "upload committed concurrently");
           }
@@ -363,28 +321,21 @@ export class UploadManager {
       );
     } catch (err) {
       if (!raced) throw err;
-      const v = await this.committedVersion(state);
-      return this.files.stat(state.tenantId, state.path, v!);
+      return this.committedFile(state, (await this.committedVersion(state))!);
     }
     // The rope now owns the chunk list; the upload's copy is no longer needed.
-    await this.db.query("DELETE FROM upload_chunks WHERE upload_id = $1", [state.uploadId]).catch(() => {});
+    await this.uploads.dropChunks(state.uploadId).catch(() => {});
     return file;
   }
 
   /** Refuses a retried Transfer/Append unless the upload's rows at its offsets are exactly `rows`. */
-  private async requireSameRows(
-    state: UploadState,
-    rows: readonly { off: number; hash: Buffer; length: number }[],
-  ): Promise<void> {
+  private async requireSameRows(state: UploadState, rows: readonly UploadChunk[]): Promise<void> {
     const end = rows.reduce((n, r) => Math.max(n, r.off + r.length), state.offset);
-    const existing = await this.db.query<{ off: string; chunk_hash: Buffer; length: number }>(
-      "SELECT off, chunk_hash, length FROM upload_chunks WHERE upload_id = $1 AND off >= $2 AND off < $3",
-      [state.uploadId, state.offset, end],
-    );
-    const byOff = new Map(existing.rows.map((e) => [Number(e.off), e]));
+    const existing = await this.uploads.chunksBetween(state.uploadId, state.offset, end);
+    const byOff = new Map(existing.map((e) => [e.off, e]));
     for (const r of rows) {
       const e = byOff.get(r.off);
-      if (!e?.chunk_hash.equals(r.hash) || e.length !== r.length) {
+      if (!e?.hash.equals(r.hash) || e.length !== r.length) {
         throw new StoreError(
           "ERR_PRECONDITION_FAILED",
           `offset ${r.off} of this upload already holds different data; begin a new upload`,
@@ -393,27 +344,31 @@ export class UploadManager {
     }
   }
 
+  /** The version an upload's commit wrote; ERR_NOT_FOUND once it is deleted. */
+  private async committedFile(state: UploadState, version: number): Promise<FileRecord> {
+    const file = await this.files.get(state.tenantId, state.path, version);
+    if (!file) throw noFile(state.path, version);
+    return file;
+  }
+
   private async committedVersion(state: UploadState): Promise<number | undefined> {
-    const r = await this.db.query<{ committed_version: string | null; tenant_id: string }>(
-      "SELECT committed_version, tenant_id FROM uploads WHERE id = $1",
-      [state.uploadId],
-    );
-    const row = r.rows[0];
-    if (!row || row.tenant_id !== state.tenantId) {
+    const upload = await this.uploads.get(state.uploadId);
+    if (upload?.tenantId !== state.tenantId) {
       throw new StoreError(
         "ERR_BAD_UPLOAD_STATE",
         "upload not found (expired and collected, or never begun)",
       );
     }
-    return row.committed_version === null ? undefined : Number(row.committed_version);
+    return upload.committedVersion;
   }
 
   private async requireTenant(tenantId: string) {
     // Known tenants are remembered briefly; a tenant deleted meanwhile surfaces as a foreign-key
     // violation, which the boundaries report as NotFound too.
     if (this.knownTenants.get(tenantId)) return;
-    const r = await this.db.query("SELECT 1 FROM tenants WHERE id = $1", [tenantId]);
-    if (r.rowCount === 0) throw new StoreError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+    if (!(await this.tenants.get(tenantId))) {
+      throw new StoreError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+    }
     this.knownTenants.set(tenantId, true);
   }
 
@@ -423,48 +378,6 @@ export class UploadManager {
     }
   }
 }
-
-/** What {@link APPEND_SQL} reports (INT8 counts arrive as strings). */
-interface AppendResult {
-  inserted: string;
-  missing: string;
-  /** The first reference whose claimed length differs from its stored chunk's, if any. */
-  wrong_off: string | null;
-  wrong_length: number | null;
-  stored_length: number | null;
-}
-
-/**
- * Appends chunk references ($3 offsets, $4 hashes, $5 claimed lengths) to upload $1 of tenant $2
- * in one statement: each reference is looked up in `chunks`, and the rows are inserted, with the
- * stored chunk's length, only when every chunk exists and every claimed length is its real one.
- * `length(data)` reads the value's header, not its bytes (PostgreSQL keeps chunks uncompressed
- * out of line). The INSERT's count is used in the answer because CockroachDB refuses a CTE with
- * side effects that the query does not use.
- */
-const APPEND_SQL = `
-  WITH r AS (
-    SELECT r.off, r.hash, r.len, c.stored
-    FROM unnest($3::INT8[], $4::BYTEA[], $5::INT4[]) AS r (off, hash, len)
-    LEFT JOIN LATERAL (SELECT length(data) AS stored FROM chunks WHERE tenant_id = $2 AND hash = r.hash OFFSET 0) AS c ON true
-  ),
-  bad AS (
-    SELECT
-      sum(CASE WHEN stored IS NULL THEN 1 ELSE 0 END) AS missing,
-      min(CASE WHEN stored <> len THEN off END) AS wrong_off
-    FROM r
-  ),
-  ins AS (
-    INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length)
-    SELECT $1, r.off, $2, r.hash, r.stored FROM r, bad
-    WHERE bad.missing = 0 AND bad.wrong_off IS NULL
-    ON CONFLICT (upload_id, off) DO NOTHING
-    RETURNING 1
-  )
-  SELECT (SELECT count(*) FROM ins) AS inserted, bad.missing, bad.wrong_off,
-    (SELECT len FROM r WHERE r.off = bad.wrong_off) AS wrong_length,
-    (SELECT stored FROM r WHERE r.off = bad.wrong_off) AS stored_length
-  FROM bad`;
 
 /**
  * The answer to linking content by a hash that no file the session may read holds: the same

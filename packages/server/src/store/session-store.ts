@@ -2,7 +2,29 @@ import { LRUCache } from "lru-cache";
 import type { Db, Queryable } from "../db/db.js";
 import { isForeignKeyViolation, isUniqueViolation } from "../db/sqlstate.js";
 import { StoreError } from "../errors.js";
-import type { Scope, SessionInfo } from "./session.js";
+
+/** Where a session applies. */
+export type Scope =
+  | { readonly kind: "super" }
+  | { readonly kind: "principal"; readonly principalId: string }
+  | { readonly kind: "location"; readonly tenantId: string; readonly path: string; readonly version: number };
+
+/** A durable session, as stored (auth/session.ts's SessionInfo is what any token presents). */
+export interface SessionRecord {
+  readonly id: string;
+  readonly principalId: string;
+  /** Capability bits (auth/session.ts CAP). */
+  readonly caps: number;
+  readonly scope: Scope;
+  readonly expiresAt: Date;
+  readonly issuedAt: Date;
+  readonly name: string;
+  readonly note: string;
+  /** The session that issued this one. */
+  readonly issuedBy: string | undefined;
+  /** The grant whose authority the issuer used, when that was not the issuer itself. */
+  readonly authorityId?: string | undefined;
+}
 
 interface SessionRow {
   id: string;
@@ -59,11 +81,28 @@ const treeCte = (startSql: string) => `tree (id, depth) AS (
      WHERE t.depth < ${MAX_CHAIN}
   )`;
 
+/**
+ * Sessions for operators ({@link SessionStore.list}): issued under $1 (a session, or any session of
+ * a principal; NULL: no such filter) at any depth (the roots themselves are not "issued under"
+ * them: depth > 0), and owned by $2 (NULL: anyone); at most $3, with whether each one's chain is live.
+ */
+const LIST = `WITH RECURSIVE ${treeCte("SELECT id FROM sessions WHERE id = $1::UUID OR principal_id = $1::UUID")},
+  picked AS (
+    SELECT s.id FROM sessions AS s
+    WHERE ($1::UUID IS NULL OR s.id IN (SELECT id FROM tree WHERE depth > 0))
+      AND ($2::UUID IS NULL OR s.principal_id = $2::UUID)
+    ORDER BY s.issued_at, s.id LIMIT $3
+  ), ${chainCte("SELECT id FROM picked")}
+  SELECT ${COLUMNS.split(", ")
+    .map((c) => `s.${c}`)
+    .join(", ")}, s.id IN (${LIVE_STARTS}) AS live_chain
+    FROM sessions AS s WHERE s.id IN (SELECT id FROM picked) ORDER BY s.issued_at, s.id`;
+
 /** Where a listed session stands. */
 export type SessionStatus = "active" | "revoked" | "expired" | "orphaned";
 
 /** A session with where it stands (listings for operators). */
-export interface SessionListing extends SessionInfo {
+export interface SessionListing extends SessionRecord {
   readonly status: SessionStatus;
 }
 
@@ -73,7 +112,7 @@ export interface SessionListing extends SessionInfo {
  */
 export class SessionStore {
   private readonly active: LRUCache<string, { ok: boolean }>;
-  private readonly byPrincipal: LRUCache<string, SessionInfo[]>;
+  private readonly byPrincipal: LRUCache<string, SessionRecord[]>;
 
   constructor(
     private readonly db: Db,
@@ -83,12 +122,16 @@ export class SessionStore {
     this.byPrincipal = new LRUCache({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
   }
 
+  /** Inserts a session row unless one with its id exists (well-known sessions every deployment has). */
+  async insertIfAbsent(s: SessionRecord): Promise<void> {
+    await this.db.query(`${INSERT} ON CONFLICT (id) DO NOTHING`, sessionValues(s));
+  }
+
   /**
    * Inserts a session row. A name held by another unrevoked, unexpired session of the principal
    * is ERR_ALREADY_EXISTS; an expired holder of the name is revoked to free it.
    */
-  async insert(s: SessionInfo, q: Queryable = this.db): Promise<void> {
-    const sc = s.scope;
+  async insert(s: SessionRecord, q: Queryable = this.db): Promise<void> {
     try {
       if (s.name !== "") {
         await q.query(
@@ -96,27 +139,7 @@ export class SessionStore {
           [s.principalId, s.name],
         );
       }
-      await q.query(
-        `INSERT INTO sessions (id, principal_id, capabilities, scope_kind, scope_principal, scope_tenant, scope_path,
-           scope_version, issued_by, authority_id, issued_at, expires_at, name, note)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-        [
-          s.id,
-          s.principalId,
-          s.caps,
-          sc.kind,
-          sc.kind === "principal" ? sc.principalId : null,
-          sc.kind === "location" ? sc.tenantId : null,
-          sc.kind === "location" ? sc.path : null,
-          sc.kind === "location" ? sc.version : 0,
-          s.issuedBy ?? null,
-          s.authorityId ?? null,
-          s.issuedAt,
-          s.expiresAt,
-          s.name,
-          s.note,
-        ],
-      );
+      await q.query(INSERT, sessionValues(s));
     } catch (err) {
       if (isUniqueViolation(err))
         throw new StoreError(
@@ -147,15 +170,15 @@ export class SessionStore {
     return ok;
   }
 
-  /** Loads one session (active or not), or undefined. */
-  async load(id: string): Promise<(SessionInfo & { revoked: boolean }) | undefined> {
+  /** One session (active or not), or undefined. */
+  async get(id: string): Promise<(SessionRecord & { revoked: boolean }) | undefined> {
     const r = await this.db.query<SessionRow>(`SELECT ${COLUMNS} FROM sessions WHERE id = $1`, [id]);
     const row = r.rows[0];
     return row ? { ...fromRow(row), revoked: row.revoked_at !== null } : undefined;
   }
 
   /** The sessions owned by a principal whose whole chain is live (cached briefly). */
-  async activeFor(principalId: string): Promise<SessionInfo[]> {
+  async activeFor(principalId: string): Promise<SessionRecord[]> {
     const hit = this.byPrincipal.get(principalId);
     if (hit) return hit;
     const r = await this.db.query<SessionRow>(
@@ -175,31 +198,11 @@ export class SessionStore {
    * under `issuedUnder` (a session, or any session of a principal) at any depth. At most `limit`.
    */
   async list(filter: { owner?: string; issuedUnder?: string }, limit: number): Promise<SessionListing[]> {
-    const params: unknown[] = [];
-    const where: string[] = [];
-    let tree = "";
-    if (filter.issuedUnder !== undefined) {
-      params.push(filter.issuedUnder);
-      // The roots themselves are not "issued under" them: depth > 0.
-      tree = `${treeCte(`SELECT id FROM sessions WHERE id = $${params.length} OR principal_id = $${params.length}`)}, `;
-      where.push("s.id IN (SELECT id FROM tree WHERE depth > 0)");
-    }
-    if (filter.owner !== undefined) {
-      params.push(filter.owner);
-      where.push(`s.principal_id = $${params.length}`);
-    }
-    params.push(limit);
-    const r = await this.db.query<SessionRow & { live_chain: boolean }>(
-      `WITH RECURSIVE ${tree}picked AS (
-         SELECT s.id FROM sessions AS s WHERE ${where.length ? where.join(" AND ") : "true"}
-         ORDER BY s.issued_at, s.id LIMIT $${params.length}
-       ), ${chainCte("SELECT id FROM picked")}
-       SELECT ${COLUMNS.split(", ")
-         .map((c) => `s.${c}`)
-         .join(", ")}, s.id IN (${LIVE_STARTS}) AS live_chain
-         FROM sessions AS s WHERE s.id IN (SELECT id FROM picked) ORDER BY s.issued_at, s.id`,
-      params,
-    );
+    const r = await this.db.query<SessionRow & { live_chain: boolean }>(LIST, [
+      filter.issuedUnder ?? null,
+      filter.owner ?? null,
+      limit,
+    ]);
     const now = Date.now();
     return r.rows.map((row) => {
       const status: SessionStatus =
@@ -218,7 +221,7 @@ export class SessionStore {
    * Revokes `old` and inserts `next` atomically (Tokens.Refresh); what was issued under `old` is
    * issued under `next` from now on, so a refresh does not orphan it.
    */
-  async replace(old: string, next: SessionInfo): Promise<void> {
+  async replace(old: string, next: SessionRecord): Promise<void> {
     await this.db.tx(async (q) => {
       const r = await q.query(
         "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()",
@@ -235,7 +238,7 @@ export class SessionStore {
   }
 
   /** Finds a principal's unrevoked session by name. */
-  async byName(principalId: string, name: string): Promise<SessionInfo | undefined> {
+  async byName(principalId: string, name: string): Promise<SessionRecord | undefined> {
     const r = await this.db.query<SessionRow>(
       `SELECT ${COLUMNS} FROM sessions WHERE principal_id = $1 AND name = $2 AND revoked_at IS NULL`,
       [principalId, name],
@@ -275,7 +278,32 @@ export class SessionStore {
   }
 }
 
-function fromRow(r: SessionRow): SessionInfo {
+/** Inserts a session row: the values of {@link sessionValues}. */
+const INSERT = `INSERT INTO sessions (id, principal_id, capabilities, scope_kind, scope_principal, scope_tenant, scope_path,
+    scope_version, issued_by, authority_id, issued_at, expires_at, name, note)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
+
+function sessionValues(s: SessionRecord): unknown[] {
+  const sc = s.scope;
+  return [
+    s.id,
+    s.principalId,
+    s.caps,
+    sc.kind,
+    sc.kind === "principal" ? sc.principalId : null,
+    sc.kind === "location" ? sc.tenantId : null,
+    sc.kind === "location" ? sc.path : null,
+    sc.kind === "location" ? sc.version : 0,
+    s.issuedBy ?? null,
+    s.authorityId ?? null,
+    s.issuedAt,
+    s.expiresAt,
+    s.name,
+    s.note,
+  ];
+}
+
+function fromRow(r: SessionRow): SessionRecord {
   let scope: Scope;
   if (r.scope_kind === "super") scope = { kind: "super" };
   else if (r.scope_kind === "principal") scope = { kind: "principal", principalId: r.scope_principal! };
