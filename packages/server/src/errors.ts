@@ -82,26 +82,27 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
 export const ERROR_CODE_HEADER = "cacheroach-error-code";
 
 /**
- * A deliberate, user-facing failure. The message is safe to send to the client (it names the
- * problem, never a secret); `cause` is for logs only.
+ * A deliberate, user-facing failure with a stable code (ERROR_TABLE), thrown by any layer (stores,
+ * auth, HTTP, config) and mapped at the two boundaries. The message is safe to send to the client
+ * (it names the problem, never a secret); `cause` is for logs only.
  */
-export class StoreError extends Error {
+export class CacheroachError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = "StoreError";
+    this.name = "CacheroachError";
     this.code = code;
   }
 }
 
 /** Shorthand constructors for the common cases. */
 export const errors = {
-  badRequest: (msg: string) => new StoreError("ERR_BAD_REQUEST", msg),
-  notFound: (msg: string) => new StoreError("ERR_NOT_FOUND", msg),
-  precondition: (msg: string) => new StoreError("ERR_PRECONDITION_FAILED", msg),
-  denied: (msg: string) => new StoreError("ERR_PERMISSION_DENIED", msg),
-  unauthenticated: (msg: string) => new StoreError("ERR_UNAUTHENTICATED", msg),
-  tooLarge: (msg: string) => new StoreError("ERR_TOO_LARGE", msg),
+  badRequest: (msg: string) => new CacheroachError("ERR_BAD_REQUEST", msg),
+  notFound: (msg: string) => new CacheroachError("ERR_NOT_FOUND", msg),
+  precondition: (msg: string) => new CacheroachError("ERR_PRECONDITION_FAILED", msg),
+  denied: (msg: string) => new CacheroachError("ERR_PERMISSION_DENIED", msg),
+  unauthenticated: (msg: string) => new CacheroachError("ERR_UNAUTHENTICATED", msg),
+  tooLarge: (msg: string) => new CacheroachError("ERR_TOO_LARGE", msg),
 };
 
 /** Converts any thrown value to a ConnectError for the RPC boundary. Unknown errors stay opaque. */
@@ -140,24 +141,24 @@ function codeHeaders(code: ErrorCode): Record<string, string> {
     : { [ERROR_CODE_HEADER]: code };
 }
 
-/** Any thrown value as a StoreError: itself, a translated database error, or an internal error. */
-function classify(err: unknown): StoreError {
-  return asStoreError(err) ?? new StoreError("ERR_INTERNAL", "internal error", { cause: err });
+/** Any thrown value as a CacheroachError: itself, a translated database error, or an internal error. */
+function classify(err: unknown): CacheroachError {
+  return asCacheroachError(err) ?? new CacheroachError("ERR_INTERNAL", "internal error", { cause: err });
 }
 
-/** StoreErrors as they are; database errors with a user-facing meaning translated. */
-function asStoreError(err: unknown): StoreError | undefined {
-  if (err instanceof StoreError) return err;
+/** CacheroachErrors as they are; database errors with a user-facing meaning translated. */
+function asCacheroachError(err: unknown): CacheroachError | undefined {
+  if (err instanceof CacheroachError) return err;
   // What the request refers to (usually a tenant) was deleted meanwhile.
   if (isForeignKeyViolation(err)) {
-    return new StoreError(
+    return new CacheroachError(
       "ERR_NOT_FOUND",
       "the tenant (or other record) this request refers to no longer exists",
     );
   }
   // A value of the request the database cannot hold (NUL in text, a too-long string, …).
   const problem = clientDataProblem(err);
-  if (problem) return new StoreError("ERR_BAD_REQUEST", problem, { cause: err });
+  if (problem) return new CacheroachError("ERR_BAD_REQUEST", problem, { cause: err });
   // The database, not the request, is the problem: say which, and that it will pass.
   const condition = databaseCondition(err);
   if (condition) {
@@ -167,7 +168,7 @@ function asStoreError(err: unknown): StoreError | undefined {
         : condition === "read-only"
           ? "ERR_DATABASE_READ_ONLY"
           : "ERR_DATABASE_UNAVAILABLE";
-    return new StoreError(code, describeCondition(condition), { cause: err });
+    return new CacheroachError(code, describeCondition(condition), { cause: err });
   }
   return undefined;
 }

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { isUuid } from "@cacheroach/core";
-import { StoreError } from "./errors.js";
+import { CacheroachError } from "./errors.js";
 
 /** Validates a UUID string and returns it lower-cased; `what` names the field in the error. */
 export function parseId(id: string, what: string): string {
-  if (typeof id !== "string" || id === "") throw new StoreError("ERR_BAD_ID", `${what} is required`);
+  if (typeof id !== "string" || id === "") throw new CacheroachError("ERR_BAD_ID", `${what} is required`);
   if (!isUuid(id))
-    throw new StoreError("ERR_BAD_ID", `${what} ${JSON.stringify(id.slice(0, 64))} is not a UUID`);
+    throw new CacheroachError("ERR_BAD_ID", `${what} ${JSON.stringify(id.slice(0, 64))} is not a UUID`);
   return id.toLowerCase();
 }
 

@@ -7,7 +7,7 @@ export { WELL_KNOWN } from "@cacheroach/core";
 export type { ServerConfig, ServerOptions } from "./config.js";
 export { ConfigError, resolveConfig } from "./config.js";
 export type { ErrorCode } from "./errors.js";
-export { ERROR_TABLE, StoreError } from "./errors.js";
+export { CacheroachError, ERROR_TABLE } from "./errors.js";
 export type { RunningServer } from "./server.js";
 export { startServer } from "./server.js";
 export {

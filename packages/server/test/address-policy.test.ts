@@ -1,7 +1,7 @@
 /** The fetch address policy: every textual form of an address is judged by where it leads. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { StoreError } from "../src/errors.js";
+import { CacheroachError } from "../src/errors.js";
 import { addressPolicy, classifyAddress, isLocalhostName } from "../src/uploads/address-policy.js";
 
 /** [address as it may appear (URL host, DNS answer or socket peer), expected range]. */
@@ -167,7 +167,7 @@ describe("addressPolicy", () => {
   /** Asserts that `fn` throws the network-policy refusal matching `re`. */
   const refused = (fn: () => void, re: RegExp) =>
     assert.throws(fn, (err: unknown) => {
-      assert.ok(err instanceof StoreError);
+      assert.ok(err instanceof CacheroachError);
       assert.equal(err.code, "ERR_NETWORK_POLICY");
       assert.match(err.message, /^fetch refused by network policy: /);
       assert.match(err.message, /the operator can allow private targets with --fetch-allow-private$/);

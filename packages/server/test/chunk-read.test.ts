@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { chunkHash, RopeHasher } from "@cacheroach/core";
 import { BinaryCopyParser, type CopyRow, type CopyShape } from "../src/db/copy-binary.js";
 import { Db, type Dialect } from "../src/db/db.js";
-import { StoreError } from "../src/errors.js";
+import { CacheroachError } from "../src/errors.js";
 import { ChunkStore } from "../src/store/chunk-store.js";
 import { type Rope, RopeStore } from "../src/store/rope-store.js";
 import { createTestDatabase, type TestDatabase } from "../src/testing.js";
@@ -187,7 +187,10 @@ describe("chunk assembly from COPY slices", () => {
   });
 
   test("no rows is a missing chunk", async () => {
-    await assert.rejects(get([]), (e: unknown) => e instanceof StoreError && e.code === "ERR_UNAVAILABLE");
+    await assert.rejects(
+      get([]),
+      (e: unknown) => e instanceof CacheroachError && e.code === "ERR_UNAVAILABLE",
+    );
   });
 });
 
@@ -248,7 +251,7 @@ describe("chunk reads against PostgreSQL", () => {
       assert.equal(copies - before, mode === "binary COPY" ? 2 * hashes.length : 0);
 
       const missing = (p: Promise<unknown>) =>
-        assert.rejects(p, (e: unknown) => e instanceof StoreError && e.code === "ERR_UNAVAILABLE");
+        assert.rejects(p, (e: unknown) => e instanceof CacheroachError && e.code === "ERR_UNAVAILABLE");
       await missing(store.get(tenantA, randomBytes(32)));
       await missing(store.get(tenantA, onlyBHash)); // another tenant's chunk
       await missing(store.get(randomUUID(), hashes[0]!));
@@ -345,7 +348,7 @@ describe("chunk reads against PostgreSQL", () => {
       // Another tenant has neither the chunk list nor the chunks.
       await assert.rejects(
         ropes.read(tenantB, rope, 0, 1).next(),
-        (e: unknown) => e instanceof StoreError && e.code === "ERR_DATA_LOSS",
+        (e: unknown) => e instanceof CacheroachError && e.code === "ERR_DATA_LOSS",
       );
     });
   }

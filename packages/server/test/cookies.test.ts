@@ -1,7 +1,7 @@
 /** The cookie helpers and the Secure decision (unit level: no server). */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { StoreError } from "../src/errors.js";
+import { CacheroachError } from "../src/errors.js";
 import { readCookie, serializeCookie, setCookie } from "../src/http/cookies.js";
 import { Site } from "../src/http/site.js";
 import type { HttpRequest, HttpResponse } from "../src/net/node-http.js";
@@ -67,7 +67,7 @@ describe("readCookie", () => {
     assert.throws(
       () => readCookie("authorization=%E0%A4%A", "authorization"),
       (e: unknown) =>
-        e instanceof StoreError && e.code === "ERR_BAD_REQUEST" && /percent-encoding/.test(e.message),
+        e instanceof CacheroachError && e.code === "ERR_BAD_REQUEST" && /percent-encoding/.test(e.message),
     );
     assert.equal(readCookie("bad=%E0%A4%A; authorization=ok", "authorization"), "ok");
   });

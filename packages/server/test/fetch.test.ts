@@ -9,7 +9,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Files, SessionSchema, Tenants, Tokens, Uploads } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
-import { StoreError } from "../src/errors.js";
+import { CacheroachError } from "../src/errors.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { addressPolicy } from "../src/uploads/address-policy.js";
 import { connectChecked, type Dialer } from "../src/uploads/remote-fetch.js";
@@ -222,7 +222,7 @@ describe("connectChecked: DNS answers and the connected peer", () => {
     },
   });
   const refusedWith = (re: RegExp) => (err: unknown) => {
-    assert.ok(err instanceof StoreError, String(err));
+    assert.ok(err instanceof CacheroachError, String(err));
     assert.equal(err.code, "ERR_NETWORK_POLICY");
     assert.match(err.message, /^fetch refused by network policy: /);
     assert.match(err.message, re);

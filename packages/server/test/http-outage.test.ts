@@ -13,7 +13,7 @@ import { pino } from "pino";
 import type { Authorizer } from "../src/auth/authorizer.js";
 import type { Need } from "../src/auth/session.js";
 import type { Db } from "../src/db/db.js";
-import { ERROR_CODE_HEADER, StoreError } from "../src/errors.js";
+import { CacheroachError, ERROR_CODE_HEADER } from "../src/errors.js";
 import { createHttpRouter } from "../src/http/http-router.js";
 import { Site } from "../src/http/site.js";
 import { normalize, type VHostMap } from "../src/http/vhost-map.js";
@@ -32,7 +32,7 @@ let calls: string[] = [];
 
 function call(name: string): void {
   calls.push(name);
-  if (name === failing) throw new StoreError("ERR_DATABASE_UNAVAILABLE", "the database is unreachable");
+  if (name === failing) throw new CacheroachError("ERR_DATABASE_UNAVAILABLE", "the database is unreachable");
 }
 
 const file = (path: string): FileRecord => ({
@@ -75,7 +75,7 @@ const authz = {
     return true;
   },
   async authenticate() {
-    throw new StoreError("ERR_UNAUTHENTICATED", "no tokens in this test");
+    throw new CacheroachError("ERR_UNAUTHENTICATED", "no tokens in this test");
   },
 } as unknown as Authorizer;
 

@@ -23,7 +23,7 @@ import {
 } from "@connectrpc/connect-node";
 import pg from "pg";
 import { Db, type Dialect } from "../src/db/db.js";
-import { StoreError } from "../src/errors.js";
+import { CacheroachError } from "../src/errors.js";
 import { toFileMeta } from "../src/rpc/convert.js";
 import { preEncoded } from "../src/rpc/pre-encoded.js";
 import { readMany } from "../src/rpc/read-many.js";
@@ -346,7 +346,7 @@ describe("Files.ReadMany against the database", () => {
       const db = new Db({ url: ts.databaseUrl, ...(copy ? { dialect: BINARY_COPY } : {}) });
       try {
         const heads = await readLiveHeads(db, other, ["/l/small", "/l/broken"], CHUNK * 2);
-        assert.ok(heads.get("/l/broken")?.contents instanceof StoreError);
+        assert.ok(heads.get("/l/broken")?.contents instanceof CacheroachError);
         const small = heads.get("/l/small")?.contents;
         assert.ok(Buffer.isBuffer(small) && small.length === 10);
       } finally {

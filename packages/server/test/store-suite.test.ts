@@ -3,7 +3,7 @@
  * a real PostgreSQL, once with the dialect Db.connect detects there (binary COPY reads,
  * asynchronous bulk commits) and once with the portable one CockroachDB gets. Each store's round
  * trips, not-found results, conflicts (a unique or foreign-key violation becomes a typed
- * StoreError), batches across their size boundaries, and tenant isolation.
+ * CacheroachError), batches across their size boundaries, and tenant isolation.
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { chunkHash } from "@cacheroach/core";
 import { byteaArray, inBatches } from "../src/db/arrays.js";
 import { Db } from "../src/db/db.js";
-import { StoreError } from "../src/errors.js";
+import { CacheroachError } from "../src/errors.js";
 import { ChunkStore, type ChunkWrite } from "../src/store/chunk-store.js";
 import { FileStore, type NewVersion, PreconditionFailed } from "../src/store/file-store.js";
 import { PrincipalStore } from "../src/store/principal-store.js";
@@ -41,10 +41,10 @@ function openStores(db: Db) {
 }
 type Stores = ReturnType<typeof openStores>;
 
-/** Asserts that `p` rejects with a StoreError of `code`. */
+/** Asserts that `p` rejects with a CacheroachError of `code`. */
 async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof StoreError, `expected a StoreError, got ${err}`);
+    assert.ok(err instanceof CacheroachError, `expected a CacheroachError, got ${err}`);
     assert.equal(err.code, code, err.message);
     if (pattern) assert.match(err.message, pattern);
     return true;
@@ -278,7 +278,7 @@ function storeSuite(name: string, open: () => Promise<Db>) {
         assert.ok(out[0] instanceof PreconditionFailed, "the one existing path fails its precondition");
         for (const [i, f] of out.entries()) {
           if (i === 0) continue;
-          assert.ok(!(f instanceof StoreError), `${i}: ${f}`);
+          assert.ok(!(f instanceof CacheroachError), `${i}: ${f}`);
           assert.equal(f.path, items[i]!.path);
           assert.equal(f.version, 1);
           assert.deepEqual(f.meta, { i: String(i) });
@@ -508,7 +508,7 @@ describe("a database failure is never a not-found result", () => {
     ["ChunkStore.missing", () => s.chunks.missing(id, [randomBytes(32)])],
   ] as const) {
     test(`${name} rejects`, async () => {
-      await assert.rejects(read(), (err: unknown) => !(err instanceof StoreError));
+      await assert.rejects(read(), (err: unknown) => !(err instanceof CacheroachError));
     });
   }
 });

@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { Authorizer } from "./authorizer.js";
 import { kSession, kToken } from "./call-context.js";
 import { tokenKind } from "./session.js";
@@ -14,13 +14,13 @@ export function createAuthenticationInterceptor(authz: Authorizer): Interceptor 
     const header = req.header.get("authorization") ?? "";
     const m = /^bearer\s+(\S+)$/i.exec(header.trim());
     if (header && !m)
-      throw new StoreError("ERR_UNAUTHENTICATED", 'authorization header must be "Bearer <token>"');
+      throw new CacheroachError("ERR_UNAUTHENTICATED", 'authorization header must be "Bearer <token>"');
     const token = m?.[1];
     const session = token ? await authz.authenticate(token) : undefined;
     if (session && tokenKind(session) === "signed-url") {
       // Good for reading its one file over HTTP and nothing else: not for minting more URLs
       // (Files.Retrieve), nor for loading the session it was minted under.
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_PERMISSION_DENIED",
         "a signed-URL token only reads its one file over HTTP; it cannot call the API",
       );

@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { Authorizer } from "./authorizer.js";
 import { kSession } from "./call-context.js";
 import { methodKey, POLICY, type PolicyContext } from "./policy.js";
@@ -14,16 +14,16 @@ export function createAuthorizationInterceptor(authz: Authorizer, ctx: PolicyCon
   return (next) => async (req) => {
     const method = methodKey(req.method);
     const rule = POLICY.get(method);
-    if (!rule) throw new StoreError("ERR_PERMISSION_DENIED", `no access policy for ${method}`);
+    if (!rule) throw new CacheroachError("ERR_PERMISSION_DENIED", `no access policy for ${method}`);
     const session = req.contextValues.get(kSession);
     if (rule.access !== "public" && !session) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_UNAUTHENTICATED",
         "not logged in: send a bearer token (cacheroach bootstrap or auth set)",
       );
     }
     if (rule.access === "super" && session?.scope.kind !== "super") {
-      throw new StoreError("ERR_SUPER_REQUIRED", `${method} needs a super session`);
+      throw new CacheroachError("ERR_SUPER_REQUIRED", `${method} needs a super session`);
     }
     if (!req.stream) {
       if (rule.need && session) await requireAll(authz, session, rule.need(req.message, ctx));
@@ -32,7 +32,7 @@ export function createAuthorizationInterceptor(authz: Authorizer, ctx: PolicyCon
     // Server-streaming: the single request message arrives as an iterable; check it first.
     const it = req.message[Symbol.asyncIterator]();
     const first = await it.next();
-    if (first.done) throw new StoreError("ERR_BAD_REQUEST", "missing request message");
+    if (first.done) throw new CacheroachError("ERR_BAD_REQUEST", "missing request message");
     if (rule.need && session) await requireAll(authz, session, rule.need(first.value, ctx));
     return next({ ...req, message: replay(first.value, it) });
   };

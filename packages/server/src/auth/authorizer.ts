@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { PrincipalStore } from "../store/principal-store.js";
 import type { SessionStore } from "../store/session-store.js";
 import { CAP, capNames, grants, type Need, type SessionInfo, tokenKind } from "./session.js";
@@ -35,7 +35,7 @@ export class Authorizer {
     const s = await this.signer.verify(token);
     const kind = tokenKind(s);
     if (kind === "durable" && !(await this.sessions.isActive(s.id!))) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_UNAUTHENTICATED",
         "session has been revoked or has expired, or the authority it was issued under has",
       );
@@ -50,7 +50,7 @@ export class Authorizer {
         sc.kind === "location" &&
         (await this.may(issuer, { caps: s.caps, tenantId: sc.tenantId, path: sc.path }));
       if (!ok)
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_UNAUTHENTICATED",
           "the session this URL was signed under has been revoked or lost access",
         );
@@ -93,7 +93,7 @@ export class Authorizer {
   /** Throws ERR_PERMISSION_DENIED naming the capability and location unless `may` holds. */
   async require(s: SessionInfo, need: Need): Promise<void> {
     if (!(await this.may(s, need))) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_PERMISSION_DENIED",
         `this session lacks ${capNames(need.caps)} on ${need.path} in tenant ${need.tenantId}; ask someone who has it to delegate it (cacheroach session delegate)`,
       );

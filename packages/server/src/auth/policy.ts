@@ -1,6 +1,6 @@
 import type { DescMethod, MessageShape } from "@bufbuild/protobuf";
 import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
 import { CAP, type Need } from "./session.js";
@@ -56,7 +56,7 @@ export const MAX_BATCH_ITEMS = 1000;
 /** Checks a batch's size before its items are authorized one by one. */
 const checkBatch = (n: number, what: string): void => {
   if (n < 1 || n > MAX_BATCH_ITEMS) {
-    throw new StoreError("ERR_BAD_REQUEST", `${what} must hold 1..${MAX_BATCH_ITEMS} items, not ${n}`);
+    throw new CacheroachError("ERR_BAD_REQUEST", `${what} must hold 1..${MAX_BATCH_ITEMS} items, not ${n}`);
   }
 };
 /** The location an upload state (a signed token of Begin) names. */

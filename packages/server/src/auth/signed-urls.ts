@@ -1,4 +1,4 @@
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { FileRecord } from "../store/file-meta.js";
 import { CAP, type SessionInfo } from "./session.js";
 import type { TokenSigner } from "./token-signer.js";
@@ -26,7 +26,7 @@ export async function signRetrieveUrl(r: SignRequest): Promise<{ uri: string; ex
   const { caller, file } = r;
   if (caller.id === undefined) {
     // A URL is revocable by revoking the session it was minted under: it needs one.
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_PERMISSION_DENIED",
       "signed URLs are minted under a durable session; this token (bootstrap) has none",
     );
@@ -34,7 +34,7 @@ export async function signRetrieveUrl(r: SignRequest): Promise<{ uri: string; ex
   const now = Math.floor(Date.now() / 1000) * 1000;
   const expiresAt = new Date(Math.min(now + r.validForMs, caller.expiresAt.getTime()));
   if (expiresAt.getTime() <= now)
-    throw new StoreError("ERR_BAD_REQUEST", "your session expires before the URL would be valid");
+    throw new CacheroachError("ERR_BAD_REQUEST", "your session expires before the URL would be valid");
   const token = await r.signer.sign({
     id: undefined,
     principalId: caller.principalId,

@@ -1,7 +1,7 @@
 import { webcrypto } from "node:crypto";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { LRUCache } from "lru-cache";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { CAP, type Scope, type SessionInfo, tokenKind } from "./session.js";
 
 /** JWT audience of every cacheroach token. */
@@ -86,7 +86,7 @@ export class TokenSigner {
         });
         const cr = payload["cr"] as CrClaim | undefined;
         if (!cr || typeof cr.c !== "number" || cr.c < 0 || cr.c > 31)
-          throw new StoreError("ERR_UNAUTHENTICATED", "token has no valid session claim");
+          throw new CacheroachError("ERR_UNAUTHENTICATED", "token has no valid session claim");
         const session: SessionInfo = {
           id: payload.jti,
           principalId: payload.sub!,
@@ -101,13 +101,13 @@ export class TokenSigner {
         checkKind(session);
         return session;
       } catch (err) {
-        if (err instanceof StoreError) throw err;
+        if (err instanceof CacheroachError) throw err;
         if (err instanceof joseErrors.JWSSignatureVerificationFailed) continue; // try the next key
         lastSignatureError = false;
-        throw new StoreError("ERR_UNAUTHENTICATED", reason(err), { cause: err });
+        throw new CacheroachError("ERR_UNAUTHENTICATED", reason(err), { cause: err });
       }
     }
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_UNAUTHENTICATED",
       lastSignatureError ? "token signature is invalid" : "token is invalid",
     );
@@ -125,9 +125,12 @@ function checkKind(s: SessionInfo): void {
   if (kind === "signed-url") {
     const sc = s.scope;
     if (s.caps !== CAP.read || sc.kind !== "location" || sc.path.endsWith("*"))
-      throw new StoreError("ERR_UNAUTHENTICATED", "token is not a valid signed URL (read of one file only)");
+      throw new CacheroachError(
+        "ERR_UNAUTHENTICATED",
+        "token is not a valid signed URL (read of one file only)",
+      );
   } else if (kind === "bootstrap" && s.scope.kind !== "super") {
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_UNAUTHENTICATED",
       "token has no session and no issuer: only a bootstrap token may",
     );
@@ -160,5 +163,5 @@ function decodeScope(s: CrClaim["s"] | undefined): Scope {
     }
     if ("p" in s && typeof s.p === "string") return { kind: "principal", principalId: s.p };
   }
-  throw new StoreError("ERR_UNAUTHENTICATED", "token has no valid scope");
+  throw new CacheroachError("ERR_UNAUTHENTICATED", "token has no valid scope");
 }

@@ -1,5 +1,5 @@
 import { parse, serialize } from "cookie";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { HttpResponse } from "../net/node-http.js";
 
 /** The cookie a browser login keeps its token in (read by request-session.ts). */
@@ -19,7 +19,7 @@ export function readCookie(cookieHeader: string | undefined, name: string): stri
   try {
     return decodeURIComponent(value);
   } catch {
-    throw new StoreError("ERR_BAD_REQUEST", `the ${name} cookie is not valid percent-encoding`);
+    throw new CacheroachError("ERR_BAD_REQUEST", `the ${name} cookie is not valid percent-encoding`);
   }
 }
 

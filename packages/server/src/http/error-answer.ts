@@ -1,10 +1,10 @@
-import { isClientDisconnect, StoreError, toHttpError } from "../errors.js";
+import { CacheroachError, isClientDisconnect, toHttpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { HttpRequest, HttpResponse } from "../net/node-http.js";
 import { clientGone, sendText } from "./answers.js";
 
 /** ERR_METHOD_NOT_ALLOWED, with the methods the resource does answer (the 405's Allow header). */
-export class MethodNotAllowed extends StoreError {
+export class MethodNotAllowed extends CacheroachError {
   constructor(
     message: string,
     readonly allow: string,

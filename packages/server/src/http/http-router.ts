@@ -1,6 +1,6 @@
 import { RETRIEVE_PREFIX } from "../auth/signed-urls.js";
 import type { Db } from "../db/db.js";
-import { StoreError, toHttpError } from "../errors.js";
+import { CacheroachError, toHttpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../net/node-http.js";
 import { sendText } from "./answers.js";
@@ -33,7 +33,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   // The WHATWG parser resolves "..", "." and "%2e%2e" silently; paths are validated raw instead.
   const rawTarget = req.url ?? "/";
   if (!rawTarget.startsWith("/"))
-    throw new StoreError("ERR_BAD_PATH", "request target must be an absolute path");
+    throw new CacheroachError("ERR_BAD_PATH", "request target must be an absolute path");
   const q = rawTarget.indexOf("?");
   const incoming: Incoming = {
     req,
@@ -48,7 +48,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   if (p === "/readyz") {
     const r = await deps.db.readiness(READINESS_TIMEOUT_MS);
     if (r.ready) return sendText(res, 200, "ready", { "cache-control": "no-store" });
-    const notReady = toHttpError(new StoreError("ERR_DATABASE_UNAVAILABLE", `not ready: ${r.reason}`));
+    const notReady = toHttpError(new CacheroachError("ERR_DATABASE_UNAVAILABLE", `not ready: ${r.reason}`));
     return sendText(res, notReady.status, notReady.message, {
       ...notReady.headers,
       "cache-control": "no-store",
@@ -57,7 +57,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   if (p.startsWith("/_/")) {
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(incoming, deps);
     if (p === "/_/v0/config") return handleConfig(incoming, deps);
-    throw new StoreError("ERR_NOT_FOUND", `no such endpoint ${p}`);
+    throw new CacheroachError("ERR_NOT_FOUND", `no such endpoint ${p}`);
   }
   const ctx = await buildRequestContext(incoming, deps);
   const handler = handlerFor(req.method);

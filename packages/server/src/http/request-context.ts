@@ -1,6 +1,6 @@
 import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 import type { FileStore } from "../store/file-store.js";
@@ -69,7 +69,7 @@ export async function buildRequestContext(incoming: Incoming, deps: ContextDeps)
   const target = parseUrlPath(incoming.path);
   const { session } = await sessionOf(req, url, deps);
   if (!session)
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_UNAUTHENTICATED",
       "anonymous access is disabled: send Authorization: Bearer <token>",
     );
@@ -77,7 +77,7 @@ export async function buildRequestContext(incoming: Incoming, deps: ContextDeps)
   const tenantId =
     session.scope.kind === "location" ? session.scope.tenantId : await deps.vhosts.resolve(vhost);
   if (!tenantId)
-    throw new StoreError("ERR_NOT_FOUND", `no tenant is served for host ${JSON.stringify(vhost ?? "")}`);
+    throw new CacheroachError("ERR_NOT_FOUND", `no tenant is served for host ${JSON.stringify(vhost ?? "")}`);
   const { files, ropes, uploads, authz, maxPutBytes, site } = deps;
   return {
     ...incoming,
@@ -102,8 +102,8 @@ export function mayAccess(ctx: RequestContext, caps: number, path: string): Prom
 export async function requireAccess(ctx: RequestContext, caps: number, path: string): Promise<void> {
   if (await mayAccess(ctx, caps, path)) return;
   throw ctx.anonymous
-    ? new StoreError("ERR_UNAUTHENTICATED", `${path} needs a login: send Authorization: Bearer <token>`)
-    : new StoreError(
+    ? new CacheroachError("ERR_UNAUTHENTICATED", `${path} needs a login: send Authorization: Bearer <token>`)
+    : new CacheroachError(
         "ERR_PERMISSION_DENIED",
         `this session lacks ${caps & CAP.write ? "write" : "read"} on ${path}`,
       );

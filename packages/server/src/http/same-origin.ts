@@ -1,4 +1,4 @@
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { type HttpRequest, header } from "../net/node-http.js";
 import type { Site } from "./site.js";
 
@@ -38,7 +38,7 @@ export function crossOriginReason(req: HttpRequest, site: Site): string | undefi
 export function requireSameOrigin(req: HttpRequest, site: Site, what: string): void {
   const reason = crossOriginReason(req, site);
   if (reason === undefined) return;
-  throw new StoreError(
+  throw new CacheroachError(
     "ERR_PERMISSION_DENIED",
     `${what} is refused: ${reason}. Send Authorization: Bearer <token> instead, or use this server's own pages`,
   );

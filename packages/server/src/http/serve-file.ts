@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { StoreError, toHttpError } from "../errors.js";
+import { CacheroachError, toHttpError } from "../errors.js";
 import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
 import type { FileRecord } from "../store/file-meta.js";
 import { isValidContentType } from "../store/media-type.js";
@@ -60,7 +60,7 @@ export async function serveFile(
   const { req, res } = io;
   const v = validatorsOf(file);
   const rope = await ropes.get(file.tenantId, file.ropeHash);
-  if (!rope) throw new StoreError("ERR_UNAVAILABLE", "file content is missing");
+  if (!rope) throw new CacheroachError("ERR_UNAVAILABLE", "file content is missing");
   const base: Record<string, string> = {
     etag: v.etag,
     "last-modified": v.lastModified.toUTCString(),
@@ -86,7 +86,7 @@ export async function serveFile(
     return;
   }
   if (cond === "precondition-failed") {
-    const failed = toHttpError(new StoreError("ERR_PRECONDITION_FAILED", "precondition failed"));
+    const failed = toHttpError(new CacheroachError("ERR_PRECONDITION_FAILED", "precondition failed"));
     res.writeHead(failed.status, { ...base, ...failed.headers, "content-type": "text/plain; charset=utf-8" });
     res.end(`${failed.message}\n`);
     return;
@@ -105,7 +105,10 @@ export async function serveFile(
 
   if (ranges.kind === "unsatisfiable") {
     const unsatisfiable = toHttpError(
-      new StoreError("ERR_RANGE_NOT_SATISFIABLE", `range not satisfiable: the file has ${file.size} bytes`),
+      new CacheroachError(
+        "ERR_RANGE_NOT_SATISFIABLE",
+        `range not satisfiable: the file has ${file.size} bytes`,
+      ),
     );
     res.writeHead(unsatisfiable.status, {
       ...base,

@@ -3,7 +3,7 @@ import { SessionSchema } from "@cacheroach/proto";
 import type { Authorizer } from "../auth/authorizer.js";
 import { CAP, tokenKind } from "../auth/session.js";
 import { toSession } from "../auth/session-message.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { type FileStore, noFile } from "../store/file-store.js";
 import type { RopeStore } from "../store/rope-store.js";
 import { sendJson } from "./answers.js";
@@ -29,11 +29,12 @@ export async function handleRetrieve(
     throw new MethodNotAllowed("signed URLs answer GET and HEAD only", "GET, HEAD");
   }
   const found = findToken(req, url);
-  if (!found) throw new StoreError("ERR_UNAUTHENTICATED", "a signed URL needs its access_token parameter");
+  if (!found)
+    throw new CacheroachError("ERR_UNAUTHENTICATED", "a signed URL needs its access_token parameter");
   const s = await deps.authz.authenticate(found.token);
   const sc = s.scope;
   if (sc.kind !== "location" || !(s.caps & CAP.read) || sc.path.endsWith("*")) {
-    throw new StoreError("ERR_PERMISSION_DENIED", "this token is not a signed URL for one file");
+    throw new CacheroachError("ERR_PERMISSION_DENIED", "this token is not a signed URL for one file");
   }
   const file = await deps.files.get(sc.tenantId, sc.path, sc.version);
   if (!file) throw noFile(sc.path, sc.version);
@@ -57,11 +58,11 @@ export async function handleConfig(
   const { req, res, url } = incoming;
   const found = findToken(req, url);
   if (!found)
-    throw new StoreError("ERR_UNAUTHENTICATED", "present a token to download its CLI configuration");
+    throw new CacheroachError("ERR_UNAUTHENTICATED", "present a token to download its CLI configuration");
   if (found.source === "cookie") requireSameOrigin(req, deps.site, "a configuration download by cookie");
   const s = await deps.authz.authenticate(found.token);
   if (tokenKind(s) === "signed-url")
-    throw new StoreError("ERR_PERMISSION_DENIED", "a signed-URL token only reads its one file");
+    throw new CacheroachError("ERR_PERMISSION_DENIED", "a signed-URL token only reads its one file");
   const config = {
     server: await deps.site.baseUrl(req),
     token: found.token,

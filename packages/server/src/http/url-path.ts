@@ -1,4 +1,4 @@
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { validatePath } from "../store/paths.js";
 
 /** A decoded request path: a file path, or a directory ("" = root) when it ends with "/". */
@@ -12,7 +12,7 @@ export type UrlTarget =
  * stored path: "..", ".", empty segments and control characters are a 400.
  */
 export function parseUrlPath(pathname: string): UrlTarget {
-  if (!pathname.startsWith("/")) throw new StoreError("ERR_BAD_PATH", "request path must start with /");
+  if (!pathname.startsWith("/")) throw new CacheroachError("ERR_BAD_PATH", "request path must start with /");
   const isDir = pathname.endsWith("/");
   const raw = (isDir ? pathname.slice(0, -1) : pathname).split("/").slice(1);
   const segments = raw.map((s) => {
@@ -20,12 +20,13 @@ export function parseUrlPath(pathname: string): UrlTarget {
     try {
       d = decodeURIComponent(s);
     } catch {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_BAD_PATH",
         `path segment ${JSON.stringify(s.slice(0, 40))} is not valid percent-encoding`,
       );
     }
-    if (d.includes("/")) throw new StoreError("ERR_BAD_PATH", "path segments may not contain an encoded /");
+    if (d.includes("/"))
+      throw new CacheroachError("ERR_BAD_PATH", "path segments may not contain an encoded /");
     return d;
   });
   const joined =

@@ -1,6 +1,6 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { FileMeta, Precondition } from "@cacheroach/proto";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 import { validateContentType as validateMediaType } from "../store/media-type.js";
 
@@ -46,11 +46,11 @@ export function fromPrecondition(p: Precondition | undefined): WritePrecondition
       return p.kind.value ? { kind: "mustExist" } : undefined;
     case "version":
       if (p.kind.value <= 0n)
-        throw new StoreError("ERR_BAD_REQUEST", "precondition version must be positive");
+        throw new CacheroachError("ERR_BAD_REQUEST", "precondition version must be positive");
       return { kind: "version", version: Number(p.kind.value) };
     case "contentHash":
       if (p.kind.value.length !== 32)
-        throw new StoreError("ERR_BAD_REQUEST", "precondition content_hash must be 32 bytes");
+        throw new CacheroachError("ERR_BAD_REQUEST", "precondition content_hash must be 32 bytes");
       return { kind: "contentHash", hash: Buffer.from(p.kind.value) };
   }
 }
@@ -58,14 +58,17 @@ export function fromPrecondition(p: Precondition | undefined): WritePrecondition
 /** Validates user metadata: bounded count and sizes, and no NUL (JSONB text cannot hold it). */
 export function validateMeta(meta: Record<string, string>): Record<string, string> {
   const entries = Object.entries(meta);
-  if (entries.length > 64) throw new StoreError("ERR_BAD_REQUEST", "meta has more than 64 entries");
+  if (entries.length > 64) throw new CacheroachError("ERR_BAD_REQUEST", "meta has more than 64 entries");
   for (const [k, v] of entries) {
     if (k.length === 0 || k.length > 128)
-      throw new StoreError("ERR_BAD_REQUEST", "meta keys must be 1..128 characters");
+      throw new CacheroachError("ERR_BAD_REQUEST", "meta keys must be 1..128 characters");
     if (v.length > 4096)
-      throw new StoreError("ERR_BAD_REQUEST", `meta value of ${JSON.stringify(k)} exceeds 4096 characters`);
+      throw new CacheroachError(
+        "ERR_BAD_REQUEST",
+        `meta value of ${JSON.stringify(k)} exceeds 4096 characters`,
+      );
     if (k.includes("\0") || v.includes("\0")) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_BAD_REQUEST",
         `meta ${k.includes("\0") ? "key" : `value of ${JSON.stringify(k)}`} contains NUL, which cannot be stored`,
       );

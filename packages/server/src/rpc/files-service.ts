@@ -16,7 +16,7 @@ import { kSession } from "../auth/call-context.js";
 import { CAP } from "../auth/session.js";
 import { signRetrieveUrl } from "../auth/signed-urls.js";
 import type { TokenSigner } from "../auth/token-signer.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { damagedContent } from "../store/damaged-content.js";
 import type { FileRecord } from "../store/file-meta.js";
@@ -68,7 +68,7 @@ export function createFilesService(
       const prefix = validatePrefix(req.path);
       const limit = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
       if (limit < 1 || limit > MAX_PAGE)
-        throw new StoreError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_PAGE}`);
+        throw new CacheroachError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_PAGE}`);
       const after = req.cursor === "" ? undefined : decodeCursor(req.cursor, prefix);
       // The policy checked read on "prefix/*", which does not cover the file at the prefix itself.
       const session = ctx.values.get(kSession);
@@ -90,9 +90,12 @@ export function createFilesService(
       const f = await fileOf(tenantId, validatePath(req.path), req.version);
       const offset = Number(req.offset);
       if (req.offset < 0n || offset > f.size) {
-        throw new StoreError("ERR_BAD_REQUEST", `offset ${req.offset} is outside the file (size ${f.size})`);
+        throw new CacheroachError(
+          "ERR_BAD_REQUEST",
+          `offset ${req.offset} is outside the file (size ${f.size})`,
+        );
       }
-      if (req.length < 0n) throw new StoreError("ERR_BAD_REQUEST", "length must not be negative");
+      if (req.length < 0n) throw new CacheroachError("ERR_BAD_REQUEST", "length must not be negative");
       const length = req.length === 0n ? f.size - offset : Math.min(Number(req.length), f.size - offset);
       const rope = await ropeOf(tenantId, f.ropeHash); // damaged content fails before the first message
       yield create(ReadResponseSchema, { file: toFileMeta(f), offset: BigInt(offset) });
@@ -108,8 +111,9 @@ export function createFilesService(
       const f = await fileOf(tenantId, validatePath(req.path), req.version);
       const limit = req.limit === 0 ? DEFAULT_PAGE : req.limit;
       if (limit < 1 || limit > MAX_PAGE)
-        throw new StoreError("ERR_BAD_REQUEST", `limit must be 1..${MAX_PAGE}`);
-      if (req.fromOffset < 0n) throw new StoreError("ERR_BAD_REQUEST", "from_offset must not be negative");
+        throw new CacheroachError("ERR_BAD_REQUEST", `limit must be 1..${MAX_PAGE}`);
+      if (req.fromOffset < 0n)
+        throw new CacheroachError("ERR_BAD_REQUEST", "from_offset must not be negative");
       const rope = await ropeOf(tenantId, f.ropeHash);
       const entries = await ropes.entries(tenantId, rope, Number(req.fromOffset), limit);
       const last = entries[entries.length - 1];
@@ -128,7 +132,7 @@ export function createFilesService(
       const tenantId = parseId(req.tenantId, "tenant_id");
       const f = await fileOf(tenantId, validatePath(req.path), req.version);
       const wanted = req.validFor ? durationMs(req.validFor) : 24 * 3600 * 1000;
-      if (wanted <= 0) throw new StoreError("ERR_BAD_REQUEST", "valid_for must be positive");
+      if (wanted <= 0) throw new CacheroachError("ERR_BAD_REQUEST", "valid_for must be positive");
       const { uri, expiresAt } = await signRetrieveUrl({
         signer,
         caller: ctx.values.get(kSession)!,
@@ -142,7 +146,7 @@ export function createFilesService(
     async delete(req, ctx: HandlerContext) {
       const pre = fromPrecondition(req.precondition);
       if (pre?.kind === "mustNotExist")
-        throw new StoreError("ERR_BAD_REQUEST", "must_not_exist makes no sense for a delete");
+        throw new CacheroachError("ERR_BAD_REQUEST", "must_not_exist makes no sense for a delete");
       const tenantId = parseId(req.tenantId, "tenant_id");
       try {
         const v = await files.delete(tenantId, validatePath(req.path), pre);
@@ -155,13 +159,16 @@ export function createFilesService(
 }
 
 function version(v: bigint): number {
-  if (v < 0n) throw new StoreError("ERR_BAD_REQUEST", "version must not be negative");
+  if (v < 0n) throw new CacheroachError("ERR_BAD_REQUEST", "version must not be negative");
   return Number(v);
 }
 
 function decodeCursor(cursor: string, prefix: string): string {
   const bad = () =>
-    new StoreError("ERR_BAD_REQUEST", "cursor is invalid; pass next_cursor from the previous page unchanged");
+    new CacheroachError(
+      "ERR_BAD_REQUEST",
+      "cursor is invalid; pass next_cursor from the previous page unchanged",
+    );
   if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw bad();
   const path = Buffer.from(cursor, "base64url").toString("utf8");
   try {

@@ -2,7 +2,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import { CAP } from "../auth/session.js";
-import type { StoreError } from "../errors.js";
+import type { CacheroachError } from "../errors.js";
 import { PreconditionFailed } from "../store/file-store.js";
 
 /**
@@ -15,7 +15,7 @@ export function preconditionDetail(
   authz: Authorizer,
   ctx: HandlerContext,
   tenantId: string,
-): <E>(err: E) => Promise<E | StoreError> {
+): <E>(err: E) => Promise<E | CacheroachError> {
   const session = ctx.values.get(kSession);
   const mayRead = async (path: string) =>
     session !== undefined && (await authz.may(session, { caps: CAP.read, tenantId, path }));

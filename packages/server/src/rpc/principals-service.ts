@@ -6,7 +6,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import { CAP, type SessionInfo } from "../auth/session.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { PrincipalRecord, PrincipalStore } from "../store/principal-store.js";
 import type { SessionStore } from "../store/session-store.js";
@@ -36,22 +36,22 @@ export function createPrincipalsService(
           p = await principals.byEmailDomain(req.kind.value.trim().toLowerCase());
           break;
         default:
-          throw new StoreError("ERR_BAD_REQUEST", "give an id, email or email_domain");
+          throw new CacheroachError("ERR_BAD_REQUEST", "give an id, email or email_domain");
       }
       // Not found and not allowed look the same: a caller learns nothing about principals it has no authority over.
       if (!p || !(await authz.overPrincipal(caller, p.id, 0)))
-        throw new StoreError("ERR_NOT_FOUND", "no such principal");
+        throw new CacheroachError("ERR_NOT_FOUND", "no such principal");
       return toPrincipal(p, hasPii(caller));
     },
 
     async *watch(req, ctx: HandlerContext) {
       const id = parseId(req.id, "id");
       const every = req.interval ? durationMs(req.interval) : 1000;
-      if (every < 100) throw new StoreError("ERR_BAD_REQUEST", "interval must be at least 100 ms");
+      if (every < 100) throw new CacheroachError("ERR_BAD_REQUEST", "interval must be at least 100 ms");
       let last = -1;
       while (!ctx.signal.aborted) {
         const p = await principals.get(id);
-        if (!p) throw new StoreError("ERR_NOT_FOUND", `no principal ${id}`);
+        if (!p) throw new CacheroachError("ERR_NOT_FOUND", `no principal ${id}`);
         if (p.version !== last) {
           last = p.version;
           yield toPrincipal(p);
@@ -63,7 +63,7 @@ export function createPrincipalsService(
 
     async ensure(req) {
       const p = req.principal;
-      if (!p) throw new StoreError("ERR_BAD_REQUEST", "principal is required");
+      if (!p) throw new CacheroachError("ERR_BAD_REQUEST", "principal is required");
       if (req.delete) {
         const id = parseId(p.id, "principal.id");
         // Its sessions go with it; what they issued, to other principals, is revoked with them.
@@ -75,15 +75,15 @@ export function createPrincipalsService(
         try {
           claims = JSON.parse(p.claimsJson);
         } catch {
-          throw new StoreError("ERR_BAD_REQUEST", "claims_json is not valid JSON");
+          throw new CacheroachError("ERR_BAD_REQUEST", "claims_json is not valid JSON");
         }
         if (claims === null || typeof claims !== "object" || Array.isArray(claims)) {
-          throw new StoreError("ERR_BAD_REQUEST", "claims_json must be a JSON object");
+          throw new CacheroachError("ERR_BAD_REQUEST", "claims_json must be a JSON object");
         }
       }
       const domain = p.emailDomain.trim().toLowerCase();
       if (domain !== "" && !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_BAD_REQUEST",
           `email_domain ${JSON.stringify(p.emailDomain)} is not a domain name`,
         );

@@ -7,7 +7,7 @@ import {
 } from "@cacheroach/proto";
 import type { HandlerContext } from "@connectrpc/connect";
 import { MAX_BATCH_ITEMS } from "../auth/policy.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { parseId } from "../ids.js";
 import type { FileRecord } from "../store/file-meta.js";
 import { validatePath } from "../store/paths.js";
@@ -41,11 +41,11 @@ export async function readMany(
 ): Promise<ReadManyResponse | MessageInitShape<typeof ReadManyResponseSchema>> {
   const tenantId = parseId(req.tenantId, "tenant_id");
   if (req.paths.length < 1 || req.paths.length > MAX_BATCH_ITEMS) {
-    throw new StoreError("ERR_BAD_REQUEST", `paths must hold 1..${MAX_BATCH_ITEMS} items`);
+    throw new CacheroachError("ERR_BAD_REQUEST", `paths must hold 1..${MAX_BATCH_ITEMS} items`);
   }
   const paths = req.paths.map((p) => validatePath(p));
   if (req.maxSize < 0n || req.maxSize > BigInt(READ_MANY_BUDGET)) {
-    throw new StoreError("ERR_BAD_REQUEST", `max_size must be 0..${READ_MANY_BUDGET}`);
+    throw new CacheroachError("ERR_BAD_REQUEST", `max_size must be 0..${READ_MANY_BUDGET}`);
   }
   const maxSize = req.maxSize === 0n ? DEFAULT_MAX_SIZE : Number(req.maxSize);
   const inlineMax = Math.min(maxSize, Math.floor(READ_MANY_BUDGET / paths.length));
@@ -67,7 +67,7 @@ export async function readMany(
     return true;
   });
   // By path: the content, or why it cannot be read (damaged in the database: that item's error).
-  const contents = new Map<string, Buffer | StoreError>();
+  const contents = new Map<string, Buffer | CacheroachError>();
   const later: Rope[] = [];
   found.forEach((h, i) => {
     if (!h || !included[i]) return;
@@ -86,9 +86,9 @@ export async function readMany(
   const items = found.map((h, i): ReadManyItem => {
     const path = paths[i]!;
     const c = included[i] ? contents.get(path) : undefined;
-    if (!h || c instanceof StoreError) {
+    if (!h || c instanceof CacheroachError) {
       const e = toItemError(
-        c instanceof StoreError ? new StoreError(c.code, `${path}: ${c.message}`) : notFound(path),
+        c instanceof CacheroachError ? new CacheroachError(c.code, `${path}: ${c.message}`) : notFound(path),
       );
       return { error: { code: e.code ?? "", message: e.message ?? "", errorCode: e.errorCode ?? "" } };
     }
@@ -98,8 +98,8 @@ export async function readMany(
   return { results: items.map(toResult) };
 }
 
-function notFound(path: string): StoreError {
-  return new StoreError("ERR_NOT_FOUND", `no file at ${path}`);
+function notFound(path: string): CacheroachError {
+  return new CacheroachError("ERR_NOT_FOUND", `no file at ${path}`);
 }
 
 /** Bytes of an answer besides its results' metadata and contents (framing, headers). */

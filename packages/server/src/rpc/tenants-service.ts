@@ -3,7 +3,7 @@ import { type Tenant, TenantSchema, type Tenants } from "@cacheroach/proto";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import type { TenantStore } from "../store/tenant-store.js";
 
@@ -14,14 +14,14 @@ export function createTenantsService(tenants: TenantStore, authz: Authorizer): S
   return {
     async ensure(req) {
       const t = req.tenant;
-      if (!t) throw new StoreError("ERR_BAD_REQUEST", "tenant is required");
+      if (!t) throw new CacheroachError("ERR_BAD_REQUEST", "tenant is required");
       if (req.delete) {
         await tenants.delete(parseId(t.id, "tenant.id"), Number(t.version));
         return {};
       }
       const label = t.label.trim();
       if (label.length < 1 || label.length > 256)
-        throw new StoreError("ERR_BAD_REQUEST", "tenant label must be 1..256 characters");
+        throw new CacheroachError("ERR_BAD_REQUEST", "tenant label must be 1..256 characters");
       const id = t.id === "" ? newId() : parseId(t.id, "tenant.id");
       return { tenant: msg(await tenants.ensure(id, label, Number(t.version))) };
     },
@@ -30,7 +30,7 @@ export function createTenantsService(tenants: TenantStore, authz: Authorizer): S
       const t = await tenants.get(id);
       // A tenant the caller cannot read anywhere looks exactly like a missing one.
       if (!t || !(await authz.touchesTenant(ctx.values.get(kSession)!, id))) {
-        throw new StoreError("ERR_NOT_FOUND", `no tenant ${id}`);
+        throw new CacheroachError("ERR_NOT_FOUND", `no tenant ${id}`);
       }
       return { tenant: msg(t) };
     },

@@ -6,7 +6,7 @@ import { kSession } from "../auth/call-context.js";
 import { CAP, capNames, type Scope, type SessionInfo, scopeCovers, tokenKind } from "../auth/session.js";
 import { fromCapabilities, toSession } from "../auth/session-message.js";
 import type { TokenSigner } from "../auth/token-signer.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { newId, parseId } from "../ids.js";
 import { validatePath } from "../store/paths.js";
 import type { SessionRecord, SessionStore } from "../store/session-store.js";
@@ -25,9 +25,9 @@ export function createTokensService(
     async issue(req, ctx: HandlerContext) {
       const caller = ctx.values.get(kSession)!;
       const t = req.template;
-      if (!t) throw new StoreError("ERR_BAD_REQUEST", "template is required");
+      if (!t) throw new CacheroachError("ERR_BAD_REQUEST", "template is required");
       const caps = fromCapabilities(t.capabilities);
-      if (caps === 0) throw new StoreError("ERR_BAD_REQUEST", "template grants no capabilities");
+      if (caps === 0) throw new CacheroachError("ERR_BAD_REQUEST", "template grants no capabilities");
       const scope = scopeFromMsg(t.scope);
       const principalId =
         t.principalId === "" ? caller.principalId : parseId(t.principalId, "template.principal_id");
@@ -38,10 +38,11 @@ export function createTokensService(
       // sessions that outlive it: whoever holds the signing key has unbounded authority anyway.
       const bound = tokenKind(caller) === "bootstrap" ? undefined : earliest(caller, authority);
       let expiresAt = t.expiresAt ? timestampDate(t.expiresAt) : (bound?.expiresAt ?? caller.expiresAt);
-      if (expiresAt <= now) throw new StoreError("ERR_BAD_REQUEST", "template expires_at is in the past");
+      if (expiresAt <= now)
+        throw new CacheroachError("ERR_BAD_REQUEST", "template expires_at is in the past");
       if (req.capExpiry && bound && expiresAt > bound.expiresAt) expiresAt = bound.expiresAt;
       if (bound && expiresAt > bound.expiresAt) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_PERMISSION_DENIED",
           bound === caller
             ? `a delegated session cannot outlive its issuer (which expires ${caller.expiresAt.toISOString()})`
@@ -50,7 +51,7 @@ export function createTokensService(
       }
       const name = t.name.trim();
       if (name.length > 128 || t.note.length > 1024)
-        throw new StoreError("ERR_BAD_REQUEST", "name (128) or note (1024) too long");
+        throw new CacheroachError("ERR_BAD_REQUEST", "name (128) or note (1024) too long");
       const issued: SessionRecord = {
         id: newId(),
         principalId,
@@ -70,7 +71,7 @@ export function createTokensService(
     async *find(req, ctx: HandlerContext) {
       const caller = ctx.values.get(kSession)!;
       if (!(await authz.overPrincipal(caller, caller.principalId, CAP.delegate))) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_PERMISSION_DENIED",
           "listing sessions needs delegate over your own principal (a login session)",
         );
@@ -87,7 +88,7 @@ export function createTokensService(
       const isSuper = caller.scope.kind === "super";
       if (owner !== undefined && owner !== caller.principalId && !isSuper) {
         if (!(await authz.overPrincipal(caller, owner, CAP.delegate)))
-          throw new StoreError(
+          throw new CacheroachError(
             "ERR_PERMISSION_DENIED",
             `listing sessions of ${owner} needs delegate over it`,
           );
@@ -98,7 +99,7 @@ export function createTokensService(
         issuedUnder !== caller.principalId &&
         issuedUnder !== caller.id
       ) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_PERMISSION_DENIED",
           "listing by issuer needs a super session, unless the issuer is your own principal or session",
         );
@@ -121,16 +122,16 @@ export function createTokensService(
         case "id":
           found = await sessions.get(parseId(req.kind.value, "id"));
           if (found && !(await canManage(authz, caller, found))) {
-            throw new StoreError("ERR_PERMISSION_DENIED", `no authority over session ${found.id}`);
+            throw new CacheroachError("ERR_PERMISSION_DENIED", `no authority over session ${found.id}`);
           }
           break;
         case "name":
           found = await sessions.byName(caller.principalId, req.kind.value);
           break;
         default:
-          throw new StoreError("ERR_BAD_REQUEST", "give a session id or name");
+          throw new CacheroachError("ERR_BAD_REQUEST", "give a session id or name");
       }
-      if (!found) throw new StoreError("ERR_NOT_FOUND", "no such session");
+      if (!found) throw new CacheroachError("ERR_NOT_FOUND", "no such session");
       return toSession(found);
     },
 
@@ -138,9 +139,9 @@ export function createTokensService(
       const caller = ctx.values.get(kSession)!;
       switch (req.kind.case) {
         case "current":
-          if (!req.kind.value) throw new StoreError("ERR_BAD_REQUEST", "current must be true when set");
+          if (!req.kind.value) throw new CacheroachError("ERR_BAD_REQUEST", "current must be true when set");
           if (!caller.id)
-            throw new StoreError(
+            throw new CacheroachError(
               "ERR_BAD_REQUEST",
               "this token is ephemeral and cannot be revoked; it expires by itself",
             );
@@ -149,22 +150,22 @@ export function createTokensService(
           const target = await sessions.get(parseId(req.kind.value, "id"));
           if (!target) return { revoked: 0 }; // unknown IDs succeed: revoking is idempotent
           if (!(await canManage(authz, caller, target))) {
-            throw new StoreError("ERR_PERMISSION_DENIED", `no authority to revoke session ${target.id}`);
+            throw new CacheroachError("ERR_PERMISSION_DENIED", `no authority to revoke session ${target.id}`);
           }
           return { revoked: await sessions.revoke(target.id!) };
         }
         default:
-          throw new StoreError("ERR_BAD_REQUEST", "give a session id or current");
+          throw new CacheroachError("ERR_BAD_REQUEST", "give a session id or current");
       }
     },
 
     async refresh(_req, ctx: HandlerContext) {
       const caller = ctx.values.get(kSession)!;
       if (!caller.id)
-        throw new StoreError("ERR_BAD_REQUEST", "this token is ephemeral and cannot be refreshed");
+        throw new CacheroachError("ERR_BAD_REQUEST", "this token is ephemeral and cannot be refreshed");
       const stored = await sessions.get(caller.id);
       if (!stored || stored.revoked)
-        throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
+        throw new CacheroachError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
       const now = new Date(Math.floor(Date.now() / 1000) * 1000);
       const lifetime = Math.max(60_000, stored.expiresAt.getTime() - stored.issuedAt.getTime());
       let cap = new Date(now.getTime() + lifetime);
@@ -173,14 +174,14 @@ export function createTokensService(
         if (parentId === undefined) continue;
         const parent = await sessions.get(parentId);
         if (!parent || parent.revoked || parent.expiresAt <= now || !(await sessions.isActive(parentId))) {
-          throw new StoreError(
+          throw new CacheroachError(
             "ERR_UNAUTHENTICATED",
             `the authority this session was issued under (session ${parentId}) is no longer valid`,
           );
         }
         if (parent.expiresAt < cap) cap = parent.expiresAt;
       }
-      if (cap <= now) throw new StoreError("ERR_UNAUTHENTICATED", "session can no longer be extended");
+      if (cap <= now) throw new CacheroachError("ERR_UNAUTHENTICATED", "session can no longer be extended");
       const next: SessionRecord = {
         id: newId(),
         principalId: stored.principalId,
@@ -198,7 +199,7 @@ export function createTokensService(
     },
 
     async validate(req) {
-      if (!req.token?.jwt) throw new StoreError("ERR_BAD_REQUEST", "token is required");
+      if (!req.token?.jwt) throw new CacheroachError("ERR_BAD_REQUEST", "token is required");
       return toSession(await authz.authenticate(req.token.jwt));
     },
   };
@@ -214,7 +215,7 @@ export function scopeFromMsg(s: ScopeMsg | undefined): Scope {
       return { kind: "principal", principalId: parseId(s.kind.value, "scope.on_principal") };
     case "onLocation": {
       const l = s.kind.value;
-      if (l.version < 0n) throw new StoreError("ERR_BAD_REQUEST", "scope version must not be negative");
+      if (l.version < 0n) throw new CacheroachError("ERR_BAD_REQUEST", "scope version must not be negative");
       return {
         kind: "location",
         tenantId: parseId(l.tenantId, "scope.on_location.tenant_id"),
@@ -223,7 +224,10 @@ export function scopeFromMsg(s: ScopeMsg | undefined): Scope {
       };
     }
   }
-  throw new StoreError("ERR_BAD_REQUEST", "scope is required (super_token, on_principal or on_location)");
+  throw new CacheroachError(
+    "ERR_BAD_REQUEST",
+    "scope is required (super_token, on_principal or on_location)",
+  );
 }
 
 /** A grant path: an exact path, "/dir/*" or "/*". */
@@ -231,7 +235,7 @@ export function validatePattern(p: string): string {
   if (p === "/*") return p;
   if (p.endsWith("/*")) return `${validatePath(p.slice(0, -2), "path pattern")}/*`;
   if (p.includes("*"))
-    throw new StoreError("ERR_BAD_PATH", `path pattern ${JSON.stringify(p)} may only end in "/*"`);
+    throw new CacheroachError("ERR_BAD_PATH", `path pattern ${JSON.stringify(p)} may only end in "/*"`);
   return validatePath(p);
 }
 
@@ -268,7 +272,8 @@ async function authorityWithin(
   owner: string,
 ): Promise<SessionInfo> {
   if (caller.scope.kind === "super") return caller;
-  const deny = (why: string) => new StoreError("ERR_PERMISSION_DENIED", `cannot issue this session: ${why}`);
+  const deny = (why: string) =>
+    new CacheroachError("ERR_PERMISSION_DENIED", `cannot issue this session: ${why}`);
   if (!(caller.caps & CAP.delegate)) throw deny("your session lacks the delegate capability");
   if ((caps & caller.caps) !== caps)
     throw deny(`it asks for ${capNames(caps & ~caller.caps)}, which your session lacks`);

@@ -3,7 +3,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Authorizer } from "../auth/authorizer.js";
 import { kSession } from "../auth/call-context.js";
 import type { ContentAccess } from "../auth/content-access.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { parseId } from "../ids.js";
 import type { ChunkStore } from "../store/chunk-store.js";
 import type { FileStore } from "../store/file-store.js";
@@ -40,7 +40,7 @@ export function createUploadsService(
       try {
         if (req.committed.case !== undefined) {
           if (req.committed.case === "empty" && !req.committed.value) {
-            throw new StoreError("ERR_BAD_REQUEST", "empty must be true when set");
+            throw new CacheroachError("ERR_BAD_REQUEST", "empty must be true when set");
           }
           const opts = {
             meta: validateMeta(req.meta),
@@ -49,7 +49,8 @@ export function createUploadsService(
           };
           if (req.committed.case === "contentHash") {
             const hash = Buffer.from(req.committed.value);
-            if (hash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
+            if (hash.length !== 32)
+              throw new CacheroachError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
             // Content no file readable by the caller holds is answered as content that does not exist.
             if (!s || !(await access.mayLink(s, tenantId, hash))) throw unknownContent(hash);
             const file = await uploads.writeExisting(tenantId, path, hash, opts);
@@ -77,7 +78,7 @@ export function createUploadsService(
       const writes = req.files.map((f) => {
         const expected = f.expectedContentHash.length ? Buffer.from(f.expectedContentHash) : undefined;
         if (expected && expected.length !== 32) {
-          throw new StoreError("ERR_BAD_REQUEST", `${f.path}: expected_content_hash must be 32 bytes`);
+          throw new CacheroachError("ERR_BAD_REQUEST", `${f.path}: expected_content_hash must be 32 bytes`);
         }
         return {
           path: validatePath(f.path),
@@ -93,7 +94,7 @@ export function createUploadsService(
       return {
         results: await Promise.all(
           results.map(async (r) =>
-            r instanceof StoreError
+            r instanceof CacheroachError
               ? { result: { case: "error" as const, value: toItemError(await reveal(r)) } }
               : { result: { case: "file" as const, value: toFileMeta(r) } },
           ),
@@ -109,9 +110,9 @@ export function createUploadsService(
     async findMissing(req) {
       const s = decode(req.state);
       if (req.hashes.length > 10_000)
-        throw new StoreError("ERR_BAD_REQUEST", "at most 10000 hashes per call");
+        throw new CacheroachError("ERR_BAD_REQUEST", "at most 10000 hashes per call");
       const hashes = req.hashes.map((h) => {
-        if (h.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "hashes must be 32 bytes");
+        if (h.length !== 32) throw new CacheroachError("ERR_BAD_REQUEST", "hashes must be 32 bytes");
         return Buffer.from(h);
       });
       return { missing: await chunks.missing(s.tenantId, hashes) };
@@ -152,7 +153,7 @@ export function createUploadsService(
     async commit(req, ctx: HandlerContext) {
       const expected = req.expectedContentHash.length ? Buffer.from(req.expectedContentHash) : undefined;
       if (expected && expected.length !== 32)
-        throw new StoreError("ERR_BAD_REQUEST", "expected_content_hash must be 32 bytes");
+        throw new CacheroachError("ERR_BAD_REQUEST", "expected_content_hash must be 32 bytes");
       const state = decode(req.state);
       try {
         const file = await uploads.commit(state, {

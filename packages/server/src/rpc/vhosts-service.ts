@@ -1,6 +1,6 @@
 import type { VHosts } from "@cacheroach/proto";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { normalizeHost, type VHostStore } from "../store/vhost-store.js";
 
@@ -8,7 +8,7 @@ import { normalizeHost, type VHostStore } from "../store/vhost-store.js";
 export function createVHostsService(vhosts: VHostStore): ServiceImpl<typeof VHosts> {
   return {
     async ensure(req) {
-      if (!req.vhost) throw new StoreError("ERR_BAD_REQUEST", "vhost is required");
+      if (!req.vhost) throw new CacheroachError("ERR_BAD_REQUEST", "vhost is required");
       const host = normalizeHost(req.vhost.vhost);
       const tenantId = parseId(req.vhost.tenantId, "vhost.tenant_id");
       if (req.delete) await vhosts.delete(host, tenantId);

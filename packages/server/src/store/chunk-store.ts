@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db, Queryable } from "../db/db.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import { mapLimit } from "../util/concurrency.js";
 
 /** A tenant id that is safe to embed in SQL text (lower- or upper-case hex, as PostgreSQL prints it). */
@@ -158,7 +158,7 @@ export class ChunkStore {
     const out = await this.getStored(tenantId, hashes);
     for (const h of hashes) {
       if (!out.has(h.toString("hex"))) {
-        throw new StoreError("ERR_UNAVAILABLE", `chunk ${h.toString("hex").slice(0, 16)} is missing`);
+        throw new CacheroachError("ERR_UNAVAILABLE", `chunk ${h.toString("hex").slice(0, 16)} is missing`);
       }
     }
     return out;
@@ -207,7 +207,7 @@ export class ChunkStore {
         ? await this.copyChunk(tenantId, hash)
         : await this.selectChunk(tenantId, hash);
     if (data === undefined) {
-      throw new StoreError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
+      throw new CacheroachError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
     }
     this.cache?.set(key, data);
     return data;

@@ -1,12 +1,12 @@
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /**
  * ERR_DATA_LOSS for content the database no longer holds whole (a chunk missing, or shorter or
  * longer than its rope's chunk list says); `detail` says what is wrong. Readers report it before
  * sending any byte, so a client gets a clear error instead of a short or empty answer.
  */
-export function damagedContent(hash: Buffer, detail: string): StoreError {
-  return new StoreError(
+export function damagedContent(hash: Buffer, detail: string): CacheroachError {
+  return new CacheroachError(
     "ERR_DATA_LOSS",
     `content is damaged: ${detail} (content ${hash.toString("hex").slice(0, 16)}…); restore it from a backup or write the file again`,
   );

@@ -1,7 +1,7 @@
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db, Queryable } from "../db/db.js";
 import { isUniqueViolation } from "../db/sqlstate.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import {
   FILE_COLUMNS,
   type FileListRow,
@@ -147,10 +147,10 @@ export class FileStore {
   /**
    * Writes a new version of each (distinct) path in one transaction: heads locked in one query,
    * preconditions checked per file, then one statement inserts every version and updates every
-   * head. A file whose precondition fails gets its StoreError in the result and is not written;
+   * head. A file whose precondition fails gets its CacheroachError in the result and is not written;
    * the others are. Results are in input order.
    */
-  async putMany(tenantId: string, items: readonly PathVersion[]): Promise<(FileRecord | StoreError)[]> {
+  async putMany(tenantId: string, items: readonly PathVersion[]): Promise<(FileRecord | CacheroachError)[]> {
     if (items.length === 0) return [];
     // Concurrent first writes of a path race on the version's primary key: run again, as put().
     return this.db.tx(
@@ -161,7 +161,7 @@ export class FileStore {
           q,
           true,
         );
-        const out: (FileRecord | StoreError)[] = new Array(items.length);
+        const out: (FileRecord | CacheroachError)[] = new Array(items.length);
         const rows: VersionRow[] = [];
         const written = new Map<string, number>(); // path → index in items
         items.forEach((item, i) => {
@@ -414,8 +414,8 @@ function versionColumns(rows: readonly VersionRow[]): unknown[] {
 }
 
 /** The ERR_NOT_FOUND of a file (`version` 0: its latest version) that {@link FileStore.get} did not find. */
-export function noFile(path: string, version = 0): StoreError {
-  return new StoreError(
+export function noFile(path: string, version = 0): CacheroachError {
+  return new CacheroachError(
     "ERR_NOT_FOUND",
     version === 0 ? `no file at ${path}` : `no version ${version} of ${path}`,
   );
@@ -426,7 +426,7 @@ export function noFile(path: string, version = 0): StoreError {
  * for, never what the path holds; {@link detail} adds that (version, content hash) for callers
  * that may read the path, which the RPC and HTTP boundaries check ({@link revealIf}).
  */
-export class PreconditionFailed extends StoreError {
+export class PreconditionFailed extends CacheroachError {
   constructor(
     readonly path: string,
     message: string,
@@ -437,9 +437,12 @@ export class PreconditionFailed extends StoreError {
   }
 
   /** `err` with its detailed message when it is a PreconditionFailed and `mayRead(path)`. */
-  static async revealIf<E>(err: E, mayRead: (path: string) => Promise<boolean>): Promise<E | StoreError> {
+  static async revealIf<E>(
+    err: E,
+    mayRead: (path: string) => Promise<boolean>,
+  ): Promise<E | CacheroachError> {
     if (!(err instanceof PreconditionFailed) || !(await mayRead(err.path))) return err;
-    return new StoreError("ERR_PRECONDITION_FAILED", err.detail, { cause: err });
+    return new CacheroachError("ERR_PRECONDITION_FAILED", err.detail, { cause: err });
   }
 }
 

@@ -1,7 +1,7 @@
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { CopyRow } from "../db/copy-binary.js";
 import type { Db } from "../db/db.js";
-import type { StoreError } from "../errors.js";
+import type { CacheroachError } from "../errors.js";
 import { damagedContent } from "./damaged-content.js";
 import { type FileListRow, type FileRecord, fileFromListRow, LIST_COLUMNS } from "./file-meta.js";
 import { pathKey } from "./paths.js";
@@ -10,10 +10,10 @@ import { pathKey } from "./paths.js";
 export interface LiveHead {
   readonly file: FileRecord;
   /**
-   * The whole content when the file has at most `inlineMax` bytes; a StoreError when that content
+   * The whole content when the file has at most `inlineMax` bytes; a CacheroachError when that content
    * is not intact in the database (the caller decides whether it matters); undefined when larger.
    */
-  readonly contents: Buffer | StoreError | undefined;
+  readonly contents: Buffer | CacheroachError | undefined;
 }
 
 /** Paths per statement (Files.ReadMany asks for at most 1000). */
@@ -81,7 +81,7 @@ function add(
 }
 
 /** The whole content from its chunks, checked to cover it exactly once, in order. */
-function assemble(file: FileRecord, chunks: Part["chunks"]): Buffer | StoreError {
+function assemble(file: FileRecord, chunks: Part["chunks"]): Buffer | CacheroachError {
   if (file.size === 0) return Buffer.alloc(0);
   if (chunks.length > 1) chunks.sort((a, b) => a.off - b.off);
   let pos = 0;

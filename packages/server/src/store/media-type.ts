@@ -1,4 +1,4 @@
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 // The media type stored with a file, checked where it enters (HTTP Content-Type, RPC content_type,
 // a fetched response), as paths.ts checks paths: one rule for every way a file is written.
@@ -24,7 +24,7 @@ export function isValidContentType(ct: string): boolean {
  */
 export function validateContentType(ct: string, what = "content type"): string {
   if (ct === "" || isValidContentType(ct)) return ct;
-  throw new StoreError(
+  throw new CacheroachError(
     "ERR_BAD_REQUEST",
     ct.length > MAX_CONTENT_TYPE_LENGTH
       ? `${what} is longer than ${MAX_CONTENT_TYPE_LENGTH} characters`

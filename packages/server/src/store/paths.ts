@@ -1,4 +1,4 @@
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /** Longest accepted path, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 1024;
@@ -16,7 +16,7 @@ export const MAX_SEGMENT_BYTES = 255;
  */
 export function validatePath(path: string, what = "path"): string {
   const bad = (why: string) =>
-    new StoreError("ERR_BAD_PATH", `${what} ${JSON.stringify(truncate(path))} ${why}`);
+    new CacheroachError("ERR_BAD_PATH", `${what} ${JSON.stringify(truncate(path))} ${why}`);
   if (typeof path !== "string" || path.length === 0) throw bad("is empty");
   if (!path.startsWith("/")) throw bad('must be absolute (start with "/")');
   if (path === "/") throw bad("names the root directory, not a file");

@@ -1,6 +1,6 @@
 import type { Db, Queryable } from "../db/db.js";
 import { isUniqueViolation } from "../db/sqlstate.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /** A stored principal (refresh data stays inside the server and is not part of this record). */
 export interface PrincipalRecord {
@@ -42,7 +42,7 @@ export class PrincipalStore {
             );
     } catch (err) {
       if (isUniqueViolation(err)) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_ALREADY_EXISTS",
           "another principal already has that email or email domain",
         );
@@ -51,7 +51,7 @@ export class PrincipalStore {
     }
     const row = r.rows[0];
     if (!row)
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_VERSION_SKEW",
         `principal ${id} ${version === 0 ? "already exists" : `is not at version ${version}`}`,
       );
@@ -76,7 +76,7 @@ export class PrincipalStore {
       await first?.(q);
       const r = await q.query("DELETE FROM principals WHERE id = $1 AND version = $2", [id, version]);
       if (r.rowCount === 0)
-        throw new StoreError("ERR_VERSION_SKEW", `principal ${id} does not exist at version ${version}`);
+        throw new CacheroachError("ERR_VERSION_SKEW", `principal ${id} does not exist at version ${version}`);
     });
   }
 

@@ -2,7 +2,7 @@ import { HASH_LENGTH, RopeHasher } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db } from "../db/db.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { damagedContent } from "./damaged-content.js";
 import { type LiveHead, readLiveHeads } from "./live-heads.js";
@@ -203,7 +203,10 @@ export class RopeStore {
       for (const row of r.rows) {
         const off = Number(row.off);
         if (off !== h.size || lastShort) {
-          throw new StoreError("ERR_BAD_UPLOAD_STATE", `upload data is not contiguous at offset ${h.size}`);
+          throw new CacheroachError(
+            "ERR_BAD_UPLOAD_STATE",
+            `upload data is not contiguous at offset ${h.size}`,
+          );
         }
         lastShort = row.length !== chunkSize;
         h.add(row.chunk_hash, row.length);
@@ -212,7 +215,7 @@ export class RopeStore {
       if (r.rows.length < 4096) break;
     }
     if (h.size !== expectedSize) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_BAD_UPLOAD_STATE",
         `upload holds ${h.size} bytes but its state says ${expectedSize} (unpublished progress is lost if the server restarts); begin the upload again`,
       );
@@ -306,8 +309,8 @@ export class RopeStore {
    * Content the database does not hold whole is an ERR_DATA_LOSS in place of its bytes, so one
    * damaged rope does not fail the others.
    */
-  async readWhole(tenantId: string, ropes: readonly Rope[]): Promise<Map<string, Buffer | StoreError>> {
-    const out = new Map<string, Buffer | StoreError>();
+  async readWhole(tenantId: string, ropes: readonly Rope[]): Promise<Map<string, Buffer | CacheroachError>> {
+    const out = new Map<string, Buffer | CacheroachError>();
     const lists = new Map<string, ChunkEntry[]>();
     const want = new Map<string, Rope>();
     for (const r of ropes) {
@@ -437,7 +440,7 @@ function assembleWhole(
   rope: Rope,
   list: readonly ChunkEntry[],
   chunks: Map<string, Buffer>,
-): Buffer | StoreError {
+): Buffer | CacheroachError {
   const parts: Buffer[] = [];
   let pos = 0;
   for (const e of list) {

@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import type { Db, Queryable } from "../db/db.js";
 import { isForeignKeyViolation, isUniqueViolation } from "../db/sqlstate.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /** Where a session applies. */
 export type Scope =
@@ -142,12 +142,12 @@ export class SessionStore {
       await q.query(INSERT, sessionValues(s));
     } catch (err) {
       if (isUniqueViolation(err))
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_ALREADY_EXISTS",
           `a session named ${JSON.stringify(s.name)} already exists for this principal`,
         );
       if (isForeignKeyViolation(err))
-        throw new StoreError("ERR_NOT_FOUND", "the session's principal or tenant does not exist");
+        throw new CacheroachError("ERR_NOT_FOUND", "the session's principal or tenant does not exist");
       throw err;
     }
     this.byPrincipal.delete(s.principalId);
@@ -228,7 +228,7 @@ export class SessionStore {
         [old],
       );
       if (r.rowCount === 0)
-        throw new StoreError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
+        throw new CacheroachError("ERR_UNAUTHENTICATED", "session has been revoked or has expired");
       await this.insert(next, q);
       await q.query("UPDATE sessions SET issued_by = $2 WHERE issued_by = $1", [old, next.id]);
       await q.query("UPDATE sessions SET authority_id = $2 WHERE authority_id = $1", [old, next.id]);

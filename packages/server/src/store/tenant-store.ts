@@ -1,5 +1,5 @@
 import type { Db } from "../db/db.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /** A stored tenant. */
 export interface TenantRecord {
@@ -29,7 +29,7 @@ export class TenantStore {
           );
     const row = r.rows[0];
     if (!row)
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_VERSION_SKEW",
         `tenant ${id} ${version === 0 ? "already exists" : `is not at version ${version}`}`,
       );
@@ -48,7 +48,7 @@ export class TenantStore {
   async delete(id: string, version: number): Promise<void> {
     const r = await this.db.query("DELETE FROM tenants WHERE id = $1 AND version = $2", [id, version]);
     if (r.rowCount === 0)
-      throw new StoreError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
+      throw new CacheroachError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
   }
 
   /** One tenant, or undefined. */

@@ -1,6 +1,6 @@
 import type { Db } from "../db/db.js";
 import { isForeignKeyViolation } from "../db/sqlstate.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /** A host name → tenant mapping. */
 export interface VHostRecord {
@@ -17,7 +17,7 @@ export function normalizeHost(host: string): string {
     h.length > 253 ||
     !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(h)
   ) {
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_BAD_REQUEST",
       `vhost ${JSON.stringify(host.slice(0, 64))} is not a host name (no port, no scheme) or "*"`,
     );
@@ -38,7 +38,7 @@ export class VHostStore {
       );
     } catch (err) {
       if (isForeignKeyViolation(err))
-        throw new StoreError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+        throw new CacheroachError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 import ipaddr from "ipaddr.js";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /**
  * Which network addresses a server-side fetch (Uploads.Fetch) may reach. By default only public
@@ -159,8 +159,8 @@ export function addressPolicy(allowPrivate: boolean): AddressPolicy {
  * caller's capabilities) and how the operator changes it. Names only the host, never the URL,
  * so credentials in a URL never reach a message or a log.
  */
-function refusal(why: string): StoreError {
-  return new StoreError(
+function refusal(why: string): CacheroachError {
+  return new CacheroachError(
     "ERR_NETWORK_POLICY",
     `fetch refused by network policy: ${why}; the operator can allow private targets with --fetch-allow-private`,
   );

@@ -3,7 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { FileStore } from "../store/file-store.js";
 import { isValidContentType } from "../store/media-type.js";
@@ -63,31 +63,31 @@ export async function fetchRemote(
   try {
     url = new URL(request.url);
   } catch {
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_BAD_REQUEST",
       `remote_url ${JSON.stringify(withoutUserinfo(request.url).slice(0, 100))} is not a URL`,
     );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_BAD_REQUEST",
       `remote_url must be http or https, not ${url.protocol.replace(":", "")}`,
     );
   }
   const method = (request.method || "GET").toUpperCase();
   if (method !== "GET" && method !== "POST")
-    throw new StoreError("ERR_BAD_REQUEST", "remote_method must be GET or POST");
+    throw new CacheroachError("ERR_BAD_REQUEST", "remote_method must be GET or POST");
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(request.headers)) {
     const name = k.toLowerCase();
     if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name) || /[\r\n\0]/.test(v)) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_BAD_REQUEST",
         `remote header ${JSON.stringify(k.slice(0, 40))} is not a valid header`,
       );
     }
     if (FORBIDDEN_HEADERS.has(name))
-      throw new StoreError("ERR_BAD_REQUEST", `remote header ${name} may not be set`);
+      throw new CacheroachError("ERR_BAD_REQUEST", `remote header ${name} may not be set`);
     headers[name] = v;
   }
   const policy = addressPolicy(limits.allowPrivate);
@@ -131,7 +131,7 @@ export async function fetchRemote(
     const declared = Number(res.headers["content-length"] ?? Number.NaN);
     if (declared > limits.maxBytes) {
       res.destroy();
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_TOO_LARGE",
         `remote body of ${declared} bytes exceeds the ${limits.maxBytes}-byte fetch limit`,
       );
@@ -147,14 +147,14 @@ export async function fetchRemote(
     });
     return { code, message, file };
   } catch (err) {
-    if (err instanceof StoreError) throw err;
+    if (err instanceof CacheroachError) throw err;
     if (controller.signal.aborted) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_UNAVAILABLE",
         `remote fetch did not finish within ${limits.timeoutMs} ms; nothing was stored`,
       );
     }
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_UNAVAILABLE",
       `remote fetch failed: ${errnoOf(err) ?? (err instanceof Error ? err.message : "unknown error")}`,
       { cause: err },

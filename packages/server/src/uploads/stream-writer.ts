@@ -1,4 +1,4 @@
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { FileRecord } from "../store/file-meta.js";
 import type { CommitOptions, Uploader, UploadManager } from "./upload-manager.js";
 
@@ -46,7 +46,7 @@ export async function writeStream(
     total += piece.length;
     if (total > opts.maxBytes) {
       await inflight.catch(() => {});
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_TOO_LARGE",
         `body exceeds the ${opts.maxBytes}-byte limit; nothing was stored`,
       );

@@ -1,6 +1,6 @@
 import { chunkHash } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 import type { ChunkStore, ChunkWrite } from "../store/chunk-store.js";
 import type { FileRecord, WritePrecondition } from "../store/file-meta.js";
 import { type FileStore, type NewVersion, noFile, preconditionError } from "../store/file-store.js";
@@ -83,13 +83,13 @@ export class UploadManager {
   /** Writes a whole small content (possibly empty) as a new version in one call. */
   async writeSmall(tenantId: string, path: string, data: Buffer, opts: CommitOptions): Promise<FileRecord> {
     if (data.length > this.limits.maxTransferSize) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_TOO_LARGE",
         `one-shot content is ${data.length} bytes; the limit is ${this.limits.maxTransferSize} (use Transfer)`,
       );
     }
     const [result] = await this.writeMany(tenantId, [{ ...opts, path, data }]);
-    if (result instanceof StoreError) throw result;
+    if (result instanceof CacheroachError) throw result;
     return result!;
   }
 
@@ -106,7 +106,8 @@ export class UploadManager {
     contentHash: Buffer,
     opts: CommitOptions,
   ): Promise<FileRecord> {
-    if (contentHash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
+    if (contentHash.length !== 32)
+      throw new CacheroachError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
     const rope = await this.ropes.get(tenantId, contentHash);
     if (!rope) throw unknownContent(contentHash);
     return this.files.put(tenantId, path, {
@@ -120,28 +121,29 @@ export class UploadManager {
   /**
    * Writes whole small files as new versions with batched database work: their chunks, their
    * ropes, and one transaction for all versions. Files succeed or fail independently (a failed
-   * precondition or expected hash fails only that file, returned as its StoreError); results are
+   * precondition or expected hash fails only that file, returned as its CacheroachError); results are
    * in input order. Limits: {@link MAX_BATCH_FILES} distinct paths, max_transfer_size bytes.
    */
-  async writeMany(tenantId: string, files: readonly SmallWrite[]): Promise<(FileRecord | StoreError)[]> {
+  async writeMany(tenantId: string, files: readonly SmallWrite[]): Promise<(FileRecord | CacheroachError)[]> {
     if (files.length === 0 || files.length > MAX_BATCH_FILES) {
-      throw new StoreError("ERR_BAD_REQUEST", `a batch holds 1..${MAX_BATCH_FILES} files`);
+      throw new CacheroachError("ERR_BAD_REQUEST", `a batch holds 1..${MAX_BATCH_FILES} files`);
     }
     const paths = new Set<string>();
     let total = 0;
     for (const f of files) {
-      if (paths.has(f.path)) throw new StoreError("ERR_BAD_REQUEST", `${f.path} appears twice in one batch`);
+      if (paths.has(f.path))
+        throw new CacheroachError("ERR_BAD_REQUEST", `${f.path} appears twice in one batch`);
       paths.add(f.path);
       total += f.data.length;
     }
     if (total > this.limits.maxTransferSize) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_TOO_LARGE",
         `the batch's contents are ${total} bytes; the limit is ${this.limits.maxTransferSize}`,
       );
     }
     await this.requireTenant(tenantId);
-    const out: (FileRecord | StoreError | undefined)[] = new Array(files.length);
+    const out: (FileRecord | CacheroachError | undefined)[] = new Array(files.length);
     // Fail preconditions early (checked again atomically below) so no chunks are written for them.
     if (files.some((f) => f.precondition)) {
       const heads = await this.files.heads(
@@ -154,7 +156,7 @@ export class UploadManager {
     }
     const size = this.limits.chunkSize;
     const todo = files.flatMap((f, i) => (out[i] ? [] : [{ f, i, writes: cut(f.data, size) }]));
-    if (todo.length === 0) return out as StoreError[];
+    if (todo.length === 0) return out as CacheroachError[];
     const unique = new Map<string, ChunkWrite>();
     for (const t of todo) for (const w of t.writes) unique.set(w.hash.toString("hex"), w);
     await this.chunks.put(tenantId, [...unique.values()]);
@@ -180,20 +182,20 @@ export class UploadManager {
     written.forEach((r, k) => {
       out[versions[k]!.i] = r;
     });
-    return out as (FileRecord | StoreError)[];
+    return out as (FileRecord | CacheroachError)[];
   }
 
   /** Appends bytes; returns the advanced state. Retrying with the same state and data is a no-op. */
   async transfer(state: UploadState, data: Buffer): Promise<{ state: Buffer; decoded: UploadState }> {
     if (state.final) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_PRECONDITION_FAILED",
         "upload already received its last (short) transfer; commit it",
       );
     }
-    if (data.length === 0) throw new StoreError("ERR_BAD_REQUEST", "transfer carries no data");
+    if (data.length === 0) throw new CacheroachError("ERR_BAD_REQUEST", "transfer carries no data");
     if (data.length > this.limits.maxTransferSize) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_TOO_LARGE",
         `transfer of ${data.length} bytes exceeds max_transfer_size ${this.limits.maxTransferSize}`,
       );
@@ -224,18 +226,18 @@ export class UploadManager {
     let total = 0;
     for (const c of chunks) {
       if (c.data.length === 0 || c.data.length > state.chunkSize) {
-        throw new StoreError("ERR_BAD_REQUEST", `chunks must be 1..${state.chunkSize} bytes`);
+        throw new CacheroachError("ERR_BAD_REQUEST", `chunks must be 1..${state.chunkSize} bytes`);
       }
       total += c.data.length;
       if (!chunkHash(c.data).equals(c.hash)) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_BAD_REQUEST",
           `chunk hash ${c.hash.toString("hex").slice(0, 16)}… does not match its data; nothing was stored`,
         );
       }
     }
     if (total > this.limits.maxTransferSize) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_TOO_LARGE",
         `chunks total ${total} bytes; the limit per call is ${this.limits.maxTransferSize}`,
       );
@@ -254,18 +256,18 @@ export class UploadManager {
     refs: readonly { hash: Buffer; length: number }[],
   ): Promise<{ state: Buffer; decoded: UploadState }> {
     if (state.final) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_PRECONDITION_FAILED",
         "upload already received its last (short) chunk; commit it",
       );
     }
     if (refs.length === 0 || refs.length > 10_000)
-      throw new StoreError("ERR_BAD_REQUEST", "append needs 1..10000 chunk references");
+      throw new CacheroachError("ERR_BAD_REQUEST", "append needs 1..10000 chunk references");
     refs.forEach((r, i) => {
-      if (r.hash.length !== 32) throw new StoreError("ERR_BAD_REQUEST", "chunk hashes must be 32 bytes");
+      if (r.hash.length !== 32) throw new CacheroachError("ERR_BAD_REQUEST", "chunk hashes must be 32 bytes");
       const last = i === refs.length - 1;
       if (r.length < 1 || r.length > state.chunkSize || (!last && r.length !== state.chunkSize)) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_BAD_REQUEST",
           `every chunk but the last must be exactly ${state.chunkSize} bytes`,
         );
@@ -280,13 +282,13 @@ export class UploadManager {
     }
     const outcome = await this.uploads.appendRefs(state.uploadId, state.tenantId, rows);
     if (outcome.kind === "missing") {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_PRECONDITION_FAILED",
         `${outcome.count} referenced chunk(s) are not stored; send them with PutChunks first`,
       );
     }
     if (outcome.kind === "wrongLength") {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_BAD_REQUEST",
         `chunk at offset ${outcome.off} is ${outcome.stored} bytes, not the ${outcome.claimed} the request says; nothing was appended`,
       );
@@ -315,7 +317,7 @@ export class UploadManager {
         async (q, f) => {
           if (!(await this.uploads.markCommitted(q, state.uploadId, f.version))) {
             raced = true;
-            throw new StoreError("ERR_VERSION_SKEW", "upload committed concurrently");
+            throw new CacheroachError("ERR_VERSION_SKEW", "upload committed concurrently");
           }
         },
       );
@@ -336,7 +338,7 @@ export class UploadManager {
     for (const r of rows) {
       const e = byOff.get(r.off);
       if (!e?.hash.equals(r.hash) || e.length !== r.length) {
-        throw new StoreError(
+        throw new CacheroachError(
           "ERR_PRECONDITION_FAILED",
           `offset ${r.off} of this upload already holds different data; begin a new upload`,
         );
@@ -354,7 +356,7 @@ export class UploadManager {
   private async committedVersion(state: UploadState): Promise<number | undefined> {
     const upload = await this.uploads.get(state.uploadId);
     if (upload?.tenantId !== state.tenantId) {
-      throw new StoreError(
+      throw new CacheroachError(
         "ERR_BAD_UPLOAD_STATE",
         "upload not found (expired and collected, or never begun)",
       );
@@ -367,14 +369,14 @@ export class UploadManager {
     // violation, which the boundaries report as NotFound too.
     if (this.knownTenants.get(tenantId)) return;
     if (!(await this.tenants.get(tenantId))) {
-      throw new StoreError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+      throw new CacheroachError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
     }
     this.knownTenants.set(tenantId, true);
   }
 
   private async requireOpen(state: UploadState) {
     if ((await this.committedVersion(state)) !== undefined) {
-      throw new StoreError("ERR_PRECONDITION_FAILED", "upload is already committed; begin a new one");
+      throw new CacheroachError("ERR_PRECONDITION_FAILED", "upload is already committed; begin a new one");
     }
   }
 }
@@ -383,8 +385,8 @@ export class UploadManager {
  * The answer to linking content by a hash that no file the session may read holds: the same
  * whether the tenant stores that content or not, so it reveals nothing about what exists.
  */
-export function unknownContent(hash: Buffer): StoreError {
-  return new StoreError(
+export function unknownContent(hash: Buffer): CacheroachError {
+  return new CacheroachError(
     "ERR_NOT_FOUND",
     `no file this session may read holds content ${hash.toString("hex")}; upload the bytes instead`,
   );
@@ -400,8 +402,8 @@ export function cut(data: Buffer, size: number): ChunkWrite[] {
   return out;
 }
 
-function hashMismatch(actual: Buffer, path?: string): StoreError {
-  return new StoreError(
+function hashMismatch(actual: Buffer, path?: string): CacheroachError {
+  return new CacheroachError(
     "ERR_HASH_MISMATCH",
     `${path ? `${path}: ` : ""}content hash is ${actual.toString("hex")}, not the expected one; nothing was written`,
   );

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { StoreError } from "../errors.js";
+import { CacheroachError } from "../errors.js";
 
 /** What an upload state asserts. The client sees only opaque signed bytes. */
 export interface UploadState {
@@ -57,7 +57,7 @@ export class UploadStateCodec {
    */
   decode(bytes: Uint8Array, nowSeconds: number = Math.floor(Date.now() / 1000)): UploadState {
     const bad = () =>
-      new StoreError(
+      new CacheroachError(
         "ERR_BAD_UPLOAD_STATE",
         "upload state is invalid (tampered, truncated or from another server)",
       );
@@ -82,7 +82,7 @@ export class UploadStateCodec {
       path: body.subarray(56).toString("utf8"),
     };
     if (state.deadline < nowSeconds) {
-      throw new StoreError("ERR_UPLOAD_EXPIRED", "upload state has expired; begin the upload again");
+      throw new CacheroachError("ERR_UPLOAD_EXPIRED", "upload state has expired; begin the upload again");
     }
     return state;
   }

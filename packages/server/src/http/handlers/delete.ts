@@ -1,5 +1,5 @@
 import { CAP } from "../../auth/session.js";
-import { StoreError } from "../../errors.js";
+import { CacheroachError } from "../../errors.js";
 import { type RequestContext, requireAccess } from "../request-context.js";
 import { revealed, writePrecondition } from "./write-precondition.js";
 
@@ -7,7 +7,7 @@ import { revealed, writePrecondition } from "./write-precondition.js";
 export async function handleDelete(ctx: RequestContext): Promise<void> {
   const { target, deps, tenantId } = ctx;
   if (target.kind === "dir")
-    throw new StoreError("ERR_BAD_PATH", "cannot delete a directory path (ends with /)");
+    throw new CacheroachError("ERR_BAD_PATH", "cannot delete a directory path (ends with /)");
   await requireAccess(ctx, CAP.write, target.path);
   const reveal = (err: unknown) => revealed(ctx, err);
   const precondition = await writePrecondition(ctx, target.path).catch(reveal);

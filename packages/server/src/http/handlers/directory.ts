@@ -1,5 +1,5 @@
 import { CAP } from "../../auth/session.js";
-import { StoreError } from "../../errors.js";
+import { CacheroachError } from "../../errors.js";
 import { directoryPage } from "../directory-page.js";
 import { mayAccess, type RequestContext, requireAccess } from "../request-context.js";
 import { serveFile, USER_CONTENT_HEADERS } from "../serve-file.js";
@@ -34,7 +34,7 @@ export async function serveDirectory(ctx: RequestContext, dir: string): Promise<
       res.writeHead(301, { location: `${encodePath(dir)}${ctx.url.search}` });
       return void res.end();
     }
-    throw new StoreError("ERR_NOT_FOUND", `no directory ${dir}/`);
+    throw new CacheroachError("ERR_NOT_FOUND", `no directory ${dir}/`);
   }
   const body = directoryPage(dir, entries.slice(0, LISTING_LIMIT), entries.length > LISTING_LIMIT);
   res.writeHead(200, {

@@ -1,5 +1,5 @@
 import { CAP } from "../../auth/session.js";
-import { StoreError } from "../../errors.js";
+import { CacheroachError } from "../../errors.js";
 import { mayAccess, type RequestContext, requireAccess } from "../request-context.js";
 import { serveFile } from "../serve-file.js";
 import { encodePath } from "../url-path.js";
@@ -26,7 +26,7 @@ export async function handleGet(ctx: RequestContext): Promise<void> {
       ctx.res.writeHead(301, { location: `${encodePath(target.path)}/${ctx.url.search}` });
       return void ctx.res.end();
     }
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_NOT_FOUND",
       version === 0 ? `no file at ${target.path}` : `no version ${version} of ${target.path}`,
     );
@@ -44,6 +44,6 @@ export const handleHead = handleGet;
 function parseVersion(v: string | null): number {
   if (v === null) return 0;
   if (!/^[1-9]\d{0,15}$/.test(v))
-    throw new StoreError("ERR_BAD_REQUEST", "version must be a positive integer");
+    throw new CacheroachError("ERR_BAD_REQUEST", "version must be a positive integer");
   return Number(v);
 }

@@ -1,5 +1,5 @@
 import { CAP } from "../../auth/session.js";
-import { StoreError } from "../../errors.js";
+import { CacheroachError } from "../../errors.js";
 import { header } from "../../net/node-http.js";
 import { validateContentType } from "../../store/media-type.js";
 import { writeStream } from "../../uploads/stream-writer.js";
@@ -16,11 +16,11 @@ import { revealed, writePrecondition } from "./write-precondition.js";
 export async function handlePut(ctx: RequestContext): Promise<void> {
   const { req, res, target, deps, tenantId, session } = ctx;
   if (target.kind === "dir")
-    throw new StoreError("ERR_BAD_PATH", "cannot write to a directory path (ends with /)");
+    throw new CacheroachError("ERR_BAD_PATH", "cannot write to a directory path (ends with /)");
   await requireAccess(ctx, CAP.write, target.path);
   const declared = header(req, "content-length");
   if (declared !== undefined && Number(declared) > deps.maxPutBytes) {
-    throw new StoreError(
+    throw new CacheroachError(
       "ERR_TOO_LARGE",
       `body of ${declared} bytes exceeds the ${deps.maxPutBytes}-byte limit`,
     );

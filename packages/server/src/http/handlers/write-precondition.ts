@@ -1,5 +1,5 @@
 import { CAP } from "../../auth/session.js";
-import { StoreError } from "../../errors.js";
+import { CacheroachError } from "../../errors.js";
 import { header } from "../../net/node-http.js";
 import type { WritePrecondition } from "../../store/file-meta.js";
 import { PreconditionFailed } from "../../store/file-store.js";
@@ -25,7 +25,10 @@ export async function writePrecondition(
     return undefined;
   for (const v of [h.ifMatch, h.ifNoneMatch]) {
     if (v !== undefined && parseETags(v).length === 0) {
-      throw new StoreError("ERR_BAD_REQUEST", `malformed entity tag list ${JSON.stringify(v.slice(0, 80))}`);
+      throw new CacheroachError(
+        "ERR_BAD_REQUEST",
+        `malformed entity tag list ${JSON.stringify(v.slice(0, 80))}`,
+      );
     }
   }
   const current = await ctx.deps.files.get(ctx.tenantId, path);
