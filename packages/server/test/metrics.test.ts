@@ -120,3 +120,40 @@ test("traffic counts closed and live connections and never goes down", async () 
   assert.ok(closed.received >= live.received && closed.sent >= live.sent);
   server.close();
 });
+
+/** Metric names a scrape declares (`# TYPE name type`), with each histogram's series names. */
+export function exportedNames(body: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    const [name, type] = [m[1] as string, m[2] as string];
+    names.add(name);
+    if (type === "histogram") for (const s of ["_bucket", "_count", "_sum"]) names.add(name + s);
+  }
+  return names;
+}
+
+/** Metric names the Grafana dashboard queries. */
+export async function dashboardNames(): Promise<Set<string>> {
+  const { readFile } = await import("node:fs/promises");
+  const dash = JSON.parse(
+    await readFile(new URL("../../../docs/grafana/cacheroach.json", import.meta.url), "utf8"),
+  ) as {
+    panels: { targets: { expr: string }[] }[];
+  };
+  const names = new Set<string>();
+  for (const p of dash.panels)
+    for (const t of p.targets)
+      for (const m of t.expr.matchAll(/([a-z_:][a-z0-9_:]*)\{/g)) names.add(m[1] as string);
+  return names;
+}
+
+test("every metric the Grafana dashboard queries is one the metrics module exports", async () => {
+  const body = (await new Metrics({ version: "0" }).scrape()).body;
+  const exported = exportedNames(body);
+  const queried = await dashboardNames();
+  assert.ok(queried.size >= 15, `the dashboard queries ${queried.size} metrics`);
+  assert.deepEqual(
+    [...queried].filter((n) => !exported.has(n)),
+    [],
+  );
+});
