@@ -38,6 +38,8 @@ const CLI_SERVER_IMPORTS: Record<string, readonly string[]> = {
 const SERVER_LAYERS: Record<string, string[]> = {
   util: [],
   net: [],
+  // Prometheus metrics; only the composition root feeds it (lower layers keep plain counters).
+  metrics: ["net"],
   db: ["util"],
   store: ["db", "util"],
   uploads: ["store", "util"],

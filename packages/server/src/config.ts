@@ -52,6 +52,8 @@ export interface ServerOptions {
    * scripts run in an opaque origin) rather than downloaded; default none.
    */
   activeContentHosts?: readonly string[];
+  /** host:port of a separate listener for /metrics; default none (/metrics on the main port). */
+  metricsBind?: string;
 }
 
 /** Validated server configuration. */
@@ -79,6 +81,8 @@ export interface ServerConfig {
   readonly publicUrl: URL | undefined;
   /** Lower-cased host names (no port) allowed to serve active content inline. */
   readonly activeContentHosts: ReadonlySet<string>;
+  /** Where /metrics is served apart from the main port, or undefined (on the main port). */
+  readonly metricsBind: { host: string; port: number } | undefined;
 }
 
 /** A configuration value is invalid; the message names it. */
@@ -92,16 +96,14 @@ export class ConfigError extends Error {
  */
 export function resolveConfig(o: ServerOptions): ServerConfig {
   const v = (key: string) => optionValue(o, key);
-  const bind = v("bind") as string;
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(bind) as RegExpExecArray;
-  const port = Number(m[3]);
-  if (port > 65535) throw new ConfigError(`bind port ${port} is out of range`);
+  const { host, port } = parseBind(v("bind") as string, "bind");
+  const metricsBind = v("metrics-bind") as string | undefined;
   for (const k of o.signingKeys ?? [])
     if (k.length < 32) throw new ConfigError("signing keys must be at least 32 bytes");
   const chunkSize = v("chunk-size") as number;
   const publicUrl = v("public-url") as string | undefined;
   return {
-    host: m[1] ?? (m[2] || "0.0.0.0"),
+    host,
     port,
     databaseUrl: v("connect") as string | undefined,
     dataDir: resolve(v("data-dir") as string),
@@ -123,6 +125,7 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     fetchAllowPrivate: v("fetch-allow-private") as boolean,
     publicUrl: publicUrl === undefined || publicUrl === "" ? undefined : parsePublicUrl(publicUrl),
     activeContentHosts: new Set((v("active-content-hosts") as string[]).map(parseHostName)),
+    metricsBind: metricsBind === undefined ? undefined : parseBind(metricsBind, "metrics-bind"),
   };
 }
 
@@ -145,6 +148,14 @@ function optionValue(o: ServerOptions, key: string): unknown {
 }
 
 const SETTING = Object.fromEntries(SETTINGS.map((s) => [s.key, s]));
+
+/** host:port (validated by the settings schema) → its parts; an empty host means all interfaces. */
+function parseBind(bind: string, key: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(bind) as RegExpExecArray;
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`${key} port ${port} is out of range`);
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
 
 /** An absolute http(s) URL naming only an origin; throws ConfigError saying what is wrong. */
 export function parsePublicUrl(value: string): URL {

@@ -1,3 +1,4 @@
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -15,10 +16,15 @@ import { createHttpRouter } from "./http/http-router.js";
 import { Site } from "./http/site.js";
 import { VHostMap } from "./http/vhost-map.js";
 import { createLogger } from "./logger.js";
+import { observeHttp } from "./metrics/http-observer.js";
+import { cachedFor, type MetricSources, Metrics } from "./metrics/metrics.js";
+import { listenMetrics, withMetricsRoute } from "./metrics/metrics-route.js";
+import { TrafficCounter } from "./metrics/traffic.js";
 import { listenDual } from "./net/dual-listener.js";
 import { createDiagsService } from "./rpc/diags-service.js";
 import { createErrorInterceptor } from "./rpc/error-interceptor.js";
 import { createFilesService } from "./rpc/files-service.js";
+import { createMetricsInterceptor } from "./rpc/metrics-interceptor.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { READ_MANY_BUDGET } from "./rpc/read-many.js";
 import { createRpcAdapter } from "./rpc/rpc-adapter.js";
@@ -49,6 +55,8 @@ export interface RunningServer {
   /** The database URL in use (embedded or external); contains credentials — never log it. */
   readonly databaseUrl: string;
   readonly config: ServerConfig;
+  /** Where Prometheus scrapes: `<url>/metrics`, or the metrics-bind listener's. */
+  readonly metricsUrl: string;
   /** Stops listening, closes connections and stops the embedded database. */
   close(): Promise<void>;
 }
@@ -74,7 +82,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       log.info({ dir: join(config.dataDir, "pg") }, "embedded PostgreSQL started");
     }
     const keys = config.signingKeys ?? (await ensureSigningKeys(config.dataDir));
-    db = await Db.connect({ url: databaseUrl, log, maxConnections: config.maxConnections });
+    // The metrics read their sources at scrape time; the sources are filled in as they are made.
+    const sources: MetricSources = {};
+    const metrics = new Metrics({ version: SERVER_VERSION }, sources);
+    db = await Db.connect({
+      url: databaseUrl,
+      log,
+      maxConnections: config.maxConnections,
+      onOperation: (seconds, ok) => metrics.query(seconds, ok),
+    });
     const applied = await db.migrate();
     if (applied.length) log.info({ applied }, "schema migrated");
     const sessions = new SessionStore(db, config.sessionCacheMs);
@@ -92,7 +108,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     });
     const ropes = new RopeStore(db, chunks, 4);
     const files = new FileStore(db);
-    const uploads = new UploadManager(new UploadStore(db), tenants, chunks, ropes, files, codec, {
+    const uploadStore = new UploadStore(db);
+    const uploads = new UploadManager(uploadStore, tenants, chunks, ropes, files, codec, {
       chunkSize: config.chunkSize,
       maxTransferSize: config.maxTransferSize,
       uploadTtlSeconds: config.uploadTtlSeconds,
@@ -133,28 +150,53 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       activeContentHosts: config.activeContentHosts,
       isVHost: (host) => vhosts.has(host),
     });
+    const dbForMetrics = db;
+    const traffic = new TrafficCounter();
+    sources.chunkCache = () => {
+      const c = chunks.counters;
+      const size = chunks.cacheSize();
+      return { hits: c.cacheHits, misses: c.cacheMisses, bytes: size.bytes, entries: size.entries };
+    };
+    sources.dedup = () => {
+      const c = chunks.counters;
+      return {
+        chunksSkipped: c.chunksSkipped,
+        bytesSkipped: c.bytesSkipped,
+        chunksWritten: c.chunksWritten,
+        bytesWritten: c.bytesWritten,
+      };
+    };
+    sources.dbPools = () => dbForMetrics.poolStats();
+    sources.traffic = () => traffic.read();
+    sources.uploadsOpen = cachedFor(15_000, () => uploadStore.countOpen());
+    const httpRouter = createHttpRouter({
+      db,
+      files,
+      ropes,
+      uploads,
+      authz,
+      sessions,
+      vhosts,
+      site,
+      maxPutBytes: config.maxPutBytes,
+      log,
+    });
     const handler = createRpcAdapter({
       routes,
       // Outermost first: errors are mapped and logged for everything inside, then who is
       // calling, then whether the policy lets them.
       interceptors: [
+        createMetricsInterceptor((method, code, seconds) => metrics.rpc(method, code, seconds)),
         createErrorInterceptor(log),
         createAuthenticationInterceptor(authz),
         createAuthorizationInterceptor(authz, { uploadStates: codec }),
       ],
-      fallback: createHttpRouter({
-        db,
-        files,
-        ropes,
-        uploads,
-        authz,
-        sessions,
-        vhosts,
-        site,
-        maxPutBytes: config.maxPutBytes,
-        log,
-      }),
-      // gzip on random chunk data costs far more than it saves (environment-facts §0.6).
+      // Plain HTTP, timed; /metrics on this port unless it has a listener of its own.
+      fallback: observeHttp(
+        config.metricsBind ? httpRouter : withMetricsRoute(metrics, httpRouter),
+        (route, method, status, seconds) => metrics.http(route, method, status, seconds),
+      ),
+      // gzip on random chunk data costs far more than it saves (docs/performance.md).
       acceptCompression: [],
       // Bounded request size: one Transfer/PutChunks plus protobuf overhead.
       readMaxBytes: config.maxTransferSize + 64 * 1024,
@@ -166,22 +208,35 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           "rpc response failed",
         ),
     });
+    const metricsServer = config.metricsBind
+      ? await listenMetrics(metrics, config.metricsBind.host, config.metricsBind.port)
+      : undefined;
     const listener = await listenDual(handler, config.host, config.port, {
       // Large enough that chunk payloads are not throttled on loopback, small enough that a
       // client which also uses big windows cannot deadlock a connection carrying large data in
       // both directions at once (both Node ends stop reading while a write is pending).
       initialWindowSize: 2 << 20,
       connectionWindowSize: 4 << 20,
+      onConnection: (socket) => traffic.track(socket),
       onError: (err, source) =>
         log[source !== "handler" && isClientDisconnect(err) ? "info" : "warn"](
           { source, err: err instanceof Error ? err.message : String(err) },
           "connection error",
         ),
+    }).catch((err: unknown) => {
+      metricsServer?.close();
+      throw err;
     });
     site.bind(listener.host, listener.port);
     const host =
       config.host === "0.0.0.0" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
     const url = `http://${host}:${listener.port}`;
+    let metricsUrl = `${url}/metrics`;
+    if (metricsServer) {
+      const a = metricsServer.address() as AddressInfo;
+      metricsUrl = `http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}/metrics`;
+      log.info({ url: metricsUrl }, "metrics listening");
+    }
     log.info({ url }, "cacheroach listening");
     const dbRef = db;
     return {
@@ -189,7 +244,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       port: listener.port,
       databaseUrl,
       config,
+      metricsUrl,
       async close() {
+        metricsServer?.closeAllConnections();
+        metricsServer?.close();
         await listener.close();
         await dbRef.close();
         await embedded?.stop();

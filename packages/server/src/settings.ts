@@ -255,6 +255,17 @@ export const SETTINGS: readonly Setting[] = [
     helpValue: "<host,…>",
   }),
   setting({
+    key: "metrics-bind",
+    env: "CACHEROACH_METRICS_BIND",
+    kind: "string",
+    option: "metricsBind",
+    schema: z.string().regex(/^(?:\[[^\]]+\]|[^:]*):\d{1,5}$/, "must be host:port (e.g. 127.0.0.1:9464)"),
+    summary: "Serve /metrics on this host:port only, instead of on the main port.",
+    description:
+      "Prometheus metrics (docs/observability.md). Without it they are served at /metrics on the main port to anyone who reaches it (counts and latencies only: no paths, tenants or tokens).",
+    helpValue: "<host:port>",
+  }),
+  setting({
     key: "log-level",
     env: "CACHEROACH_LOG_LEVEL",
     kind: "enum",

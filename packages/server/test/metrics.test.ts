@@ -1,11 +1,16 @@
 /** The metrics module: names, labels and values, and the exposition format promtool accepts. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { test } from "node:test";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { WELL_KNOWN } from "@cacheroach/core";
+import { Files, Uploads } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { httpRouteOf, Metrics } from "../src/metrics/metrics.js";
 import { TrafficCounter } from "../src/metrics/traffic.js";
 import { codeName } from "../src/rpc/metrics-interceptor.js";
+import { startTestServer, type TestServer } from "../src/testing.js";
+import { rejects } from "./connect-assert.js";
 
 /** `promtool check metrics` on a scrape; undefined when promtool is not installed. */
 export function promtoolProblems(body: string): string | undefined {
@@ -147,13 +152,111 @@ export async function dashboardNames(): Promise<Set<string>> {
   return names;
 }
 
-test("every metric the Grafana dashboard queries is one the metrics module exports", async () => {
-  const body = (await new Metrics({ version: "0" }).scrape()).body;
-  const exported = exportedNames(body);
-  const queried = await dashboardNames();
-  assert.ok(queried.size >= 15, `the dashboard queries ${queried.size} metrics`);
-  assert.deepEqual(
-    [...queried].filter((n) => !exported.has(n)),
-    [],
-  );
+describe("a running server's /metrics", () => {
+  let ts: TestServer;
+  const tenant = WELL_KNOWN.scratchpadTenant;
+
+  before(async () => {
+    ts = await startTestServer();
+  });
+  after(async () => {
+    await ts?.close();
+  });
+
+  test("counts what the server did: RPCs by method and code, HTTP by route and status, chunks, uploads", async () => {
+    const uploads = ts.client(Uploads, ts.superToken);
+    const files = ts.client(Files, ts.superToken);
+    const data = randomBytes(3 << 19); // three chunks of 512 KiB
+    await uploads.begin({
+      tenantId: tenant,
+      path: "/metrics/a",
+      committed: { case: "contents", value: data.subarray(0, 100) },
+    });
+    await rejects(files.stat({ tenantId: tenant, path: "/metrics/none" }), Code.NotFound, /no file/);
+    const put = await fetch(`${ts.url}/metrics/big`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ts.superToken}` },
+      body: data,
+    });
+    assert.equal(put.status, 201);
+    await put.arrayBuffer();
+    const again = await fetch(`${ts.url}/metrics/big2`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ts.superToken}` },
+      body: data,
+    });
+    assert.equal(again.status, 201);
+    await again.arrayBuffer();
+    const get = await fetch(`${ts.url}/metrics/big`, {
+      headers: { authorization: `Bearer ${ts.superToken}` },
+    });
+    assert.equal((await get.arrayBuffer()).byteLength, data.length);
+    await uploads.begin({ tenantId: tenant, path: "/metrics/open" });
+
+    const r = await fetch(`${ts.url}/metrics`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get("content-type") ?? "", /^text\/plain; version=0.0.4/);
+    const body = await r.text();
+    assert.equal(
+      sample(body, "cacheroach_rpc_requests_total", 'method="cacheroach.v1.Uploads/Begin",code="ok"'),
+      2,
+    );
+    assert.equal(
+      sample(body, "cacheroach_rpc_requests_total", 'method="cacheroach.v1.Files/Stat",code="not_found"'),
+      1,
+    );
+    assert.equal(sample(body, "cacheroach_http_requests_total", 'route="file",method="PUT",status="201"'), 2);
+    assert.equal(sample(body, "cacheroach_http_requests_total", 'route="file",method="GET",status="200"'), 1);
+    assert.ok(
+      (sample(body, "cacheroach_chunk_bytes_written_total") ?? 0) >= data.length,
+      "new chunks counted",
+    );
+    assert.ok(
+      (sample(body, "cacheroach_dedup_chunks_skipped_total") ?? 0) >= 3,
+      "the second PUT stored nothing new",
+    );
+    assert.ok((sample(body, "cacheroach_network_received_bytes_total") ?? 0) >= 2 * data.length, "bytes in");
+    assert.ok((sample(body, "cacheroach_network_sent_bytes_total") ?? 0) >= data.length, "bytes out");
+    assert.ok((sample(body, "cacheroach_db_query_duration_seconds_count", 'outcome="ok"') ?? 0) > 5);
+    assert.equal(sample(body, "cacheroach_uploads_open"), 1);
+    assert.ok(sample(body, "cacheroach_db_pool_connections", 'pool="main",state="idle"') !== undefined);
+    assert.ok(!body.includes("/metrics/big"), "no paths in labels");
+    assert.ok(!body.includes(tenant), "no tenant ids in labels");
+  });
+
+  test("the scrape passes promtool check metrics", async (t) => {
+    if (!needPromtool(t)) return;
+    const body = await (await fetch(`${ts.url}/metrics`)).text();
+    assert.equal(promtoolProblems(body), "");
+  });
+
+  test("every metric the Grafana dashboard queries is one the server exports", async () => {
+    const body = await (await fetch(ts.server.metricsUrl)).text();
+    const exported = exportedNames(body);
+    const queried = await dashboardNames();
+    assert.ok(queried.size >= 15, `the dashboard queries ${queried.size} metrics`);
+    assert.deepEqual(
+      [...queried].filter((n) => !exported.has(n)),
+      [],
+    );
+  });
+});
+
+test("metrics-bind serves /metrics on its own port only", async () => {
+  const ts = await startTestServer({ metricsBind: "127.0.0.1:0" });
+  try {
+    assert.notEqual(ts.server.metricsUrl, `${ts.url}/metrics`);
+    const r = await fetch(ts.server.metricsUrl);
+    assert.equal(r.status, 200);
+    assert.match(await r.text(), /cacheroach_build_info/);
+    const other = await fetch(ts.server.metricsUrl.replace("/metrics", "/other"));
+    assert.equal(other.status, 404);
+    await other.arrayBuffer();
+    // On the main port /metrics is an ordinary path now: no such file.
+    const main = await fetch(`${ts.url}/metrics`);
+    assert.equal(main.status, 404);
+    assert.doesNotMatch(await main.text(), /cacheroach_build_info/);
+  } finally {
+    await ts.close();
+  }
 });

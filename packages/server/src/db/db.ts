@@ -48,6 +48,16 @@ export interface DbOptions {
   maxAttempts?: number;
   /** Default: {@link PORTABLE}; {@link Db.connect} detects it. */
   dialect?: Dialect;
+  /** Told the duration of every statement or transaction, retries included, and whether it succeeded. */
+  onOperation?: (seconds: number, ok: boolean) => void;
+}
+
+/** Connections of one pool at a moment (for metrics). */
+export interface PoolStats {
+  readonly pool: "main" | "bulk";
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
 }
 
 /** Options of {@link Db.tx}. */
@@ -111,9 +121,11 @@ export class Db implements Queryable {
   private diskFullAt = 0;
   private probeClient: pg.Client | undefined;
   private probing: Promise<Readiness> | undefined;
+  private readonly onOperation: ((seconds: number, ok: boolean) => void) | undefined;
 
   constructor(options: DbOptions) {
     this.log = options.log;
+    this.onOperation = options.onOperation;
     this.dialect = options.dialect ?? PORTABLE;
     const budget = splitConnections(options.maxConnections ?? 20, this.dialect.asyncBulkCommit);
     this.config = {
@@ -411,7 +423,7 @@ export class Db implements Queryable {
 
   /** Runs `fn` again on the failures `isRetryable` names (and those `also` names), with backoff. */
   private retry<T>(fn: () => Promise<T>, also?: (err: unknown) => boolean): Promise<T> {
-    return withRetry(fn, {
+    const run = withRetry(fn, {
       attempts: this.maxAttempts,
       retryable: (err) => isRetryable(err) || (also?.(err) ?? false),
       onRetry: (attempt, err) =>
@@ -420,6 +432,32 @@ export class Db implements Queryable {
           "retrying database work",
         ),
     });
+    const observe = this.onOperation;
+    if (!observe) return run;
+    const start = performance.now();
+    return run.then(
+      (v) => {
+        observe((performance.now() - start) / 1000, true);
+        return v;
+      },
+      (err: unknown) => {
+        observe((performance.now() - start) / 1000, false);
+        throw err;
+      },
+    );
+  }
+
+  /** Connections of each pool now: open, idle, and callers waiting for one. */
+  poolStats(): PoolStats[] {
+    const of = (pool: PoolStats["pool"], p: pg.Pool): PoolStats => ({
+      pool,
+      total: p.totalCount,
+      idle: p.idleCount,
+      waiting: p.waitingCount,
+    });
+    return this.bulkPool === this.pool
+      ? [of("main", this.pool)]
+      : [of("main", this.pool), of("bulk", this.bulkPool)];
   }
 
   private async timed<R extends pg.QueryResultRow>(

@@ -1,9 +1,14 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { type HttpRoute, httpRouteOf } from "./metrics.js";
 
-type Request = IncomingMessage | Http2ServerRequest;
-type Response = ServerResponse | Http2ServerResponse;
+/** What the observer reads of a request and response (Node's HTTP/1.1 and HTTP/2 kinds both fit). */
+interface Req {
+  readonly url?: string | undefined;
+  readonly method?: string | undefined;
+}
+interface Res {
+  readonly statusCode: number;
+  once(event: "close", listener: () => void): unknown;
+}
 
 /** Receives one answered plain HTTP request. */
 export type HttpObserver = (route: HttpRoute, method: string, status: number, seconds: number) => void;
@@ -12,14 +17,14 @@ export type HttpObserver = (route: HttpRoute, method: string, status: number, se
  * Wraps a plain HTTP handler so every request is timed to the end of its answer (or to the
  * moment the client went away, recorded with the status that was being sent).
  */
-export function observeHttp<Req extends Request, Res extends Response>(
-  handler: (req: Req, res: Res) => void,
+export function observeHttp<Q extends Req, S extends Res>(
+  handler: (req: Q, res: S) => void,
   observe: HttpObserver,
-): (req: Req, res: Res) => void {
+): (req: Q, res: S) => void {
   return (req, res) => {
     const start = performance.now();
     const route = httpRouteOf(req.url ?? "/");
-    (res as ServerResponse).once("close", () =>
+    res.once("close", () =>
       observe(route, req.method ?? "GET", res.statusCode, (performance.now() - start) / 1000),
     );
     handler(req, res);

@@ -219,3 +219,20 @@ function monotonic(registers: Registry[], name: string, help: string, read: () =
     },
   });
 }
+
+/** `read` at most once per `ms`: a scrape every few seconds must not cost a query each time. */
+export function cachedFor(ms: number, read: () => Promise<number>): () => Promise<number> {
+  let last = 0;
+  let value: Promise<number> | undefined;
+  return () => {
+    const now = Date.now();
+    if (!value || now - last >= ms) {
+      last = now;
+      value = read().catch(() => {
+        last = 0; // try again at the next scrape
+        return 0;
+      });
+    }
+    return value;
+  };
+}

@@ -71,6 +71,8 @@ export interface DualListenerOptions {
    * garbage, …) are ignored.
    */
   onError?: (err: unknown, source: DualListenerErrorSource) => void;
+  /** Told of every accepted client connection (e.g. to count its bytes). */
+  onConnection?: (socket: net.Socket) => void;
 }
 
 /** A running listener from {@link listenDual}. */
@@ -223,6 +225,7 @@ export function listenDual(
   // No Nagle: responses are often several small writes (headers, then body), and waiting for
   // the peer's delayed ACK would stall them (http.Server sets this too; net.Server does not).
   const server = net.createServer({ noDelay: true }, (sock) => {
+    options.onConnection?.(sock);
     if (closing) {
       sock.destroy();
       return;

@@ -115,7 +115,10 @@ export function createUploadsService(
         if (h.length !== 32) throw new CacheroachError("ERR_BAD_REQUEST", "hashes must be 32 bytes");
         return Buffer.from(h);
       });
-      return { missing: await chunks.missing(s.tenantId, hashes) };
+      const missing = await chunks.missing(s.tenantId, hashes);
+      const spared = new Set(hashes.map((h) => h.toString("hex"))).size - missing.length;
+      chunks.countSpared(spared, spared * s.chunkSize);
+      return { missing };
     },
 
     async putChunks(req) {

@@ -76,7 +76,33 @@ export interface ChunkStoreOptions {
  * Content-addressed chunks, per tenant. Writing a chunk the tenant already has is a no-op, and
  * no lookup ever crosses tenants (the cache key is tenant-qualified too).
  */
+/** What a ChunkStore counted since it was made (read by the metrics at scrape time). */
+export interface ChunkCounters {
+  cacheHits: number;
+  cacheMisses: number;
+  /** New chunks stored, and their bytes. */
+  chunksWritten: number;
+  bytesWritten: number;
+  /** Chunks sent again that the tenant stored already (`put`), or never sent (`missing`). */
+  chunksSkipped: number;
+  /**
+   * Bytes of those chunks: exact for chunks sent alone (every large chunk); for a batch of small
+   * chunks that was partly stored, its bytes split in proportion to its rows; for chunks
+   * FindMissing spared, the upload's chunk size each (their lengths are not sent).
+   */
+  bytesSkipped: number;
+}
+
 export class ChunkStore {
+  /** Plain counters: bumping them costs nothing on the hot path. */
+  readonly counters: ChunkCounters = {
+    cacheHits: 0,
+    cacheMisses: 0,
+    chunksWritten: 0,
+    bytesWritten: 0,
+    chunksSkipped: 0,
+    bytesSkipped: 0,
+  };
   private readonly cache: LRUCache<string, Buffer> | undefined;
 
   constructor(
@@ -121,10 +147,34 @@ export class ChunkStore {
               byteaArray(g.map((c) => c.hash)),
               byteaArray(g.map((c) => c.data)),
             ]);
-      return r.rowCount ?? 0;
+      const inserted = r.rowCount ?? 0;
+      this.count(g, inserted);
+      return inserted;
     });
     const stored = counts.reduce((a, b) => a + b, 0);
     return stored;
+  }
+
+  /** Counts a written group: `inserted` of its rows were new, the rest stored already. */
+  private count(group: readonly ChunkWrite[], inserted: number): void {
+    let bytes = 0;
+    for (const c of group) bytes += c.data.length;
+    const newBytes = inserted === group.length ? bytes : Math.round((bytes * inserted) / group.length);
+    this.counters.chunksWritten += inserted;
+    this.counters.bytesWritten += newBytes;
+    this.counters.chunksSkipped += group.length - inserted;
+    this.counters.bytesSkipped += bytes - newBytes;
+  }
+
+  /** What the cache holds now. */
+  cacheSize(): { bytes: number; entries: number } {
+    return { bytes: this.cache?.calculatedSize ?? 0, entries: this.cache?.size ?? 0 };
+  }
+
+  /** Counts chunks a writer will not send because FindMissing found them stored. */
+  countSpared(spared: number, bytes: number): void {
+    this.counters.chunksSkipped += spared;
+    this.counters.bytesSkipped += bytes;
   }
 
   /** The subset of `hashes` the tenant does not store, in input order, without duplicates. */
@@ -172,8 +222,11 @@ export class ChunkStore {
       const k = h.toString("hex");
       if (out.has(k)) continue;
       const hit = this.cache?.get(`${tenantId}:${k}`);
-      if (hit) out.set(k, hit);
-      else {
+      if (hit) {
+        out.set(k, hit);
+        this.counters.cacheHits++;
+      } else {
+        if (this.cache) this.counters.cacheMisses++;
         out.set(k, EMPTY);
         todo.push(h);
       }
@@ -201,7 +254,11 @@ export class ChunkStore {
   async get(tenantId: string, hash: Buffer): Promise<Buffer> {
     const key = `${tenantId}:${hash.toString("hex")}`;
     const hit = this.cache?.get(key);
-    if (hit) return hit;
+    if (hit) {
+      this.counters.cacheHits++;
+      return hit;
+    }
+    if (this.cache) this.counters.cacheMisses++;
     const data =
       this.db.binaryCopyReads && CANONICAL_UUID.test(tenantId)
         ? await this.copyChunk(tenantId, hash)

@@ -48,6 +48,14 @@ export class UploadStore {
     return r.rows[0]!.id;
   }
 
+  /** Uploads begun, not committed and not expired (an index range scan over expires_at). */
+  async countOpen(): Promise<number> {
+    const r = await this.db.query<{ n: string }>(
+      "SELECT count(*) AS n FROM uploads WHERE expires_at > now() AND committed_version IS NULL",
+    );
+    return Number(r.rows[0]?.n ?? 0);
+  }
+
   /** An upload, or undefined when there is none of that id (expired and collected, or never begun). */
   async get(uploadId: string): Promise<UploadRecord | undefined> {
     const r = await this.db.query<{ committed_version: string | null; tenant_id: string }>(
