@@ -1,4 +1,4 @@
-import type { Scope } from "../store/session-store.js";
+import type { Scope, SessionRecord } from "../store/session-store.js";
 
 export type { Scope };
 
@@ -15,24 +15,9 @@ export type CapabilityName = keyof typeof CAP;
  * durable session (a row, revocable), a signed URL (no row; read of one file, valid while the
  * session it was minted under is) and the operator's bootstrap token (no row, no issuer, super).
  */
-export interface SessionInfo {
+export interface SessionInfo extends Omit<SessionRecord, "id"> {
   /** Undefined for ephemeral tokens (bootstrap, signed URLs), which have no row to revoke. */
   readonly id: string | undefined;
-  readonly principalId: string;
-  readonly caps: number;
-  readonly scope: Scope;
-  readonly expiresAt: Date;
-  readonly issuedAt: Date;
-  readonly name: string;
-  readonly note: string;
-  /** The session that issued this one (the caller of Tokens.Issue or Files.Retrieve). */
-  readonly issuedBy: string | undefined;
-  /**
-   * The grant whose authority the issuer used, when that was not the issuer itself: a login
-   * session acts through grants its principal holds. With `issuedBy`, the links of the chain of
-   * authority; a session is valid only while every session up the chain is.
-   */
-  readonly authorityId?: string | undefined;
 }
 
 /** Which kind of token presents a session. */

@@ -20,9 +20,13 @@ export interface SessionRecord {
   readonly issuedAt: Date;
   readonly name: string;
   readonly note: string;
-  /** The session that issued this one. */
+  /** The session that issued this one (the caller of Tokens.Issue or Files.Retrieve). */
   readonly issuedBy: string | undefined;
-  /** The grant whose authority the issuer used, when that was not the issuer itself. */
+  /**
+   * The grant whose authority the issuer used, when that was not the issuer itself: a login
+   * session acts through grants its principal holds. With `issuedBy`, the links of the chain of
+   * authority; a session is valid only while every session up the chain is.
+   */
   readonly authorityId?: string | undefined;
 }
 
