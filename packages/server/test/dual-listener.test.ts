@@ -368,6 +368,84 @@ describe("listenDual", () => {
       session.destroy();
     });
 
+    it("drains: idle connections close at once, the port answers until the last request is done", async () => {
+      let release: () => void = () => {};
+      const released = new Promise<void>((r) => {
+        release = r;
+      });
+      const gated: RequestHandler = (req, res) => {
+        if (req.url !== "/slow") return echo(req, res);
+        res.writeHead(200);
+        (res as unknown as Writable).write("first ");
+        released.then(() => res.end("last"));
+      };
+      const own = await listenDual(gated, "127.0.0.1", 0, { shutdownGraceMs: 10_000 });
+      const agent = new http.Agent({ keepAlive: true });
+      let idleSocket: net.Socket | undefined;
+      const idle = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.get(`http://127.0.0.1:${own.port}/idle`, { agent }, resolve).once("error", reject);
+        req.once("socket", (sock) => {
+          idleSocket = sock;
+        });
+      });
+      idle.resume();
+      await new Promise((resolve) => idle.once("end", resolve));
+      const idleSession = await h2Connect(own.port);
+      idleSession.on("error", () => {});
+      await h2Request(idleSession, { ":method": "GET", ":path": "/idle" });
+      const busySession = await h2Connect(own.port);
+      busySession.on("error", () => {});
+      const h2Slow = h2Request(busySession, { ":method": "GET", ":path": "/slow" });
+      const h1Slow = fetch(`http://127.0.0.1:${own.port}/slow`).then((r) => r.text());
+      await new Promise((resolve) => setTimeout(resolve, 100));
+
+      const goaway = new Promise((r) => busySession.once("goaway", r));
+      const idleSessionClosed = new Promise((r) => idleSession.once("close", r));
+      const closing = own.close();
+      await within(closedOf(idleSocket!), 1000, "idle HTTP/1.1 connection closed");
+      await within(idleSessionClosed, 1000, "idle HTTP/2 session closed");
+      await within(goaway, 1000, "GOAWAY on the busy session");
+
+      // The port still answers while requests are in flight, each on a connection of its own.
+      const during = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.get(`http://127.0.0.1:${own.port}/during`, { agent }, resolve).once("error", reject);
+      });
+      during.resume();
+      assert.equal(during.statusCode, 200);
+      assert.equal(during.headers["connection"], "close");
+
+      release();
+      assert.equal(await h1Slow, "first last");
+      assert.equal((await h2Slow).body.toString(), "first last");
+      await within(closing, 2000, "close() once the last request is done");
+      await assert.rejects(fetch(`http://127.0.0.1:${own.port}/`), "the port is released");
+      agent.destroy();
+      busySession.destroy();
+    });
+
+    it("answers Connection: close to an HTTP/1.1 request in flight whose answer had not begun", async () => {
+      let answer: () => void = () => {};
+      const waiting = new Promise<void>((r) => {
+        answer = r;
+      });
+      const late: RequestHandler = (_req, res) => {
+        waiting.then(() => res.end("done"));
+      };
+      const own = await listenDual(late, "127.0.0.1", 0, { shutdownGraceMs: 5000 });
+      const res = new Promise<http.IncomingMessage>((resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${own.port}/`, { agent: new http.Agent({ keepAlive: true }) }, resolve)
+          .once("error", reject);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const closing = own.close();
+      answer();
+      const r = await res;
+      r.resume();
+      assert.equal(r.headers["connection"], "close");
+      await within(closing, 2000, "close()");
+    });
+
     it("cuts in-flight requests at once with the default shutdownGraceMs of 0", async () => {
       const never: RequestHandler = (_req, res) => {
         res.writeHead(200);

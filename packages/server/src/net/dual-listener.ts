@@ -62,7 +62,7 @@ export interface DualListenerOptions {
   maxConcurrentStreams?: number;
   /**
    * How long `close()` lets in-flight requests finish before cutting connections, default 0 (cut at once).
-   * Idle connections are closed immediately either way.
+   * Idle connections are closed immediately either way; see {@link DualListener.close}.
    */
   shutdownGraceMs?: number;
   /**
@@ -82,8 +82,13 @@ export interface DualListener {
   /** the address actually bound, e.g. `127.0.0.1` or `::1` */
   readonly host: string;
   /**
-   * Stops accepting connections, closes idle ones, ends in-flight requests after `shutdownGraceMs` and
-   * resolves once every connection is gone. Idempotent.
+   * Drains, then closes: closes idle connections at once (HTTP/1.1 keep-alive connections between
+   * requests, connections that have not sent a byte) and sends every HTTP/2 session GOAWAY, lets the
+   * requests in flight finish, and answers the ones still arriving `Connection: close` (the handler
+   * decides what; a server refuses them). The port stays bound meanwhile, so a client or a load
+   * balancer's probe reaches an answer rather than a refused connection. Once nothing is in flight,
+   * or `shutdownGraceMs` after the call, the port is released and every connection left is cut.
+   * Resolves once every connection is gone. Idempotent.
    */
   close(): Promise<void>;
 }
@@ -126,10 +131,15 @@ export function listenDual(
   const sniffing = new Set<net.Socket>();
   /** HTTP/1.1 sockets → number of requests whose response has not closed yet */
   const h1InFlight = new Map<net.Socket, number>();
+  /** HTTP/1.1 responses not closed yet (to turn keep-alive off for those not begun when draining) */
+  const h1Responses = new Set<http.ServerResponse>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  /** close() was called: draining */
   let closing = false;
-  /** set by close(): resolves its promise once the port is released and every socket is gone */
-  let maybeClosed: (() => void) | undefined;
+  /** the drain is over: the port is being released and the connections left are cut */
+  let cutting = false;
+  /** set by close(): re-checks whether the drain is done whenever a request, stream or connection ends */
+  let settle: (() => void) | undefined;
 
   const report = (err: unknown, source: DualListenerErrorSource): void => {
     try {
@@ -177,11 +187,15 @@ export function listenDual(
     (req, res) => {
       const sock = req.socket;
       h1InFlight.set(sock, (h1InFlight.get(sock) ?? 0) + 1);
+      h1Responses.add(res);
       if (closing) res.shouldKeepAlive = false;
       res.once("close", () => {
+        h1Responses.delete(res);
         const left = Math.max(0, (h1InFlight.get(sock) ?? 1) - 1);
         if (h1InFlight.has(sock)) h1InFlight.set(sock, left);
+        // 'close' follows 'finish', which comes once the last byte is handed to the kernel.
         if (closing && left === 0) sock.destroy();
+        settle?.();
       });
       runHandler(req, res);
     },
@@ -203,7 +217,10 @@ export function listenDual(
     openStreams.set(session, 0);
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
       openStreams.set(session, (openStreams.get(session) ?? 0) + 1);
-      stream.once("close", () => openStreams.set(session, Math.max(0, (openStreams.get(session) ?? 1) - 1)));
+      stream.once("close", () => {
+        openStreams.set(session, Math.max(0, (openStreams.get(session) ?? 1) - 1));
+        settle?.();
+      });
     });
     // Node's session timer restarts on every frame; when it fires with streams open, their
     // handlers are busy (or the body watchdog deals with them): only a session without any closes.
@@ -211,7 +228,10 @@ export function listenDual(
     session.on("timeout", () => {
       if ((openStreams.get(session) ?? 0) === 0) session.close();
     });
-    session.once("close", () => sessions.delete(session));
+    session.once("close", () => {
+      sessions.delete(session);
+      settle?.();
+    });
     session.on("error", (err) => report(err, "session"));
     try {
       session.setLocalWindowSize(connectionWindowSize);
@@ -226,7 +246,7 @@ export function listenDual(
   // the peer's delayed ACK would stall them (http.Server sets this too; net.Server does not).
   const server = net.createServer({ noDelay: true }, (sock) => {
     options.onConnection?.(sock);
-    if (closing) {
+    if (cutting) {
       sock.destroy();
       return;
     }
@@ -238,7 +258,7 @@ export function listenDual(
       sockets.delete(sock);
       sniffing.delete(sock);
       h1InFlight.delete(sock);
-      maybeClosed?.();
+      settle?.();
     });
     const onSniffTimeout = (): void => {
       sock.destroy();
@@ -269,32 +289,49 @@ export function listenDual(
   });
   server.on("error", (err) => report(err, "socket"));
 
+  /** True while a request or stream has not finished (idle and new connections do not count). */
+  const busy = (): boolean => {
+    for (const n of h1InFlight.values()) if (n > 0) return true;
+    for (const session of sessions) if ((openStreams.get(session) ?? 0) > 0) return true;
+    return false;
+  };
+
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= new Promise<void>((resolve) => {
       closing = true;
-      let serverClosed = false;
+      let portReleased = false;
       let graceTimer: NodeJS.Timeout | undefined;
-      maybeClosed = () => {
-        if (!serverClosed || sockets.size > 0) return;
-        if (graceTimer) clearTimeout(graceTimer);
-        maybeClosed = undefined;
-        resolve();
-      };
-      server.close(() => {
-        serverClosed = true;
-        maybeClosed?.();
-      });
-      h1.close(() => {}); // stops its connection-checking timer, closes idle HTTP/1.1 connections
-      for (const sock of sniffing) sock.destroy();
-      for (const [sock, inFlight] of h1InFlight) if (inFlight === 0) sock.destroy();
-      for (const session of sessions) session.close(); // GOAWAY; ends once its open streams are done
       const cutAll = (): void => {
+        if (cutting) return;
+        cutting = true;
+        if (graceTimer) clearTimeout(graceTimer);
+        server.close(() => {
+          portReleased = true;
+          settle?.();
+        });
         for (const session of sessions) session.destroy();
         for (const sock of sockets) sock.destroy();
       };
+      settle = () => {
+        if (!cutting) {
+          if (!busy()) cutAll();
+          return;
+        }
+        if (portReleased && sockets.size === 0) {
+          settle = undefined;
+          resolve();
+        }
+      };
+      h1.close(() => {}); // stops its connection-checking timer, closes idle HTTP/1.1 connections
+      for (const sock of sniffing) sock.destroy();
+      for (const [sock, inFlight] of h1InFlight) if (inFlight === 0) sock.destroy();
+      // Not begun yet: say Connection: close, so the client does not send another request on it.
+      for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
+      for (const session of sessions) session.close(); // GOAWAY; ends once its open streams are done
       if (shutdownGraceMs > 0) graceTimer = setTimeout(cutAll, shutdownGraceMs);
       else cutAll();
+      settle();
     });
     return closed;
   };
