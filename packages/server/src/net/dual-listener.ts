@@ -86,12 +86,19 @@ export interface DualListener {
    * requests, connections that have not sent a byte) and sends every HTTP/2 session GOAWAY, lets the
    * requests in flight finish, and answers the ones still arriving `Connection: close` (the handler
    * decides what; a server refuses them). The port stays bound meanwhile, so a client or a load
-   * balancer's probe reaches an answer rather than a refused connection. Once nothing is in flight,
-   * or `shutdownGraceMs` after the call, the port is released and every connection left is cut.
-   * Resolves once every connection is gone. Idempotent.
+   * balancer's probe reaches an answer rather than a refused connection. Once nothing is in flight
+   * the port is released, and connections left get up to 2 s to close on their own (answers sent
+   * may still be on their way); `shutdownGraceMs` after the call everything left is cut. Resolves
+   * once every connection is gone. Idempotent.
    */
   close(): Promise<void>;
 }
+
+/**
+ * How long a draining listener with nothing in flight any more waits for connections to close by
+ * themselves before it cuts them (never longer than the grace period).
+ */
+const LINGER_MS = 2000;
 
 /** The first bytes every HTTP/2 prior-knowledge (h2c) client sends (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -136,8 +143,8 @@ export function listenDual(
   const sessions = new Set<http2.ServerHttp2Session>();
   /** close() was called: draining */
   let closing = false;
-  /** the drain is over: the port is being released and the connections left are cut */
-  let cutting = false;
+  /** nothing is in flight any more (or the grace period is over): the port is being released */
+  let released = false;
   /** set by close(): re-checks whether the drain is done whenever a request, stream or connection ends */
   let settle: (() => void) | undefined;
 
@@ -193,8 +200,10 @@ export function listenDual(
         h1Responses.delete(res);
         const left = Math.max(0, (h1InFlight.get(sock) ?? 1) - 1);
         if (h1InFlight.has(sock)) h1InFlight.set(sock, left);
-        // 'close' follows 'finish', which comes once the last byte is handed to the kernel.
-        if (closing && left === 0) sock.destroy();
+        // A FIN after the answer, not a close: closing a socket with unread input (a request the
+        // client sent meanwhile) resets it, and a reset discards the answer's unsent tail. The
+        // socket closes once the client closes its side (or when the drain cuts what is left).
+        if (closing && left === 0) sock.end();
         settle?.();
       });
       runHandler(req, res);
@@ -246,7 +255,7 @@ export function listenDual(
   // the peer's delayed ACK would stall them (http.Server sets this too; net.Server does not).
   const server = net.createServer({ noDelay: true }, (sock) => {
     options.onConnection?.(sock);
-    if (cutting) {
+    if (released) {
       sock.destroy();
       return;
     }
@@ -301,24 +310,30 @@ export function listenDual(
     closed ??= new Promise<void>((resolve) => {
       closing = true;
       let portReleased = false;
-      let graceTimer: NodeJS.Timeout | undefined;
-      const cutAll = (): void => {
-        if (cutting) return;
-        cutting = true;
-        if (graceTimer) clearTimeout(graceTimer);
+      const timers: NodeJS.Timeout[] = [];
+      const releasePort = (): void => {
+        if (released) return;
+        released = true;
         server.close(() => {
           portReleased = true;
           settle?.();
         });
+        for (const sock of sniffing) sock.destroy();
+      };
+      const cutAll = (): void => {
+        releasePort();
         for (const session of sessions) session.destroy();
         for (const sock of sockets) sock.destroy();
       };
       settle = () => {
-        if (!cutting) {
-          if (!busy()) cutAll();
-          return;
+        if (!released && !busy()) {
+          // Answers already sent may still be on their way: connections that close on their own
+          // (HTTP/2 after GOAWAY, HTTP/1.1 after a FIN) get a moment before they are cut.
+          releasePort();
+          timers.push(setTimeout(cutAll, Math.min(LINGER_MS, shutdownGraceMs)));
         }
         if (portReleased && sockets.size === 0) {
+          for (const t of timers) clearTimeout(t);
           settle = undefined;
           resolve();
         }
@@ -329,7 +344,7 @@ export function listenDual(
       // Not begun yet: say Connection: close, so the client does not send another request on it.
       for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
       for (const session of sessions) session.close(); // GOAWAY; ends once its open streams are done
-      if (shutdownGraceMs > 0) graceTimer = setTimeout(cutAll, shutdownGraceMs);
+      if (shutdownGraceMs > 0) timers.push(setTimeout(cutAll, shutdownGraceMs));
       else cutAll();
       settle();
     });
