@@ -259,6 +259,24 @@ export class ServerProcess {
     return this.stderrText;
   }
 
+  /** The process ID. */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Sends a signal; {@link exit} tells how the process ended. */
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  /** Resolves with the exit code (or the signal's name) once the process has exited. */
+  get exit(): Promise<number | NodeJS.Signals> {
+    return new Promise((resolveExit) => {
+      if (!this.alive) resolveExit(this.child.exitCode ?? this.child.signalCode ?? -1);
+      else this.child.once("exit", (code, sig) => resolveExit(code ?? sig ?? -1));
+    });
+  }
+
   /** SIGTERM, then waits for the exit (SIGKILL after 10 s); the exit code (null: it was killed or had exited). */
   async stop(): Promise<number | null> {
     if (!this.alive) return null;

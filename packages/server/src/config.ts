@@ -54,6 +54,11 @@ export interface ServerOptions {
   activeContentHosts?: readonly string[];
   /** host:port of a separate listener for /metrics; default none (/metrics on the main port). */
   metricsBind?: string;
+  /**
+   * How long the running server's `close()` lets requests in flight finish before it cuts them;
+   * default 30 s. 0 cuts them at once.
+   */
+  gracePeriodMs?: number;
 }
 
 /** Validated server configuration. */
@@ -83,6 +88,8 @@ export interface ServerConfig {
   readonly activeContentHosts: ReadonlySet<string>;
   /** Where /metrics is served apart from the main port, or undefined (on the main port). */
   readonly metricsBind: { host: string; port: number } | undefined;
+  /** How long close() lets requests in flight finish, in ms. */
+  readonly gracePeriodMs: number;
 }
 
 /** A configuration value is invalid; the message names it. */
@@ -126,6 +133,7 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     publicUrl: publicUrl === undefined || publicUrl === "" ? undefined : parsePublicUrl(publicUrl),
     activeContentHosts: new Set((v("active-content-hosts") as string[]).map(parseHostName)),
     metricsBind: metricsBind === undefined ? undefined : parseBind(metricsBind, "metrics-bind"),
+    gracePeriodMs: v("grace-period") as number,
   };
 }
 

@@ -20,6 +20,7 @@ import { observeHttp } from "./metrics/http-observer.js";
 import { cachedFor, type MetricSources, Metrics } from "./metrics/metrics.js";
 import { listenMetrics, withMetricsRoute } from "./metrics/metrics-route.js";
 import { TrafficCounter } from "./metrics/traffic.js";
+import { createDrainGate } from "./net/drain-gate.js";
 import { listenDual } from "./net/dual-listener.js";
 import { createDiagsService } from "./rpc/diags-service.js";
 import { createErrorInterceptor } from "./rpc/error-interceptor.js";
@@ -46,6 +47,11 @@ import { UploadStateCodec } from "./uploads/upload-state.js";
 
 /** Reported by Diags.Echo. */
 const SERVER_VERSION = "0.1.0";
+/**
+ * How long close() waits for the database pool to end once connections are closed: handlers cut
+ * at the end of the grace period may still hold a connection for a moment.
+ */
+const DB_CLOSE_MS = 5000;
 
 /** A started server. */
 export interface RunningServer {
@@ -57,7 +63,12 @@ export interface RunningServer {
   readonly config: ServerConfig;
   /** Where Prometheus scrapes: `<url>/metrics`, or the metrics-bind listener's. */
   readonly metricsUrl: string;
-  /** Stops listening, closes connections and stops the embedded database. */
+  /**
+   * Drains and stops: from the call on, every new request except `/healthz` is answered 503 (so
+   * `/readyz` too), idle connections close and HTTP/2 sessions get GOAWAY; requests in flight
+   * finish for up to `gracePeriodMs`, then the rest are cut, the port released, the database pool
+   * closed and the embedded database stopped. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -211,7 +222,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const metricsServer = config.metricsBind
       ? await listenMetrics(metrics, config.metricsBind.host, config.metricsBind.port)
       : undefined;
-    const listener = await listenDual(handler, config.host, config.port, {
+    const gate = createDrainGate(handler);
+    const listener = await listenDual(gate.handler, config.host, config.port, {
+      shutdownGraceMs: config.gracePeriodMs,
       // Large enough that chunk payloads are not throttled on loopback, small enough that a
       // client which also uses big windows cannot deadlock a connection carrying large data in
       // both directions at once (both Node ends stop reading while a write is pending).
@@ -239,24 +252,61 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
     log.info({ url }, "cacheroach listening");
     const dbRef = db;
+    let closed: Promise<void> | undefined;
+    const close = async (): Promise<void> => {
+      gate.start();
+      log.info({ gracePeriodMs: config.gracePeriodMs }, "draining: finishing requests in flight");
+      const t0 = Date.now();
+      await listener.close();
+      const ms = Date.now() - t0;
+      if (config.gracePeriodMs > 0 && ms >= config.gracePeriodMs)
+        log.warn({ ms }, "grace period over: requests still in flight were cut");
+      else log.info({ ms }, "drained");
+      // Scrapes went on during the drain.
+      metricsServer?.closeAllConnections();
+      metricsServer?.close();
+      const dbClosed = dbRef.close();
+      try {
+        if (await settlesWithin(dbClosed, DB_CLOSE_MS)) await dbClosed;
+        else log.warn({ ms: DB_CLOSE_MS }, "database pool still busy after the drain; stopping anyway");
+      } finally {
+        await embedded?.stop();
+        log.flush?.();
+      }
+    };
     return {
       url,
       port: listener.port,
       databaseUrl,
       config,
       metricsUrl,
-      async close() {
-        metricsServer?.closeAllConnections();
-        metricsServer?.close();
-        await listener.close();
-        await dbRef.close();
-        await embedded?.stop();
-        log.flush?.();
+      close: () => {
+        closed ??= close();
+        return closed;
       },
     };
   } catch (err) {
     await db?.close().catch(() => {});
     await embedded?.stop().catch(() => {});
     throw err;
+  }
+}
+
+/** True if `p` settles within `ms` (whether it resolves or rejects), false once `ms` have passed. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

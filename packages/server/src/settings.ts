@@ -266,6 +266,19 @@ export const SETTINGS: readonly Setting[] = [
     helpValue: "<host:port>",
   }),
   setting({
+    key: "grace-period",
+    env: "CACHEROACH_GRACE_PERIOD",
+    kind: "duration",
+    unit: "ms",
+    option: "gracePeriodMs",
+    schema: duration(0, 24 * 3600_000),
+    default: 30_000,
+    summary: "How long requests in flight may run on after Ctrl-C or SIGTERM before they are cut.",
+    description:
+      "The server stops as soon as no request is in flight any more; one still running when the period ends is cut (its client sees the connection or HTTP/2 stream reset). 0s cuts them at once.",
+    helpValue: "<duration>",
+  }),
+  setting({
     key: "log-level",
     env: "CACHEROACH_LOG_LEVEL",
     kind: "enum",

@@ -81,6 +81,9 @@ export async function startTestServer(options: Partial<ServerOptions> = {}): Pro
       signingKeys: [signingKey],
       logLevel: "silent",
       maxConnections: 8,
+      // Closes at once, as tests always have; draining is tested on server processes
+      // (packages/cli/test/lifecycle.test.ts).
+      gracePeriodMs: 0,
       ...options,
     });
   } catch (err) {

@@ -19,6 +19,9 @@ import { parseSigningKeyArgs } from "../lib/signing-key.js";
 /** Environment variable naming the server's config file (not CACHEROACH_CONFIG: that is the CLI's). */
 const SERVER_CONFIG_ENV = "CACHEROACH_SERVER_CONFIG";
 
+/** How long after the grace period the process may still take to stop before it exits anyway. */
+const STOP_SLACK_MS = 15_000;
+
 /** What `start --json` prints once the server listens. */
 export interface StartInfo {
   url: string;
@@ -50,7 +53,9 @@ export default class Start extends BaseCommand<typeof Start> {
   static override summary = "Run a cacheroach server.";
 
   static override description =
-    `Serves the whole API (Connect, gRPC and gRPC-Web) and plain HTTP on one port, and runs until interrupted (Ctrl-C / SIGTERM stop it cleanly, finishing requests in flight).
+    `Serves the whole API (Connect, gRPC and gRPC-Web) and plain HTTP on one port, and runs until interrupted.
+
+Ctrl-C or SIGTERM drains: from then on every new request is answered 503 (/readyz too, so a load balancer stops sending; /healthz and /metrics still answer), idle connections are closed and HTTP/2 connections told GOAWAY, while requests in flight (downloads, uploads, RPC streams) run on for up to --grace-period. Then the ones left are cut, the port released, the database stopped, and the process exits 0 (1 if stopping takes more than 15 s beyond the grace period). A second Ctrl-C or SIGTERM exits at once (status 130 or 143).
 
 With no --connect it runs an embedded PostgreSQL kept in the data directory: nothing to install. --connect points it at an external PostgreSQL (15 or later) or CockroachDB (23 or later) instead.
 
@@ -142,8 +147,16 @@ ${EXIT_CODES_HELP}`;
       this.log("Press Ctrl-C to stop.");
     }
     const sig = await stopped;
+    const gracePeriodMs = running.config.gracePeriodMs;
     // Straight to stderr, also with --json (stdout carries only the JSON document).
-    process.stderr.write(`${sig}: shutting down…\n`);
+    process.stderr.write(
+      `${sig}: draining: finishing requests in flight for up to ${formatDuration(gracePeriodMs)} (signal again to stop at once)…\n`,
+    );
+    // A database that does not let go must not keep the process alive past its promise.
+    setTimeout(() => {
+      process.stderr.write("did not stop in time; exiting anyway\n");
+      process.exit(1);
+    }, gracePeriodMs + STOP_SLACK_MS).unref();
     await running.close();
     process.stderr.write("stopped.\n");
     return undefined;
