@@ -1,18 +1,20 @@
 /**
  * A server process's life cycle, on real `cacheroach start` processes: draining on SIGTERM
- * (`--grace-period`).
+ * (`--grace-period`), and one server per data directory with its embedded PostgreSQL.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Files } from "@cacheroach/proto";
 import { createTestDatabase, issueSuperToken, type TestDatabase } from "@cacheroach/server/testing";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { SCRATCHPAD, ServerProcess, tempDir } from "./helpers.js";
+import { SCRATCHPAD, ServerProcess, spawnCli, tempDir } from "./helpers.js";
 
 const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -258,5 +260,83 @@ describe("draining on SIGTERM", () => {
     assert.ok(took < 2000 + 5000, `exited ${took} ms after SIGTERM`);
     await assert.rejects(download.rest(), "the download was cut");
     assert.match(server.stderr, /grace period over/);
+  });
+});
+
+/** True if a process with this PID exists. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+describe("one server per data directory", () => {
+  const key = randomBytes(32).toString("base64");
+  // Not mkdtemp (0700: the postgres OS user could not reach it as root); with-pg.ts sweeps the
+  // prefix when this process dies.
+  const base = join(tmpdir(), `cacheroach-test-pg-${process.pid}-life`);
+  const dataDir = join(base, "data");
+  const postmasterPid = (): number =>
+    Number.parseInt(readFileSync(join(dataDir, "pg", "postmaster.pid"), "utf8").split("\n")[0] ?? "", 10);
+  const servers: ServerProcess[] = [];
+  const start = async (): Promise<ServerProcess> => {
+    const s = await ServerProcess.start(
+      ["--data-dir", dataDir, "--signing-key", key, "--log-level", "warn"],
+      serverEnv(),
+    );
+    servers.push(s);
+    return s;
+  };
+
+  before(() => {
+    rmSync(base, { recursive: true, force: true });
+    mkdirSync(base, { recursive: true });
+  });
+  after(async () => {
+    for (const s of servers) await s.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  test("a second start is refused at once and changes nothing; a killed server's lock is taken over", async () => {
+    const first = await start();
+    const { token } = await issueSuperToken(first.url, Buffer.from(key, "base64"));
+    const auth = { authorization: `Bearer ${token}` };
+    assert.equal(
+      (await fetch(`${first.url}/lock/a.txt`, { method: "PUT", headers: auth, body: "kept" })).status,
+      201,
+    );
+    const postmaster = postmasterPid();
+
+    const t0 = Date.now();
+    const second = await spawnCli(
+      ["start", "--bind", "127.0.0.1:0", "--data-dir", dataDir, "--signing-key", key],
+      {
+        env: serverEnv() as Record<string, string>,
+      },
+    );
+    assert.ok(Date.now() - t0 < 10_000, "refused at once");
+    assert.equal(second.code, 5, second.stderr);
+    const said = second.stderr.replace(/\s*›\s*/g, " ").replace(/\s+/g, " "); // oclif wraps it
+    assert.match(
+      said,
+      new RegExp(`data directory ${dataDir} is in use by another cacheroach server \\(PID ${first.pid}\\)`),
+    );
+    assert.equal(postmasterPid(), postmaster, "the first server's database is untouched");
+    assert.ok(isAlive(postmaster));
+    assert.deepEqual(await getOnce(`${first.url}/readyz`), { status: 200, body: "ready\n" });
+    assert.equal(await (await fetch(`${first.url}/lock/a.txt`, { headers: auth })).text(), "kept");
+
+    first.kill("SIGKILL");
+    await first.exit;
+    const third = await start();
+    assert.equal(await (await fetch(`${third.url}/lock/a.txt`, { headers: auth })).text(), "kept");
+    assert.notEqual(postmasterPid(), postmaster);
+    assert.equal(JSON.parse(readFileSync(join(dataDir, "cacheroach.lock"), "utf8")).pid, third.pid);
+    await third.stop();
+    assert.equal(await third.exit, 0);
+    assert.ok(!existsSync(join(dataDir, "cacheroach.lock")), "released on stop");
   });
 });

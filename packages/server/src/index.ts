@@ -6,6 +6,7 @@
 export { WELL_KNOWN } from "@cacheroach/core";
 export type { ServerConfig, ServerOptions } from "./config.js";
 export { ConfigError, resolveConfig } from "./config.js";
+export { DATA_DIR_LOCK_FILE, DataDirInUseError } from "./data-dir-lock.js";
 export type { ErrorCode } from "./errors.js";
 export { CacheroachError, ERROR_TABLE } from "./errors.js";
 export type { RunningServer } from "./server.js";

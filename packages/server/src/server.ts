@@ -9,6 +9,7 @@ import { ContentAccess } from "./auth/content-access.js";
 import { TokenSigner } from "./auth/token-signer.js";
 import { ensureBootstrapData } from "./bootstrap-data.js";
 import { resolveConfig, type ServerConfig, type ServerOptions } from "./config.js";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { Db } from "./db/db.js";
 import type { EmbeddedPostgres } from "./db/embedded-postgres.js";
 import { isClientDisconnect } from "./errors.js";
@@ -80,12 +81,16 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const config = resolveConfig(options);
   const log = createLogger(config.logLevel);
+  let lock: DataDirLock | undefined;
   let embedded: EmbeddedPostgres | undefined;
   let db: Db | undefined;
   try {
     let databaseUrl: string;
     if (config.databaseUrl) databaseUrl = config.databaseUrl;
     else {
+      // Before anything in the directory is touched: a second server would stop the first one's
+      // postmaster as if it were an orphan.
+      lock = await lockDataDir(config.dataDir);
       // Loaded only when needed: the package installs process exit hooks at import time.
       const { startEmbeddedPostgres } = await import("./db/embedded-postgres.js");
       embedded = await startEmbeddedPostgres({ dir: join(config.dataDir, "pg") });
@@ -271,6 +276,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         else log.warn({ ms: DB_CLOSE_MS }, "database pool still busy after the drain; stopping anyway");
       } finally {
         await embedded?.stop();
+        await lock?.release();
         log.flush?.();
       }
     };
@@ -288,6 +294,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   } catch (err) {
     await db?.close().catch(() => {});
     await embedded?.stop().catch(() => {});
+    await lock?.release().catch(() => {});
     throw err;
   }
 }

@@ -59,6 +59,8 @@ Ctrl-C or SIGTERM drains: from then on every new request is answered 503 (/ready
 
 With no --connect it runs an embedded PostgreSQL kept in the data directory: nothing to install. --connect points it at an external PostgreSQL (15 or later) or CockroachDB (23 or later) instead.
 
+One server per data directory: with the embedded database, the server holds the directory (the file cacheroach.lock names its PID), and a second start on it is refused at once (exit 5) and changes nothing. A lock left by a killed server (its PID gone, or now another process) is taken over.
+
 Tokens and upload states are signed with HMAC keys. With no --signing-key a key is generated on first start and kept in the data directory; give --signing-key (repeatable: the first signs, all verify) to manage keys yourself, e.g. to run several instances or rotate keys.
 
 Every setting can be given as a flag, an environment variable (named under each flag; lists are comma-separated) or a key of a YAML config file (--config; the keys are the flag names). A flag wins over the environment, the environment over the file, the file over the default. Sizes take units (512KiB, 64GiB), durations too (500ms, 30s, 24h, 7d). --print-config shows what is in effect.
@@ -122,6 +124,7 @@ ${EXIT_CODES_HELP}`;
       running = await server.startServer(opts);
     } catch (err) {
       if (err instanceof server.ConfigError) throw new UserError(err.message, ExitCode.usage);
+      if (err instanceof server.DataDirInUseError) throw new UserError(err.message, ExitCode.conflict);
       throw err;
     }
     const keyHint = signingKeys
