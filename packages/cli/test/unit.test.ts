@@ -16,7 +16,7 @@ import {
   table,
 } from "@cacheroach/cli";
 import { Blake3Hasher, blake3 } from "@napi-rs/blake-hash";
-import { errorText, runCli, useTempDir, writeCliConfig } from "./helpers.js";
+import { errorText, inDir, runCli, useTempDir, writeCliConfig } from "./helpers.js";
 
 /** The rope hash exactly as specified, written out independently of the library. */
 function referenceRopeHash(data: Buffer, chunkSize: number): Buffer {
@@ -331,13 +331,28 @@ describe("input errors before any server call", () => {
     assert.match(errorText(r), /127\.0\.0\.1:9/);
   });
 
+  // Without --data-dir, bootstrap reads ./.cacheroach-data: these run in a directory of their
+  // own, as the checkout has one while `npm start` runs there.
+  const keyless = { CACHEROACH_DATA_DIR: undefined, CACHEROACH_SIGNING_KEY: undefined };
+
   test("bootstrap without a key", async () => {
-    const r = await runCli(["bootstrap", "-c", join(tmp.dir, "c2"), "http://127.0.0.1:9"], {
-      CACHEROACH_DATA_DIR: undefined,
-      CACHEROACH_SIGNING_KEY: undefined,
-    });
+    await mkdir(join(tmp.dir, "empty"));
+    const r = await inDir(join(tmp.dir, "empty"), () =>
+      runCli(["bootstrap", "-c", join(tmp.dir, "c2"), "http://127.0.0.1:9"], keyless),
+    );
     assert.equal(r.code, 2);
     assert.match(errorText(r), /signing key is required/);
+  });
+
+  test("bootstrap without flags takes the key from ./.cacheroach-data", async () => {
+    const cwd = join(tmp.dir, "server-checkout");
+    await mkdir(join(cwd, ".cacheroach-data"), { recursive: true });
+    await writeFile(join(cwd, ".cacheroach-data", "signing-keys"), `${randomBytes(32).toString("base64")}\n`);
+    const r = await inDir(cwd, () =>
+      runCli(["bootstrap", "-c", join(tmp.dir, "c5"), "http://127.0.0.1:9"], keyless),
+    );
+    assert.equal(r.code, 7, "it got as far as calling the server");
+    assert.match(errorText(r), /127\.0\.0\.1:9/);
   });
 
   test("config file is still readable JSON after errors", async () => {
