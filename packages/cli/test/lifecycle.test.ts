@@ -248,6 +248,18 @@ describe("draining on SIGTERM", () => {
     await again.stop();
   });
 
+  test("--grace-period takes a duration", async () => {
+    const r = await spawnCli(
+      ["start", "--bind", "127.0.0.1:0", "--data-dir", join(dir, "bad"), "--grace-period", "soon"],
+      {
+        env: { ...(serverEnv() as Record<string, string>), CACHEROACH_CONNECT: db.url },
+      },
+    );
+    assert.equal(r.code, 2, r.stderr);
+    const said = r.stderr.replace(/\s*›\s*/g, " ").replace(/\s+/g, " "); // oclif wraps it
+    assert.match(said, /--grace-period: must be a duration .*\(got "soon"\)/);
+  });
+
   test("a request that outlives --grace-period is cut and the process exits", async () => {
     const server = await startServer("--grace-period", "2s");
     const { token } = await issueSuperToken(server.url, key);
