@@ -423,6 +423,31 @@ describe("listenDual", () => {
       busySession.destroy();
     });
 
+    it("answers a request sent, after close(), on a connection accepted before it", async () => {
+      let release: () => void = () => {};
+      const released = new Promise<void>((r) => {
+        release = r;
+      });
+      const gated: RequestHandler = (req, res) => {
+        if (req.url === "/slow") released.then(() => res.end("slow"));
+        else res.end("fast");
+      };
+      const own = await listenDual(gated, "127.0.0.1", 0, { shutdownGraceMs: 5000 });
+      const slow = fetch(`http://127.0.0.1:${own.port}/slow`).then((r) => r.text());
+      const early = net.connect(own.port, "127.0.0.1");
+      await new Promise((resolve) => early.once("connect", resolve));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // accepted, sniffing
+      const closing = own.close();
+      early.write("GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+      const answer = await within(untilClosed(early), 2000, "answer on the early connection");
+      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(answer, /\r\nConnection: close\r\n/i);
+      assert.match(answer, /fast$/);
+      release();
+      assert.equal(await slow, "slow");
+      await within(closing, 3000, "close()");
+    });
+
     it("answers Connection: close to an HTTP/1.1 request in flight whose answer had not begun", async () => {
       let answer: () => void = () => {};
       const waiting = new Promise<void>((r) => {

@@ -82,14 +82,13 @@ export interface DualListener {
   /** the address actually bound, e.g. `127.0.0.1` or `::1` */
   readonly host: string;
   /**
-   * Drains, then closes: closes idle connections at once (HTTP/1.1 keep-alive connections between
-   * requests, connections that have not sent a byte) and sends every HTTP/2 session GOAWAY, lets the
-   * requests in flight finish, and answers the ones still arriving `Connection: close` (the handler
-   * decides what; a server refuses them). The port stays bound meanwhile, so a client or a load
-   * balancer's probe reaches an answer rather than a refused connection. Once nothing is in flight
-   * the port is released, and connections left get up to 2 s to close on their own (answers sent
-   * may still be on their way); `shutdownGraceMs` after the call everything left is cut. Resolves
-   * once every connection is gone. Idempotent.
+   * Drains, then closes: closes idle HTTP/1.1 keep-alive connections (between requests) at once and
+   * sends every HTTP/2 session GOAWAY, lets the requests in flight finish, and answers the ones
+   * still arriving `Connection: close` (the handler decides what; a server refuses them). The port
+   * stays bound meanwhile, so a client or a load balancer's probe reaches an answer rather than a
+   * refused connection. Once nothing is in flight the port is released, and connections left get
+   * up to 2 s to close on their own (answers sent may still be on their way); `shutdownGraceMs`
+   * after the call everything left is cut. Resolves once every connection is gone. Idempotent.
    */
   close(): Promise<void>;
 }
@@ -339,7 +338,8 @@ export function listenDual(
         }
       };
       h1.close(() => {}); // stops its connection-checking timer, closes idle HTTP/1.1 connections
-      for (const sock of sniffing) sock.destroy();
+      // Not the connections still sniffing: their first request may be on its way (a probe sent
+      // right after the signal), and it is answered like any other that arrives meanwhile.
       for (const [sock, inFlight] of h1InFlight) if (inFlight === 0) sock.destroy();
       // Not begun yet: say Connection: close, so the client does not send another request on it.
       for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
