@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { type EmbeddedPostgres, startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
+import { type EmbeddedPostgres, startEmbeddedPostgres, textWatch } from "../src/db/embedded-postgres.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 const moduleUrl = new URL("../src/db/embedded-postgres.ts", import.meta.url).href;
@@ -35,6 +35,22 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+describe("textWatch", () => {
+  const needle = "database system is ready to accept connections";
+  it("finds the needle inside a long piece, split across pieces, and only once it is complete", () => {
+    const long = textWatch(needle);
+    assert.equal(long(`LOG:  redo done\nLOG:  ${needle}\n${"LOG:  more after it\n".repeat(20)}`), true);
+    const split = textWatch(needle);
+    assert.equal(split("x".repeat(500)), false);
+    assert.equal(split(`LOG:  database system is re`), false);
+    assert.equal(split(`ady to accept connections\nLOG:  more`), true);
+    assert.equal(split("anything"), true, "stays found");
+    const never = textWatch(needle);
+    for (const piece of ["database system is ready", " to shut down\n", "LOG:  accept connections"])
+      assert.equal(never(piece), false);
+  });
+});
 
 describe("startEmbeddedPostgres", () => {
   // Not mkdtemp: its 0700 directory is not reachable by the postgres OS user when we run as root.

@@ -123,13 +123,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     const port = options.port || (await freePort());
     log.mark();
     let child: ChildProcess;
+    let watchdog: ChildProcess;
     try {
-      child = await spawnPostmaster(
+      ({ child, watchdog } = await spawnPostmaster(
         postgres,
         ["-D", dir, "-p", String(port), ...userSettings, ...POSTGRES_FLAGS],
         ids,
         log,
-      );
+      ));
     } catch (err) {
       log.flush();
       const recent = log.sinceMark();
@@ -138,9 +139,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       const why = recent || (err instanceof Error ? err.message : String(err));
       throw new Error(`postgres exited before accepting connections (port ${port}, dir ${dir}):\n${why}`);
     }
-    const watchdog = startWatchdog(child.pid!);
-    // Once postgres is gone, its PID may be reused: the watchdog must not signal it any more.
-    child.once("exit", () => watchdog.kill("SIGKILL"));
     const running = () => child.exitCode === null && child.signalCode === null;
     // If this process exits without stop(), fast-shutdown postgres synchronously.
     const onExit = () => {
@@ -174,15 +172,16 @@ const POSTGRES_FLAGS = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_d
 const READY_LINE = "database system is ready to accept connections";
 
 /**
- * Starts a postmaster and resolves once it accepts connections, or rejects when it exits first.
- * Its stderr (the server log) goes to `log` for as long as it runs.
+ * Starts a postmaster and its watchdog (from the start: this process may be killed while postgres
+ * starts up) and resolves once it accepts connections, or rejects when it exits first. Its stderr
+ * (the server log) goes to `log` for as long as it runs.
  */
 function spawnPostmaster(
   bin: string,
   args: string[],
   ids: { uid: number; gid: number } | undefined,
   log: LogLines,
-): Promise<ChildProcess> {
+): Promise<{ child: ChildProcess; watchdog: ChildProcess }> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, {
       detached: true, // a process group of its own (see startEmbeddedPostgres)
@@ -190,21 +189,41 @@ function spawnPostmaster(
       env: { ...process.env, LC_MESSAGES: "C" },
       ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
     });
-    let tail = "";
-    const onExit = (code: number | null, sig: NodeJS.Signals | null) =>
-      reject(new Error(`postgres exited (${sig ?? code})`));
+    const watchdog = child.pid ? startWatchdog(child.pid) : undefined;
+    // Once postgres is gone, its PID may be reused: the watchdog must not signal it any more.
+    child.once("exit", () => watchdog?.kill("SIGKILL"));
+    let ready = false;
+    const sawReady = textWatch(READY_LINE);
     child.stderr!.on("data", (chunk: Buffer) => {
       const text = chunk.toString("utf8");
       log.push(text);
-      tail = (tail + text).slice(-2 * READY_LINE.length);
-      if (tail.includes(READY_LINE)) {
-        child.off("exit", onExit);
-        resolve(child);
+      if (!ready && sawReady(text) && watchdog) {
+        ready = true;
+        resolve({ child, watchdog });
       }
     });
-    child.once("exit", onExit);
+    child.once("exit", (code, sig) => {
+      if (!ready) reject(new Error(`postgres exited (${sig ?? code})`));
+    });
     child.once("error", reject);
   });
+}
+
+/**
+ * A watch for `needle` in a text that arrives in pieces: the returned function takes the next
+ * piece and says whether the needle has appeared so far, wherever it is in a piece, or split
+ * across pieces.
+ */
+export function textWatch(needle: string): (piece: string) => boolean {
+  let tail = "";
+  let found = false;
+  return (piece) => {
+    if (found) return true;
+    const seen = tail + piece;
+    found = seen.includes(needle);
+    tail = seen.slice(-needle.length);
+    return found;
+  };
 }
 
 /**
