@@ -1,5 +1,5 @@
 /**
- * Database faults that refuse writes but keep serving reads (issue 10): a read-only database
+ * Database faults that refuse writes but keep serving reads: a read-only database
  * (both ways one happens) and a full disk. As in db-faults.test.ts, each test runs its own
  * PostgreSQL and server process under a bounded mixed load.
  */

@@ -1,5 +1,5 @@
 /**
- * Database faults under load (issue 10): each test starts its own PostgreSQL and a real server
+ * Database faults under load: each test starts its own PostgreSQL and a real server
  * process on it, runs a bounded mixed load, injects one fault and checks that (a) the server
  * process survives, (b) clients saw only "unavailable" answers (HTTP 503/507 with Retry-After,
  * RPC unavailable) during the fault and success after it, and (c) every acknowledged write reads

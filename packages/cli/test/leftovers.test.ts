@@ -1,5 +1,5 @@
 /**
- * What a killed `file get` leaves behind (issue 10): the next get continues a partial download of
+ * What a killed `file get` leaves behind: the next get continues a partial download of
  * the same content, discards one that does not verify or no longer fits, and removes other
  * leftovers of dead processes; temp files of running processes are never touched.
  */
