@@ -59,6 +59,11 @@ export interface ServerOptions {
    * default 30 s. 0 cuts them at once.
    */
   gracePeriodMs?: number;
+  /** PEM certificate chain and key files: serve HTTPS (reloaded by RunningServer.reloadTls). */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Serve HTTPS with a self-signed certificate kept in dataDir (development). */
+  tlsSelfSigned?: boolean;
 }
 
 /** Validated server configuration. */
@@ -90,6 +95,11 @@ export interface ServerConfig {
   readonly metricsBind: { host: string; port: number } | undefined;
   /** How long close() lets requests in flight finish, in ms. */
   readonly gracePeriodMs: number;
+  /** How the port speaks TLS, or undefined (cleartext HTTP/1.1 and h2c). */
+  readonly tls:
+    | { readonly certFile: string; readonly keyFile: string }
+    | { readonly selfSigned: true }
+    | undefined;
 }
 
 /** A configuration value is invalid; the message names it. */
@@ -134,6 +144,11 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     activeContentHosts: new Set((v("active-content-hosts") as string[]).map(parseHostName)),
     metricsBind: metricsBind === undefined ? undefined : parseBind(metricsBind, "metrics-bind"),
     gracePeriodMs: v("grace-period") as number,
+    tls: tlsMode(
+      v("tls-cert") as string | undefined,
+      v("tls-key") as string | undefined,
+      v("tls-self-signed") as boolean,
+    ),
   };
 }
 
@@ -156,6 +171,25 @@ function optionValue(o: ServerOptions, key: string): unknown {
 }
 
 const SETTING = Object.fromEntries(SETTINGS.map((s) => [s.key, s]));
+
+function tlsMode(
+  cert: string | undefined,
+  key: string | undefined,
+  selfSigned: boolean,
+): ServerConfig["tls"] {
+  if (selfSigned) {
+    if (cert !== undefined || key !== undefined)
+      throw new ConfigError("tls-self-signed cannot be combined with tls-cert/tls-key");
+    return { selfSigned: true };
+  }
+  if ((cert === undefined) !== (key === undefined))
+    throw new ConfigError(
+      `${cert === undefined ? "tls-key needs tls-cert" : "tls-cert needs tls-key"}: give both files`,
+    );
+  return cert !== undefined && key !== undefined
+    ? { certFile: resolve(cert), keyFile: resolve(key) }
+    : undefined;
+}
 
 /** host:port (validated by the settings schema) → its parts; an empty host means all interfaces. */
 function parseBind(bind: string, key: string): { host: string; port: number } {

@@ -9,6 +9,7 @@ export { ConfigError, resolveConfig } from "./config.js";
 export { DATA_DIR_LOCK_FILE, DataDirInUseError } from "./data-dir-lock.js";
 export type { ErrorCode } from "./errors.js";
 export { CacheroachError, ERROR_TABLE } from "./errors.js";
+export { TlsError } from "./net/tls-material.js";
 export type { RunningServer } from "./server.js";
 export { startServer } from "./server.js";
 export {

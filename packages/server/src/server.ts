@@ -23,6 +23,7 @@ import { listenMetrics, withMetricsRoute } from "./metrics/metrics-route.js";
 import { TrafficCounter } from "./metrics/traffic.js";
 import { createDrainGate } from "./net/drain-gate.js";
 import { listenDual } from "./net/dual-listener.js";
+import { contextOptions, readTlsFiles, selfSignedTls, type TlsMaterial } from "./net/tls-material.js";
 import { createDiagsService } from "./rpc/diags-service.js";
 import { createErrorInterceptor } from "./rpc/error-interceptor.js";
 import { createFilesService } from "./rpc/files-service.js";
@@ -65,12 +66,26 @@ export interface RunningServer {
   /** Where Prometheus scrapes: `<url>/metrics`, or the metrics-bind listener's. */
   readonly metricsUrl: string;
   /**
+   * Reads tls-cert/tls-key again and uses them for new connections (SIGHUP). False when the
+   * server has no certificate files; a pair that does not load is refused (TlsError) and the
+   * certificate in use kept.
+   */
+  reloadTls(): Promise<boolean>;
+  /**
    * Drains and stops: from the call on, every new request except `/healthz` is answered 503 (so
    * `/readyz` too), idle connections close and HTTP/2 sessions get GOAWAY; requests in flight
    * finish for up to `gracePeriodMs`, then the rest are cut, the port released, the database pool
    * closed and the embedded database stopped. Idempotent.
    */
   close(): Promise<void>;
+}
+
+/** The certificate the port serves, from files or made self-signed; undefined for cleartext. */
+async function loadTls(config: ServerConfig): Promise<TlsMaterial | undefined> {
+  if (!config.tls) return undefined;
+  if ("certFile" in config.tls) return readTlsFiles(config.tls.certFile, config.tls.keyFile);
+  const hosts = config.host === "0.0.0.0" || config.host === "::" ? [] : [config.host];
+  return selfSignedTls(config.dataDir, hosts);
 }
 
 /**
@@ -224,6 +239,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           "rpc response failed",
         ),
     });
+    const tlsMaterial = await loadTls(config);
     const metricsServer = config.metricsBind
       ? await listenMetrics(metrics, config.metricsBind.host, config.metricsBind.port)
       : undefined;
@@ -236,6 +252,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       initialWindowSize: 2 << 20,
       connectionWindowSize: 4 << 20,
       onConnection: (socket) => traffic.track(socket),
+      ...(tlsMaterial ? { tls: contextOptions(tlsMaterial) } : {}),
       onError: (err, source) =>
         log[source !== "handler" && isClientDisconnect(err) ? "info" : "warn"](
           { source, err: err instanceof Error ? err.message : String(err) },
@@ -248,7 +265,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     site.bind(listener.host, listener.port);
     const host =
       config.host === "0.0.0.0" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
-    const url = `http://${host}:${listener.port}`;
+    const url = `${tlsMaterial ? "https" : "http"}://${host}:${listener.port}`;
     let metricsUrl = `${url}/metrics`;
     if (metricsServer) {
       const a = metricsServer.address() as AddressInfo;
@@ -286,6 +303,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       databaseUrl,
       config,
       metricsUrl,
+      async reloadTls() {
+        const tlsConfig = config.tls;
+        if (!tlsConfig || !("certFile" in tlsConfig)) return false;
+        const next = await readTlsFiles(tlsConfig.certFile, tlsConfig.keyFile);
+        listener.setSecureContext(contextOptions(next));
+        log.info({ cert: tlsConfig.certFile }, "TLS certificate reloaded");
+        return true;
+      },
       close: () => {
         closed ??= close();
         return closed;

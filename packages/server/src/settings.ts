@@ -255,6 +255,38 @@ export const SETTINGS: readonly Setting[] = [
     helpValue: "<host,…>",
   }),
   setting({
+    key: "tls-cert",
+    env: "CACHEROACH_TLS_CERT",
+    kind: "string",
+    option: "tlsCertFile",
+    schema: z.string().min(1, "must name a file"),
+    summary: "PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN, gRPC included) on the port.",
+    description:
+      "Needs --tls-key. Both files are read again on SIGHUP (a renewed certificate takes effect for new connections; a bad pair is refused and the old one kept).",
+    helpValue: "<file.pem>",
+  }),
+  setting({
+    key: "tls-key",
+    env: "CACHEROACH_TLS_KEY",
+    kind: "string",
+    option: "tlsKeyFile",
+    schema: z.string().min(1, "must name a file"),
+    summary: "PEM private key of --tls-cert.",
+    helpValue: "<file.pem>",
+    secret: true,
+  }),
+  setting({
+    key: "tls-self-signed",
+    env: "CACHEROACH_TLS_SELF_SIGNED",
+    kind: "boolean",
+    option: "tlsSelfSigned",
+    schema: z.boolean(),
+    default: false,
+    summary: "Serve HTTPS with a self-signed certificate kept in the data directory (development only).",
+    description:
+      "The certificate (tls-self-signed.crt in the data directory) names localhost, 127.0.0.1, ::1 and the bind host, and is reused while valid: trust it with NODE_EXTRA_CA_CERTS=<file> for the CLI or curl --cacert <file>.",
+  }),
+  setting({
     key: "metrics-bind",
     env: "CACHEROACH_METRICS_BIND",
     kind: "string",

@@ -125,6 +125,7 @@ ${EXIT_CODES_HELP}`;
     } catch (err) {
       if (err instanceof server.ConfigError) throw new UserError(err.message, ExitCode.usage);
       if (err instanceof server.DataDirInUseError) throw new UserError(err.message, ExitCode.conflict);
+      if (err instanceof server.TlsError) throw new UserError(err.message, ExitCode.usage);
       throw err;
     }
     const keyHint = signingKeys
@@ -149,6 +150,19 @@ ${EXIT_CODES_HELP}`;
       this.log("");
       this.log("Press Ctrl-C to stop.");
     }
+    // SIGHUP: read the TLS certificate and key again (a renewed certificate, e.g. by certbot).
+    process.on("SIGHUP", () => {
+      running.reloadTls().then(
+        (done) =>
+          process.stderr.write(
+            done ? "SIGHUP: TLS certificate reloaded\n" : "SIGHUP: nothing to reload (no --tls-cert)\n",
+          ),
+        (err: unknown) =>
+          process.stderr.write(
+            `SIGHUP: TLS certificate not reloaded, the one in use stays: ${(err as Error).message}\n`,
+          ),
+      );
+    });
     const sig = await stopped;
     const gracePeriodMs = running.config.gracePeriodMs;
     // Straight to stderr, also with --json (stdout carries only the JSON document).

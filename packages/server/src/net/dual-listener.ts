@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 
 /**
  * A request handler shared by the HTTP/1.1 and the HTTP/2 side of a {@link DualListener}.
@@ -73,6 +74,11 @@ export interface DualListenerOptions {
   onError?: (err: unknown, source: DualListenerErrorSource) => void;
   /** Told of every accepted client connection (e.g. to count its bytes). */
   onConnection?: (socket: net.Socket) => void;
+  /**
+   * Serve TLS with this certificate and key: HTTP/2 or HTTP/1.1 as ALPN agrees, instead of
+   * cleartext HTTP/1.1 and h2c told apart by their first bytes.
+   */
+  tls?: tls.SecureContextOptions;
 }
 
 /** A running listener from {@link listenDual}. */
@@ -91,6 +97,8 @@ export interface DualListener {
    * after the call everything left is cut. Resolves once every connection is gone. Idempotent.
    */
   close(): Promise<void>;
+  /** Replaces the certificate and key for new TLS connections (those open keep theirs). */
+  setSecureContext(context: tls.SecureContextOptions): void;
 }
 
 /**
@@ -250,16 +258,13 @@ export function listenDual(
   });
   h2.on("sessionError", (err) => report(err, "session"));
 
-  // No Nagle: responses are often several small writes (headers, then body), and waiting for
-  // the peer's delayed ACK would stall them (http.Server sets this too; net.Server does not).
-  const server = net.createServer({ noDelay: true }, (sock) => {
-    options.onConnection?.(sock);
+  /** Registers an accepted socket (cleartext, or TLS once its handshake is done) for close(). */
+  const accept = (sock: net.Socket): boolean => {
     if (released) {
       sock.destroy();
-      return;
+      return false;
     }
     sockets.add(sock);
-    sniffing.add(sock);
     // Stays attached after the hand-over: an 'error' without a listener would crash the process.
     sock.on("error", (err) => report(err, "socket"));
     sock.once("close", () => {
@@ -268,33 +273,63 @@ export function listenDual(
       h1InFlight.delete(sock);
       settle?.();
     });
-    const onSniffTimeout = (): void => {
-      sock.destroy();
-    };
-    sock.setTimeout(headersTimeoutMs);
-    sock.on("timeout", onSniffTimeout);
-    let head: Buffer = Buffer.alloc(0);
-    const onData = (data: Buffer): void => {
-      head = head.length === 0 ? data : Buffer.concat([head, data]);
-      const n = Math.min(head.length, H2_PREFACE.length);
-      const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-      if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
-      sock.off("data", onData);
-      sock.off("timeout", onSniffTimeout);
-      sock.setTimeout(0);
-      sniffing.delete(sock);
-      sock.pause();
-      sock.unshift(head);
-      if (isH2) {
-        h2.emit("connection", sock); // the Http2Session reads the unshifted bytes itself
-      } else {
-        h1InFlight.set(sock, 0);
-        h1.emit("connection", sock);
-        sock.resume(); // http.Server does not resume an explicitly paused socket
-      }
-    };
-    sock.on("data", onData);
-  });
+    return true;
+  };
+  const handOver = (sock: net.Socket, isH2: boolean): void => {
+    if (isH2) {
+      h2.emit("connection", sock); // the Http2Session reads any unshifted bytes itself
+    } else {
+      h1InFlight.set(sock, 0);
+      h1.emit("connection", sock);
+      sock.resume(); // http.Server does not resume an explicitly paused socket
+    }
+  };
+
+  // No Nagle: responses are often several small writes (headers, then body), and waiting for
+  // the peer's delayed ACK would stall them (http.Server sets this too; net.Server does not).
+  const server: net.Server = options.tls
+    ? // TLS: ALPN names the protocol (h2 or http/1.1), as for any HTTPS server; no sniffing.
+      tls.createServer(
+        {
+          ...options.tls,
+          ALPNProtocols: ["h2", "http/1.1"],
+          handshakeTimeout: headersTimeoutMs,
+          noDelay: true,
+        },
+        (sock) => {
+          if (accept(sock)) handOver(sock, sock.alpnProtocol === "h2");
+        },
+      )
+    : net.createServer({ noDelay: true }, (sock) => {
+        options.onConnection?.(sock);
+        if (!accept(sock)) return;
+        sniffing.add(sock);
+        const onSniffTimeout = (): void => {
+          sock.destroy();
+        };
+        sock.setTimeout(headersTimeoutMs);
+        sock.on("timeout", onSniffTimeout);
+        let head: Buffer = Buffer.alloc(0);
+        const onData = (data: Buffer): void => {
+          head = head.length === 0 ? data : Buffer.concat([head, data]);
+          const n = Math.min(head.length, H2_PREFACE.length);
+          const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+          if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
+          sock.off("data", onData);
+          sock.off("timeout", onSniffTimeout);
+          sock.setTimeout(0);
+          sniffing.delete(sock);
+          sock.pause();
+          sock.unshift(head);
+          handOver(sock, isH2);
+        };
+        sock.on("data", onData);
+      });
+  if (options.tls) {
+    // The raw connection, for byte counts; a handshake that fails is the client's problem.
+    server.on("connection", (raw: net.Socket) => options.onConnection?.(raw));
+    server.on("tlsClientError", (err) => report(err, "socket"));
+  }
   server.on("error", (err) => report(err, "socket"));
 
   /** True while a request or stream has not finished (idle and new connections do not count). */
@@ -357,7 +392,15 @@ export function listenDual(
     server.listen(port, host, () => {
       server.off("error", onListenError);
       const addr = server.address() as net.AddressInfo;
-      resolve({ port: addr.port, host: addr.address, close });
+      resolve({
+        port: addr.port,
+        host: addr.address,
+        close,
+        setSecureContext: (context) => {
+          if (!(server instanceof tls.Server)) throw new Error("this listener does not speak TLS");
+          server.setSecureContext(context);
+        },
+      });
     });
   });
 }
