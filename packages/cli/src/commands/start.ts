@@ -120,6 +120,25 @@ ${EXIT_CODES_HELP}`;
 
     const stopped = waitForSignal(); // listen before starting, so an early Ctrl-C still closes cleanly
     let running: Awaited<ReturnType<typeof server.startServer>>;
+    // SIGHUP: read the TLS certificate and key again (a renewed certificate, e.g. by certbot).
+    // Installed before starting: a SIGHUP's default action would end the process.
+    let started: typeof running | undefined;
+    process.on("SIGHUP", () => {
+      if (!started) {
+        process.stderr.write("SIGHUP: still starting; ignored\n");
+        return;
+      }
+      started.reloadTls().then(
+        (done) =>
+          process.stderr.write(
+            done ? "SIGHUP: TLS certificate reloaded\n" : "SIGHUP: nothing to reload (no --tls-cert)\n",
+          ),
+        (err: unknown) =>
+          process.stderr.write(
+            `SIGHUP: TLS certificate not reloaded, the one in use stays: ${(err as Error).message}\n`,
+          ),
+      );
+    });
     try {
       running = await server.startServer(opts);
     } catch (err) {
@@ -128,6 +147,7 @@ ${EXIT_CODES_HELP}`;
       if (err instanceof server.TlsError) throw new UserError(err.message, ExitCode.usage);
       throw err;
     }
+    started = running;
     const keyHint = signingKeys
       ? `--signing-key ${keyArgs[0]?.startsWith("@") ? keyArgs[0] : "<key>"}`
       : `--data-dir ${dataDir}`;
@@ -150,19 +170,6 @@ ${EXIT_CODES_HELP}`;
       this.log("");
       this.log("Press Ctrl-C to stop.");
     }
-    // SIGHUP: read the TLS certificate and key again (a renewed certificate, e.g. by certbot).
-    process.on("SIGHUP", () => {
-      running.reloadTls().then(
-        (done) =>
-          process.stderr.write(
-            done ? "SIGHUP: TLS certificate reloaded\n" : "SIGHUP: nothing to reload (no --tls-cert)\n",
-          ),
-        (err: unknown) =>
-          process.stderr.write(
-            `SIGHUP: TLS certificate not reloaded, the one in use stays: ${(err as Error).message}\n`,
-          ),
-      );
-    });
     const sig = await stopped;
     const gracePeriodMs = running.config.gracePeriodMs;
     // Straight to stderr, also with --json (stdout carries only the JSON document).
