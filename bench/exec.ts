@@ -111,3 +111,27 @@ export async function onPath(name: string): Promise<boolean> {
   const r = await run("sh", ["-c", `command -v ${name}`], { allowFailure: true, timeoutMs: 10_000 });
   return r.code === 0 && r.stdout.trim() !== "";
 }
+
+/**
+ * A command the bench needs from Debian: true when it is on PATH, installing `aptPackage` first
+ * when it is missing and this is root with apt-get (a fresh machine lacks nginx and restic, and
+ * a peer row skipped in silence would hide the comparison). False when it cannot be had; the
+ * caller says how to install it.
+ */
+export async function ensureTool(
+  name: string,
+  aptPackage: string,
+  log: (line: string) => void,
+): Promise<boolean> {
+  if (await onPath(name)) return true;
+  if (process.getuid?.() !== 0 || !(await onPath("apt-get"))) return false;
+  log(`${name} is missing: apt-get install -y ${aptPackage}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive", NEEDRESTART_SUSPEND: "1" };
+  const install = () =>
+    run("apt-get", ["install", "-y", "-qq", aptPackage], { allowFailure: true, timeoutMs: 600_000, env });
+  if ((await install()).code !== 0) {
+    await run("apt-get", ["update", "-qq"], { allowFailure: true, timeoutMs: 600_000, env });
+    await install();
+  }
+  return onPath(name);
+}

@@ -8,15 +8,15 @@
  * one worker (the machine has two cores and curl needs one), `access_log off`, listening on
  * 127.0.0.1 only, with its own prefix, pid file, logs and temp paths in a temp directory, and the
  * file hard-linked into its root. It is timed like cacheroach's curl downloads (wall time of the
- * curl process), twice, and the faster run counts. Only detected, never installed: without nginx
- * on PATH the row says "skipped: nginx not installed". nginx is stopped by its master PID.
+ * curl process), twice, and the faster run counts. Installed with apt-get when missing (as root); without nginx
+ * on PATH (and it cannot be installed: not root) the row says "skipped: nginx not installed". nginx is stopped by its master PID.
  */
 import { chmod, copyFile, link, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Cleanup } from "./cleanup.js";
-import { onPath, run } from "./exec.js";
+import { ensureTool, run } from "./exec.js";
 import { MiB } from "./payload.js";
 
 /** A limit that may be unavailable on this machine. */
@@ -24,7 +24,8 @@ export type OptionalLimit = { mibps: number; detail: string } | { skipped: strin
 
 /** Serves `file` with nginx and times two curl downloads of it. */
 export async function nginxRate(file: string, size: number, cleanup: Cleanup): Promise<OptionalLimit> {
-  if (!(await onPath("nginx"))) return { skipped: "skipped: nginx not installed" };
+  if (!(await ensureTool("nginx", "nginx", (line) => process.stderr.write(`${line}\n`))))
+    return { skipped: "skipped: nginx not installed (as root: apt-get install -y nginx)" };
   const version = (await run("nginx", ["-v"], { allowFailure: true })).stderr
     .trim()
     .replace(/^nginx version: /, "");

@@ -6,20 +6,21 @@
  * bytes, cut and hash them, and store every new chunk durably. The target is simply to be faster.
  * It writes to plain files on the same disk (no database), so it is a peer, not a bound. The repo
  * lives in a temp directory (`restic init`, RESTIC_PASSWORD set), `--no-cache` keeps it from
- * touching ~/.cache, and only `restic backup` is timed. Only detected, never installed: without
- * restic on PATH the row says "skipped: restic not installed".
+ * touching ~/.cache, and only `restic backup` is timed. Installed with apt-get when missing (as root); without
+ * restic on PATH (and it cannot be installed: not root) the row says "skipped: restic not installed".
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Cleanup } from "./cleanup.js";
-import { onPath, run } from "./exec.js";
+import { ensureTool, run } from "./exec.js";
 import type { OptionalLimit } from "./nginx-limit.js";
 import { MiB } from "./payload.js";
 
 /** Times `restic backup` of `file` into a fresh repository. */
 export async function resticRate(file: string, size: number, cleanup: Cleanup): Promise<OptionalLimit> {
-  if (!(await onPath("restic"))) return { skipped: "skipped: restic not installed" };
+  if (!(await ensureTool("restic", "restic", (line) => process.stderr.write(`${line}\n`))))
+    return { skipped: "skipped: restic not installed (as root: apt-get install -y restic)" };
   const dir = await mkdtemp(join(tmpdir(), "cacheroach-bench-restic-"));
   const removeDir = cleanup.add(`restic directory ${dir}`, () => rm(dir, { recursive: true, force: true }));
   try {
