@@ -3,6 +3,7 @@ import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db, Queryable } from "../db/db.js";
 import { CacheroachError } from "../errors.js";
 import { mapLimit } from "../util/concurrency.js";
+import { usageShard } from "./usage-store.js";
 
 /** A tenant id that is safe to embed in SQL text (lower- or upper-case hex, as PostgreSQL prints it). */
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -37,17 +38,50 @@ function eachChunk(columns: "hash" | "hash, data"): string {
 }
 
 /**
- * Stores one chunk of tenant $1: hash $2, data $3. A lone chunk (every large one) goes as plain
- * parameters: measured 15-20 % faster per 512 KiB chunk than a one-element array, which the
- * database copies once more.
+ * Adds the chunks `ins` inserted (its RETURNING `n` = length(data) of each new row) to the
+ * physical usage of tenant $1 in shard $4, in the statement that inserts them, and answers how
+ * many rows were new and their bytes. Chunks already stored (the conflicts) are not returned by
+ * the insert, so they are never counted twice. Nothing is written to `tenant_usage` when nothing
+ * was new. CockroachDB refuses a CTE with side effects that the query does not use: the answer
+ * reads `u`.
+ *
+ * Un-condemning a re-stored chunk (garbage collection) must not turn the inserts' `ON CONFLICT
+ * … DO NOTHING` into `DO UPDATE`: RETURNING would then also return the updated (existing) rows,
+ * and they would be counted again. Clear `condemned_at` of the conflicting rows with a separate
+ * statement instead (the answer's `inserted` < rows sent says there were some).
  */
-const INSERT_CHUNK =
-  "INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, hash) DO NOTHING";
+const countInserted = (insert: string) => `WITH ins AS (${insert} RETURNING length(data) AS n),
+  u AS (
+    INSERT INTO tenant_usage (tenant_id, shard, chunks, bytes)
+    SELECT $1::UUID, $4::INT4, count(*), sum(n) FROM ins HAVING count(*) > 0
+    ON CONFLICT (tenant_id, shard) DO UPDATE
+    SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes + excluded.bytes
+    RETURNING 1
+  )
+  SELECT count(*) AS inserted, coalesce(sum(n), 0)::INT8 AS bytes, (SELECT count(*) FROM u) AS usage_rows FROM ins`;
 
-/** Stores chunks of tenant $1, hashes $2 and data $3 (BYTEA[]s); those it has already are skipped. */
-const INSERT_CHUNKS = `INSERT INTO chunks (tenant_id, hash, data)
+/**
+ * Stores one chunk of tenant $1: hash $2, data $3 (usage shard $4). A lone chunk (every large
+ * one) goes as plain parameters: measured 15-20 % faster per 512 KiB chunk than a one-element
+ * array, which the database copies once more.
+ */
+const INSERT_CHUNK = countInserted(
+  "INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, hash) DO NOTHING",
+);
+
+/**
+ * Stores chunks of tenant $1, hashes $2 and data $3 (BYTEA[]s; usage shard $4); those it has
+ * already are skipped.
+ */
+const INSERT_CHUNKS = countInserted(`INSERT INTO chunks (tenant_id, hash, data)
   SELECT $1, u.hash, u.data FROM unnest($2::BYTEA[], $3::BYTEA[]) AS u (hash, data)
-  ON CONFLICT (tenant_id, hash) DO NOTHING`;
+  ON CONFLICT (tenant_id, hash) DO NOTHING`);
+
+/** What {@link INSERT_CHUNK} and {@link INSERT_CHUNKS} answer (INT8s arrive as strings). */
+interface InsertedRow {
+  inserted: string;
+  bytes: string;
+}
 
 /** Rows per lookup statement. */
 const LOOKUP_BATCH = 1000;
@@ -86,9 +120,8 @@ export interface ChunkCounters {
   /** Chunks sent again that the tenant stored already (`put`), or never sent (`missing`). */
   chunksSkipped: number;
   /**
-   * Bytes of those chunks: exact for chunks sent alone (every large chunk); for a batch of small
-   * chunks that was partly stored, its bytes split in proportion to its rows; for chunks
-   * FindMissing spared, the upload's chunk size each (their lengths are not sent).
+   * Bytes of those chunks: exact for chunks sent (the insert reports the bytes it stored); for
+   * chunks FindMissing spared, the upload's chunk size each (their lengths are not sent).
    */
   bytesSkipped: number;
 }
@@ -141,25 +174,25 @@ export class ChunkStore {
     const counts = await mapLimit(groups, this.options.writeConcurrency, async (g) => {
       const r =
         g.length === 1
-          ? await this.db.bulk(INSERT_CHUNK, [tenantId, g[0]!.hash, g[0]!.data])
-          : await this.db.bulk(INSERT_CHUNKS, [
+          ? await this.db.bulk<InsertedRow>(INSERT_CHUNK, [tenantId, g[0]!.hash, g[0]!.data, usageShard()])
+          : await this.db.bulk<InsertedRow>(INSERT_CHUNKS, [
               tenantId,
               byteaArray(g.map((c) => c.hash)),
               byteaArray(g.map((c) => c.data)),
+              usageShard(),
             ]);
-      const inserted = r.rowCount ?? 0;
-      this.count(g, inserted);
+      const inserted = Number(r.rows[0]?.inserted ?? 0);
+      this.count(g, inserted, Number(r.rows[0]?.bytes ?? 0));
       return inserted;
     });
     const stored = counts.reduce((a, b) => a + b, 0);
     return stored;
   }
 
-  /** Counts a written group: `inserted` of its rows were new, the rest stored already. */
-  private count(group: readonly ChunkWrite[], inserted: number): void {
+  /** Counts a written group: `inserted` of its rows (`newBytes`) were new, the rest stored already. */
+  private count(group: readonly ChunkWrite[], inserted: number, newBytes: number): void {
     let bytes = 0;
     for (const c of group) bytes += c.data.length;
-    const newBytes = inserted === group.length ? bytes : Math.round((bytes * inserted) / group.length);
     this.counters.chunksWritten += inserted;
     this.counters.bytesWritten += newBytes;
     this.counters.chunksSkipped += group.length - inserted;
