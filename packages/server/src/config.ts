@@ -24,6 +24,14 @@ export interface ServerOptions {
   chunkWriteConcurrency?: number;
   /** How long an upload state stays valid; default 24 h. */
   uploadTtlSeconds?: number;
+  /** Physical bytes a tenant without a quota of its own may store; default 0 (unlimited). */
+  defaultQuotaBytes?: number;
+  /** Open uploads per principal per tenant without a limit of its own; default 100 (0: unlimited). */
+  maxOpenUploads?: number;
+  /** Deleted or superseded versions per path garbage collection keeps (tenant default); default 0. */
+  retainVersions?: number;
+  /** Seconds garbage collection keeps a deleted or superseded version (tenant default); default 7 days. */
+  retainSeconds?: number;
   /** How long session validity is cached (the revocation delay); default 5 s. */
   sessionCacheMs?: number;
   /** Database connections this server may hold in all, at least 2; default 20. */
@@ -80,6 +88,11 @@ export interface ServerConfig {
   readonly chunkWriteConcurrency: number;
   readonly uploadTtlSeconds: number;
   readonly sessionCacheMs: number;
+  /** Server defaults of the per-tenant storage policy (a tenant's own values override them). */
+  readonly defaultQuotaBytes: number;
+  readonly maxOpenUploads: number;
+  readonly retainVersions: number;
+  readonly retainSeconds: number;
   readonly maxConnections: number;
   readonly maxPutBytes: number;
   readonly maxSignedUrlSeconds: number;
@@ -133,6 +146,10 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     chunkWriteConcurrency: v("chunk-write-concurrency") as number,
     uploadTtlSeconds: v("upload-ttl") as number,
     sessionCacheMs: v("session-cache") as number,
+    defaultQuotaBytes: v("default-quota") as number,
+    maxOpenUploads: v("max-open-uploads") as number,
+    retainVersions: v("retain-versions") as number,
+    retainSeconds: v("retain") as number,
     maxConnections: v("max-connections") as number,
     maxPutBytes: v("max-put-size") as number,
     maxSignedUrlSeconds: v("max-signed-url-validity") as number,

@@ -33,6 +33,8 @@ export type ErrorCode =
   | "ERR_DATABASE_UNAVAILABLE"
   | "ERR_DATABASE_READ_ONLY"
   | "ERR_STORAGE_FULL"
+  | "ERR_QUOTA_EXCEEDED"
+  | "ERR_TOO_MANY_UPLOADS"
   | "ERR_SUPER_REQUIRED"
   | "ERR_NETWORK_POLICY"
   | "ERR_UNKNOWN_METHOD"
@@ -68,6 +70,11 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
     ERR_DATABASE_READ_ONLY: { connect: Code.Unavailable, http: 503, retryAfter: 2 },
     // Unavailable over RPC (clients retry later, the CLI exits 7); 507 says what it is over HTTP.
     ERR_STORAGE_FULL: { connect: Code.Unavailable, http: 507, retryAfter: 30 },
+    // A write that would store more than the tenant's quota of physical bytes; nothing was written.
+    // Not retried by clients (it stays so until data is deleted and collected, or the quota raised).
+    ERR_QUOTA_EXCEEDED: { connect: Code.ResourceExhausted, http: 507 },
+    // Begin of an upload while its principal already has the tenant's limit of open uploads.
+    ERR_TOO_MANY_UPLOADS: { connect: Code.ResourceExhausted, http: 507 },
     // A permission that only a super session has (not one a delegation could grant).
     ERR_SUPER_REQUIRED: { connect: Code.PermissionDenied, http: 403 },
     // A server-side fetch to a target the network policy refuses (not a missing capability).

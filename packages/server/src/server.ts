@@ -43,7 +43,9 @@ import { RopeStore } from "./store/rope-store.js";
 import { SessionStore } from "./store/session-store.js";
 import { TenantStore } from "./store/tenant-store.js";
 import { UploadStore } from "./store/upload-store.js";
+import { UsageStore } from "./store/usage-store.js";
 import { VHostStore } from "./store/vhost-store.js";
+import { Quotas } from "./uploads/quotas.js";
 import { UploadManager } from "./uploads/upload-manager.js";
 import { UploadStateCodec } from "./uploads/upload-state.js";
 
@@ -140,11 +142,25 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const ropes = new RopeStore(db, chunks, 4);
     const files = new FileStore(db);
     const uploadStore = new UploadStore(db);
-    const uploads = new UploadManager(uploadStore, tenants, chunks, ropes, files, codec, {
-      chunkSize: config.chunkSize,
-      maxTransferSize: config.maxTransferSize,
-      uploadTtlSeconds: config.uploadTtlSeconds,
+    const usage = new UsageStore(db);
+    const quotas = new Quotas(tenants, usage, chunks, uploadStore, {
+      quotaBytes: config.defaultQuotaBytes,
+      maxOpenUploads: config.maxOpenUploads,
     });
+    const uploads = new UploadManager(
+      uploadStore,
+      tenants,
+      chunks,
+      ropes,
+      files,
+      codec,
+      {
+        chunkSize: config.chunkSize,
+        maxTransferSize: config.maxTransferSize,
+        uploadTtlSeconds: config.uploadTtlSeconds,
+      },
+      quotas,
+    );
     // Responses: a Read message carries at most one transfer; a ReadMany answer up to its 16 MiB
     // contents budget plus metadata (it keeps itself under this limit).
     const writeMaxBytes = Math.max(config.maxTransferSize, READ_MANY_BUDGET) + (4 << 20);
@@ -169,7 +185,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           new ContentAccess(authz, files),
         ),
       );
-      router.service(Tenants, createTenantsService(tenants, authz));
+      router.service(
+        Tenants,
+        createTenantsService(tenants, authz, {
+          usage,
+          quotas,
+          retention: { retainVersions: config.retainVersions, retainSeconds: config.retainSeconds },
+        }),
+      );
       router.service(Principals, createPrincipalsService(principals, sessions, authz));
       router.service(Tokens, createTokensService(signer, sessions, authz));
       router.service(VHosts, createVHostsService(vhostStore));

@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import type { FileMeta, PutFilesResponse } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { IntegrityError, itemConnectError } from "./errors.js";
+import { IntegrityError, isQuotaRefusal, itemConnectError } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
 import { type UploadContext, type UploadJob, uploadFile } from "./upload.js";
@@ -98,7 +98,7 @@ export async function uploadBatch(
         { ...ctx.retry, retryable: (err) => ConnectError.from(err).code === Code.Unavailable },
       );
     } catch (err) {
-      if (ConnectError.from(err).code !== Code.ResourceExhausted) throw err;
+      if (ConnectError.from(err).code !== Code.ResourceExhausted || isQuotaRefusal(err)) throw err;
       alone.push(...sent); // a server with a smaller transfer limit: send them one by one
     }
     if (res) {

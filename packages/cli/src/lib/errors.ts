@@ -107,11 +107,22 @@ export function isRetryable(err: unknown): boolean {
     case Code.Aborted:
     case Code.Unknown:
     case Code.Internal:
-    case Code.ResourceExhausted:
       return true;
+    case Code.ResourceExhausted:
+      // A quota or a limit stays exceeded until someone acts: retrying changes nothing.
+      return !isQuotaRefusal(ce);
     default:
       return false;
   }
+}
+
+/** Server codes of refusals by a tenant's quota or limit (resource_exhausted, HTTP 507). */
+export const QUOTA_CODES: ReadonlySet<string> = new Set(["ERR_QUOTA_EXCEEDED", "ERR_TOO_MANY_UPLOADS"]);
+
+/** True when the server refused a write because of a tenant's quota or open-upload limit. */
+export function isQuotaRefusal(err: unknown): boolean {
+  const code = serverErrorCode(ConnectError.from(err));
+  return code !== undefined && QUOTA_CODES.has(code);
 }
 
 /** Metadata key (and HTTP header) under which the server sends its stable error code. */
@@ -254,6 +265,28 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
       return new UserError(`${prefix}rejected by the server: ${detail}`, ExitCode.usage, [], code);
     case Code.DataLoss:
       return new UserError(`${prefix}content did not verify: ${detail}`, ExitCode.integrity, [], code);
+    case Code.ResourceExhausted:
+      if (serverErrorCode(err) === "ERR_QUOTA_EXCEEDED") {
+        return new UserError(
+          `${prefix}over quota: ${detail}`,
+          ExitCode.failure,
+          [
+            "delete files the tenant no longer needs (space returns once garbage collection reclaims it), or ask an operator to raise the quota: cacheroach tenant set <tenant> --quota <size>",
+          ],
+          code,
+        );
+      }
+      if (serverErrorCode(err) === "ERR_TOO_MANY_UPLOADS") {
+        return new UserError(
+          `${prefix}too many open uploads: ${detail}`,
+          ExitCode.failure,
+          [
+            "finish or abandon uploads in progress (an abandoned one counts until it expires), or ask an operator to raise the limit: cacheroach tenant set <tenant> --max-open-uploads <n>",
+          ],
+          code,
+        );
+      }
+      return new UserError(`${prefix}${code}: ${detail}`, ExitCode.failure, [], code);
     case Code.Unimplemented:
       return new UserError(
         `${prefix}the server does not implement this call (${detail})`,

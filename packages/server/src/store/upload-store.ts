@@ -56,6 +56,22 @@ export class UploadStore {
     return Number(r.rows[0]?.n ?? 0);
   }
 
+  /**
+   * Uploads of one principal in a tenant that are open (not committed, not expired), counted up
+   * to `limit` at most (a bounded range scan of the uploads_open index).
+   */
+  async countOpenBy(tenantId: string, principalId: string, limit: number): Promise<number> {
+    const r = await this.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM (
+         SELECT 1 FROM uploads
+         WHERE tenant_id = $1 AND principal_id = $2 AND committed_version IS NULL AND expires_at > now()
+         LIMIT $3
+       ) AS o`,
+      [tenantId, principalId, limit],
+    );
+    return Number(r.rows[0]?.n ?? 0);
+  }
+
   /** An upload, or undefined when there is none of that id (expired and collected, or never begun). */
   async get(uploadId: string): Promise<UploadRecord | undefined> {
     const r = await this.db.query<{ committed_version: string | null; tenant_id: string }>(

@@ -7,6 +7,7 @@ import { type FileStore, type NewVersion, noFile, preconditionError } from "../s
 import type { RopeStore } from "../store/rope-store.js";
 import type { TenantStore } from "../store/tenant-store.js";
 import type { UploadChunk, Uploader, UploadStore } from "../store/upload-store.js";
+import type { Quotas } from "./quotas.js";
 import type { UploadState, UploadStateCodec } from "./upload-state.js";
 
 /** Limits and sizes of the upload protocol. */
@@ -56,6 +57,8 @@ export class UploadManager {
     private readonly files: FileStore,
     readonly codec: UploadStateCodec,
     readonly limits: UploadLimits,
+    /** Per-tenant quotas and open-upload limits; none: unlimited. */
+    private readonly quotas?: Quotas,
   ) {}
 
   /** Starts an upload (after checking the precondition early); returns the signed state. */
@@ -67,6 +70,7 @@ export class UploadManager {
   ): Promise<{ state: Buffer; decoded: UploadState }> {
     await this.requireTenant(tenantId);
     await this.files.check(tenantId, path, pre);
+    await this.quotas?.checkBegin(tenantId, who.principalId);
     const deadline = Math.floor(Date.now() / 1000) + this.limits.uploadTtlSeconds;
     const decoded: UploadState = {
       uploadId: await this.uploads.create(tenantId, path, who, deadline),
@@ -159,6 +163,7 @@ export class UploadManager {
     if (todo.length === 0) return out as CacheroachError[];
     const unique = new Map<string, ChunkWrite>();
     for (const t of todo) for (const w of t.writes) unique.set(w.hash.toString("hex"), w);
+    await this.quotas?.checkWrite(tenantId, [...unique.values()]);
     await this.chunks.put(tenantId, [...unique.values()]);
     const ropes = await this.ropes.commitLists(
       tenantId,
@@ -202,6 +207,7 @@ export class UploadManager {
     }
     await this.requireOpen(state);
     const writes = cut(data, state.chunkSize);
+    await this.quotas?.checkWrite(state.tenantId, writes);
     await this.chunks.put(state.tenantId, writes);
     const rows = writes.map(
       (w, i): UploadChunk => ({
@@ -243,6 +249,7 @@ export class UploadManager {
       );
     }
     await this.requireOpen(state);
+    await this.quotas?.checkWrite(state.tenantId, chunks);
     return this.chunks.put(state.tenantId, chunks);
   }
 

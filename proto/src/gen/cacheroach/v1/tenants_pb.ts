@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cacheroach/v1/tenants.proto.
  */
 export const file_cacheroach_v1_tenants: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWNoZXJvYWNoL3YxL3RlbmFudHMucHJvdG8SDWNhY2hlcm9hY2gudjEiNAoGVGVuYW50EgoKAmlkGAEgASgJEg0KBWxhYmVsGAIgASgJEg8KB3ZlcnNpb24YAyABKAMiTAoTRW5zdXJlVGVuYW50UmVxdWVzdBIlCgZ0ZW5hbnQYASABKAsyFS5jYWNoZXJvYWNoLnYxLlRlbmFudBIOCgZkZWxldGUYAiABKAgiPQoURW5zdXJlVGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUuY2FjaGVyb2FjaC52MS5UZW5hbnQiHgoQR2V0VGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCSI6ChFHZXRUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5jYWNoZXJvYWNoLnYxLlRlbmFudCIUChJMaXN0VGVuYW50c1JlcXVlc3Qy9AEKB1RlbmFudHMSUQoGRW5zdXJlEiIuY2FjaGVyb2FjaC52MS5FbnN1cmVUZW5hbnRSZXF1ZXN0GiMuY2FjaGVyb2FjaC52MS5FbnN1cmVUZW5hbnRSZXNwb25zZRJNCgNHZXQSHy5jYWNoZXJvYWNoLnYxLkdldFRlbmFudFJlcXVlc3QaIC5jYWNoZXJvYWNoLnYxLkdldFRlbmFudFJlc3BvbnNlIgOQAgESRwoETGlzdBIhLmNhY2hlcm9hY2gudjEuTGlzdFRlbmFudHNSZXF1ZXN0GhUuY2FjaGVyb2FjaC52MS5UZW5hbnQiA5ACATABYgZwcm90bzM");
+  fileDesc("ChtjYWNoZXJvYWNoL3YxL3RlbmFudHMucHJvdG8SDWNhY2hlcm9hY2gudjEiwwEKBlRlbmFudBIKCgJpZBgBIAEoCRINCgVsYWJlbBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEisKBnBvbGljeRgEIAEoCzIbLmNhY2hlcm9hY2gudjEuVGVuYW50UG9saWN5EjUKEGVmZmVjdGl2ZV9wb2xpY3kYBSABKAsyGy5jYWNoZXJvYWNoLnYxLlRlbmFudFBvbGljeRIpCgV1c2FnZRgGIAEoCzIaLmNhY2hlcm9hY2gudjEuVGVuYW50VXNhZ2UizgEKDFRlbmFudFBvbGljeRIcCg9yZXRhaW5fdmVyc2lvbnMYASABKANIAIgBARIbCg5yZXRhaW5fc2Vjb25kcxgCIAEoA0gBiAEBEhgKC3F1b3RhX2J5dGVzGAMgASgDSAKIAQESHQoQbWF4X29wZW5fdXBsb2FkcxgEIAEoA0gDiAEBQhIKEF9yZXRhaW5fdmVyc2lvbnNCEQoPX3JldGFpbl9zZWNvbmRzQg4KDF9xdW90YV9ieXRlc0ITChFfbWF4X29wZW5fdXBsb2FkcyJwCgtUZW5hbnRVc2FnZRINCgVmaWxlcxgBIAEoAxIVCg1sb2dpY2FsX2J5dGVzGAIgASgDEg4KBmNodW5rcxgDIAEoAxIWCg5waHlzaWNhbF9ieXRlcxgEIAEoAxITCgtkZWR1cF9yYXRpbxgFIAEoASJMChNFbnN1cmVUZW5hbnRSZXF1ZXN0EiUKBnRlbmFudBgBIAEoCzIVLmNhY2hlcm9hY2gudjEuVGVuYW50Eg4KBmRlbGV0ZRgCIAEoCCI9ChRFbnN1cmVUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5jYWNoZXJvYWNoLnYxLlRlbmFudCIyChBHZXRUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhIKCndpdGhfdXNhZ2UYAiABKAgiOgoRR2V0VGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUuY2FjaGVyb2FjaC52MS5UZW5hbnQiKAoSTGlzdFRlbmFudHNSZXF1ZXN0EhIKCndpdGhfdXNhZ2UYASABKAgy9AEKB1RlbmFudHMSUQoGRW5zdXJlEiIuY2FjaGVyb2FjaC52MS5FbnN1cmVUZW5hbnRSZXF1ZXN0GiMuY2FjaGVyb2FjaC52MS5FbnN1cmVUZW5hbnRSZXNwb25zZRJNCgNHZXQSHy5jYWNoZXJvYWNoLnYxLkdldFRlbmFudFJlcXVlc3QaIC5jYWNoZXJvYWNoLnYxLkdldFRlbmFudFJlc3BvbnNlIgOQAgESRwoETGlzdBIhLmNhY2hlcm9hY2gudjEuTGlzdFRlbmFudHNSZXF1ZXN0GhUuY2FjaGVyb2FjaC52MS5UZW5hbnQiA5ACATABYgZwcm90bzM");
 
 /**
  * Tenant is a separate file tree.
@@ -38,6 +38,30 @@ export type Tenant = Message<"cacheroach.v1.Tenant"> & {
    * @generated from field: int64 version = 3;
    */
   version: bigint;
+
+  /**
+   * The tenant's own storage policy. On Ensure: absent leaves the stored policy as it is (all
+   * server defaults on create); present replaces it whole (an unset field = the server default).
+   * Always present in answers.
+   *
+   * @generated from field: cacheroach.v1.TenantPolicy policy = 4;
+   */
+  policy?: TenantPolicy | undefined;
+
+  /**
+   * The policy in force: the tenant's own values, the server's defaults for the rest. Set in
+   * answers; ignored by Ensure.
+   *
+   * @generated from field: cacheroach.v1.TenantPolicy effective_policy = 5;
+   */
+  effectivePolicy?: TenantPolicy | undefined;
+
+  /**
+   * What the tenant stores, when the request asked for it (with_usage); ignored by Ensure.
+   *
+   * @generated from field: cacheroach.v1.TenantUsage usage = 6;
+   */
+  usage?: TenantUsage | undefined;
 };
 
 /**
@@ -46,6 +70,98 @@ export type Tenant = Message<"cacheroach.v1.Tenant"> & {
  */
 export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
   messageDesc(file_cacheroach_v1_tenants, 0);
+
+/**
+ * TenantPolicy is a tenant's storage policy. Each field is optional: unset means "the server's
+ * default" (its settings default-quota, max-open-uploads, retain-versions, retain).
+ *
+ * @generated from message cacheroach.v1.TenantPolicy
+ */
+export type TenantPolicy = Message<"cacheroach.v1.TenantPolicy"> & {
+  /**
+   * Deleted or superseded versions of each path that garbage collection keeps whatever their
+   * age; >= 0.
+   *
+   * @generated from field: optional int64 retain_versions = 1;
+   */
+  retainVersions?: bigint | undefined;
+
+  /**
+   * Seconds garbage collection keeps a deleted or superseded version; >= 0.
+   *
+   * @generated from field: optional int64 retain_seconds = 2;
+   */
+  retainSeconds?: bigint | undefined;
+
+  /**
+   * Physical bytes (chunks stored) the tenant may hold; 0 = unlimited. A write that would store
+   * new chunks beyond it fails with resource_exhausted (ERR_QUOTA_EXCEEDED) and writes nothing.
+   *
+   * @generated from field: optional int64 quota_bytes = 3;
+   */
+  quotaBytes?: bigint | undefined;
+
+  /**
+   * Uploads one principal may have open (begun, not committed, not expired) in the tenant;
+   * 0 = unlimited. Beginning one more fails with resource_exhausted (ERR_TOO_MANY_UPLOADS).
+   *
+   * @generated from field: optional int64 max_open_uploads = 4;
+   */
+  maxOpenUploads?: bigint | undefined;
+};
+
+/**
+ * Describes the message cacheroach.v1.TenantPolicy.
+ * Use `create(TenantPolicySchema)` to create a new message.
+ */
+export const TenantPolicySchema: GenMessage<TenantPolicy> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_tenants, 1);
+
+/**
+ * TenantUsage is what a tenant stores, logically and physically.
+ *
+ * @generated from message cacheroach.v1.TenantUsage
+ */
+export type TenantUsage = Message<"cacheroach.v1.TenantUsage"> & {
+  /**
+   * Live files (not deleted) and the sum of their sizes: what the tenant's users see.
+   *
+   * @generated from field: int64 files = 1;
+   */
+  files: bigint;
+
+  /**
+   * @generated from field: int64 logical_bytes = 2;
+   */
+  logicalBytes: bigint;
+
+  /**
+   * Distinct chunks stored and their bytes (exact; counts chunks not yet collected too): what the
+   * quota limits.
+   *
+   * @generated from field: int64 chunks = 3;
+   */
+  chunks: bigint;
+
+  /**
+   * @generated from field: int64 physical_bytes = 4;
+   */
+  physicalBytes: bigint;
+
+  /**
+   * logical_bytes / physical_bytes (0 when nothing is stored): how much deduplication saves.
+   *
+   * @generated from field: double dedup_ratio = 5;
+   */
+  dedupRatio: number;
+};
+
+/**
+ * Describes the message cacheroach.v1.TenantUsage.
+ * Use `create(TenantUsageSchema)` to create a new message.
+ */
+export const TenantUsageSchema: GenMessage<TenantUsage> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_tenants, 2);
 
 /**
  * EnsureTenantRequest creates, updates or deletes a tenant.
@@ -73,7 +189,7 @@ export type EnsureTenantRequest = Message<"cacheroach.v1.EnsureTenantRequest"> &
  * Use `create(EnsureTenantRequestSchema)` to create a new message.
  */
 export const EnsureTenantRequestSchema: GenMessage<EnsureTenantRequest> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_tenants, 1);
+  messageDesc(file_cacheroach_v1_tenants, 3);
 
 /**
  * EnsureTenantResponse returns the tenant as stored.
@@ -94,7 +210,7 @@ export type EnsureTenantResponse = Message<"cacheroach.v1.EnsureTenantResponse">
  * Use `create(EnsureTenantResponseSchema)` to create a new message.
  */
 export const EnsureTenantResponseSchema: GenMessage<EnsureTenantResponse> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_tenants, 2);
+  messageDesc(file_cacheroach_v1_tenants, 4);
 
 /**
  * GetTenantRequest names a tenant.
@@ -108,6 +224,14 @@ export type GetTenantRequest = Message<"cacheroach.v1.GetTenantRequest"> & {
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Also return its usage (costs a scan of the tenant's file heads, about one page read per
+   * 10 000 paths).
+   *
+   * @generated from field: bool with_usage = 2;
+   */
+  withUsage: boolean;
 };
 
 /**
@@ -115,7 +239,7 @@ export type GetTenantRequest = Message<"cacheroach.v1.GetTenantRequest"> & {
  * Use `create(GetTenantRequestSchema)` to create a new message.
  */
 export const GetTenantRequestSchema: GenMessage<GetTenantRequest> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_tenants, 3);
+  messageDesc(file_cacheroach_v1_tenants, 5);
 
 /**
  * GetTenantResponse returns the tenant.
@@ -136,14 +260,20 @@ export type GetTenantResponse = Message<"cacheroach.v1.GetTenantResponse"> & {
  * Use `create(GetTenantResponseSchema)` to create a new message.
  */
 export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_tenants, 4);
+  messageDesc(file_cacheroach_v1_tenants, 6);
 
 /**
- * ListTenantsRequest has no fields yet.
+ * ListTenantsRequest says what to return of each tenant.
  *
  * @generated from message cacheroach.v1.ListTenantsRequest
  */
 export type ListTenantsRequest = Message<"cacheroach.v1.ListTenantsRequest"> & {
+  /**
+   * Also return each tenant's usage (costs a scan of each tenant's file heads).
+   *
+   * @generated from field: bool with_usage = 1;
+   */
+  withUsage: boolean;
 };
 
 /**
@@ -151,7 +281,7 @@ export type ListTenantsRequest = Message<"cacheroach.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_tenants, 5);
+  messageDesc(file_cacheroach_v1_tenants, 7);
 
 /**
  * Tenants manages tenants: separate file trees whose data (and deduplication) never mix.
@@ -161,7 +291,7 @@ export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PUR
 export const Tenants: GenService<{
   /**
    * Ensure creates, updates (optimistic: the version must match the stored one) or deletes a
-   * tenant. Super only.
+   * tenant, and sets its storage policy (quota, limits, retention). Super only.
    *
    * @generated from rpc cacheroach.v1.Tenants.Ensure
    */
@@ -171,7 +301,7 @@ export const Tenants: GenService<{
     output: typeof EnsureTenantResponseSchema;
   },
   /**
-   * Get returns one tenant. Needs read somewhere in the tenant.
+   * Get returns one tenant (with its usage when asked). Needs read somewhere in the tenant.
    *
    * @generated from rpc cacheroach.v1.Tenants.Get
    */
