@@ -183,7 +183,8 @@ export const SETTINGS: readonly Setting[] = [
     option: "maxOpenUploads",
     schema: z.number().int().min(0, "must be at least 0").max(1_000_000, "must be at most 1000000"),
     default: 100,
-    summary: "Uploads one principal may have open (begun, not committed, not expired) in a tenant (0: unlimited).",
+    summary:
+      "Uploads one principal may have open (begun, not committed, not expired) in a tenant (0: unlimited).",
     description:
       "Beginning one more is refused (resource_exhausted, HTTP 507). A tenant's own limit (`cacheroach tenant set TENANT --max-open-uploads N`) overrides it.",
     helpValue: "<n>",
@@ -196,8 +197,7 @@ export const SETTINGS: readonly Setting[] = [
     schema: z.number().int().min(0, "must be at least 0").max(1_000_000, "must be at most 1000000"),
     default: 0,
     summary: "Deleted or superseded versions of each path garbage collection keeps, whatever their age.",
-    description:
-      "A tenant's own value (`cacheroach tenant set TENANT --retain-versions N`) overrides it.",
+    description: "A tenant's own value (`cacheroach tenant set TENANT --retain-versions N`) overrides it.",
     helpValue: "<n>",
   }),
   setting({
