@@ -1,5 +1,5 @@
 /** Output helpers: plain-text tables, byte sizes, durations. */
-import { UserError } from "./errors.js";
+import { ExitCode, UserError } from "./errors.js";
 
 /** A column of a table. */
 export interface Column<T> {
@@ -71,4 +71,48 @@ export function parseDuration(text: string): number {
 /** ISO-8601 in UTC without milliseconds, or "" for undefined. */
 export function formatTime(d: Date | undefined): string {
   return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "";
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4,
+  p: 1024 ** 5,
+  pb: 1000 ** 5,
+  pib: 1024 ** 5,
+};
+
+/** Parses "10GiB", "512 KiB", "1.5TB", "65536" into bytes (binary units: KiB/K, decimal: KB). */
+export function parseSize(text: string, what = "size"): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m ? SIZE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
+  const n = m && unit !== undefined ? Math.round(Number(m[1]) * unit) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new UserError(`invalid ${what} "${text}"`, ExitCode.usage, [
+      "use a number of bytes with an optional unit, e.g. 65536, 512KiB, 10GiB, 1.5TB",
+    ]);
+  }
+  return n;
+}
+
+/** Seconds in the largest unit that divides them: 2592000 → "30d", 5400 → "90m", 0 → "0s". */
+export function formatSeconds(s: number): string {
+  for (const [unit, size] of [
+    ["d", 86_400],
+    ["h", 3600],
+    ["m", 60],
+  ] as const)
+    if (s >= size && s % size === 0) return `${s / size}${unit}`;
+  return `${s}s`;
 }
