@@ -221,6 +221,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       };
     };
     sources.dbPools = () => dbForMetrics.poolStats();
+    sources.quotaRefusals = () => quotas.refusals;
     sources.traffic = () => traffic.read();
     sources.uploadsOpen = cachedFor(15_000, () => uploadStore.countOpen());
     const httpRouter = createHttpRouter({

@@ -22,6 +22,8 @@ export interface MetricSources {
   uploadsOpen?: () => number | Promise<number>;
   /** Chunks writers were spared because the tenant stored them already, since start. */
   dedup?: () => { chunksSkipped: number; bytesSkipped: number; chunksWritten: number; bytesWritten: number };
+  /** Writes refused by a tenant's quota, and Begins refused by the open-upload limit, since start. */
+  quotaRefusals?: () => { quota: number; openUploads: number };
 }
 
 /** HTTP methods kept as label values; anything else is "other". */
@@ -148,6 +150,24 @@ export class Metrics {
           this.set({ pool: p.pool, state: "in_use" }, p.total - p.idle);
           this.set({ pool: p.pool, state: "idle" }, p.idle);
           this.set({ pool: p.pool, state: "waiting" }, p.waiting);
+        }
+      },
+    });
+    // Counters only grow: each scrape adds what the source counted since the last one.
+    const refusalsSeen = { quota: 0, open_uploads: 0 };
+    new Counter({
+      name: "cacheroach_quota_refusals_total",
+      help: "Requests refused by a tenant's limits: reason quota (physical bytes) or open_uploads.",
+      labelNames: ["reason"],
+      registers,
+      collect() {
+        const r = sources.quotaRefusals?.() ?? { quota: 0, openUploads: 0 };
+        for (const [reason, now] of [
+          ["quota", r.quota],
+          ["open_uploads", r.openUploads],
+        ] as const) {
+          this.inc({ reason }, Math.max(0, now - refusalsSeen[reason]));
+          refusalsSeen[reason] = Math.max(now, refusalsSeen[reason]);
         }
       },
     });

@@ -36,6 +36,8 @@ const POLICY_TTL_MS = 5_000;
  * (docs/operations.md); a write that starts after another finished sees its usage.
  */
 export class Quotas {
+  /** Refusals since start (read by the metrics at scrape time). */
+  readonly refusals = { quota: 0, openUploads: 0 };
   private readonly limitsCache = new LRUCache<string, EffectiveLimits>({ max: 10_000, ttl: POLICY_TTL_MS });
 
   constructor(
@@ -89,6 +91,7 @@ export class Quotas {
     let added = 0;
     for (const h of missing) added += distinct.get(h.toString("hex"))?.data.length ?? 0;
     if (added === 0 || used + added <= quotaBytes) return;
+    this.refusals.quota++;
     throw new CacheroachError(
       "ERR_QUOTA_EXCEEDED",
       `tenant ${tenantId} is over its quota: it stores ${describeBytes(used)} of its ${describeBytes(quotaBytes)} quota, ` +
@@ -107,6 +110,7 @@ export class Quotas {
     if (maxOpenUploads === 0) return;
     const open = await this.uploads.countOpenBy(tenantId, principalId, maxOpenUploads);
     if (open < maxOpenUploads) return;
+    this.refusals.openUploads++;
     throw new CacheroachError(
       "ERR_TOO_MANY_UPLOADS",
       `principal ${principalId} has ${open} open uploads in tenant ${tenantId}, its limit; ` +
