@@ -417,7 +417,9 @@ describe("open uploads", () => {
 test("refusals are counted in cacheroach_quota_refusals_total", async () => {
   const body = await (await fetch(`${ts.url}/metrics`)).text();
   const value = (reason: string) =>
-    Number(new RegExp(`^cacheroach_quota_refusals_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(body)?.[1]);
+    Number(
+      new RegExp(`^cacheroach_quota_refusals_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(body)?.[1],
+    );
   assert.ok(value("quota") >= 8, body.match(/cacheroach_quota.*/g)?.join("\n"));
   assert.ok(value("open_uploads") >= 3);
 });
