@@ -10,7 +10,9 @@ import { chunkHash, contentHash } from "@cacheroach/core";
 import { Files, Principals, Tenants, Tokens, Uploads } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
+import type { Db } from "../src/db/db.js";
 import { ERROR_CODE_HEADER } from "../src/errors.js";
+import { UsageStore } from "../src/store/usage-store.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { rejects } from "./connect-assert.js";
 
@@ -146,6 +148,31 @@ describe("accounting", () => {
       chunks: 11 + 1 + 11 * 2,
       bytes: big.length + Array.from({ length: 12 }, (_, i) => CHUNK + i).reduce((x, y) => x + y),
     });
+  });
+
+  test("UsageStore.subtract in the deleting transaction keeps the usage exact", async () => {
+    const t = await newTenant("subtract");
+    const st = (await uploads.begin({ tenantId: t, path: "/x" })).state;
+    const chunks = [randomBytes(CHUNK), randomBytes(100), randomBytes(200)];
+    await uploads.putChunks({ state: st, chunks: chunks.map((data) => ({ hash: chunkHash(data), data })) });
+    assert.deepEqual(await exact(t), { chunks: 3, bytes: CHUNK + 300 });
+    const store = new UsageStore({ query: db.query.bind(db) } as unknown as Db);
+    assert.deepEqual(await store.physical(t), { chunks: 3, bytes: CHUNK + 300 });
+    await db.query("BEGIN");
+    const gone = await db.query<{ n: number }>(
+      "DELETE FROM chunks WHERE tenant_id = $1 AND length(data) < 1000 RETURNING length(data) AS n",
+      [t],
+    );
+    await store.subtract(
+      db,
+      t,
+      gone.rowCount ?? 0,
+      gone.rows.reduce((a, r) => a + r.n, 0),
+    );
+    await store.subtract(db, t, 0, 0); // writes nothing
+    await db.query("COMMIT");
+    assert.deepEqual(await exact(t), { chunks: 1, bytes: CHUNK });
+    assert.deepEqual(await store.physical(t), { chunks: 1, bytes: CHUNK });
   });
 
   test("Get and List report logical and physical usage and the dedup ratio when asked", async () => {
