@@ -165,6 +165,18 @@ export const SETTINGS: readonly Setting[] = [
     helpValue: "<duration>",
   }),
   setting({
+    key: "gc-interval",
+    env: "CACHEROACH_GC_INTERVAL",
+    kind: "duration",
+    unit: "ms",
+    option: "gcIntervalMs",
+    schema: duration(0, 365 * 24 * 3600_000),
+    default: 3600_000,
+    summary:
+      "How often garbage collection runs (dead versions past retention, expired uploads, unreferenced contents); 0 turns the schedule off (`cacheroach gc` still runs it).",
+    helpValue: "<duration>",
+  }),
+  setting({
     key: "session-cache",
     env: "CACHEROACH_SESSION_CACHE",
     kind: "duration",

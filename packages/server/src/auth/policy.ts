@@ -1,5 +1,14 @@
 import type { DescMethod, MessageShape } from "@bufbuild/protobuf";
-import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
+import {
+  Diags,
+  Files,
+  GarbageCollection,
+  Principals,
+  Tenants,
+  Tokens,
+  Uploads,
+  VHosts,
+} from "@cacheroach/proto";
 import { CacheroachError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
@@ -139,4 +148,6 @@ export const POLICY: ReadonlyMap<string, Rule> = new Map([
   rule(VHosts.method.list, { access: "super" }),
 
   rule(Diags.method.echo, { access: "super" }),
+
+  rule(GarbageCollection.method.collect, { access: "super" }),
 ]);

@@ -22,6 +22,18 @@ export interface MetricSources {
   uploadsOpen?: () => number | Promise<number>;
   /** Chunks writers were spared because the tenant stored them already, since start. */
   dedup?: () => { chunksSkipped: number; bytesSkipped: number; chunksWritten: number; bytesWritten: number };
+  /** Garbage collection's totals since start (lifecycle/gc.ts GcCounters). */
+  gc?: () => {
+    runs: number;
+    failures: number;
+    versions: number;
+    uploads: number;
+    ropes: number;
+    chunks: number;
+    bytes: number;
+    lastRunEnd: number;
+    lastRunSeconds: number;
+  };
 }
 
 /** HTTP methods kept as label values; anything else is "other". */
@@ -149,6 +161,52 @@ export class Metrics {
           this.set({ pool: p.pool, state: "idle" }, p.idle);
           this.set({ pool: p.pool, state: "waiting" }, p.waiting);
         }
+      },
+    });
+    // Read at scrape time: the collector is made after the metrics.
+    const gc = () => sources.gc?.();
+    monotonic(
+      registers,
+      "cacheroach_gc_runs_total",
+      "Garbage collection runs finished.",
+      () => gc()?.runs ?? 0,
+    );
+    monotonic(
+      registers,
+      "cacheroach_gc_failures_total",
+      "Garbage collection runs or tenants of a run that failed (the next run tries again).",
+      () => gc()?.failures ?? 0,
+    );
+    for (const [what, help] of [
+      ["versions", "File versions removed (past retention)."],
+      ["uploads", "Expired or idle uploads removed."],
+      ["ropes", "Unreferenced contents (ropes) removed."],
+      ["chunks", "Unreferenced chunks removed."],
+      ["bytes", "Physical bytes of the chunks removed."],
+    ] as const) {
+      monotonic(
+        registers,
+        `cacheroach_gc_reclaimed_${what}_total`,
+        `Garbage collection: ${help}`,
+        () => gc()?.[what] ?? 0,
+      );
+    }
+    new Gauge({
+      name: "cacheroach_gc_last_run_timestamp_seconds",
+      help: "When the last garbage collection run finished (Unix seconds; 0: none yet).",
+      registers,
+      collect() {
+        const c = gc();
+        if (c) this.set(c.lastRunEnd);
+      },
+    });
+    new Gauge({
+      name: "cacheroach_gc_last_run_duration_seconds",
+      help: "How long the last garbage collection run took.",
+      registers,
+      collect() {
+        const c = gc();
+        if (c) this.set(c.lastRunSeconds);
       },
     });
     new Gauge({

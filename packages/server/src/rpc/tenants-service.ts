@@ -8,7 +8,12 @@ import { newId, parseId } from "../ids.js";
 import type { TenantStore } from "../store/tenant-store.js";
 
 /** The Tenants service (authorization: auth/policy.ts; List is filtered to readable tenants). */
-export function createTenantsService(tenants: TenantStore, authz: Authorizer): ServiceImpl<typeof Tenants> {
+export function createTenantsService(
+  tenants: TenantStore,
+  authz: Authorizer,
+  /** Called after a tenant is deleted: garbage collection purges its data soon. */
+  onDeleted: () => void = () => {},
+): ServiceImpl<typeof Tenants> {
   const msg = (t: { id: string; label: string; version: number }): Tenant =>
     create(TenantSchema, { id: t.id, label: t.label, version: BigInt(t.version) });
   return {
@@ -17,6 +22,7 @@ export function createTenantsService(tenants: TenantStore, authz: Authorizer): S
       if (!t) throw new CacheroachError("ERR_BAD_REQUEST", "tenant is required");
       if (req.delete) {
         await tenants.delete(parseId(t.id, "tenant.id"), Number(t.version));
+        onDeleted();
         return {};
       }
       const label = t.label.trim();

@@ -31,23 +31,29 @@ const EMPTY = Buffer.alloc(0);
  * PostgreSQL scan every chunk of the tenant per call; see docs/performance.md.) OFFSET 0 keeps the
  * LATERAL subquery from being flattened into a join.
  */
-function eachChunk(columns: "hash" | "hash, data"): string {
+function eachChunk(columns: "hash" | "hash, data", filter = ""): string {
   return `FROM unnest($2::BYTEA[]) AS v (hash)
-    CROSS JOIN LATERAL (SELECT ${columns} FROM chunks WHERE tenant_id = $1 AND hash = v.hash OFFSET 0) AS c`;
+    CROSS JOIN LATERAL (SELECT ${columns} FROM chunks WHERE tenant_id = $1 AND hash = v.hash ${filter} OFFSET 0) AS c`;
 }
+
+/**
+ * Storing a chunk the tenant has already clears a garbage-collection mark on it (and writes nothing
+ * otherwise): a chunk a client has just sent is never collected before that client's upload ends.
+ */
+const SAVE_CONDEMNED =
+  "ON CONFLICT (tenant_id, hash) DO UPDATE SET condemned_at = NULL WHERE chunks.condemned_at IS NOT NULL";
 
 /**
  * Stores one chunk of tenant $1: hash $2, data $3. A lone chunk (every large one) goes as plain
  * parameters: measured 15-20 % faster per 512 KiB chunk than a one-element array, which the
  * database copies once more.
  */
-const INSERT_CHUNK =
-  "INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, hash) DO NOTHING";
+const INSERT_CHUNK = `INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ${SAVE_CONDEMNED}`;
 
 /** Stores chunks of tenant $1, hashes $2 and data $3 (BYTEA[]s); those it has already are skipped. */
 const INSERT_CHUNKS = `INSERT INTO chunks (tenant_id, hash, data)
   SELECT $1, u.hash, u.data FROM unnest($2::BYTEA[], $3::BYTEA[]) AS u (hash, data)
-  ON CONFLICT (tenant_id, hash) DO NOTHING`;
+  ${SAVE_CONDEMNED}`;
 
 /** Rows per lookup statement. */
 const LOOKUP_BATCH = 1000;
@@ -124,7 +130,13 @@ export class ChunkStore {
     const groups: ChunkWrite[][] = [];
     let group: ChunkWrite[] = [];
     let bytes = 0;
+    // One row per hash: an upsert may not touch a row twice in one statement (and a repeated
+    // chunk is stored once anyway).
+    const seen = new Set<string>();
     for (const c of chunks) {
+      const k = c.hash.toString("hex");
+      if (seen.has(k)) continue;
+      seen.add(k);
       if (c.data.length > GROUP_BYTES / 4) {
         groups.push([c]);
         continue;
@@ -181,10 +193,11 @@ export class ChunkStore {
   async missing(tenantId: string, hashes: readonly Buffer[], q: Queryable = this.db): Promise<Buffer[]> {
     if (hashes.length === 0) return [];
     const found = await inBatches(hashes, LOOKUP_BATCH, async (batch) => {
-      const r = await q.query<{ hash: Buffer }>(`SELECT c.hash ${eachChunk("hash")}`, [
-        tenantId,
-        byteaArray(batch),
-      ]);
+      // A condemned chunk counts as missing: the client sends it again, which saves it.
+      const r = await q.query<{ hash: Buffer }>(
+        `SELECT c.hash ${eachChunk("hash", "AND condemned_at IS NULL")}`,
+        [tenantId, byteaArray(batch)],
+      );
       return r.rows;
     });
     const present = new Set(found.map((row) => row.hash.toString("hex")));

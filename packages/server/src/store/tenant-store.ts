@@ -24,7 +24,7 @@ export class TenantStore {
             [id, label],
           )
         : await this.db.query<{ version: string }>(
-            "UPDATE tenants SET label = $2, version = version + 1 WHERE id = $1 AND version = $3 RETURNING version",
+            "UPDATE tenants SET label = $2, version = version + 1 WHERE id = $1 AND version = $3 AND deleted_at IS NULL RETURNING version",
             [id, label, version],
           );
     const row = r.rows[0];
@@ -44,17 +44,30 @@ export class TenantStore {
     );
   }
 
-  /** Deletes a tenant at its current version, with all its data. */
+  /**
+   * Deletes a tenant at its current version: at once it is hidden, its virtual hosts are removed
+   * and the sessions scoped to it revoked; its data is then purged by garbage collection in
+   * bounded batches (a single cascading DELETE would be one unbounded transaction).
+   */
   async delete(id: string, version: number): Promise<void> {
-    const r = await this.db.query("DELETE FROM tenants WHERE id = $1 AND version = $2", [id, version]);
-    if (r.rowCount === 0)
-      throw new CacheroachError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
+    await this.db.tx(async (q) => {
+      const r = await q.query(
+        "UPDATE tenants SET deleted_at = now(), version = version + 1 WHERE id = $1 AND version = $2 AND deleted_at IS NULL",
+        [id, version],
+      );
+      if (r.rowCount === 0)
+        throw new CacheroachError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
+      await q.query("DELETE FROM vhosts WHERE tenant_id = $1", [id]);
+      await q.query("UPDATE sessions SET revoked_at = now() WHERE scope_tenant = $1 AND revoked_at IS NULL", [
+        id,
+      ]);
+    });
   }
 
   /** One tenant, or undefined. */
   async get(id: string): Promise<TenantRecord | undefined> {
     const r = await this.db.query<{ id: string; label: string; version: string }>(
-      "SELECT id, label, version FROM tenants WHERE id = $1",
+      "SELECT id, label, version FROM tenants WHERE id = $1 AND deleted_at IS NULL",
       [id],
     );
     const row = r.rows[0];
@@ -64,7 +77,7 @@ export class TenantStore {
   /** Every tenant, ordered by label. */
   async list(): Promise<TenantRecord[]> {
     const r = await this.db.query<{ id: string; label: string; version: string }>(
-      "SELECT id, label, version FROM tenants ORDER BY label, id",
+      "SELECT id, label, version FROM tenants WHERE deleted_at IS NULL ORDER BY label, id",
     );
     return r.rows.map((row) => ({ id: row.id, label: row.label, version: Number(row.version) }));
   }
