@@ -44,9 +44,11 @@ const SERVER_LAYERS: Record<string, string[]> = {
   store: ["db", "util"],
   uploads: ["store", "util"],
   auth: ["store"],
+  // Storage lifecycle jobs (scrub), run on a schedule by server.ts and on demand over RPC.
+  lifecycle: ["db", "store", "util"],
   // The two boundaries use Db only for readiness (/readyz) and Diags.Echo (Db.ping).
   http: ["auth", "db", "net", "store", "uploads", "util"],
-  rpc: ["auth", "db", "net", "store", "uploads", "util"],
+  rpc: ["auth", "db", "lifecycle", "net", "store", "uploads", "util"],
 };
 const COMPOSITION_ROOTS = new Set(["server.ts", "index.ts", "testing.ts"]);
 

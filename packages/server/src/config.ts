@@ -59,6 +59,10 @@ export interface ServerOptions {
    * default 30 s. 0 cuts them at once.
    */
   gracePeriodMs?: number;
+  /** How often the server scrubs every tenant, in ms; 0 (default) = never. */
+  scrubIntervalMs?: number;
+  /** Bytes per second a scrub reads at most; default 32 MiB; 0 = no limit. */
+  scrubBytesPerSecond?: number;
   /** PEM certificate chain and key files: serve HTTPS (reloaded by RunningServer.reloadTls). */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -95,6 +99,10 @@ export interface ServerConfig {
   readonly metricsBind: { host: string; port: number } | undefined;
   /** How long close() lets requests in flight finish, in ms. */
   readonly gracePeriodMs: number;
+  /** How often the server scrubs every tenant, in ms; 0 = never. */
+  readonly scrubIntervalMs: number;
+  /** Bytes per second a scrub reads at most; 0 = no limit. */
+  readonly scrubBytesPerSecond: number;
   /** How the port speaks TLS, or undefined (cleartext HTTP/1.1 and h2c). */
   readonly tls:
     | { readonly certFile: string; readonly keyFile: string }
@@ -144,6 +152,8 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     activeContentHosts: new Set((v("active-content-hosts") as string[]).map(parseHostName)),
     metricsBind: metricsBind === undefined ? undefined : parseBind(metricsBind, "metrics-bind"),
     gracePeriodMs: v("grace-period") as number,
+    scrubIntervalMs: v("scrub-interval") as number,
+    scrubBytesPerSecond: v("scrub-rate") as number,
     tls: tlsMode(
       v("tls-cert") as string | undefined,
       v("tls-key") as string | undefined,
