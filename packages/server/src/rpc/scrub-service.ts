@@ -30,10 +30,10 @@ export function createScrubService(scrubber: Scrubber): ServiceImpl<typeof Scrub
   return {
     async *run(req, ctx: HandlerContext) {
       const tenantId = req.tenantId === "" ? undefined : parseId(req.tenantId, "tenant_id");
-      if (req.maxBytesPerSecond < 0n) {
+      const rate = req.maxBytesPerSecond === undefined ? undefined : Number(req.maxBytesPerSecond);
+      if (rate !== undefined && rate < 0) {
         throw new CacheroachError("ERR_BAD_REQUEST", "max_bytes_per_second must not be negative");
       }
-      const rate = req.maxBytesPerSecond === 0n ? undefined : Number(req.maxBytesPerSecond);
       for await (const e of scrubber.run({
         tenantId,
         bytesPerSecond: rate,
