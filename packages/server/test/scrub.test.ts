@@ -284,6 +284,38 @@ describe("who may scrub, and what", () => {
   });
 });
 
+describe("shutdown", () => {
+  test("an on-demand scrub in progress ends UNAVAILABLE at once, not after the grace period", async () => {
+    const s = await startTestServer({ chunkSize: CHUNK, gracePeriodMs: 60_000 });
+    let closed: Promise<void> | undefined;
+    try {
+      const scratch = "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a";
+      await s.client(Uploads, s.superToken).begin({
+        tenantId: scratch,
+        path: "/x.bin",
+        committed: { case: "contents", value: randomBytes(5000) },
+      });
+      // One byte a second: after its first chunk the scrub rests for over an hour.
+      const run = (async () => {
+        for await (const _ of s.client(Scrub, s.superToken).run({ maxBytesPerSecond: 1n })) {
+          // nothing comes before the server stops
+        }
+      })();
+      run.catch(() => {});
+      const checked = async () => {
+        const text = await (await fetch(`${s.url}/metrics`)).text();
+        return Number(/^cacheroach_scrub_chunks_total (\S+)$/m.exec(text)?.[1] ?? 0);
+      };
+      while ((await checked()) === 0) await new Promise((r) => setTimeout(r, 50));
+      closed = s.close();
+      await rejects(run, Code.Unavailable, /scrub stopped: the server is shutting down; run it again/);
+      await closed;
+    } finally {
+      await (closed ?? s.close());
+    }
+  });
+});
+
 describe("the scheduled scrub", () => {
   test("runs every interval, exports its last run, and stops with the server", async () => {
     const s = await startTestServer({ chunkSize: CHUNK, scrubIntervalMs: 1000 });
