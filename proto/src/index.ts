@@ -7,6 +7,7 @@ export * from "./gen/cacheroach/v1/diags_pb.js";
 export * from "./gen/cacheroach/v1/files_pb.js";
 export * from "./gen/cacheroach/v1/gc_pb.js";
 export * from "./gen/cacheroach/v1/principals_pb.js";
+export * from "./gen/cacheroach/v1/scrub_pb.js";
 export * from "./gen/cacheroach/v1/session_pb.js";
 export * from "./gen/cacheroach/v1/tenants_pb.js";
 export * from "./gen/cacheroach/v1/tokens_pb.js";

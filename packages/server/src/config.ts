@@ -66,6 +66,10 @@ export interface ServerOptions {
    * see lifecycle/gc.ts). Not a setting: tests shorten it.
    */
   gcMarginMs?: number;
+  /** How often the server scrubs every tenant, in ms; 0 (default) = never. */
+  scrubIntervalMs?: number;
+  /** Bytes per second a scrub reads at most; default 32 MiB; 0 = no limit. */
+  scrubBytesPerSecond?: number;
   /** PEM certificate chain and key files: serve HTTPS (reloaded by RunningServer.reloadTls). */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -106,6 +110,10 @@ export interface ServerConfig {
   readonly gcIntervalMs: number;
   /** Garbage collection's safety margin, in ms. */
   readonly gcMarginMs: number;
+  /** How often the server scrubs every tenant, in ms; 0 = never. */
+  readonly scrubIntervalMs: number;
+  /** Bytes per second a scrub reads at most; 0 = no limit. */
+  readonly scrubBytesPerSecond: number;
   /** How the port speaks TLS, or undefined (cleartext HTTP/1.1 and h2c). */
   readonly tls:
     | { readonly certFile: string; readonly keyFile: string }
@@ -160,6 +168,8 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     gracePeriodMs: v("grace-period") as number,
     gcIntervalMs: v("gc-interval") as number,
     gcMarginMs: o.gcMarginMs ?? DEFAULT_GC_MARGIN_MS,
+    scrubIntervalMs: v("scrub-interval") as number,
+    scrubBytesPerSecond: v("scrub-rate") as number,
     tls: tlsMode(
       v("tls-cert") as string | undefined,
       v("tls-key") as string | undefined,

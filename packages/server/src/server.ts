@@ -5,6 +5,7 @@ import {
   Files,
   GarbageCollection,
   Principals,
+  Scrub,
   Tenants,
   Tokens,
   Uploads,
@@ -27,6 +28,8 @@ import { Site } from "./http/site.js";
 import { VHostMap } from "./http/vhost-map.js";
 import { DEFAULT_GC_OPTIONS, GarbageCollector, type TenantCollection } from "./lifecycle/gc.js";
 import { PeriodicJob } from "./lifecycle/periodic-job.js";
+import { Scrubber } from "./lifecycle/scrub.js";
+import { ScrubSchedule } from "./lifecycle/scrub-schedule.js";
 import { createLogger } from "./logger.js";
 import { observeHttp } from "./metrics/http-observer.js";
 import { cachedFor, type MetricSources, Metrics } from "./metrics/metrics.js";
@@ -43,6 +46,7 @@ import { createMetricsInterceptor } from "./rpc/metrics-interceptor.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { READ_MANY_BUDGET } from "./rpc/read-many.js";
 import { createRpcAdapter } from "./rpc/rpc-adapter.js";
+import { createScrubService } from "./rpc/scrub-service.js";
 import { createTenantsService } from "./rpc/tenants-service.js";
 import { createTokensService } from "./rpc/tokens-service.js";
 import { createUploadsService } from "./rpc/uploads-service.js";
@@ -53,6 +57,7 @@ import { FileStore } from "./store/file-store.js";
 import { GcStore } from "./store/gc-store.js";
 import { PrincipalStore } from "./store/principal-store.js";
 import { RopeStore } from "./store/rope-store.js";
+import { ScrubStore } from "./store/scrub-store.js";
 import { SessionStore } from "./store/session-store.js";
 import { TenantStore } from "./store/tenant-store.js";
 import { UploadStore } from "./store/upload-store.js";
@@ -177,6 +182,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       { ...DEFAULT_GC_OPTIONS, marginMs: config.gcMarginMs },
       gcJob.abort.signal,
     );
+    const scrubber = new Scrubber(new ScrubStore(db), { bytesPerSecond: config.scrubBytesPerSecond, log });
+    const scrubSchedule = new ScrubSchedule(scrubber, config.scrubIntervalMs, log);
     // Responses: a Read message carries at most one transfer; a ReadMany answer up to its 16 MiB
     // contents budget plus metadata (it keeps itself under this limit).
     const writeMaxBytes = Math.max(config.maxTransferSize, READ_MANY_BUDGET) + (4 << 20);
@@ -210,6 +217,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       router.service(Tokens, createTokensService(signer, sessions, authz));
       router.service(VHosts, createVHostsService(vhostStore));
       router.service(Diags, createDiagsService(db!, SERVER_VERSION));
+      router.service(Scrub, createScrubService(scrubber));
     };
     const vhosts = new VHostMap(vhostStore, config.vhostRefreshMs);
     const site = new Site({
@@ -233,6 +241,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         bytesWritten: c.bytesWritten,
       };
     };
+    sources.corruptReads = () => chunks.counters.corruptReads;
+    sources.scrub = () => scrubber.counters;
     sources.dbPools = () => dbForMetrics.poolStats();
     sources.traffic = () => traffic.read();
     sources.uploadsOpen = cachedFor(15_000, () => uploadStore.countOpen());
@@ -311,11 +321,16 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
     log.info({ url }, "cacheroach listening");
     gcJob.start();
+    scrubSchedule.start();
     const dbRef = db;
     let closed: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       gate.start();
       await gcJob.stop();
+      // Scrubs are long reads, not requests to finish: on-demand ones end (UNAVAILABLE, run it
+      // again) and the scheduled one stops before the drain waits for the rest.
+      scrubber.close();
+      await scrubSchedule.stop();
       log.info({ gracePeriodMs: config.gracePeriodMs }, "draining: finishing requests in flight");
       const t0 = Date.now();
       await listener.close();

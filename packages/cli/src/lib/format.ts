@@ -68,6 +68,33 @@ export function parseDuration(text: string): number {
   return total;
 }
 
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** Parses "200MiB", "1.5GiB", "64k", "1000" (bytes) into bytes, as the server's size settings do. */
+export function parseSize(text: string, what = "size"): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m ? SIZE_UNITS[(m[2] as string).toLowerCase()] : undefined;
+  const n = m && unit !== undefined ? Math.round(Number(m[1]) * unit) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new UserError(`invalid ${what} "${text}"`, undefined, [
+      "use a number and unit, e.g. 200MiB, 1GiB, 0",
+    ]);
+  }
+  return n;
+}
+
 /** ISO-8601 in UTC without milliseconds, or "" for undefined. */
 export function formatTime(d: Date | undefined): string {
   return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "";

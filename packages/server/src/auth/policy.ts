@@ -4,6 +4,7 @@ import {
   Files,
   GarbageCollection,
   Principals,
+  Scrub,
   Tenants,
   Tokens,
   Uploads,
@@ -150,4 +151,6 @@ export const POLICY: ReadonlyMap<string, Rule> = new Map([
   rule(Diags.method.echo, { access: "super" }),
 
   rule(GarbageCollection.method.collect, { access: "super" }),
+  // Reads every stored byte of a tenant (or of all): for operators only.
+  rule(Scrub.method.run, { access: "super" }),
 ]);

@@ -34,6 +34,18 @@ export interface MetricSources {
     lastRunEnd: number;
     lastRunSeconds: number;
   };
+  /** Chunk reads refused because the bytes from the database did not match their hash, since start. */
+  corruptReads?: () => number;
+  /** Integrity scrubs since start (lifecycle/scrub.ts): what they checked and found. */
+  scrub?: () => {
+    chunks: number;
+    bytes: number;
+    ropes: number;
+    problems: number;
+    /** When (ms since the epoch) the last complete scrub of every tenant ended; 0: never. */
+    lastRunEndedAt: number;
+    lastRunProblems: number;
+  };
 }
 
 /** HTTP methods kept as label values; anything else is "other". */
@@ -207,6 +219,49 @@ export class Metrics {
       collect() {
         const c = gc();
         if (c) this.set(c.lastRunSeconds);
+      },
+    });
+    monotonic(
+      registers,
+      "cacheroach_chunk_corrupt_reads_total",
+      "Chunk reads refused (DATA_LOSS) because the bytes from the database did not match their hash.",
+      () => sources.corruptReads?.() ?? 0,
+    );
+    monotonic(registers, "cacheroach_scrub_chunks_total", "Chunks an integrity scrub re-hashed.", () =>
+      sources.scrub ? sources.scrub().chunks : 0,
+    );
+    monotonic(
+      registers,
+      "cacheroach_scrub_bytes_total",
+      "Bytes of the chunks an integrity scrub re-hashed.",
+      () => (sources.scrub ? sources.scrub().bytes : 0),
+    );
+    monotonic(
+      registers,
+      "cacheroach_scrub_ropes_total",
+      "Ropes (contents) whose chunk lists an integrity scrub checked.",
+      () => (sources.scrub ? sources.scrub().ropes : 0),
+    );
+    monotonic(
+      registers,
+      "cacheroach_scrub_problems_total",
+      "Damaged or missing chunks and broken ropes an integrity scrub found.",
+      () => (sources.scrub ? sources.scrub().problems : 0),
+    );
+    new Gauge({
+      name: "cacheroach_scrub_last_run_timestamp_seconds",
+      help: "When the last complete scrub of every tenant ended (Unix time; 0: none yet).",
+      registers,
+      collect() {
+        if (sources.scrub) this.set(sources.scrub().lastRunEndedAt / 1000);
+      },
+    });
+    new Gauge({
+      name: "cacheroach_scrub_last_run_problems",
+      help: "Problems the last complete scrub of every tenant found (alert when above 0).",
+      registers,
+      collect() {
+        if (sources.scrub) this.set(sources.scrub().lastRunProblems);
       },
     });
     new Gauge({

@@ -1,8 +1,10 @@
+import { chunkHash } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db, Queryable } from "../db/db.js";
 import { CacheroachError } from "../errors.js";
 import { mapLimit } from "../util/concurrency.js";
+import { CorruptChunkError } from "./damaged-content.js";
 
 /** A tenant id that is safe to embed in SQL text (lower- or upper-case hex, as PostgreSQL prints it). */
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -97,6 +99,8 @@ export interface ChunkCounters {
    * FindMissing spared, the upload's chunk size each (their lengths are not sent).
    */
   bytesSkipped: number;
+  /** Chunks read from the database whose bytes did not match their hash (refused, never served). */
+  corruptReads: number;
 }
 
 export class ChunkStore {
@@ -108,6 +112,7 @@ export class ChunkStore {
     bytesWritten: 0,
     chunksSkipped: 0,
     bytesSkipped: 0,
+    corruptReads: 0,
   };
   private readonly cache: LRUCache<string, Buffer> | undefined;
 
@@ -215,21 +220,32 @@ export class ChunkStore {
   /**
    * Many chunks' bytes, keyed by hex hash: cache hits first, then one query for the rest (small
    * chunks, e.g. of a batch of small files; callers bound the total). A missing chunk is
-   * ERR_UNAVAILABLE as in {@link get}.
+   * ERR_UNAVAILABLE as in {@link get}, one whose bytes do not match its hash ERR_DATA_LOSS.
    */
   async getMany(tenantId: string, hashes: readonly Buffer[]): Promise<Map<string, Buffer>> {
-    const out = await this.getStored(tenantId, hashes);
+    const stored = await this.getStored(tenantId, hashes);
+    const out = new Map<string, Buffer>();
     for (const h of hashes) {
-      if (!out.has(h.toString("hex"))) {
+      const data = stored.get(h.toString("hex"));
+      if (data instanceof CorruptChunkError) throw data;
+      if (!data) {
         throw new CacheroachError("ERR_UNAVAILABLE", `chunk ${h.toString("hex").slice(0, 16)} is missing`);
       }
+      out.set(h.toString("hex"), data);
     }
     return out;
   }
 
-  /** Like {@link getMany}, but a chunk the tenant does not store is simply absent from the answer. */
-  async getStored(tenantId: string, hashes: readonly Buffer[]): Promise<Map<string, Buffer>> {
-    const out = new Map<string, Buffer>();
+  /**
+   * Like {@link getMany}, but a chunk the tenant does not store is simply absent from the answer,
+   * and one whose stored bytes do not match its hash is a CorruptChunkError in place of its bytes
+   * (never cached), so the caller can say which content it damages.
+   */
+  async getStored(
+    tenantId: string,
+    hashes: readonly Buffer[],
+  ): Promise<Map<string, Buffer | CorruptChunkError>> {
+    const out = new Map<string, Buffer | CorruptChunkError>();
     const todo: Buffer[] = [];
     for (const h of hashes) {
       const k = h.toString("hex");
@@ -252,6 +268,10 @@ export class ChunkStore {
       for (const row of r.rows) {
         const k = row.hash.toString("hex");
         const data = Buffer.from(row.b64, "base64");
+        if (!this.matches(row.hash, data)) {
+          out.set(k, new CorruptChunkError(row.hash));
+          continue;
+        }
         out.set(k, data);
         this.cache?.set(`${tenantId}:${k}`, data);
       }
@@ -263,7 +283,12 @@ export class ChunkStore {
     return out;
   }
 
-  /** A chunk's bytes. A missing chunk means the database lost data it promised to keep. */
+  /**
+   * A chunk's bytes. A missing chunk means the database lost data it promised to keep
+   * (ERR_UNAVAILABLE); bytes read from the database are checked against the hash (BLAKE3, a few
+   * ms per 256 MiB) before they are used or cached, and bytes that do not match are a
+   * CorruptChunkError (ERR_DATA_LOSS): a damaged row is never served as the chunk.
+   */
   async get(tenantId: string, hash: Buffer): Promise<Buffer> {
     const key = `${tenantId}:${hash.toString("hex")}`;
     const hit = this.cache?.get(key);
@@ -279,8 +304,16 @@ export class ChunkStore {
     if (data === undefined) {
       throw new CacheroachError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
     }
+    if (!this.matches(hash, data)) throw new CorruptChunkError(hash);
     this.cache?.set(key, data);
     return data;
+  }
+
+  /** True if `data` hashes to `hash`; a mismatch is counted (cacheroach_chunk_corrupt_reads_total). */
+  private matches(hash: Buffer, data: Buffer): boolean {
+    if (chunkHash(data).equals(hash)) return true;
+    this.counters.corruptReads++;
+    return false;
   }
 
   /**

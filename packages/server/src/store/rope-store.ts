@@ -5,7 +5,7 @@ import type { Db } from "../db/db.js";
 import { isForeignKeyViolation } from "../db/sqlstate.js";
 import { CacheroachError } from "../errors.js";
 import type { ChunkStore } from "./chunk-store.js";
-import { damagedContent } from "./damaged-content.js";
+import { CorruptChunkError, damagedContent } from "./damaged-content.js";
 import { type LiveHead, readLiveHeads } from "./live-heads.js";
 
 /** A committed rope's header. */
@@ -308,7 +308,10 @@ export class RopeStore {
         await refill();
         const next = pending.shift();
         if (!next) throw damagedContent(rope.hash, `its chunk list ends before offset ${pos}`);
-        const data = await next.data;
+        const data = await next.data.catch((err: unknown) => {
+          if (!(err instanceof CorruptChunkError)) throw err;
+          throw damagedContent(rope.hash, `the chunk at offset ${next.entry.offset} does not match its hash`);
+        });
         if (data.length !== next.entry.length) {
           throw damagedContent(
             rope.hash,
@@ -463,13 +466,15 @@ function headerColumns(ropes: readonly Rope[]): unknown[] {
 function assembleWhole(
   rope: Rope,
   list: readonly ChunkEntry[],
-  chunks: Map<string, Buffer>,
+  chunks: Map<string, Buffer | CorruptChunkError>,
 ): Buffer | CacheroachError {
   const parts: Buffer[] = [];
   let pos = 0;
   for (const e of list) {
     const data = chunks.get(e.hash.toString("hex"));
     if (!data) return damagedContent(rope.hash, `the chunk at offset ${e.offset} is missing`);
+    if (data instanceof CorruptChunkError)
+      return damagedContent(rope.hash, `the chunk at offset ${e.offset} does not match its hash`);
     if (e.offset !== pos) return damagedContent(rope.hash, `its chunk list has no chunk at offset ${pos}`);
     if (data.length !== e.length) {
       return damagedContent(
