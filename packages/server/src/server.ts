@@ -29,7 +29,6 @@ import { VHostMap } from "./http/vhost-map.js";
 import { DEFAULT_GC_OPTIONS, GarbageCollector, type TenantCollection } from "./lifecycle/gc.js";
 import { PeriodicJob } from "./lifecycle/periodic-job.js";
 import { Scrubber } from "./lifecycle/scrub.js";
-import { ScrubSchedule } from "./lifecycle/scrub-schedule.js";
 import { createLogger } from "./logger.js";
 import { observeHttp } from "./metrics/http-observer.js";
 import { cachedFor, type MetricSources, Metrics } from "./metrics/metrics.js";
@@ -183,7 +182,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       gcJob.abort.signal,
     );
     const scrubber = new Scrubber(new ScrubStore(db), { bytesPerSecond: config.scrubBytesPerSecond, log });
-    const scrubSchedule = new ScrubSchedule(scrubber, config.scrubIntervalMs, log);
+    // The scheduled scrub of every tenant; the scrub logs its own summary and problems.
+    const scrubJob = new PeriodicJob(
+      "scrub",
+      config.scrubIntervalMs,
+      async (signal) => {
+        for await (const _ of scrubber.run({ signal, trigger: "schedule" })) {
+          // events are logged by the scrub; metrics read its counters
+        }
+      },
+      log,
+    );
     // Responses: a Read message carries at most one transfer; a ReadMany answer up to its 16 MiB
     // contents budget plus metadata (it keeps itself under this limit).
     const writeMaxBytes = Math.max(config.maxTransferSize, READ_MANY_BUDGET) + (4 << 20);
@@ -321,7 +330,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
     log.info({ url }, "cacheroach listening");
     gcJob.start();
-    scrubSchedule.start();
+    scrubJob.start();
     const dbRef = db;
     let closed: Promise<void> | undefined;
     const close = async (): Promise<void> => {
@@ -330,7 +339,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       // Scrubs are long reads, not requests to finish: on-demand ones end (UNAVAILABLE, run it
       // again) and the scheduled one stops before the drain waits for the rest.
       scrubber.close();
-      await scrubSchedule.stop();
+      await scrubJob.stop();
       log.info({ gracePeriodMs: config.gracePeriodMs }, "draining: finishing requests in flight");
       const t0 = Date.now();
       await listener.close();

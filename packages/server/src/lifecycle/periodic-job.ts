@@ -22,7 +22,9 @@ export class PeriodicJob {
 
   /** Starts the schedule (the first run after one interval); an interval of 0 runs only when kicked. */
   start(): void {
-    if (this.intervalMs > 0) this.schedule(this.intervalMs);
+    if (this.intervalMs <= 0 || this.stopped) return;
+    this.log.info({ job: this.name, intervalMs: this.intervalMs }, "scheduled job on");
+    this.schedule(this.intervalMs);
   }
 
   /** Runs the job soon (after a run in progress), whatever the interval. */
