@@ -87,7 +87,8 @@ const LIVE_HOLDERS = `SELECT DISTINCT f.path FROM unnest($4::BYTEA[], $5::BYTEA[
  * after locking the header, so once a header is locked here its list cannot shrink.
  */
 const LOCK_ROPES = `SELECT r.hash, r.chunk_count,
-    (SELECT count(*) FROM rope_chunks AS rc WHERE rc.tenant_id = $1 AND rc.rope_hash = r.hash) AS listed
+    (SELECT count(*) FROM rope_chunks AS rc WHERE rc.tenant_id = $1 AND rc.rope_hash = r.hash) AS listed,
+    (SELECT count(*) FROM tenants AS t WHERE t.id = $1 AND t.deleted_at IS NULL) AS tenant_live
   FROM ropes AS r WHERE r.tenant_id = $1 AND r.hash = ANY($2::BYTEA[])
   FOR SHARE OF r`;
 
@@ -95,18 +96,19 @@ const LOCK_ROPES = `SELECT r.hash, r.chunk_count,
  * Locks the ropes new versions will reference (see {@link LOCK_ROPES}) and checks that each exists
  * with its whole chunk list: a rope committed by this writer may have been collected since (it was
  * unreferenced until now), or rewritten while a collection removed it. ERR_CONTENT_COLLECTED then,
- * and the writer commits the rope again.
+ * and the writer commits the rope again. The same statement refuses a deleted tenant: its rows
+ * stay until garbage collection purges them, and writers remember live tenants for a few
+ * seconds, so this is where a deletion is noticed.
  */
 async function requireRopes(q: Queryable, tenantId: string, ropes: readonly Rope[]): Promise<void> {
-  // A deleted tenant's rows stay until garbage collection purges them: refuse new versions at once
-  // (writers remember live tenants for a few seconds, so this is where a deletion is noticed).
-  const live = await q.query("SELECT 1 FROM tenants WHERE id = $1 AND deleted_at IS NULL", [tenantId]);
-  if (live.rows.length === 0) throw new CacheroachError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
   const unique = new Map(ropes.map((r) => [r.hash.toString("hex"), r]));
-  const r = await q.query<{ hash: Buffer; chunk_count: string; listed: string }>(LOCK_ROPES, [
-    tenantId,
-    byteaArray([...unique.values()].map((rope) => rope.hash)),
-  ]);
+  const r = await q.query<{ hash: Buffer; chunk_count: string; listed: string; tenant_live: string }>(
+    LOCK_ROPES,
+    [tenantId, byteaArray([...unique.values()].map((rope) => rope.hash))],
+  );
+  if (r.rows.some((row) => Number(row.tenant_live) === 0)) {
+    throw new CacheroachError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+  }
   const found = new Map(r.rows.map((row) => [row.hash.toString("hex"), row]));
   for (const [k, rope] of unique) {
     const row = found.get(k);
