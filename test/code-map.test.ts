@@ -44,9 +44,11 @@ const SERVER_LAYERS: Record<string, string[]> = {
   store: ["db", "util"],
   uploads: ["store", "util"],
   auth: ["store"],
+  // Background jobs over the stores: garbage collection and scrub (and their schedules).
+  lifecycle: ["db", "store", "util"],
   // The two boundaries use Db only for readiness (/readyz) and Diags.Echo (Db.ping).
   http: ["auth", "db", "net", "store", "uploads", "util"],
-  rpc: ["auth", "db", "net", "store", "uploads", "util"],
+  rpc: ["auth", "db", "lifecycle", "net", "store", "uploads", "util"],
 };
 const COMPOSITION_ROOTS = new Set(["server.ts", "index.ts", "testing.ts"]);
 

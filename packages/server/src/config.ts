@@ -67,6 +67,17 @@ export interface ServerOptions {
    * default 30 s. 0 cuts them at once.
    */
   gracePeriodMs?: number;
+  /** How often garbage collection runs; 0: only on demand. Default 1 h. */
+  gcIntervalMs?: number;
+  /**
+   * Garbage collection's safety margin before a condemned chunk may be deleted (default 10 s;
+   * see lifecycle/gc.ts). Not a setting: tests shorten it.
+   */
+  gcMarginMs?: number;
+  /** How often the server scrubs every tenant, in ms; 0 (default) = never. */
+  scrubIntervalMs?: number;
+  /** Bytes per second a scrub reads at most; default 32 MiB; 0 = no limit. */
+  scrubBytesPerSecond?: number;
   /** PEM certificate chain and key files: serve HTTPS (reloaded by RunningServer.reloadTls). */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -108,6 +119,14 @@ export interface ServerConfig {
   readonly metricsBind: { host: string; port: number } | undefined;
   /** How long close() lets requests in flight finish, in ms. */
   readonly gracePeriodMs: number;
+  /** How often garbage collection runs, in ms (0: only on demand). */
+  readonly gcIntervalMs: number;
+  /** Garbage collection's safety margin, in ms. */
+  readonly gcMarginMs: number;
+  /** How often the server scrubs every tenant, in ms; 0 = never. */
+  readonly scrubIntervalMs: number;
+  /** Bytes per second a scrub reads at most; 0 = no limit. */
+  readonly scrubBytesPerSecond: number;
   /** How the port speaks TLS, or undefined (cleartext HTTP/1.1 and h2c). */
   readonly tls:
     | { readonly certFile: string; readonly keyFile: string }
@@ -116,6 +135,9 @@ export interface ServerConfig {
 }
 
 /** A configuration value is invalid; the message names it. */
+/** Garbage collection's default safety margin (lifecycle/gc.ts explains it). */
+export const DEFAULT_GC_MARGIN_MS = 10_000;
+
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
@@ -161,6 +183,10 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
     activeContentHosts: new Set((v("active-content-hosts") as string[]).map(parseHostName)),
     metricsBind: metricsBind === undefined ? undefined : parseBind(metricsBind, "metrics-bind"),
     gracePeriodMs: v("grace-period") as number,
+    gcIntervalMs: v("gc-interval") as number,
+    gcMarginMs: o.gcMarginMs ?? DEFAULT_GC_MARGIN_MS,
+    scrubIntervalMs: v("scrub-interval") as number,
+    scrubBytesPerSecond: v("scrub-rate") as number,
     tls: tlsMode(
       v("tls-cert") as string | undefined,
       v("tls-key") as string | undefined,

@@ -27,6 +27,7 @@ export type ErrorCode =
   | "ERR_UPLOAD_EXPIRED"
   | "ERR_HASH_MISMATCH"
   | "ERR_VERSION_SKEW"
+  | "ERR_CONTENT_COLLECTED"
   | "ERR_METHOD_NOT_ALLOWED"
   | "ERR_UNAVAILABLE"
   | "ERR_DATA_LOSS"
@@ -61,6 +62,9 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
     ERR_UPLOAD_EXPIRED: { connect: Code.FailedPrecondition, http: 410 },
     ERR_HASH_MISMATCH: { connect: Code.DataLoss, http: 422 },
     ERR_VERSION_SKEW: { connect: Code.Aborted, http: 409 },
+    // A write's content was collected (or found incomplete) under it; writers retry internally,
+    // so this reaches a client only when that kept happening.
+    ERR_CONTENT_COLLECTED: { connect: Code.Aborted, http: 409 },
     ERR_METHOD_NOT_ALLOWED: { connect: Code.Unimplemented, http: 405 },
     ERR_UNAVAILABLE: { connect: Code.Unavailable, http: 503 },
     // Stored content is damaged (a chunk missing or shorter than its rope says): permanent, so

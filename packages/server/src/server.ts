@@ -1,6 +1,16 @@
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
+import {
+  Diags,
+  Files,
+  GarbageCollection,
+  Principals,
+  Scrub,
+  Tenants,
+  Tokens,
+  Uploads,
+  VHosts,
+} from "@cacheroach/proto";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { createAuthenticationInterceptor } from "./auth/authentication-interceptor.js";
 import { createAuthorizationInterceptor } from "./auth/authorization-interceptor.js";
@@ -16,6 +26,9 @@ import { isClientDisconnect } from "./errors.js";
 import { createHttpRouter } from "./http/http-router.js";
 import { Site } from "./http/site.js";
 import { VHostMap } from "./http/vhost-map.js";
+import { DEFAULT_GC_OPTIONS, GarbageCollector, type TenantCollection } from "./lifecycle/gc.js";
+import { PeriodicJob } from "./lifecycle/periodic-job.js";
+import { Scrubber } from "./lifecycle/scrub.js";
 import { createLogger } from "./logger.js";
 import { observeHttp } from "./metrics/http-observer.js";
 import { cachedFor, type MetricSources, Metrics } from "./metrics/metrics.js";
@@ -27,10 +40,12 @@ import { contextOptions, readTlsFiles, selfSignedTls, type TlsMaterial } from ".
 import { createDiagsService } from "./rpc/diags-service.js";
 import { createErrorInterceptor } from "./rpc/error-interceptor.js";
 import { createFilesService } from "./rpc/files-service.js";
+import { createGcService } from "./rpc/gc-service.js";
 import { createMetricsInterceptor } from "./rpc/metrics-interceptor.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { READ_MANY_BUDGET } from "./rpc/read-many.js";
 import { createRpcAdapter } from "./rpc/rpc-adapter.js";
+import { createScrubService } from "./rpc/scrub-service.js";
 import { createTenantsService } from "./rpc/tenants-service.js";
 import { createTokensService } from "./rpc/tokens-service.js";
 import { createUploadsService } from "./rpc/uploads-service.js";
@@ -38,8 +53,10 @@ import { createVHostsService } from "./rpc/vhosts-service.js";
 import { ensureSigningKeys } from "./signing-keys.js";
 import { ChunkStore } from "./store/chunk-store.js";
 import { FileStore } from "./store/file-store.js";
+import { GcStore } from "./store/gc-store.js";
 import { PrincipalStore } from "./store/principal-store.js";
 import { RopeStore } from "./store/rope-store.js";
+import { ScrubStore } from "./store/scrub-store.js";
 import { SessionStore } from "./store/session-store.js";
 import { TenantStore } from "./store/tenant-store.js";
 import { UploadStore } from "./store/upload-store.js";
@@ -161,6 +178,42 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       },
       quotas,
     );
+    const gcJob = new PeriodicJob(
+      "gc",
+      config.gcIntervalMs,
+      async () => {
+        const reports = await gc.run();
+        for (const r of reports) {
+          if (r.error)
+            log.warn({ tenant: r.tenantId, err: r.error }, "garbage collection failed for a tenant");
+          else if (r.versions + r.uploads + r.ropes + r.chunks + r.purgedRows > 0)
+            log.info({ tenant: r.tenantId, ...summary(r) }, "garbage collected");
+        }
+      },
+      log,
+    );
+    const gc = new GarbageCollector(
+      new GcStore(db),
+      {
+        ...DEFAULT_GC_OPTIONS,
+        marginMs: config.gcMarginMs,
+        retainVersions: config.retainVersions,
+        retainSeconds: config.retainSeconds,
+      },
+      gcJob.abort.signal,
+    );
+    const scrubber = new Scrubber(new ScrubStore(db), { bytesPerSecond: config.scrubBytesPerSecond, log });
+    // The scheduled scrub of every tenant; the scrub logs its own summary and problems.
+    const scrubJob = new PeriodicJob(
+      "scrub",
+      config.scrubIntervalMs,
+      async (signal) => {
+        for await (const _ of scrubber.run({ signal, trigger: "schedule" })) {
+          // events are logged by the scrub; metrics read its counters
+        }
+      },
+      log,
+    );
     // Responses: a Read message carries at most one transfer; a ReadMany answer up to its 16 MiB
     // contents budget plus metadata (it keeps itself under this limit).
     const writeMaxBytes = Math.max(config.maxTransferSize, READ_MANY_BUDGET) + (4 << 20);
@@ -191,12 +244,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           usage,
           quotas,
           retention: { retainVersions: config.retainVersions, retainSeconds: config.retainSeconds },
+          onDeleted: () => gcJob.kick(),
         }),
       );
+      router.service(GarbageCollection, createGcService(gc));
       router.service(Principals, createPrincipalsService(principals, sessions, authz));
       router.service(Tokens, createTokensService(signer, sessions, authz));
       router.service(VHosts, createVHostsService(vhostStore));
       router.service(Diags, createDiagsService(db!, SERVER_VERSION));
+      router.service(Scrub, createScrubService(scrubber));
     };
     const vhosts = new VHostMap(vhostStore, config.vhostRefreshMs);
     const site = new Site({
@@ -220,10 +276,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         bytesWritten: c.bytesWritten,
       };
     };
+    sources.corruptReads = () => chunks.counters.corruptReads;
+    sources.scrub = () => scrubber.counters;
     sources.dbPools = () => dbForMetrics.poolStats();
     sources.quotaRefusals = () => quotas.refusals;
     sources.traffic = () => traffic.read();
     sources.uploadsOpen = cachedFor(15_000, () => uploadStore.countOpen());
+    sources.gc = () => gc.counters;
     const httpRouter = createHttpRouter({
       db,
       files,
@@ -297,10 +356,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       log.info({ url: metricsUrl }, "metrics listening");
     }
     log.info({ url }, "cacheroach listening");
+    gcJob.start();
+    scrubJob.start();
     const dbRef = db;
     let closed: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       gate.start();
+      await gcJob.stop();
+      // Scrubs are long reads, not requests to finish: on-demand ones end (UNAVAILABLE, run it
+      // again) and the scheduled one stops before the drain waits for the rest.
+      scrubber.close();
+      await scrubJob.stop();
       log.info({ gracePeriodMs: config.gracePeriodMs }, "draining: finishing requests in flight");
       const t0 = Date.now();
       await listener.close();
@@ -346,6 +412,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await lock?.release().catch(() => {});
     throw err;
   }
+}
+
+/** The numbers of a tenant's collection worth a log line. */
+function summary(r: TenantCollection) {
+  const { versions, uploads, ropes, chunks, bytes, pendingChunks, purgedRows } = r;
+  return { versions, uploads, ropes, chunks, bytes, pendingChunks, purgedRows };
 }
 
 /** True if `p` settles within `ms` (whether it resolves or rejects), false once `ms` have passed. */

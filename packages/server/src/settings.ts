@@ -213,6 +213,18 @@ export const SETTINGS: readonly Setting[] = [
     helpValue: "<duration>",
   }),
   setting({
+    key: "gc-interval",
+    env: "CACHEROACH_GC_INTERVAL",
+    kind: "duration",
+    unit: "ms",
+    option: "gcIntervalMs",
+    schema: duration(0, 365 * 24 * 3600_000),
+    default: 3600_000,
+    summary:
+      "How often garbage collection runs (dead versions past retention, expired uploads, unreferenced contents); 0 turns the schedule off (`cacheroach gc` still runs it).",
+    helpValue: "<duration>",
+  }),
+  setting({
     key: "session-cache",
     env: "CACHEROACH_SESSION_CACHE",
     kind: "duration",
@@ -357,6 +369,35 @@ export const SETTINGS: readonly Setting[] = [
     description:
       "The server stops as soon as no request is in flight any more; one still running when the period ends is cut (its client sees the connection or HTTP/2 stream reset). 0s cuts them at once.",
     helpValue: "<duration>",
+  }),
+  setting({
+    key: "scrub-interval",
+    env: "CACHEROACH_SCRUB_INTERVAL",
+    kind: "duration",
+    unit: "ms",
+    option: "scrubIntervalMs",
+    schema: duration(0, 365 * 24 * 3600_000).refine(
+      (v) => v === 0 || v >= 1000,
+      "must be 0s (off) or at least 1s",
+    ),
+    default: 0,
+    summary: "How often this server scrubs every tenant (re-hashes all stored data); 0s = never.",
+    description:
+      "Off by default: a scrub reads every stored byte, and every server with it on scrubs the whole database on its own, so turn it on for one instance (e.g. 24h or 7d). Reads always verify the chunks they serve, and `cacheroach scrub` runs one on demand. The first run starts one interval after start-up.",
+    helpValue: "<duration>",
+  }),
+  setting({
+    key: "scrub-rate",
+    env: "CACHEROACH_SCRUB_RATE",
+    kind: "size",
+    option: "scrubBytesPerSecond",
+    schema: bytes(0),
+    default: 32 * MiB,
+    summary:
+      "Bytes per second a scrub reads at most (scheduled, and on demand unless it asks for another rate); 0 = no limit.",
+    description:
+      "Paces the scrub so it does not starve serving: 32MiB a second reads 1 TiB in about 9 hours.",
+    helpValue: "<size>",
   }),
   setting({
     key: "log-level",

@@ -3,7 +3,17 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Diags, Files, Principals, SessionSchema, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
+import {
+  Diags,
+  Files,
+  Principals,
+  Scrub,
+  SessionSchema,
+  Tenants,
+  Tokens,
+  Uploads,
+  VHosts,
+} from "@cacheroach/proto";
 import { Code } from "@connectrpc/connect";
 import { SignJWT } from "jose";
 import pg from "pg";
@@ -21,7 +31,7 @@ before(async () => {
 after(async () => ts?.close());
 
 test("every method of every service has an access policy", () => {
-  for (const svc of [Files, Uploads, Tenants, Principals, Tokens, VHosts, Diags]) {
+  for (const svc of [Files, Uploads, Tenants, Principals, Tokens, VHosts, Diags, Scrub]) {
     for (const m of svc.methods) {
       assert.ok(POLICY.get(methodKey(m)), `${svc.typeName}/${m.name} has no policy`);
     }

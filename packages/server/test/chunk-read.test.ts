@@ -145,8 +145,8 @@ describe("chunk assembly from COPY slices", () => {
   const tenant = randomUUID();
   const data = nastyChunk(300 * KiB);
   const slice = (k: number) => data.subarray(k * 128 * KiB, (k + 1) * 128 * KiB);
-  const get = (rows: [number, number, Buffer][]) =>
-    new ChunkStore(fakeDb(rows), { cacheBytes: 0, writeConcurrency: 1 }).get(tenant, randomBytes(32));
+  const get = (rows: [number, number, Buffer][], hash = chunkHash(data)) =>
+    new ChunkStore(fakeDb(rows), { cacheBytes: 0, writeConcurrency: 1 }).get(tenant, hash);
 
   test("slices in any order make the chunk", async () => {
     const got = await get([
@@ -183,6 +183,17 @@ describe("chunk assembly from COPY slices", () => {
         [2, data.length, slice(2)],
       ]),
       /disagree/,
+    );
+  });
+
+  test("well-formed slices of bytes that do not match the hash are DATA_LOSS, never the bytes", async () => {
+    const rows: [number, number, Buffer][] = [0, 1, 2].map((k) => [k, data.length, slice(k)]);
+    await assert.rejects(
+      get(rows, randomBytes(32)),
+      (e: unknown) =>
+        e instanceof CacheroachError &&
+        e.code === "ERR_DATA_LOSS" &&
+        /does not match its hash/.test(e.message),
     );
   });
 

@@ -10,9 +10,9 @@ import { chunkHash, contentHash } from "@cacheroach/core";
 import { Files, Principals, Tenants, Tokens, Uploads } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
-import type { Db } from "../src/db/db.js";
+import { Db } from "../src/db/db.js";
 import { ERROR_CODE_HEADER } from "../src/errors.js";
-import { UsageStore } from "../src/store/usage-store.js";
+import { ChunkStore } from "../src/store/chunk-store.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
 import { rejects } from "./connect-assert.js";
 
@@ -150,30 +150,51 @@ describe("accounting", () => {
     });
   });
 
-  test("UsageStore.subtract in the deleting transaction keeps the usage exact", async () => {
-    const t = await newTenant("subtract");
+  test("re-storing a chunk garbage collection condemned un-condemns it and is not counted again", async () => {
+    const t = await newTenant("condemned");
     const st = (await uploads.begin({ tenantId: t, path: "/x" })).state;
-    const chunks = [randomBytes(CHUNK), randomBytes(100), randomBytes(200)];
-    await uploads.putChunks({ state: st, chunks: chunks.map((data) => ({ hash: chunkHash(data), data })) });
-    assert.deepEqual(await exact(t), { chunks: 3, bytes: CHUNK + 300 });
-    const store = new UsageStore({ query: db.query.bind(db) } as unknown as Db);
-    assert.deepEqual(await store.physical(t), { chunks: 3, bytes: CHUNK + 300 });
-    await db.query("BEGIN");
-    const gone = await db.query<{ n: number }>(
-      "DELETE FROM chunks WHERE tenant_id = $1 AND length(data) < 1000 RETURNING length(data) AS n",
+    const big = randomBytes(CHUNK);
+    const small = [randomBytes(100), randomBytes(200)];
+    const send = async () => {
+      await uploads.putChunks({ state: st, chunks: [{ hash: chunkHash(big), data: big }] });
+      await uploads.putChunks({ state: st, chunks: small.map((data) => ({ hash: chunkHash(data), data })) });
+    };
+    await send();
+    const stored = await exact(t);
+    assert.deepEqual(stored, { chunks: 3, bytes: CHUNK + 300 });
+    await db.query("UPDATE chunks SET condemned_at = now() WHERE tenant_id = $1", [t]);
+    await send(); // the lone chunk and the batch both meet condemned rows
+    const marks = await db.query(
+      "SELECT count(*)::INT8 AS n FROM chunks WHERE tenant_id = $1 AND condemned_at IS NOT NULL",
       [t],
     );
-    await store.subtract(
-      db,
-      t,
-      gone.rowCount ?? 0,
-      gone.rows.reduce((a, r) => a + r.n, 0),
-    );
-    await store.subtract(db, t, 0, 0); // writes nothing
-    await db.query("COMMIT");
-    assert.deepEqual(await exact(t), { chunks: 1, bytes: CHUNK });
-    assert.deepEqual(await store.physical(t), { chunks: 1, bytes: CHUNK });
+    assert.equal(Number(marks.rows[0].n), 0, "un-condemned");
+    assert.deepEqual(await exact(t), stored, "counted once");
   });
+
+  for (const name of ["postgres", "cockroach"] as const) {
+    test(`ChunkStore counts exactly with its ${name} statements (run on PostgreSQL)`, async () => {
+      const t = await newTenant(`dialect ${name}`);
+      const sql = new Db({
+        url: ts.databaseUrl,
+        maxConnections: 2,
+        dialect: { name, asyncBulkCommit: false, binaryCopyReads: false },
+      });
+      try {
+        const store = new ChunkStore(sql, { cacheBytes: 0, writeConcurrency: 2 });
+        const data = [randomBytes(CHUNK), randomBytes(10), randomBytes(20), randomBytes(30)];
+        const writes = data.map((d) => ({ hash: chunkHash(d), data: d }));
+        assert.equal(await store.put(t, writes.slice(0, 2)), 2);
+        await db.query("UPDATE chunks SET condemned_at = now() WHERE tenant_id = $1", [t]);
+        assert.equal(await store.put(t, writes), 2, "two new; two un-condemned, not new");
+        assert.equal(await store.put(t, [...writes, writes[1]!]), 0);
+        assert.deepEqual(await exact(t), { chunks: 4, bytes: CHUNK + 60 });
+        assert.equal(store.counters.bytesWritten, CHUNK + 60);
+      } finally {
+        await sql.close();
+      }
+    });
+  }
 
   test("Get and List report logical and physical usage and the dedup ratio when asked", async () => {
     const t = await newTenant("usage report");

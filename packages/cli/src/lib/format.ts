@@ -1,5 +1,5 @@
 /** Output helpers: plain-text tables, byte sizes, durations. */
-import { ExitCode, UserError } from "./errors.js";
+import { UserError } from "./errors.js";
 
 /** A column of a table. */
 export interface Column<T> {
@@ -68,11 +68,6 @@ export function parseDuration(text: string): number {
   return total;
 }
 
-/** ISO-8601 in UTC without milliseconds, or "" for undefined. */
-export function formatTime(d: Date | undefined): string {
-  return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "";
-}
-
 const SIZE_UNITS: Record<string, number> = {
   "": 1,
   b: 1,
@@ -88,22 +83,24 @@ const SIZE_UNITS: Record<string, number> = {
   t: 1024 ** 4,
   tb: 1000 ** 4,
   tib: 1024 ** 4,
-  p: 1024 ** 5,
-  pb: 1000 ** 5,
-  pib: 1024 ** 5,
 };
 
-/** Parses "10GiB", "512 KiB", "1.5TB", "65536" into bytes (binary units: KiB/K, decimal: KB). */
+/** Parses "200MiB", "1.5GiB", "64k", "1000" (bytes) into bytes, as the server's size settings do. */
 export function parseSize(text: string, what = "size"): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = m ? SIZE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
+  const unit = m ? SIZE_UNITS[(m[2] as string).toLowerCase()] : undefined;
   const n = m && unit !== undefined ? Math.round(Number(m[1]) * unit) : Number.NaN;
   if (!Number.isSafeInteger(n)) {
-    throw new UserError(`invalid ${what} "${text}"`, ExitCode.usage, [
-      "use a number of bytes with an optional unit, e.g. 65536, 512KiB, 10GiB, 1.5TB",
+    throw new UserError(`invalid ${what} "${text}"`, undefined, [
+      "use a number and unit, e.g. 200MiB, 1GiB, 0",
     ]);
   }
   return n;
+}
+
+/** ISO-8601 in UTC without milliseconds, or "" for undefined. */
+export function formatTime(d: Date | undefined): string {
+  return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "";
 }
 
 /** Seconds in the largest unit that divides them: 2592000 → "30d", 5400 → "90m", 0 → "0s". */

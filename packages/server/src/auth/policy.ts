@@ -1,5 +1,15 @@
 import type { DescMethod, MessageShape } from "@bufbuild/protobuf";
-import { Diags, Files, Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
+import {
+  Diags,
+  Files,
+  GarbageCollection,
+  Principals,
+  Scrub,
+  Tenants,
+  Tokens,
+  Uploads,
+  VHosts,
+} from "@cacheroach/proto";
 import { CacheroachError } from "../errors.js";
 import { parseId } from "../ids.js";
 import { validatePath, validatePrefix } from "../store/paths.js";
@@ -139,4 +149,8 @@ export const POLICY: ReadonlyMap<string, Rule> = new Map([
   rule(VHosts.method.list, { access: "super" }),
 
   rule(Diags.method.echo, { access: "super" }),
+
+  rule(GarbageCollection.method.collect, { access: "super" }),
+  // Reads every stored byte of a tenant (or of all): for operators only.
+  rule(Scrub.method.run, { access: "super" }),
 ]);

@@ -24,6 +24,30 @@ export interface MetricSources {
   dedup?: () => { chunksSkipped: number; bytesSkipped: number; chunksWritten: number; bytesWritten: number };
   /** Writes refused by a tenant's quota, and Begins refused by the open-upload limit, since start. */
   quotaRefusals?: () => { quota: number; openUploads: number };
+  /** Garbage collection's totals since start (lifecycle/gc.ts GcCounters). */
+  gc?: () => {
+    runs: number;
+    failures: number;
+    versions: number;
+    uploads: number;
+    ropes: number;
+    chunks: number;
+    bytes: number;
+    lastRunEnd: number;
+    lastRunSeconds: number;
+  };
+  /** Chunk reads refused because the bytes from the database did not match their hash, since start. */
+  corruptReads?: () => number;
+  /** Integrity scrubs since start (lifecycle/scrub.ts): what they checked and found. */
+  scrub?: () => {
+    chunks: number;
+    bytes: number;
+    ropes: number;
+    problems: number;
+    /** When (ms since the epoch) the last complete scrub of every tenant ended; 0: never. */
+    lastRunEndedAt: number;
+    lastRunProblems: number;
+  };
 }
 
 /** HTTP methods kept as label values; anything else is "other". */
@@ -169,6 +193,95 @@ export class Metrics {
           this.inc({ reason }, Math.max(0, now - refusalsSeen[reason]));
           refusalsSeen[reason] = Math.max(now, refusalsSeen[reason]);
         }
+      },
+    });
+    // Read at scrape time: the collector is made after the metrics.
+    const gc = () => sources.gc?.();
+    monotonic(
+      registers,
+      "cacheroach_gc_runs_total",
+      "Garbage collection runs finished.",
+      () => gc()?.runs ?? 0,
+    );
+    monotonic(
+      registers,
+      "cacheroach_gc_failures_total",
+      "Garbage collection runs or tenants of a run that failed (the next run tries again).",
+      () => gc()?.failures ?? 0,
+    );
+    for (const [what, help] of [
+      ["versions", "File versions removed (past retention)."],
+      ["uploads", "Expired or idle uploads removed."],
+      ["ropes", "Unreferenced contents (ropes) removed."],
+      ["chunks", "Unreferenced chunks removed."],
+      ["bytes", "Physical bytes of the chunks removed."],
+    ] as const) {
+      monotonic(
+        registers,
+        `cacheroach_gc_reclaimed_${what}_total`,
+        `Garbage collection: ${help}`,
+        () => gc()?.[what] ?? 0,
+      );
+    }
+    new Gauge({
+      name: "cacheroach_gc_last_run_timestamp_seconds",
+      help: "When the last garbage collection run finished (Unix seconds; 0: none yet).",
+      registers,
+      collect() {
+        const c = gc();
+        if (c) this.set(c.lastRunEnd);
+      },
+    });
+    new Gauge({
+      name: "cacheroach_gc_last_run_duration_seconds",
+      help: "How long the last garbage collection run took.",
+      registers,
+      collect() {
+        const c = gc();
+        if (c) this.set(c.lastRunSeconds);
+      },
+    });
+    monotonic(
+      registers,
+      "cacheroach_chunk_corrupt_reads_total",
+      "Chunk reads refused (DATA_LOSS) because the bytes from the database did not match their hash.",
+      () => sources.corruptReads?.() ?? 0,
+    );
+    monotonic(registers, "cacheroach_scrub_chunks_total", "Chunks an integrity scrub re-hashed.", () =>
+      sources.scrub ? sources.scrub().chunks : 0,
+    );
+    monotonic(
+      registers,
+      "cacheroach_scrub_bytes_total",
+      "Bytes of the chunks an integrity scrub re-hashed.",
+      () => (sources.scrub ? sources.scrub().bytes : 0),
+    );
+    monotonic(
+      registers,
+      "cacheroach_scrub_ropes_total",
+      "Ropes (contents) whose chunk lists an integrity scrub checked.",
+      () => (sources.scrub ? sources.scrub().ropes : 0),
+    );
+    monotonic(
+      registers,
+      "cacheroach_scrub_problems_total",
+      "Damaged or missing chunks and broken ropes an integrity scrub found.",
+      () => (sources.scrub ? sources.scrub().problems : 0),
+    );
+    new Gauge({
+      name: "cacheroach_scrub_last_run_timestamp_seconds",
+      help: "When the last complete scrub of every tenant ended (Unix time; 0: none yet).",
+      registers,
+      collect() {
+        if (sources.scrub) this.set(sources.scrub().lastRunEndedAt / 1000);
+      },
+    });
+    new Gauge({
+      name: "cacheroach_scrub_last_run_problems",
+      help: "Problems the last complete scrub of every tenant found (alert when above 0).",
+      registers,
+      collect() {
+        if (sources.scrub) this.set(sources.scrub().lastRunProblems);
       },
     });
     new Gauge({

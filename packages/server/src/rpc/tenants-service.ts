@@ -23,6 +23,8 @@ export interface TenantsServiceDeps {
   readonly quotas: Quotas;
   /** The server's retention defaults (settings retain-versions, retain). */
   readonly retention: { readonly retainVersions: number; readonly retainSeconds: number };
+  /** Called after a tenant is deleted: garbage collection purges its data soon. */
+  readonly onDeleted?: () => void;
 }
 
 /** Largest policy value accepted (JavaScript numbers are exact up to here). */
@@ -76,6 +78,7 @@ export function createTenantsService(
       if (req.delete) {
         await tenants.delete(parseId(t.id, "tenant.id"), Number(t.version));
         deps.quotas.forget(t.id);
+        deps.onDeleted?.();
         return {};
       }
       const label = t.label.trim();

@@ -115,7 +115,7 @@ export function createUploadsService(
         if (h.length !== 32) throw new CacheroachError("ERR_BAD_REQUEST", "hashes must be 32 bytes");
         return Buffer.from(h);
       });
-      const missing = await chunks.missing(s.tenantId, hashes);
+      const missing = await uploads.findMissing(s, hashes);
       const spared = new Set(hashes.map((h) => h.toString("hex"))).size - missing.length;
       chunks.countSpared(spared, spared * s.chunkSize);
       return { missing };

@@ -1,8 +1,10 @@
+import { chunkHash } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db, Queryable } from "../db/db.js";
 import { CacheroachError } from "../errors.js";
 import { mapLimit } from "../util/concurrency.js";
+import { CorruptChunkError } from "./damaged-content.js";
 import { usageShard } from "./usage-store.js";
 
 /** A tenant id that is safe to embed in SQL text (lower- or upper-case hex, as PostgreSQL prints it). */
@@ -32,52 +34,75 @@ const EMPTY = Buffer.alloc(0);
  * PostgreSQL scan every chunk of the tenant per call; see docs/performance.md.) OFFSET 0 keeps the
  * LATERAL subquery from being flattened into a join.
  */
-function eachChunk(columns: "hash" | "hash, data"): string {
+function eachChunk(columns: "hash" | "hash, data", filter = ""): string {
   return `FROM unnest($2::BYTEA[]) AS v (hash)
-    CROSS JOIN LATERAL (SELECT ${columns} FROM chunks WHERE tenant_id = $1 AND hash = v.hash OFFSET 0) AS c`;
+    CROSS JOIN LATERAL (SELECT ${columns} FROM chunks WHERE tenant_id = $1 AND hash = v.hash ${filter} OFFSET 0) AS c`;
 }
 
 /**
- * Adds the chunks `ins` inserted (its RETURNING `n` = length(data) of each new row) to the
- * physical usage of tenant $1 in shard $4, in the statement that inserts them, and answers how
- * many rows were new and their bytes. Chunks already stored (the conflicts) are not returned by
- * the insert, so they are never counted twice. Nothing is written to `tenant_usage` when nothing
- * was new. CockroachDB refuses a CTE with side effects that the query does not use: the answer
- * reads `u`.
- *
- * Un-condemning a re-stored chunk (garbage collection) must not turn the inserts' `ON CONFLICT
- * … DO NOTHING` into `DO UPDATE`: RETURNING would then also return the updated (existing) rows,
- * and they would be counted again. Clear `condemned_at` of the conflicting rows with a separate
- * statement instead (the answer's `inserted` < rows sent says there were some).
+ * Storing a chunk the tenant has already clears a garbage-collection mark on it (and writes nothing
+ * otherwise): a chunk a client has just sent is never collected before that client's upload ends.
  */
-const countInserted = (insert: string) => `WITH ins AS (${insert} RETURNING length(data) AS n),
+const SAVE_CONDEMNED =
+  "ON CONFLICT (tenant_id, hash) DO UPDATE SET condemned_at = NULL WHERE chunks.condemned_at IS NOT NULL";
+
+/**
+ * `insert` (of chunks of tenant $1 whose hashes are `hashes`, a condition on `hash`), adding the
+ * rows it really inserted to the physical usage of tenant $1 in shard $4 in the same statement,
+ * and answering how many rows were new and their bytes. RETURNING also returns the existing rows
+ * {@link SAVE_CONDEMNED} un-condemned; they are stored (and counted) already and must not be
+ * counted again:
+ * - PostgreSQL: `xmax = 0` marks a row version this statement inserted (the version an ON
+ *   CONFLICT update writes carries the updating transaction's id);
+ * - CockroachDB (no xmax): a returned row is new if its hash was not stored when the statement
+ *   began (`pre`: the statement's reads do not see its own writes, and a concurrent change to
+ *   those rows makes the serializable transaction retry).
+ * Nothing is written to `tenant_usage` when nothing was new. CockroachDB refuses a CTE with side
+ * effects that the query does not use: the answer reads `u`.
+ */
+function countInserted(insert: string, hashes: string, cockroach: boolean): string {
+  const fresh = cockroach
+    ? `pre AS (SELECT hash FROM chunks WHERE tenant_id = $1 AND ${hashes}),
+  ins AS (${insert} RETURNING hash, length(data) AS n),
+  fresh AS (SELECT n FROM ins WHERE hash NOT IN (SELECT hash FROM pre))`
+    : `ins AS (${insert} RETURNING length(data) AS n, xmax = 0 AS inserted),
+  fresh AS (SELECT n FROM ins WHERE inserted)`;
+  return `WITH ${fresh},
   u AS (
     INSERT INTO tenant_usage (tenant_id, shard, chunks, bytes)
-    SELECT $1::UUID, $4::INT4, count(*), sum(n) FROM ins HAVING count(*) > 0
+    SELECT $1::UUID, $4::INT4, count(*), sum(n) FROM fresh HAVING count(*) > 0
     ON CONFLICT (tenant_id, shard) DO UPDATE
     SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes + excluded.bytes
     RETURNING 1
   )
-  SELECT count(*) AS inserted, coalesce(sum(n), 0)::INT8 AS bytes, (SELECT count(*) FROM u) AS usage_rows FROM ins`;
-
+  SELECT count(*) AS inserted, coalesce(sum(n), 0)::INT8 AS bytes, (SELECT count(*) FROM u) AS usage_rows FROM fresh`;
+}
 /**
  * Stores one chunk of tenant $1: hash $2, data $3 (usage shard $4). A lone chunk (every large
  * one) goes as plain parameters: measured 15-20 % faster per 512 KiB chunk than a one-element
  * array, which the database copies once more.
  */
-const INSERT_CHUNK = countInserted(
-  "INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, hash) DO NOTHING",
-);
+const INSERT_CHUNK = (cockroach: boolean) =>
+  countInserted(
+    `INSERT INTO chunks (tenant_id, hash, data) VALUES ($1, $2, $3) ${SAVE_CONDEMNED}`,
+    "hash = $2",
+    cockroach,
+  );
 
 /**
  * Stores chunks of tenant $1, hashes $2 and data $3 (BYTEA[]s; usage shard $4); those it has
- * already are skipped.
+ * already are skipped (and un-condemned).
  */
-const INSERT_CHUNKS = countInserted(`INSERT INTO chunks (tenant_id, hash, data)
+const INSERT_CHUNKS = (cockroach: boolean) =>
+  countInserted(
+    `INSERT INTO chunks (tenant_id, hash, data)
   SELECT $1, u.hash, u.data FROM unnest($2::BYTEA[], $3::BYTEA[]) AS u (hash, data)
-  ON CONFLICT (tenant_id, hash) DO NOTHING`);
+  ${SAVE_CONDEMNED}`,
+    "hash = ANY($2::BYTEA[])",
+    cockroach,
+  );
 
-/** What {@link INSERT_CHUNK} and {@link INSERT_CHUNKS} answer (INT8s arrive as strings). */
+/** What the chunk inserts answer (INT8s arrive as strings). */
 interface InsertedRow {
   inserted: string;
   bytes: string;
@@ -124,6 +149,8 @@ export interface ChunkCounters {
    * chunks FindMissing spared, the upload's chunk size each (their lengths are not sent).
    */
   bytesSkipped: number;
+  /** Chunks read from the database whose bytes did not match their hash (refused, never served). */
+  corruptReads: number;
 }
 
 export class ChunkStore {
@@ -135,13 +162,20 @@ export class ChunkStore {
     bytesWritten: 0,
     chunksSkipped: 0,
     bytesSkipped: 0,
+    corruptReads: 0,
   };
   private readonly cache: LRUCache<string, Buffer> | undefined;
+  /** The chunk inserts in the connected database's dialect. */
+  private readonly insertOne: string;
+  private readonly insertMany: string;
 
   constructor(
     private readonly db: Db,
     private readonly options: ChunkStoreOptions,
   ) {
+    const cockroach = db.dialect?.name === "cockroach";
+    this.insertOne = INSERT_CHUNK(cockroach);
+    this.insertMany = INSERT_CHUNKS(cockroach);
     this.cache =
       options.cacheBytes > 0
         ? new LRUCache<string, Buffer>({ maxSize: options.cacheBytes, sizeCalculation: (b) => b.length || 1 })
@@ -157,7 +191,13 @@ export class ChunkStore {
     const groups: ChunkWrite[][] = [];
     let group: ChunkWrite[] = [];
     let bytes = 0;
+    // One row per hash: ON CONFLICT DO UPDATE may not touch a row twice in one statement (and a repeated
+    // chunk is stored once anyway).
+    const seen = new Set<string>();
     for (const c of chunks) {
+      const k = c.hash.toString("hex");
+      if (seen.has(k)) continue;
+      seen.add(k);
       if (c.data.length > GROUP_BYTES / 4) {
         groups.push([c]);
         continue;
@@ -174,8 +214,8 @@ export class ChunkStore {
     const counts = await mapLimit(groups, this.options.writeConcurrency, async (g) => {
       const r =
         g.length === 1
-          ? await this.db.bulk<InsertedRow>(INSERT_CHUNK, [tenantId, g[0]!.hash, g[0]!.data, usageShard()])
-          : await this.db.bulk<InsertedRow>(INSERT_CHUNKS, [
+          ? await this.db.bulk<InsertedRow>(this.insertOne, [tenantId, g[0]!.hash, g[0]!.data, usageShard()])
+          : await this.db.bulk<InsertedRow>(this.insertMany, [
               tenantId,
               byteaArray(g.map((c) => c.hash)),
               byteaArray(g.map((c) => c.data)),
@@ -214,10 +254,11 @@ export class ChunkStore {
   async missing(tenantId: string, hashes: readonly Buffer[], q: Queryable = this.db): Promise<Buffer[]> {
     if (hashes.length === 0) return [];
     const found = await inBatches(hashes, LOOKUP_BATCH, async (batch) => {
-      const r = await q.query<{ hash: Buffer }>(`SELECT c.hash ${eachChunk("hash")}`, [
-        tenantId,
-        byteaArray(batch),
-      ]);
+      // A condemned chunk counts as missing: the client sends it again, which saves it.
+      const r = await q.query<{ hash: Buffer }>(
+        `SELECT c.hash ${eachChunk("hash", "AND condemned_at IS NULL")}`,
+        [tenantId, byteaArray(batch)],
+      );
       return r.rows;
     });
     const present = new Set(found.map((row) => row.hash.toString("hex")));
@@ -235,21 +276,32 @@ export class ChunkStore {
   /**
    * Many chunks' bytes, keyed by hex hash: cache hits first, then one query for the rest (small
    * chunks, e.g. of a batch of small files; callers bound the total). A missing chunk is
-   * ERR_UNAVAILABLE as in {@link get}.
+   * ERR_UNAVAILABLE as in {@link get}, one whose bytes do not match its hash ERR_DATA_LOSS.
    */
   async getMany(tenantId: string, hashes: readonly Buffer[]): Promise<Map<string, Buffer>> {
-    const out = await this.getStored(tenantId, hashes);
+    const stored = await this.getStored(tenantId, hashes);
+    const out = new Map<string, Buffer>();
     for (const h of hashes) {
-      if (!out.has(h.toString("hex"))) {
+      const data = stored.get(h.toString("hex"));
+      if (data instanceof CorruptChunkError) throw data;
+      if (!data) {
         throw new CacheroachError("ERR_UNAVAILABLE", `chunk ${h.toString("hex").slice(0, 16)} is missing`);
       }
+      out.set(h.toString("hex"), data);
     }
     return out;
   }
 
-  /** Like {@link getMany}, but a chunk the tenant does not store is simply absent from the answer. */
-  async getStored(tenantId: string, hashes: readonly Buffer[]): Promise<Map<string, Buffer>> {
-    const out = new Map<string, Buffer>();
+  /**
+   * Like {@link getMany}, but a chunk the tenant does not store is simply absent from the answer,
+   * and one whose stored bytes do not match its hash is a CorruptChunkError in place of its bytes
+   * (never cached), so the caller can say which content it damages.
+   */
+  async getStored(
+    tenantId: string,
+    hashes: readonly Buffer[],
+  ): Promise<Map<string, Buffer | CorruptChunkError>> {
+    const out = new Map<string, Buffer | CorruptChunkError>();
     const todo: Buffer[] = [];
     for (const h of hashes) {
       const k = h.toString("hex");
@@ -272,6 +324,10 @@ export class ChunkStore {
       for (const row of r.rows) {
         const k = row.hash.toString("hex");
         const data = Buffer.from(row.b64, "base64");
+        if (!this.matches(row.hash, data)) {
+          out.set(k, new CorruptChunkError(row.hash));
+          continue;
+        }
         out.set(k, data);
         this.cache?.set(`${tenantId}:${k}`, data);
       }
@@ -283,7 +339,12 @@ export class ChunkStore {
     return out;
   }
 
-  /** A chunk's bytes. A missing chunk means the database lost data it promised to keep. */
+  /**
+   * A chunk's bytes. A missing chunk means the database lost data it promised to keep
+   * (ERR_UNAVAILABLE); bytes read from the database are checked against the hash (BLAKE3, a few
+   * ms per 256 MiB) before they are used or cached, and bytes that do not match are a
+   * CorruptChunkError (ERR_DATA_LOSS): a damaged row is never served as the chunk.
+   */
   async get(tenantId: string, hash: Buffer): Promise<Buffer> {
     const key = `${tenantId}:${hash.toString("hex")}`;
     const hit = this.cache?.get(key);
@@ -299,8 +360,16 @@ export class ChunkStore {
     if (data === undefined) {
       throw new CacheroachError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
     }
+    if (!this.matches(hash, data)) throw new CorruptChunkError(hash);
     this.cache?.set(key, data);
     return data;
+  }
+
+  /** True if `data` hashes to `hash`; a mismatch is counted (cacheroach_chunk_corrupt_reads_total). */
+  private matches(hash: Buffer, data: Buffer): boolean {
+    if (chunkHash(data).equals(hash)) return true;
+    this.counters.corruptReads++;
+    return false;
   }
 
   /**

@@ -80,6 +80,47 @@ const LIVE_HOLDERS = `SELECT DISTINCT f.path FROM unnest($4::BYTEA[], $5::BYTEA[
     LIMIT $3) AS f
   LIMIT $3`;
 
+/**
+ * Ropes $2 (a BYTEA[]) of tenant $1 that a new version is about to reference, locked (FOR SHARE)
+ * so garbage collection cannot delete them before the version commits, with the count of their
+ * chunk-list rows. Garbage collection deletes a rope's header and its list in one transaction
+ * after locking the header, so once a header is locked here its list cannot shrink.
+ */
+const LOCK_ROPES = `SELECT r.hash, r.chunk_count,
+    (SELECT count(*) FROM rope_chunks AS rc WHERE rc.tenant_id = $1 AND rc.rope_hash = r.hash) AS listed,
+    (SELECT count(*) FROM tenants AS t WHERE t.id = $1 AND t.deleted_at IS NULL) AS tenant_live
+  FROM ropes AS r WHERE r.tenant_id = $1 AND r.hash = ANY($2::BYTEA[])
+  FOR SHARE OF r`;
+
+/**
+ * Locks the ropes new versions will reference (see {@link LOCK_ROPES}) and checks that each exists
+ * with its whole chunk list: a rope committed by this writer may have been collected since (it was
+ * unreferenced until now), or rewritten while a collection removed it. ERR_CONTENT_COLLECTED then,
+ * and the writer commits the rope again. The same statement refuses a deleted tenant: its rows
+ * stay until garbage collection purges them, and writers remember live tenants for a few
+ * seconds, so this is where a deletion is noticed.
+ */
+async function requireRopes(q: Queryable, tenantId: string, ropes: readonly Rope[]): Promise<void> {
+  const unique = new Map(ropes.map((r) => [r.hash.toString("hex"), r]));
+  const r = await q.query<{ hash: Buffer; chunk_count: string; listed: string; tenant_live: string }>(
+    LOCK_ROPES,
+    [tenantId, byteaArray([...unique.values()].map((rope) => rope.hash))],
+  );
+  if (r.rows.some((row) => Number(row.tenant_live) === 0)) {
+    throw new CacheroachError("ERR_NOT_FOUND", `tenant ${tenantId} does not exist`);
+  }
+  const found = new Map(r.rows.map((row) => [row.hash.toString("hex"), row]));
+  for (const [k, rope] of unique) {
+    const row = found.get(k);
+    if (!row || Number(row.listed) !== Number(row.chunk_count)) {
+      throw new CacheroachError(
+        "ERR_CONTENT_COLLECTED",
+        `content ${k.slice(0, 16)}… was ${row ? "found incomplete" : "collected"} while being written (${rope.chunkCount} chunks); write it again`,
+      );
+    }
+  }
+}
+
 /** The key range of every path (UTF-8 never holds the byte 0xFF). */
 const EVERY_PATH: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.from([0xff])];
 
@@ -124,6 +165,7 @@ export class FileStore {
       async (q) => {
         const head = await this.head(q, tenantId, path, true);
         if (v.precondition) checkPrecondition(path, head, v.precondition);
+        await requireRopes(q, tenantId, [v.rope]);
         const params = [tenantId, ...versionValues(versionRow(path, head, v))];
         const r = await q.query<FileRow>(
           `INSERT INTO file_versions (${FILE_COLUMNS})
@@ -176,6 +218,11 @@ export class FileStore {
           written.set(item.path, i);
         });
         if (rows.length === 0) return out;
+        await requireRopes(
+          q,
+          tenantId,
+          [...written.values()].map((i) => items[i]!.version.rope),
+        );
         // One round trip: the versions, and the heads from exactly the rows inserted.
         const r = await q.query<FileRow>(PUT_MANY, [tenantId, ...versionColumns(rows)]);
         for (const row of r.rows) {

@@ -1,3 +1,4 @@
+import { chunkHash } from "@cacheroach/core";
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { CopyRow } from "../db/copy-binary.js";
 import type { Db } from "../db/db.js";
@@ -26,7 +27,7 @@ const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
  */
 const COPY_BYTES_PER_PATH = 4 << 20;
 /** The chunk-list and chunk columns joined to each head (NULL when not inlined). */
-const JOINED = "rc.off, rc.length";
+const JOINED = "rc.off, rc.length, rc.chunk_hash";
 
 /**
  * The live heads of `paths` (deleted and absent paths are left out), keyed by path, and in the
@@ -61,7 +62,7 @@ export async function readLiveHeads(
 /** One head and the chunks that came with it. */
 interface Part {
   row: FileListRow;
-  chunks: { off: number; length: number; data: Buffer | null }[];
+  chunks: { off: number; length: number; hash: Buffer; data: Buffer | null }[];
 }
 
 function add(
@@ -69,6 +70,7 @@ function add(
   row: FileListRow,
   off: number | null,
   length: number,
+  hash: Buffer | null,
   data: Buffer | null,
 ) {
   const path = row.path.toString("utf8");
@@ -77,7 +79,7 @@ function add(
     p = { row, chunks: [] };
     parts.set(path, p);
   }
-  if (off !== null) p.chunks.push({ off, length, data });
+  if (off !== null && hash !== null) p.chunks.push({ off, length, hash, data });
 }
 
 /** The whole content from its chunks, checked to cover it exactly once, in order. */
@@ -94,6 +96,9 @@ function assemble(file: FileRecord, chunks: Part["chunks"]): Buffer | Cacheroach
         `the chunk at offset ${c.off} is not as long as its chunk list says`,
       );
     }
+    // Bytes from the database are checked before they are served (see ChunkStore.get).
+    if (!chunkHash(c.data).equals(c.hash))
+      return damagedContent(file.ropeHash, `the chunk at offset ${c.off} does not match its hash`);
     pos += c.length;
   }
   if (pos !== file.size) {
@@ -146,16 +151,16 @@ async function selectHeads(
   limit: number,
   parts: Map<string, Part>,
 ): Promise<void> {
-  const r = await db.query<FileListRow & { off: string | null; length: number | null; b64: string | null }>(
-    SELECT_HEADS,
-    [tenantId, limit, byteaArray(paths.map(pathKey))],
-  );
+  const r = await db.query<
+    FileListRow & { off: string | null; length: number | null; chunk_hash: Buffer | null; b64: string | null }
+  >(SELECT_HEADS, [tenantId, limit, byteaArray(paths.map(pathKey))]);
   for (const row of r.rows) {
     add(
       parts,
       row,
       row.off === null ? null : Number(row.off),
       row.length ?? 0,
+      row.chunk_hash,
       row.b64 === null ? null : Buffer.from(row.b64, "base64"),
     );
   }
@@ -178,7 +183,7 @@ async function copyHeads(
   const rows = await db.copyOut(
     `COPY (SELECT h.*, ${JOINED}, ${chunkData(tenant)} FROM ${headsFrom(tenant, list)}
      ${joins(tenant, String(limit))}) TO STDOUT (FORMAT binary)`, // crdb-lint: ok PostgreSQL only (guarded by binaryCopyReads)
-    { fields: 12, maxBytes: paths.length * (limit + COPY_BYTES_PER_PATH) },
+    { fields: 13, maxBytes: paths.length * (limit + COPY_BYTES_PER_PATH) },
   );
   for (const f of rows) {
     const row: FileListRow = {
@@ -192,7 +197,14 @@ async function copyHeads(
       ctime: text(f[7]),
       mtime: f[8] === null ? null : text(f[8]!),
     };
-    add(parts, row, f[9] === null ? null : int8(f[9]), f[10] === null ? 0 : int4(f[10]), f[11] ?? null);
+    add(
+      parts,
+      row,
+      f[9] === null ? null : int8(f[9]),
+      f[10] === null ? 0 : int4(f[10]),
+      f[11] ?? null,
+      f[12] ?? null,
+    );
   }
 }
 

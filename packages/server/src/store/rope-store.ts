@@ -2,9 +2,10 @@ import { HASH_LENGTH, RopeHasher } from "@cacheroach/core";
 import { LRUCache } from "lru-cache";
 import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db } from "../db/db.js";
+import { isForeignKeyViolation } from "../db/sqlstate.js";
 import { CacheroachError } from "../errors.js";
 import type { ChunkStore } from "./chunk-store.js";
-import { damagedContent } from "./damaged-content.js";
+import { CorruptChunkError, damagedContent } from "./damaged-content.js";
 import { type LiveHead, readLiveHeads } from "./live-heads.js";
 
 /** A committed rope's header. */
@@ -140,6 +141,7 @@ export class RopeStore {
     tenantId: string,
     lists: readonly (readonly ChunkEntry[])[],
     chunkSize: number,
+    rewrite = false,
   ): Promise<Rope[]> {
     const ropes = lists.map((entries): Rope => {
       const h = new RopeHasher();
@@ -150,8 +152,9 @@ export class RopeStore {
     for (const [i, rope] of ropes.entries())
       todo.set(rope.hash.toString("hex"), { rope, entries: lists[i]! });
     const entryCount = lists.reduce((n, l) => n + l.length, 0);
-    if (entryCount > SMALL_LISTS) {
-      // Long lists: skip copying those of ropes already committed.
+    if (entryCount > SMALL_LISTS && !rewrite) {
+      // Long lists: skip copying those of ropes already committed (unless asked to rewrite them:
+      // a rope found incomplete, see FileStore's rope check).
       const known = await this.existing(
         tenantId,
         [...todo.values()].map((t) => t.rope.hash),
@@ -159,8 +162,28 @@ export class RopeStore {
       for (const k of known) todo.delete(k);
       if (todo.size === 0) return ropes;
     }
-    const pending = [...todo.values()];
-    if (pending.length === 0) return ropes;
+    try {
+      await this.writeLists(tenantId, [...todo.values()], entryCount);
+    } catch (err) {
+      // A listed chunk was collected after the writer stored it and before this list referenced
+      // it (garbage collection); the writer stores it again and retries.
+      if (!isForeignKeyViolation(err)) throw err;
+      throw new CacheroachError(
+        "ERR_CONTENT_COLLECTED",
+        "a chunk of this content was collected while it was written; write it again",
+        { cause: err },
+      );
+    }
+    return ropes;
+  }
+
+  /** The chunk lists, then the headers, of ropes not yet committed (see {@link commitLists}). */
+  private async writeLists(
+    tenantId: string,
+    pending: readonly { rope: Rope; entries: readonly ChunkEntry[] }[],
+    entryCount: number,
+  ): Promise<void> {
+    if (pending.length === 0) return;
     const list = pending.flatMap(({ rope, entries }) => entries.map((e) => ({ rope: rope.hash, e })));
     if (entryCount <= SMALL_LISTS) {
       // Short lists: lists and headers in one statement, atomic, so a header never lacks its list.
@@ -169,7 +192,7 @@ export class RopeStore {
         ...listColumns(list),
         ...headerColumns(pending.map((t) => t.rope)),
       ]);
-      return ropes;
+      return;
     }
     await inBatches(list, LIST_BATCH, async (batch) => {
       await this.db.bulk(INSERT_LIST, [tenantId, ...listColumns(batch)]);
@@ -178,19 +201,20 @@ export class RopeStore {
       tenantId,
       pending.map((t) => t.rope),
     );
-    return ropes;
   }
 
   /**
    * Verifies an upload's chunk list (contiguous from 0, every chunk but the last exactly
    * `chunkSize`), computes its rope hash and commits the rope by copying the list in batches.
-   * Idempotent: re-running it after a crash finishes the same rope.
+   * Idempotent: re-running it after a crash finishes the same rope. A rope that exists already is
+   * not copied again unless `rewrite` (it was found incomplete or collected; see FileStore).
    */
   async commitUpload(
     tenantId: string,
     uploadId: string,
     expectedSize: number,
     chunkSize: number,
+    rewrite = false,
   ): Promise<Rope> {
     const h = new RopeHasher();
     let after = -1;
@@ -221,7 +245,7 @@ export class RopeStore {
       );
     }
     const rope: Rope = { hash: h.digest(), size: h.size, chunkCount: h.count, chunkSize };
-    if (await this.header(tenantId, rope.hash)) return rope;
+    if (!rewrite && (await this.header(tenantId, rope.hash))) return rope;
     for (let lo = 0; lo < Math.max(h.size, 1); lo += COPY_BATCH * chunkSize) {
       await this.db.bulk(
         `INSERT INTO rope_chunks (tenant_id, rope_hash, off, chunk_hash, length)
@@ -284,7 +308,10 @@ export class RopeStore {
         await refill();
         const next = pending.shift();
         if (!next) throw damagedContent(rope.hash, `its chunk list ends before offset ${pos}`);
-        const data = await next.data;
+        const data = await next.data.catch((err: unknown) => {
+          if (!(err instanceof CorruptChunkError)) throw err;
+          throw damagedContent(rope.hash, `the chunk at offset ${next.entry.offset} does not match its hash`);
+        });
         if (data.length !== next.entry.length) {
           throw damagedContent(
             rope.hash,
@@ -439,13 +466,15 @@ function headerColumns(ropes: readonly Rope[]): unknown[] {
 function assembleWhole(
   rope: Rope,
   list: readonly ChunkEntry[],
-  chunks: Map<string, Buffer>,
+  chunks: Map<string, Buffer | CorruptChunkError>,
 ): Buffer | CacheroachError {
   const parts: Buffer[] = [];
   let pos = 0;
   for (const e of list) {
     const data = chunks.get(e.hash.toString("hex"));
     if (!data) return damagedContent(rope.hash, `the chunk at offset ${e.offset} is missing`);
+    if (data instanceof CorruptChunkError)
+      return damagedContent(rope.hash, `the chunk at offset ${e.offset} does not match its hash`);
     if (e.offset !== pos) return damagedContent(rope.hash, `its chunk list has no chunk at offset ${pos}`);
     if (data.length !== e.length) {
       return damagedContent(

@@ -76,14 +76,14 @@ export class TenantStore {
           )
         : policy === undefined
           ? await this.db.query<Row>(
-              `UPDATE tenants SET label = $2, version = version + 1 WHERE id = $1 AND version = $3
+              `UPDATE tenants SET label = $2, version = version + 1 WHERE id = $1 AND version = $3 AND deleted_at IS NULL
                RETURNING version, ${POLICY_COLUMNS}`,
               [id, label, version],
             )
           : await this.db.query<Row>(
               `UPDATE tenants SET label = $2, version = version + 1,
                  retain_versions = $4, retain_seconds = $5, quota_bytes = $6, max_open_uploads = $7
-               WHERE id = $1 AND version = $3 RETURNING version, ${POLICY_COLUMNS}`,
+               WHERE id = $1 AND version = $3 AND deleted_at IS NULL RETURNING version, ${POLICY_COLUMNS}`,
               [id, label, version, ...policyParams(policy)],
             );
     const row = r.rows[0];
@@ -113,17 +113,30 @@ export class TenantStore {
     );
   }
 
-  /** Deletes a tenant at its current version, with all its data. */
+  /**
+   * Deletes a tenant at its current version: at once it is hidden, its virtual hosts are removed
+   * and the sessions scoped to it revoked; its data is then purged by garbage collection in
+   * bounded batches (a single cascading DELETE would be one unbounded transaction).
+   */
   async delete(id: string, version: number): Promise<void> {
-    const r = await this.db.query("DELETE FROM tenants WHERE id = $1 AND version = $2", [id, version]);
-    if (r.rowCount === 0)
-      throw new CacheroachError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
+    await this.db.tx(async (q) => {
+      const r = await q.query(
+        "UPDATE tenants SET deleted_at = now(), version = version + 1 WHERE id = $1 AND version = $2 AND deleted_at IS NULL",
+        [id, version],
+      );
+      if (r.rowCount === 0)
+        throw new CacheroachError("ERR_VERSION_SKEW", `tenant ${id} does not exist at version ${version}`);
+      await q.query("DELETE FROM vhosts WHERE tenant_id = $1", [id]);
+      await q.query("UPDATE sessions SET revoked_at = now() WHERE scope_tenant = $1 AND revoked_at IS NULL", [
+        id,
+      ]);
+    });
   }
 
   /** One tenant, or undefined. */
   async get(id: string): Promise<TenantRecord | undefined> {
     const r = await this.db.query<TenantRow>(
-      `SELECT id, label, version, ${POLICY_COLUMNS} FROM tenants WHERE id = $1`,
+      `SELECT id, label, version, ${POLICY_COLUMNS} FROM tenants WHERE id = $1 AND deleted_at IS NULL`,
       [id],
     );
     const row = r.rows[0];
@@ -133,7 +146,7 @@ export class TenantStore {
   /** Every tenant, ordered by label. */
   async list(): Promise<TenantRecord[]> {
     const r = await this.db.query<TenantRow>(
-      `SELECT id, label, version, ${POLICY_COLUMNS} FROM tenants ORDER BY label, id`,
+      `SELECT id, label, version, ${POLICY_COLUMNS} FROM tenants WHERE deleted_at IS NULL ORDER BY label, id`,
     );
     return r.rows.map(recordOf);
   }

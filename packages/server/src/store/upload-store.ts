@@ -48,6 +48,21 @@ export class UploadStore {
     return r.rows[0]!.id;
   }
 
+  /**
+   * Like {@link get}, and records activity: an upload's `active_at` moves to now when it is older
+   * than {@link TOUCH_EVERY_SECONDS}, so an upload that is still sending is never collected as idle
+   * (and a busy upload costs at most one extra write every few seconds).
+   */
+  async getActive(uploadId: string): Promise<UploadRecord | undefined> {
+    const r = await this.db.query<{ committed_version: string | null; tenant_id: string }>(TOUCH, [uploadId]);
+    const row = r.rows[0];
+    if (!row) return undefined;
+    return {
+      tenantId: row.tenant_id,
+      committedVersion: row.committed_version === null ? undefined : Number(row.committed_version),
+    };
+  }
+
   /** Uploads begun, not committed and not expired (an index range scan over expires_at). */
   async countOpen(): Promise<number> {
     const r = await this.db.query<{ n: string }>(
@@ -159,6 +174,21 @@ export class UploadStore {
     await this.db.query("DELETE FROM upload_chunks WHERE upload_id = $1", [uploadId]);
   }
 }
+
+/** Seconds an upload's recorded activity may lag behind its real activity. */
+export const TOUCH_EVERY_SECONDS = 5;
+
+/**
+ * Upload $1's row, its activity time moved to now when it lags by more than
+ * {@link TOUCH_EVERY_SECONDS}. The SELECT reads the row as it was before the update (one snapshot),
+ * which changes nothing it returns; it refers to the update because CockroachDB refuses a CTE
+ * with side effects that the query does not use.
+ */
+const TOUCH = `WITH t AS (
+    UPDATE uploads SET active_at = now()
+    WHERE id = $1 AND committed_version IS NULL AND active_at < now() - INTERVAL '${TOUCH_EVERY_SECONDS} seconds'
+    RETURNING 1)
+  SELECT committed_version, tenant_id FROM uploads WHERE id = $1 AND (SELECT count(*) FROM t) >= 0`;
 
 /** Adds chunk-list rows to upload $1 of tenant $2: offsets $3, hashes $4, lengths $5. */
 const ADD_CHUNKS = `INSERT INTO upload_chunks (upload_id, off, tenant_id, chunk_hash, length)

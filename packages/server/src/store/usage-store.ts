@@ -29,8 +29,8 @@ const LOGICAL_PAGE = 10_000;
 
 /**
  * Per-tenant usage. Physical usage is exact: every statement that stores chunks adds what it
- * really inserted to `tenant_usage` in the same statement (ChunkStore), and whatever deletes
- * chunks calls {@link subtract} in the same transaction. Logical usage is computed on demand.
+ * really inserted to `tenant_usage` in the same statement (ChunkStore), and every statement that
+ * deletes chunks subtracts what it deleted (GcStore). Logical usage is computed on demand.
  */
 export class UsageStore {
   constructor(private readonly db: Db) {}
@@ -44,21 +44,6 @@ export class UsageStore {
     );
     const row = r.rows[0];
     return { chunks: Number(row?.chunks ?? 0), bytes: Number(row?.bytes ?? 0) };
-  }
-
-  /**
-   * Records that `chunks` chunks of `bytes` bytes of a tenant were deleted: call it in the
-   * transaction `q` that deletes them, with the counts of the rows that statement really deleted
-   * (e.g. from its RETURNING length(data)), so the usage stays exact. Zero counts write nothing.
-   */
-  async subtract(q: Queryable, tenantId: string, chunks: number, bytes: number): Promise<void> {
-    if (chunks === 0 && bytes === 0) return;
-    await q.query(
-      `INSERT INTO tenant_usage (tenant_id, shard, chunks, bytes) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (tenant_id, shard) DO UPDATE
-       SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes + excluded.bytes`,
-      [tenantId, usageShard(), -chunks, -bytes],
-    );
   }
 
   /**

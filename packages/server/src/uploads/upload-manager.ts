@@ -35,6 +35,9 @@ export interface SmallWrite extends CommitOptions {
   readonly data: Buffer;
 }
 
+/** Times a write is run again when garbage collection took what it had written before using it. */
+const REWRITE_ATTEMPTS = 3;
+
 /** Most files one {@link UploadManager.writeMany} call takes. */
 export const MAX_BATCH_FILES = 1000;
 
@@ -114,12 +117,19 @@ export class UploadManager {
       throw new CacheroachError("ERR_BAD_REQUEST", "content_hash must be 32 bytes");
     const rope = await this.ropes.get(tenantId, contentHash);
     if (!rope) throw unknownContent(contentHash);
-    return this.files.put(tenantId, path, {
-      rope,
-      contentType: opts.contentType,
-      meta: opts.meta,
-      precondition: opts.precondition,
-    });
+    try {
+      return await this.files.put(tenantId, path, {
+        rope,
+        contentType: opts.contentType,
+        meta: opts.meta,
+        precondition: opts.precondition,
+      });
+    } catch (err) {
+      // Collected since it was looked up (no live file held it any more): as if never stored.
+      if (err instanceof CacheroachError && err.code === "ERR_CONTENT_COLLECTED")
+        throw unknownContent(contentHash);
+      throw err;
+    }
   }
 
   /**
@@ -164,30 +174,34 @@ export class UploadManager {
     const unique = new Map<string, ChunkWrite>();
     for (const t of todo) for (const w of t.writes) unique.set(w.hash.toString("hex"), w);
     await this.quotas?.checkWrite(tenantId, [...unique.values()]);
-    await this.chunks.put(tenantId, [...unique.values()]);
-    const ropes = await this.ropes.commitLists(
-      tenantId,
-      todo.map((t) => t.writes.map((w, k) => ({ offset: k * size, hash: w.hash, length: w.data.length }))),
-      size,
+    const lists = todo.map((t) =>
+      t.writes.map((w, k) => ({ offset: k * size, hash: w.hash, length: w.data.length })),
     );
-    const versions: { i: number; path: string; version: NewVersion }[] = [];
-    todo.forEach(({ f, i }, k) => {
-      const rope = ropes[k]!;
-      if (f.expectedHash && !f.expectedHash.equals(rope.hash)) {
-        out[i] = hashMismatch(rope.hash, f.path);
-        return;
-      }
-      versions.push({
-        i,
-        path: f.path,
-        version: { rope, contentType: f.contentType, meta: f.meta, precondition: f.precondition },
+    // Chunks, ropes and versions are written in that order, each referencing the one before only
+    // once it is written; garbage collection may collect what is not yet referenced, which the
+    // next step then finds missing: everything is written again (see docs/architecture.md).
+    return this.rewriteIfCollected(async (attempt) => {
+      await this.chunks.put(tenantId, [...unique.values()]);
+      const ropes = await this.ropes.commitLists(tenantId, lists, size, attempt > 0);
+      const versions: { i: number; path: string; version: NewVersion }[] = [];
+      todo.forEach(({ f, i }, k) => {
+        const rope = ropes[k]!;
+        if (f.expectedHash && !f.expectedHash.equals(rope.hash)) {
+          out[i] = hashMismatch(rope.hash, f.path);
+          return;
+        }
+        versions.push({
+          i,
+          path: f.path,
+          version: { rope, contentType: f.contentType, meta: f.meta, precondition: f.precondition },
+        });
       });
+      const written = await this.files.putMany(tenantId, versions);
+      written.forEach((r, k) => {
+        out[versions[k]!.i] = r;
+      });
+      return out as (FileRecord | CacheroachError)[];
     });
-    const written = await this.files.putMany(tenantId, versions);
-    written.forEach((r, k) => {
-      out[versions[k]!.i] = r;
-    });
-    return out as (FileRecord | CacheroachError)[];
   }
 
   /** Appends bytes; returns the advanced state. Retrying with the same state and data is a no-op. */
@@ -225,6 +239,16 @@ export class UploadManager {
       final: data.length % state.chunkSize !== 0,
     };
     return { state: this.codec.encode(decoded), decoded };
+  }
+
+  /**
+   * The subset of `hashes` the upload's tenant does not store (for the dedup path), in input
+   * order, without duplicates. A chunk garbage collection has condemned counts as missing, so the
+   * client sends it again (which saves it) instead of relying on it: see docs/architecture.md.
+   */
+  async findMissing(state: UploadState, hashes: readonly Buffer[]): Promise<Buffer[]> {
+    await this.requireOpen(state);
+    return this.chunks.missing(state.tenantId, hashes);
   }
 
   /** Stores client-hashed chunks after verifying each hash; returns how many were new. */
@@ -312,22 +336,32 @@ export class UploadManager {
   async commit(state: UploadState, opts: CommitOptions): Promise<FileRecord> {
     const done = await this.committedVersion(state);
     if (done !== undefined) return this.committedFile(state, done);
-    const rope = await this.ropes.commitUpload(state.tenantId, state.uploadId, state.offset, state.chunkSize);
-    if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
     let raced = false;
     let file: FileRecord;
     try {
-      file = await this.files.put(
-        state.tenantId,
-        state.path,
-        { rope, contentType: opts.contentType, meta: opts.meta, precondition: opts.precondition },
-        async (q, f) => {
-          if (!(await this.uploads.markCommitted(q, state.uploadId, f.version))) {
-            raced = true;
-            throw new CacheroachError("ERR_VERSION_SKEW", "upload committed concurrently");
-          }
-        },
-      );
+      // The upload's chunk list keeps its chunks from being collected, but the rope built from it
+      // is unreferenced until the version is written: collected meanwhile, it is built again.
+      file = await this.rewriteIfCollected(async (attempt) => {
+        const rope = await this.ropes.commitUpload(
+          state.tenantId,
+          state.uploadId,
+          state.offset,
+          state.chunkSize,
+          attempt > 0,
+        );
+        if (opts.expectedHash && !opts.expectedHash.equals(rope.hash)) throw hashMismatch(rope.hash);
+        return this.files.put(
+          state.tenantId,
+          state.path,
+          { rope, contentType: opts.contentType, meta: opts.meta, precondition: opts.precondition },
+          async (q, f) => {
+            if (!(await this.uploads.markCommitted(q, state.uploadId, f.version))) {
+              raced = true;
+              throw new CacheroachError("ERR_VERSION_SKEW", "upload committed concurrently");
+            }
+          },
+        );
+      });
     } catch (err) {
       if (!raced) throw err;
       return this.committedFile(state, (await this.committedVersion(state))!);
@@ -335,6 +369,22 @@ export class UploadManager {
     // The rope now owns the chunk list; the upload's copy is no longer needed.
     await this.uploads.dropChunks(state.uploadId).catch(() => {});
     return file;
+  }
+
+  /**
+   * Runs a write again (attempt 1, 2, …: rewriting what it writes even where it exists) when what
+   * it wrote was collected before it was referenced: ERR_CONTENT_COLLECTED, from the version's rope
+   * check or from a rope's chunk list whose chunk was collected.
+   */
+  private async rewriteIfCollected<T>(write: (attempt: number) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write(attempt);
+      } catch (err) {
+        const collected = err instanceof CacheroachError && err.code === "ERR_CONTENT_COLLECTED";
+        if (!collected || attempt >= REWRITE_ATTEMPTS) throw err;
+      }
+    }
   }
 
   /** Refuses a retried Transfer/Append unless the upload's rows at its offsets are exactly `rows`. */
@@ -381,8 +431,16 @@ export class UploadManager {
     this.knownTenants.set(tenantId, true);
   }
 
+  /** Refuses a committed or unknown upload; records the upload's activity (see UploadStore.getActive). */
   private async requireOpen(state: UploadState) {
-    if ((await this.committedVersion(state)) !== undefined) {
+    const upload = await this.uploads.getActive(state.uploadId);
+    if (upload?.tenantId !== state.tenantId) {
+      throw new CacheroachError(
+        "ERR_BAD_UPLOAD_STATE",
+        "upload not found (expired and collected, or never begun); begin the upload again",
+      );
+    }
+    if (upload.committedVersion !== undefined) {
       throw new CacheroachError("ERR_PRECONDITION_FAILED", "upload is already committed; begin a new one");
     }
   }

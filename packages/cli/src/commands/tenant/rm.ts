@@ -21,7 +21,7 @@ export default class TenantRm extends BaseCommand<typeof TenantRm> {
   static override summary = "Delete a tenant and ALL of its files.";
 
   static override description =
-    `Deletes the tenant with every file, version and chunk stored in it. This cannot be undone. Needs a super session.
+    `Deletes the tenant with every file, version and chunk stored in it. This cannot be undone. Needs a super session. The tenant disappears at once; its storage is reclaimed by the server's garbage collection in bounded batches right after (see \`cacheroach gc\`).
 
 The delete is guarded by the tenant's version: without --version the current one is looked up first (Tenants.Get); with --version the delete fails (exit 5, nothing deleted) if the tenant changed since you read that version (see \`cacheroach tenant ls\`).
 
