@@ -6,11 +6,12 @@ import type { HttpHandler, HttpRequest, HttpResponse } from "../net/node-http.js
 import { sendText } from "./answers.js";
 import { answerError, MethodNotAllowed } from "./error-answer.js";
 import { ALLOW, handlerFor } from "./file-methods.js";
+import { handleOidcRoute, type OidcRouteDeps } from "./oidc-routes.js";
 import { buildRequestContext, type ContextDeps, type Incoming } from "./request-context.js";
 import { handleConfig, handleRetrieve } from "./special-routes.js";
 
 /** What the plain-HTTP side of the port needs. */
-export interface HttpRouterDeps extends ContextDeps {
+export interface HttpRouterDeps extends ContextDeps, OidcRouteDeps {
   readonly db: Db;
   readonly log: Logger;
 }
@@ -57,6 +58,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   if (p.startsWith("/_/")) {
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(incoming, deps);
     if (p === "/_/v0/config") return handleConfig(incoming, deps);
+    if (await handleOidcRoute(incoming, deps)) return;
     throw new CacheroachError("ERR_NOT_FOUND", `no such endpoint ${p}`);
   }
   const ctx = await buildRequestContext(incoming, deps);
