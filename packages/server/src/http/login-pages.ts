@@ -46,7 +46,8 @@ function send(res: HttpResponse, status: number, p: { html: string; csp: string 
     "content-security-policy": p.csp,
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    // Not no-referrer: that makes browsers send "Origin: null" with the log-out form.
+    "referrer-policy": "same-origin",
   });
   res.end(p.html);
 }
