@@ -4,7 +4,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { SessionSchema, Tokens } from "@cacheroach/proto";
-import { formatDuration, parseDuration } from "@cacheroach/server/settings";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, normalizeServerUrl } from "../../lib/base-command.js";
 import {
@@ -15,6 +14,7 @@ import {
   sessionToJson,
 } from "../../lib/config.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { parseDuration } from "../../lib/format.js";
 import {
   capabilityText,
   expiryText,
@@ -75,7 +75,7 @@ ${EXIT_CODES_HELP}`;
   public async run(): Promise<AuthLoginResult> {
     const server = normalizeServerUrl(this.args.url);
     const timeoutMs = parseDuration(this.flags.timeout);
-    if (timeoutMs === undefined || timeoutMs < 1000)
+    if (timeoutMs < 1000)
       throw new UserError(
         `--timeout ${this.flags.timeout} is not a duration of at least 1s (e.g. 90s, 5m)`,
         ExitCode.usage,
@@ -83,7 +83,7 @@ ${EXIT_CODES_HELP}`;
     await this.checkOidc(server);
 
     const state = randomBytes(24).toString("base64url");
-    const waiter = await listenForLogin(state, timeoutMs);
+    const waiter = await listenForLogin(state, timeoutMs, this.flags.timeout);
     let posted: { token: string; session: JsonValue | undefined };
     try {
       const url = `${server}/_/v0/provision?port=${waiter.port}&state=${state}`;
@@ -93,7 +93,7 @@ ${EXIT_CODES_HELP}`;
           ? `Opening the login page in your browser. If it does not open, visit:\n  ${url}`
           : `Open this URL in a browser on this computer to log in:\n  ${url}`,
       );
-      this.logToStderr(`Waiting up to ${formatDuration(timeoutMs)} for the login…`);
+      this.logToStderr(`Waiting up to ${this.flags.timeout} for the login…`);
       posted = await waiter.result;
     } finally {
       waiter.close();
@@ -182,6 +182,7 @@ function openBrowser(url: string): boolean {
 async function listenForLogin(
   state: string,
   timeoutMs: number,
+  timeoutText: string,
 ): Promise<{
   port: number;
   result: Promise<{ token: string; session: JsonValue | undefined }>;
@@ -209,7 +210,7 @@ async function listenForLogin(
     () =>
       fail(
         new UserError(
-          `no login arrived within ${formatDuration(timeoutMs)}; nothing was changed`,
+          `no login arrived within ${timeoutText}; nothing was changed`,
           ExitCode.auth,
           ["run the command again and finish the login in the browser in time (or give a longer --timeout)"],
           "timeout",
