@@ -438,3 +438,34 @@ export function useStartedServers(): {
     },
   };
 }
+
+/** A running `cacheroach auth login`: the URL it printed, and its end. */
+export interface LoginProcess {
+  readonly child: ChildProcess;
+  readonly url: URL;
+  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Starts `cacheroach auth login --no-browser <server> <argv>` and waits for the URL it prints. */
+export async function startAuthLogin(server: string, argv: string[]): Promise<LoginProcess> {
+  const child = spawn(process.execPath, [CLI_BIN, "auth", "login", "--no-browser", server, ...argv], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (code) => resolve({ code, stdout, stderr })),
+  );
+  const url = await new Promise<URL>((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      const m = /^\s+(http\S+\/_\/v0\/provision\S+)$/m.exec(stderr);
+      if (m) resolve(new URL(m[1]!));
+    });
+    void done.then((r) => reject(new Error(`auth login ended before printing a URL: ${r.stderr}`)));
+  });
+  return { child, url, done };
+}

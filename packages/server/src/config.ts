@@ -83,6 +83,18 @@ export interface ServerOptions {
   tlsKeyFile?: string;
   /** Serve HTTPS with a self-signed certificate kept in dataDir (development). */
   tlsSelfSigned?: boolean;
+  /** Every request counts as HTTPS (behind a TLS proxy): Secure cookies, https URLs; default false. */
+  assumeSecure?: boolean;
+  /** OpenID Connect issuer URL: OIDC logins are on when it is set (with the three below). */
+  oidcIssuer?: string;
+  /** OAuth client ID at the issuer. */
+  oidcClientId?: string;
+  /** OAuth client secret, or "@file" to read it (trimmed) from a file at start. */
+  oidcClientSecret?: string;
+  /** Email domains whose verified users may log in with OIDC. */
+  oidcDomains?: readonly string[];
+  /** How long other instances accept an OIDC principal while one refreshes it; default 5 min. */
+  oidcRefreshGraceMs?: number;
 }
 
 /** Validated server configuration. */
@@ -132,6 +144,21 @@ export interface ServerConfig {
     | { readonly certFile: string; readonly keyFile: string }
     | { readonly selfSigned: true }
     | undefined;
+  /** Every request counts as HTTPS (a TLS proxy in front). */
+  readonly assumeSecure: boolean;
+  /** OIDC logins, or undefined when they are off. */
+  readonly oidc: OidcSettings | undefined;
+  /** The refresh grace window (ms). */
+  readonly oidcRefreshGraceMs: number;
+}
+
+/** OIDC provider settings (validated; the secret may still be "@file"). */
+export interface OidcSettings {
+  readonly issuer: URL;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** Lower-cased email domains allowed to log in. */
+  readonly domains: ReadonlySet<string>;
 }
 
 /** A configuration value is invalid; the message names it. */
@@ -192,7 +219,53 @@ export function resolveConfig(o: ServerOptions): ServerConfig {
       v("tls-key") as string | undefined,
       v("tls-self-signed") as boolean,
     ),
+    assumeSecure: v("assume-secure") as boolean,
+    oidc: oidcSettings(
+      v("oidc-issuer") as string | undefined,
+      v("oidc-client-id") as string | undefined,
+      v("oidc-client-secret") as string | undefined,
+      v("oidc-domains") as string[],
+    ),
+    oidcRefreshGraceMs: v("oidc-refresh-grace") as number,
   };
+}
+
+/** All four OIDC settings or none; domains lower-cased and checked. */
+function oidcSettings(
+  issuer: string | undefined,
+  clientId: string | undefined,
+  clientSecret: string | undefined,
+  domains: string[],
+): OidcSettings | undefined {
+  const given = { "oidc-issuer": issuer, "oidc-client-id": clientId, "oidc-client-secret": clientSecret };
+  const present = Object.entries(given).filter(([, x]) => x !== undefined && x !== "");
+  if (present.length === 0 && domains.length === 0) return undefined;
+  const missing = [
+    ...Object.entries(given)
+      .filter(([, x]) => x === undefined || x === "")
+      .map(([k]) => k),
+    ...(domains.length === 0 ? ["oidc-domains"] : []),
+  ];
+  if (missing.length > 0)
+    throw new ConfigError(
+      `OIDC needs --oidc-issuer, --oidc-client-id, --oidc-client-secret and --oidc-domains together: ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} missing`,
+    );
+  let url: URL;
+  try {
+    url = new URL(issuer as string);
+  } catch {
+    throw new ConfigError(`oidc-issuer ${JSON.stringify(issuer)} is not an absolute URL`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw new ConfigError(`oidc-issuer ${JSON.stringify(issuer)} must be an https:// URL`);
+  const set = new Set<string>();
+  for (const d of domains) {
+    const h = d.trim().toLowerCase().replace(/^@/, "");
+    if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/.test(h))
+      throw new ConfigError(`oidc-domains: ${JSON.stringify(d)} is not an email domain (e.g. example.com)`);
+    set.add(h);
+  }
+  return { issuer: url, clientId: clientId as string, clientSecret: clientSecret as string, domains: set };
 }
 
 /**

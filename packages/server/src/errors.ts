@@ -39,6 +39,8 @@ export type ErrorCode =
   | "ERR_SUPER_REQUIRED"
   | "ERR_NETWORK_POLICY"
   | "ERR_UNKNOWN_METHOD"
+  | "ERR_LOGIN_REQUIRED"
+  | "ERR_OIDC_OFF"
   | "ERR_INTERNAL";
 
 /**
@@ -85,6 +87,10 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { connect: Code; http: numb
     ERR_NETWORK_POLICY: { connect: Code.PermissionDenied, http: 403 },
     // An RPC-typed request to a path that is no method of the server (Connect answers it 404).
     ERR_UNKNOWN_METHOD: { connect: Code.Unimplemented, http: 404 },
+    // An OIDC principal's provider no longer accepts its login (refresh refused): log in again.
+    ERR_LOGIN_REQUIRED: { connect: Code.Unauthenticated, http: 401 },
+    // A login route of a server started without an OIDC provider (not a missing page).
+    ERR_OIDC_OFF: { connect: Code.FailedPrecondition, http: 501 },
     // Anything not reported on purpose: the client sees "internal error", the log the cause.
     ERR_INTERNAL: { connect: Code.Internal, http: 500 },
   };

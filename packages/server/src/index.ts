@@ -4,6 +4,7 @@
  */
 
 export { WELL_KNOWN } from "@cacheroach/core";
+export { OidcDiscoveryError } from "./auth/oidc-client.js";
 export type { ServerConfig, ServerOptions } from "./config.js";
 export { ConfigError, resolveConfig } from "./config.js";
 export { DATA_DIR_LOCK_FILE, DataDirInUseError } from "./data-dir-lock.js";

@@ -16,9 +16,13 @@ import { createAuthenticationInterceptor } from "./auth/authentication-intercept
 import { createAuthorizationInterceptor } from "./auth/authorization-interceptor.js";
 import { Authorizer } from "./auth/authorizer.js";
 import { ContentAccess } from "./auth/content-access.js";
+import { OidcClient } from "./auth/oidc-client.js";
+import { OidcLogin } from "./auth/oidc-login.js";
+import { PrincipalValidator } from "./auth/principal-validator.js";
+import { SecretBox } from "./auth/secret-box.js";
 import { TokenSigner } from "./auth/token-signer.js";
 import { ensureBootstrapData } from "./bootstrap-data.js";
-import { resolveConfig, type ServerConfig, type ServerOptions } from "./config.js";
+import { ConfigError, resolveConfig, type ServerConfig, type ServerOptions } from "./config.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { Db } from "./db/db.js";
 import type { EmbeddedPostgres } from "./db/embedded-postgres.js";
@@ -54,6 +58,7 @@ import { ensureSigningKeys } from "./signing-keys.js";
 import { ChunkStore } from "./store/chunk-store.js";
 import { FileStore } from "./store/file-store.js";
 import { GcStore } from "./store/gc-store.js";
+import { PrincipalLoginStore } from "./store/principal-login-store.js";
 import { PrincipalStore } from "./store/principal-store.js";
 import { RopeStore } from "./store/rope-store.js";
 import { ScrubStore } from "./store/scrub-store.js";
@@ -119,6 +124,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let embedded: EmbeddedPostgres | undefined;
   let db: Db | undefined;
   try {
+    // The OIDC provider first: an issuer that cannot be discovered stops the start at once.
+    const oidc = config.oidc
+      ? await OidcClient.discover(config.oidc, await readSecretSetting(config.oidc.clientSecret))
+      : undefined;
+    if (oidc) log.info({ issuer: oidc.issuer }, "OIDC provider discovered");
     let databaseUrl: string;
     if (config.databaseUrl) databaseUrl = config.databaseUrl;
     else {
@@ -150,7 +160,33 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await ensureBootstrapData({ tenants, vhosts: vhostStore, principals, sessions });
 
     const signer = new TokenSigner(keys);
-    const authz = new Authorizer(signer, sessions, principals, config.sessionCacheMs);
+    const loginStore = new PrincipalLoginStore(db);
+    const refreshTokens = new SecretBox(keys, "oidc refresh token v1");
+    const validator = new PrincipalValidator({
+      store: loginStore,
+      oidc,
+      tokenBox: refreshTokens,
+      graceMs: config.oidcRefreshGraceMs,
+      failureCacheMs: config.sessionCacheMs,
+      log,
+    });
+    const authz = new Authorizer(signer, sessions, principals, config.sessionCacheMs, validator);
+    const login =
+      oidc && config.oidc
+        ? new OidcLogin({
+            oidc,
+            domains: config.oidc.domains,
+            principals: loginStore,
+            sessions,
+            signer,
+            cookieBox: new SecretBox(keys, "oidc login cookie v1"),
+            tokenBox: refreshTokens,
+            onLogin: (id) => {
+              validator.forget(id);
+              authz.forgetPrincipal(id);
+            },
+          })
+        : undefined;
     const codec = new UploadStateCodec(keys);
     const chunks = new ChunkStore(db, {
       cacheBytes: config.cacheBytes,
@@ -259,6 +295,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       publicUrl: config.publicUrl,
       activeContentHosts: config.activeContentHosts,
       isVHost: (host) => vhosts.has(host),
+      assumeSecure: config.assumeSecure,
     });
     const dbForMetrics = db;
     const traffic = new TrafficCounter();
@@ -292,6 +329,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       sessions,
       vhosts,
       site,
+      login,
+      principals,
       maxPutBytes: config.maxPutBytes,
       log,
     });
@@ -418,6 +457,22 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 function summary(r: TenantCollection) {
   const { versions, uploads, ropes, chunks, bytes, pendingChunks, purgedRows } = r;
   return { versions, uploads, ropes, chunks, bytes, pendingChunks, purgedRows };
+}
+
+/** A secret setting's value: itself, or "@file": the file's contents, trimmed. */
+async function readSecretSetting(value: string): Promise<string> {
+  if (!value.startsWith("@")) return value;
+  const { readFile } = await import("node:fs/promises");
+  const path = value.slice(1);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`oidc-client-secret file ${path} cannot be read: ${(err as Error).message}`);
+  }
+  const secret = text.trim();
+  if (secret === "") throw new ConfigError(`oidc-client-secret file ${path} is empty`);
+  return secret;
 }
 
 /** True if `p` settles within `ms` (whether it resolves or rejects), false once `ms` have passed. */

@@ -358,6 +358,75 @@ export const SETTINGS: readonly Setting[] = [
     helpValue: "<host:port>",
   }),
   setting({
+    key: "assume-secure",
+    env: "CACHEROACH_ASSUME_SECURE",
+    kind: "boolean",
+    option: "assumeSecure",
+    schema: z.boolean(),
+    default: false,
+    summary: "Treat every request as HTTPS: the server is behind a TLS-terminating proxy.",
+    description:
+      "Cookies are marked Secure, and URLs the server builds from a request (the OIDC redirect URL, the server of a downloaded CLI config) use https. --public-url with https implies it.",
+  }),
+  setting({
+    key: "oidc-issuer",
+    env: "CACHEROACH_OIDC_ISSUER",
+    kind: "string",
+    option: "oidcIssuer",
+    schema: z
+      .string()
+      .regex(/^https?:\/\/\S+$/, "must be the issuer's URL, e.g. https://accounts.google.com"),
+    summary: "OpenID Connect issuer URL: turns on browser and `cacheroach auth login` logins (docs/oidc.md).",
+    description:
+      "Its metadata is discovered at start (<issuer>/.well-known/openid-configuration); a server that cannot reach it does not start. Needs --oidc-client-id, --oidc-client-secret and --oidc-domains. Register <server URL>/_/oidc/receive as the redirect URL at the provider.",
+    helpValue: "<url>",
+  }),
+  setting({
+    key: "oidc-client-id",
+    env: "CACHEROACH_OIDC_CLIENT_ID",
+    kind: "string",
+    option: "oidcClientId",
+    schema: z.string().min(1, "must not be empty"),
+    summary: "OAuth client ID this server has at the OIDC provider.",
+    helpValue: "<id>",
+  }),
+  setting({
+    key: "oidc-client-secret",
+    env: "CACHEROACH_OIDC_CLIENT_SECRET",
+    kind: "string",
+    option: "oidcClientSecret",
+    schema: z.string().min(1, "must not be empty"),
+    summary: "The client's secret at the OIDC provider, or @file to read it from a file.",
+    helpValue: "<secret|@file>",
+    secret: true,
+  }),
+  setting({
+    key: "oidc-domains",
+    env: "CACHEROACH_OIDC_DOMAINS",
+    kind: "list",
+    option: "oidcDomains",
+    schema: z.array(z.string()),
+    default: [],
+    summary: "Email domains (comma-separated) whose verified users may log in with OIDC.",
+    description:
+      "A user logs in only when the provider says their email is verified and it ends with @<one of these domains>. Required with --oidc-issuer.",
+    helpValue: "<domain,…>",
+  }),
+  setting({
+    key: "oidc-refresh-grace",
+    env: "CACHEROACH_OIDC_REFRESH_GRACE",
+    kind: "duration",
+    unit: "ms",
+    option: "oidcRefreshGraceMs",
+    schema: duration(1000, 24 * 3600_000),
+    default: 300_000,
+    summary:
+      "How long other instances keep accepting an OIDC user while one re-validates it at the provider.",
+    description:
+      "When a user's access token has expired, the next request re-validates the user with its refresh token at the provider. One instance does it; the others accept the user until this window ends. If the provider cannot be reached, it is tried again after the window.",
+    helpValue: "<duration>",
+  }),
+  setting({
     key: "grace-period",
     env: "CACHEROACH_GRACE_PERIOD",
     kind: "duration",
@@ -564,6 +633,7 @@ export function describeSettings(
 }
 
 function redact(s: Setting, v: unknown): unknown {
+  if (typeof v === "string" && v.startsWith("@")) return v; // a file name, not the secret
   if (Array.isArray(v)) return v.map((k: string) => (k.startsWith("@") ? k : "<redacted>"));
   if (s.key === "connect" && typeof v === "string") {
     try {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chunkHash } from "@cacheroach/core";
@@ -312,7 +313,7 @@ describe("uploads", () => {
     await rejects(uploads.commit({ state: t.state }), Code.InvalidArgument, /upload not found/);
   });
 
-  test("--older-than collects idle uploads but never one active in the last 30 s", async () => {
+  test("--older-than collects idle uploads but never one active in the last 5 s", async () => {
     const uploads = ts.client(Uploads, ts.superToken);
     const idle = await uploads.begin({ tenantId: tenant, path: "/idle.bin" });
     await uploads.transfer({ state: idle.state, data: randomBytes(CHUNK) });
@@ -326,6 +327,40 @@ describe("uploads", () => {
     assert.equal(Number(r.uploads), 1, "only the idle one");
     const done = await uploads.commit({ state: busyT.state });
     assert.equal(Number(done.file!.size), CHUNK);
+  });
+
+  test("abandoned uploads and aborted HTTP PUTs are reclaimed whole by one run", async () => {
+    const t2 = await newTenant("gc abandoned");
+    await ts.client(VHosts, ts.superToken).ensure({ vhost: { vhost: "abandoned.test", tenantId: t2 } });
+    const uploads = ts.client(Uploads, ts.superToken);
+    for (let i = 0; i < 5; i++) {
+      const b = await uploads.begin({ tenantId: t2, path: `/left-${i}.bin` });
+      await uploads.transfer({ state: b.state, data: randomBytes(3 * CHUNK) });
+    }
+    const u = new URL(ts.url);
+    for (let i = 0; i < 3; i++) {
+      // Headers promise 9 MiB; 1.5 MiB arrive, then the connection drops.
+      await new Promise<void>((resolve, reject) => {
+        const sock = net.connect(Number(u.port), u.hostname, () => {
+          sock.write(
+            `PUT /aborted-${i}.bin HTTP/1.1\r\nhost: abandoned.test\r\nauthorization: Bearer ${ts.superToken}\r\ncontent-length: ${9 << 20}\r\n\r\n`,
+          );
+          sock.write(randomBytes(3 << 19), () => setTimeout(() => (sock.destroy(), resolve()), 300));
+        });
+        sock.on("error", reject);
+      });
+    }
+    await sleep(300);
+    assert.ok((await usage(t2)).chunks >= 5 * 3 + 3 * 8, "the abandoned data is stored");
+    // Idle for longer than the 5 s an upload still sending is given.
+    await db.query("UPDATE uploads SET active_at = active_at - INTERVAL '10 seconds' WHERE tenant_id = $1", [
+      t2,
+    ]);
+    const r = reportOf(await collect({ tenantId: t2, olderThanMs: 0 }), t2);
+    assert.equal(Number(r.uploads), 8);
+    assert.equal(Number(r.pendingChunks), 0);
+    assert.equal((await usage(t2)).chunks, 0, "every chunk they held is gone");
+    assert.equal(await one("SELECT count(*) FROM upload_chunks WHERE tenant_id = $1", [t2]), 0);
   });
 
   test("a step records activity", async () => {

@@ -31,7 +31,7 @@ export default class Gc extends BaseCommand<typeof Gc> {
   static override description =
     `Runs garbage collection on the server now and prints, per tenant, what it reclaimed: file versions (deleted or superseded, past the tenant's retention), expired uploads, contents (ropes) no version references, and chunks nothing references, with their bytes. Deleted tenants are purged. The server also collects on a schedule (its --gc-interval, 1 h by default).
 
-Retention: each tenant keeps the newest N dead versions of every path and any version dead for less than D (server defaults --retain-versions and --retain, overridden per tenant). --older-than replaces both for this run: every version deleted or superseded at least that long ago goes, and every upload idle that long (uploads active in the last 30 s are never touched). \`--older-than 0s\` reclaims everything that is not live now.
+Retention: each tenant keeps the newest N dead versions of every path and any version dead for less than D (server defaults --retain-versions and --retain, overridden per tenant). --older-than replaces both for this run: every version deleted or superseded at least that long ago goes, and every upload idle that long (uploads active in the last 5 s are never touched: they are still sending). \`--older-than 0s\` reclaims everything that is not live now.
 
 Safe while clients upload: a chunk nothing references is first marked, and removed only once every upload that was open at that moment has finished; chunks kept for that reason are shown as "pending" and go in a later run. A run takes at least the server's safety margin (10 s) when it marks chunks.
 

@@ -145,6 +145,7 @@ ${EXIT_CODES_HELP}`;
       if (err instanceof server.ConfigError) throw new UserError(err.message, ExitCode.usage);
       if (err instanceof server.DataDirInUseError) throw new UserError(err.message, ExitCode.conflict);
       if (err instanceof server.TlsError) throw new UserError(err.message, ExitCode.usage);
+      if (err instanceof server.OidcDiscoveryError) throw new UserError(err.message, ExitCode.unavailable);
       throw err;
     }
     started = running;

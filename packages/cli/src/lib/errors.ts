@@ -199,6 +199,14 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
   const code = codeName(err.code);
   switch (err.code) {
     case Code.Unauthenticated:
+      if (serverErrorCode(err) === "ERR_LOGIN_REQUIRED") {
+        return new UserError(
+          `${prefix}${detail}`,
+          ExitCode.auth,
+          [`cacheroach auth login ${ctx.server ?? "<server URL>"}`],
+          code,
+        );
+      }
       return new UserError(
         `${prefix}not authenticated${where} (${detail}). The token in the config is missing, expired, revoked ` +
           "or signed with a key this server does not know.",

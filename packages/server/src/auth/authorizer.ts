@@ -22,6 +22,8 @@ export class Authorizer {
     private readonly sessions: SessionStore,
     private readonly principals: PrincipalStore,
     cacheTtlMs: number,
+    /** Re-validates OIDC principals (see principal-validator.ts); none: every principal is valid. */
+    private readonly principalCheck?: { check(principalId: string): Promise<void> },
   ) {
     this.domainOf = new LRUCache({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
   }
@@ -55,6 +57,8 @@ export class Authorizer {
           "the session this URL was signed under has been revoked or lost access",
         );
     }
+    // An OIDC principal whose login the provider no longer accepts cannot use its sessions.
+    if (kind !== "bootstrap") await this.principalCheck?.check(s.principalId);
     return s;
   }
 

@@ -6,11 +6,13 @@ import type { HttpHandler, HttpRequest, HttpResponse } from "../net/node-http.js
 import { sendText } from "./answers.js";
 import { answerError, MethodNotAllowed } from "./error-answer.js";
 import { ALLOW, handlerFor } from "./file-methods.js";
+import { handleOidcRoute, type OidcRouteDeps } from "./oidc-routes.js";
 import { buildRequestContext, type ContextDeps, type Incoming } from "./request-context.js";
+import { findToken } from "./request-session.js";
 import { handleConfig, handleRetrieve } from "./special-routes.js";
 
 /** What the plain-HTTP side of the port needs. */
-export interface HttpRouterDeps extends ContextDeps {
+export interface HttpRouterDeps extends ContextDeps, OidcRouteDeps {
   readonly db: Db;
   readonly log: Logger;
 }
@@ -25,8 +27,40 @@ const READINESS_TIMEOUT_MS = 2000;
  */
 export function createHttpRouter(deps: HttpRouterDeps): HttpHandler {
   return (req, res) => {
-    route(deps, req, res).catch((err: unknown) => answerError({ req, res, log: deps.log }, err));
+    route(deps, req, res).catch((err: unknown) => {
+      if (loginRedirect(deps, req, res, err)) return;
+      answerError({ req, res, log: deps.log }, err);
+    });
   };
+}
+
+/**
+ * A browser that is not logged in and opens a page that needs a login (a private vhost's file or
+ * directory) is led through the OIDC login and back, instead of a bare 401. Only for plain page
+ * loads (GET or HEAD asking for HTML) that presented no token, when OIDC is on.
+ */
+function loginRedirect(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse, err: unknown): boolean {
+  if (!deps.login || res.headersSent) return false;
+  if (!(err instanceof CacheroachError) || err.code !== "ERR_UNAUTHENTICATED") return false;
+  if (req.method !== "GET" && req.method !== "HEAD") return false;
+  const target = req.url ?? "/";
+  if (!target.startsWith("/") || target.startsWith("/_/") || target.startsWith("//")) return false;
+  const accept = req.headers["accept"];
+  if (typeof accept !== "string" || !accept.includes("text/html")) return false;
+  // No token, or only a browser cookie that no longer works (the login replaces it).
+  let presented: ReturnType<typeof findToken>;
+  try {
+    presented = findToken(req, new URL("http://localhost/"));
+  } catch {
+    return false;
+  }
+  if ((presented && presented.source !== "cookie") || /[?&]access_token=/.test(target)) return false;
+  res.writeHead(302, {
+    location: `/_/oidc/login?next=${encodeURIComponent(target)}`,
+    "cache-control": "no-store",
+  });
+  res.end();
+  return true;
 }
 
 async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse): Promise<void> {
@@ -57,6 +91,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   if (p.startsWith("/_/")) {
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(incoming, deps);
     if (p === "/_/v0/config") return handleConfig(incoming, deps);
+    if (await handleOidcRoute(incoming, deps)) return;
     throw new CacheroachError("ERR_NOT_FOUND", `no such endpoint ${p}`);
   }
   const ctx = await buildRequestContext(incoming, deps);

@@ -10,6 +10,8 @@ export interface SiteOptions {
   readonly activeContentHosts: ReadonlySet<string>;
   /** True when `host` (lower-case, no port) is a configured virtual host (not the "*" fallback). */
   readonly isVHost: (host: string) => Promise<boolean>;
+  /** Every request counts as HTTPS (the operator's --assume-secure: a TLS proxy in front). */
+  readonly assumeSecure?: boolean;
 }
 
 /** A Host header split and validated: a DNS name or IP literal, and an optional port. */
@@ -62,7 +64,7 @@ export class Site {
     if (!host) return false;
     const own = [`${schemeOf(req)}://${host.authority}`];
     // Behind a TLS proxy the browser says https while this hop is plain HTTP.
-    if (pub?.protocol === "https:") own.push(`https://${host.authority}`);
+    if (pub?.protocol === "https:" || this.options.assumeSecure) own.push(`https://${host.authority}`);
     return own.some((o) => {
       try {
         return new URL(o).origin === given;
@@ -82,7 +84,7 @@ export class Site {
     const pub = this.options.publicUrl;
     if (pub) return pub.origin;
     const bound = this.bound ?? { host: "127.0.0.1", port: 0 };
-    const scheme = schemeOf(req);
+    const scheme = this.options.assumeSecure ? "https" : schemeOf(req);
     const host = hostOf(req);
     const defaultPort = scheme === "https" ? 443 : 80;
     if (host && (host.port ?? defaultPort) === bound.port) {
@@ -94,9 +96,16 @@ export class Site {
     return `${scheme}://${urlHost(bound.host)}:${bound.port}`;
   }
 
-  /** True when cookies set on answers to `req` must be Secure (TLS, or an https public URL). */
+  /**
+   * True when cookies set on answers to `req` must be Secure (TLS, an https public URL, or the
+   * operator's --assume-secure).
+   */
   secureCookies(req: HttpRequest): boolean {
-    return schemeOf(req) === "https" || this.options.publicUrl?.protocol === "https:";
+    return (
+      schemeOf(req) === "https" ||
+      this.options.publicUrl?.protocol === "https:" ||
+      this.options.assumeSecure === true
+    );
   }
 
   /** True when the host `req` names may show HTML, SVG, XML and scripts inline. */

@@ -45,7 +45,7 @@ export const DEFAULT_GC_OPTIONS: GcOptions = {
 };
 
 /** An upload active this recently is never collected as idle, whatever `olderThanSeconds` says. */
-export const IDLE_MIN_MS = 30_000;
+export const IDLE_MIN_MS = 5_000;
 /** Hashes condemned in one run that the same run may sweep after the margin (memory bound). */
 const MAX_RUN_CONDEMNED = 1_000_000;
 

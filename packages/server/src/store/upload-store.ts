@@ -176,7 +176,7 @@ export class UploadStore {
 }
 
 /** Seconds an upload's recorded activity may lag behind its real activity. */
-export const TOUCH_EVERY_SECONDS = 5;
+export const TOUCH_EVERY_SECONDS = 1;
 
 /**
  * Upload $1's row, its activity time moved to now when it lags by more than

@@ -27,7 +27,7 @@ export type CollectRequest = Message<"cacheroach.v1.CollectRequest"> & {
 
   /**
    * Overrides retention for this run: every version deleted or superseded at least this long ago
-   * goes (no keep-N), and every upload idle at least this long (never one active in the last 30
+   * goes (no keep-N), and every upload idle at least this long (never one active in the last 5
    * s). Unset: each tenant's retention.
    *
    * @generated from field: google.protobuf.Duration older_than = 2;
