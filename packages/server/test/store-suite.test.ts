@@ -314,16 +314,27 @@ function storeSuite(name: string, open: () => Promise<Db>) {
       test("optimistic versions: create, update, stale writes are ERR_VERSION_SKEW", async () => {
         const id = randomUUID();
         assert.equal(await s.tenants.get(id), undefined);
-        assert.deepEqual(await s.tenants.ensure(id, "t", 0), { id, label: "t", version: 1 });
+        const made = await s.tenants.ensure(id, "t", 0);
+        assert.deepEqual(
+          { id: made.id, label: made.label, version: made.version },
+          { id, label: "t", version: 1 },
+        );
         await rejectsWith(s.tenants.ensure(id, "again", 0), "ERR_VERSION_SKEW", /already exists/);
         assert.equal((await s.tenants.ensure(id, "t2", 1)).version, 2);
         await rejectsWith(s.tenants.ensure(id, "stale", 1), "ERR_VERSION_SKEW");
         await s.tenants.insertIfAbsent(id, "ignored");
-        assert.deepEqual(await s.tenants.get(id), { id, label: "t2", version: 2 });
+        const got = await s.tenants.get(id);
+        assert.deepEqual(
+          { id: got?.id, label: got?.label, version: got?.version },
+          { id, label: "t2", version: 2 },
+        );
         assert.ok((await s.tenants.list()).some((t) => t.id === id));
         await rejectsWith(s.tenants.delete(id, 1), "ERR_VERSION_SKEW");
         await s.tenants.delete(id, 2);
         assert.equal(await s.tenants.get(id), undefined);
+        assert.ok(!(await s.tenants.list()).some((t) => t.id === id), "a deleted tenant is not listed");
+        await rejectsWith(s.tenants.ensure(id, "revived", 3), "ERR_VERSION_SKEW");
+        await rejectsWith(s.tenants.delete(id, 3), "ERR_VERSION_SKEW");
       });
     });
 
