@@ -169,6 +169,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       graceMs: config.oidcRefreshGraceMs,
       failureCacheMs: config.sessionCacheMs,
       log,
+      onRefresh: (outcome) => metrics.oidcRefresh(outcome),
     });
     const authz = new Authorizer(signer, sessions, principals, config.sessionCacheMs, validator);
     const login =

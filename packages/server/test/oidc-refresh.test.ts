@@ -108,6 +108,12 @@ test("after expiry, requests on two instances cause one refresh at the provider"
   const r = await row();
   assert.equal(Number(r.refresh_status), 0);
   assert.ok(r.refresh_after.getTime() > Date.now(), "valid until the new access token expires");
+  // The one refresh shows in the metrics of the instance that made it.
+  const okCount = async (url: string) => {
+    const body = await (await fetch(`${url}/metrics`)).text();
+    return Number(/^cacheroach_oidc_refreshes_total\{outcome="ok"\} (\d+)/m.exec(body)?.[1] ?? Number.NaN);
+  };
+  assert.equal((await okCount(a.url)) + (await okCount(b.url)), 1);
 });
 
 test("refresh tokens are sealed at rest and appear in no API answer", async () => {

@@ -60,6 +60,7 @@ export class Metrics {
   private readonly httpRequests: Counter<"route" | "method" | "status">;
   private readonly httpDuration: Histogram<"route" | "method">;
   private readonly dbQuery: Histogram<"outcome">;
+  private readonly oidcRefreshes: Counter<"outcome">;
 
   constructor(build: { version: string }, sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -177,6 +178,13 @@ export class Metrics {
         }
       },
     });
+    this.oidcRefreshes = new Counter({
+      name: "cacheroach_oidc_refreshes_total",
+      help: "OIDC logins re-validated at the identity provider, by outcome: ok, refused (the user must log in again), unavailable (tried again later).",
+      labelNames: ["outcome"],
+      registers,
+    });
+    for (const outcome of ["ok", "refused", "unavailable"]) this.oidcRefreshes.inc({ outcome }, 0);
     // Counters only grow: each scrape adds what the source counted since the last one.
     const refusalsSeen = { quota: 0, open_uploads: 0 };
     new Counter({
@@ -305,6 +313,11 @@ export class Metrics {
     const m = HTTP_METHODS.has(method) ? method : "other";
     this.httpRequests.inc({ route, method: m, status: String(status) });
     this.httpDuration.observe({ route, method: m }, seconds);
+  }
+
+  /** Records one re-validation of an OIDC login at the provider. */
+  oidcRefresh(outcome: "ok" | "refused" | "unavailable"): void {
+    this.oidcRefreshes.inc({ outcome });
   }
 
   /** Records one database statement or transaction. */
