@@ -229,7 +229,7 @@ export function FileBrowser({ api, tenant, tenantId, dir, onNavigate }: Props) {
           hidden
           data-testid="folder-input"
           // @ts-expect-error: not in the DOM typings, supported by every current browser
-          webkitdirectory=""
+          webkitdirectory={true}
           onChange={(e) => {
             const picked = fromFileList(e.currentTarget.files);
             e.currentTarget.value = "";
