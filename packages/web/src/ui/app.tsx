@@ -80,7 +80,15 @@ function Shell({ login, onLogout }: { login: Login; onLogout: () => void }) {
     if (route.kind === "files" && !route.tenantId && tenants?.[0])
       go({ kind: "files", tenantId: tenants[0].id, dir: "/" });
   }, [route, tenants, go]);
-  const who = login.session.name || login.session.principalId;
+  const [principal, setPrincipal] = useState<string>();
+  useEffect(() => {
+    // The principal's name, when this session may read it (else its ID is shown).
+    login.api.principals.load({ kind: { case: "id", value: login.session.principalId } }).then(
+      (p) => setPrincipal(p.label),
+      () => undefined,
+    );
+  }, [login]);
+  const who = principal || login.session.principalId;
   const tenantId = route.kind === "files" ? route.tenantId : undefined;
   return (
     <div class="shell">

@@ -328,7 +328,6 @@ function Row({
       <tr class="folder">
         <td class="col-name">
           <a href={folderHref(entry.path)}>
-            <span aria-hidden="true">📁 </span>
             {entry.name}/
           </a>
         </td>
