@@ -55,6 +55,8 @@ export async function startHarness(): Promise<Harness> {
     async context(width = 1280, height = 800) {
       const ctx = await browser.newContext({ acceptDownloads: true, viewport: { width, height } });
       await ctx.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+      // CI shares two cores with the rest of the suite: be patient before calling a step failed.
+      ctx.setDefaultTimeout(90_000);
       return ctx;
     },
     async close() {

@@ -337,6 +337,21 @@ test("a read-only grant's refusals are shown in words", { skip }, async () => {
   }
 });
 
+test("a browser session cookie logs the page in (where an OIDC login plugs in)", { skip }, async () => {
+  const cookieCtx = await h.context();
+  try {
+    await cookieCtx.addCookies([{ name: "authorization", value: h.server.superToken, url: h.server.url }]);
+    const p = await cookieCtx.newPage();
+    await p.goto(`${h.server.url}/_/ui/`);
+    await p.getByRole("button", { name: "Log out" }).waitFor();
+    assert.equal(await p.getByRole("textbox", { name: "Token" }).count(), 0, "no token was asked for");
+    await p.getByRole("combobox", { name: "Tenant" }).selectOption({ label: "Team files" });
+    await p.getByRole("link", { name: "reports/" }).waitFor();
+  } finally {
+    await cookieCtx.close();
+  }
+});
+
 test("readable at phone width: nothing overflows sideways", { skip }, async () => {
   const phone = await h.context(390, 844);
   const p = await phone.newPage();
