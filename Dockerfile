@@ -32,6 +32,9 @@ COPY --from=build /app/packages/schema/dist ./packages/schema/dist
 COPY --from=build /app/packages/schema/migrations ./packages/schema/migrations
 COPY --from=build /app/packages/server/package.json ./packages/server/
 COPY --from=build /app/packages/server/dist ./packages/server/dist
+# The built web UI (served at /_/ui/); its sources and dev dependencies stay behind.
+COPY --from=build /app/packages/web/package.json ./packages/web/
+COPY --from=build /app/packages/web/dist/ui ./packages/web/dist/ui
 COPY --from=build /app/packages/cli/package.json /app/packages/cli/oclif.manifest.json ./packages/cli/
 COPY --from=build /app/packages/cli/bin ./packages/cli/bin
 COPY --from=build /app/packages/cli/dist ./packages/cli/dist

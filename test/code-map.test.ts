@@ -19,6 +19,8 @@ const PACKAGE_DEPS: Record<string, string[]> = {
   "packages/schema": [],
   "packages/server": ["@cacheroach/core", "@cacheroach/proto", "@cacheroach/schema"],
   "packages/cli": ["@cacheroach/core", "@cacheroach/proto", "@cacheroach/server"],
+  // Browser code: it talks to the server only through the API (generated proto code).
+  "packages/web": ["@cacheroach/proto"],
 };
 
 /**
@@ -58,7 +60,7 @@ function sourceFiles(dir: string): string[] {
     const rel = `${dir}/${name}`;
     if (statSync(path.join(ROOT, rel)).isDirectory()) {
       if (name !== "gen") out.push(...sourceFiles(rel));
-    } else if (name.endsWith(".ts") && !name.endsWith(".d.ts")) out.push(rel);
+    } else if (/\.tsx?$/.test(name) && !name.endsWith(".d.ts")) out.push(rel);
   }
   return out;
 }

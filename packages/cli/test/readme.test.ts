@@ -51,7 +51,8 @@ test("the README's quickstart and multi-user flow work as written", { timeout: 1
   assert.ok(quick && multi, "the README has both blocks");
 
   const q = await runLines(quick);
-  assert.equal((q.match(/\[exit 0\]/g) ?? []).length, 6, `every quickstart step succeeds:\n${q}`);
+  assert.equal((q.match(/\[exit 0\]/g) ?? []).length, 7, `every quickstart step succeeds:\n${q}`);
+  assert.match(q, /^[\w-]+\.[\w-]+\.[\w-]+$/m, "the quickstart prints the token the web UI asks for");
   assert.equal((q.match(/^Hello World\.$/gm) ?? []).length, 2, "file get and curl both return the file");
 
   const m = await runLines(multi);

@@ -30,6 +30,7 @@ import { isClientDisconnect } from "./errors.js";
 import { createHttpRouter } from "./http/http-router.js";
 import { Site } from "./http/site.js";
 import { VHostMap } from "./http/vhost-map.js";
+import { WebUi } from "./http/web-ui.js";
 import { DEFAULT_GC_OPTIONS, GarbageCollector, type TenantCollection } from "./lifecycle/gc.js";
 import { PeriodicJob } from "./lifecycle/periodic-job.js";
 import { Scrubber } from "./lifecycle/scrub.js";
@@ -334,6 +335,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       principals,
       maxPutBytes: config.maxPutBytes,
       log,
+      ui: WebUi.load(),
     });
     const handler = createRpcAdapter({
       routes,

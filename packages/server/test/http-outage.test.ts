@@ -17,6 +17,7 @@ import { CacheroachError, ERROR_CODE_HEADER } from "../src/errors.js";
 import { createHttpRouter } from "../src/http/http-router.js";
 import { Site } from "../src/http/site.js";
 import { normalize, type VHostMap } from "../src/http/vhost-map.js";
+import { WebUi } from "../src/http/web-ui.js";
 import type { FileRecord } from "../src/store/file-meta.js";
 import type { DirEntry, FileStore } from "../src/store/file-store.js";
 import type { RopeStore } from "../src/store/rope-store.js";
@@ -113,6 +114,7 @@ before(async () => {
     site: new Site({ publicUrl: undefined, activeContentHosts: new Set(), isVHost: async () => false }),
     maxPutBytes: 1 << 20,
     log: pino({ level: "silent" }),
+    ui: WebUi.load(),
   });
   server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -10,20 +10,24 @@ import { handleOidcRoute, type OidcRouteDeps } from "./oidc-routes.js";
 import { buildRequestContext, type ContextDeps, type Incoming } from "./request-context.js";
 import { findToken } from "./request-session.js";
 import { handleConfig, handleRetrieve } from "./special-routes.js";
+import { UI_PREFIX, type WebUi } from "./web-ui.js";
 
 /** What the plain-HTTP side of the port needs. */
 export interface HttpRouterDeps extends ContextDeps, OidcRouteDeps {
   readonly db: Db;
   readonly log: Logger;
+  /** The built web UI, served at /_/ui/. */
+  readonly ui: WebUi;
 }
 
 /** How long /readyz waits for the database before answering "not ready". */
 const READINESS_TIMEOUT_MS = 2000;
 
 /**
- * Every request on the port that is not an RPC: probes, signed URLs, CLI config download and
- * virtual-host file serving, each method by its own handler (file-methods.ts). Every failure is
- * answered by {@link answerError}: a status, the error's code and a one-line message.
+ * Every request on the port that is not an RPC: probes, signed URLs, CLI config download, the web
+ * UI (web-ui.ts) and virtual-host file serving, each method by its own handler (file-methods.ts).
+ * Every failure is answered by {@link answerError}: a status, the error's code and a one-line
+ * message.
  */
 export function createHttpRouter(deps: HttpRouterDeps): HttpHandler {
   return (req, res) => {
@@ -92,6 +96,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(incoming, deps);
     if (p === "/_/v0/config") return handleConfig(incoming, deps);
     if (await handleOidcRoute(incoming, deps)) return;
+    if (p === "/_/ui" || p.startsWith(UI_PREFIX)) return deps.ui.serve(incoming);
     throw new CacheroachError("ERR_NOT_FOUND", `no such endpoint ${p}`);
   }
   const ctx = await buildRequestContext(incoming, deps);
