@@ -99,3 +99,10 @@ export function parseSize(text: string, what = "size"): number {
 export function formatTime(d: Date | undefined): string {
   return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "";
 }
+
+/** Local time to the second, as `ls -l` shows it: "2026-11-02 14:03:59"; "" for undefined. */
+export function formatLocalTime(d: Date | undefined): string {
+  if (!d) return "";
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
