@@ -101,6 +101,9 @@ describe("file commands, the way users expect them", () => {
     const two = await cli("file", "put", "/renamed/x.txt", local, local);
     assert.equal(two.code, 2);
     assert.match(errorText(two), /names one remote file, so it takes one local file/);
+    const intoDir = await cli("file", "put", "/renamed", local);
+    assert.equal(intoDir.code, 2, "/renamed is a remote directory");
+    assert.match(errorText(intoDir), /\/renamed is a remote directory.*file put \/renamed\/ /s);
     const dir = await cli("file", "put", "/renamed/x", srv.dir);
     assert.equal(dir.code, 2);
     assert.match(errorText(dir), /is a directory.*file put -r \/renamed\/x\//s);

@@ -1,5 +1,6 @@
 import { stat } from "node:fs/promises";
 import { type FileMeta, Files, Uploads } from "@cacheroach/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { planUploads, uploadBatch } from "../../lib/batch-upload.js";
@@ -150,6 +151,7 @@ ${EXIT_CODES_HELP}`;
     const precondition = putPrecondition(this.flags);
     const fromStdin = locals.includes("-");
     let jobs: UploadJob[];
+    let renamed = false;
     if (remoteArg.startsWith("/") && !remoteArg.endsWith("/")) {
       // A remote file name: exactly one local file (or "-") uploaded under that name.
       const remotePath = checkRemotePath(remoteArg);
@@ -165,6 +167,7 @@ ${EXIT_CODES_HELP}`;
       jobs = fromStdin
         ? [{ localPath: "-", remotePath, size: 0 }]
         : [await this.renamedJob(remotePath, locals[0]!)];
+      renamed = true;
     } else {
       const remoteDir = checkRemoteDir(remoteArg);
       if (fromStdin) {
@@ -190,6 +193,7 @@ ${EXIT_CODES_HELP}`;
     }
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const uploads = await this.client(Uploads);
+    if (renamed) await this.refuseRemoteDirectory(tenantId, jobs[0]!.remotePath, locals[0]!);
     const hashCache = this.flags["hash-cache"] ? new HashCache(defaultHashCacheDir()) : undefined;
     const items = this.itemResults<PutOk, PutFailed>(jobs.length);
     const ok = (index: number, file: FileMeta, unchanged: boolean) =>
@@ -200,11 +204,16 @@ ${EXIT_CODES_HELP}`;
     const create = precondition?.kind?.case === "mustNotExist";
     if (!this.flags.always && !create) {
       const files = await this.client(Files);
+      // A session that may write but not read (a drop box) cannot compare: it just uploads.
       const heads = await remoteHeads(
         files,
         tenantId,
         jobs.map((j) => j.remotePath),
-      );
+      ).catch((err: unknown) => {
+        if (ConnectError.from(err).code !== Code.PermissionDenied) throw err;
+        this.verbose("no read access to compare with the remote files: uploading everything");
+        return new Map<string, FileMeta>();
+      });
       const head = heads.get(jobs[0]!.remotePath);
       // Standard input is compared once read (its length is unknown until then).
       if (fromStdin && head && satisfies(head, precondition)) jobs[0]!.remote = head;
@@ -312,6 +321,21 @@ ${EXIT_CODES_HELP}`;
           exit,
         ),
     );
+  }
+
+  /**
+   * `file put /docs report.pdf` where /docs is a remote directory most likely meant "into /docs/":
+   * refused with that hint rather than writing a file beside the directory. (A caller who may not
+   * list the path is not stopped here.)
+   */
+  private async refuseRemoteDirectory(tenantId: string, remotePath: string, local: string): Promise<void> {
+    const files = await this.client(Files);
+    const page = await files.list({ tenantId, path: remotePath, pageSize: 2 }).catch(() => undefined);
+    if (page?.files.some((f) => f.path.startsWith(`${remotePath}/`))) {
+      throw new UserError(`${remotePath} is a remote directory, not a file name`, ExitCode.usage, [
+        `upload into it with a trailing "/": cacheroach file put ${remotePath}/ ${local}`,
+      ]);
+    }
   }
 
   /** The job of `file put /remote/name local`: one regular file, uploaded as `remotePath`. */
