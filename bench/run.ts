@@ -186,7 +186,9 @@ async function main(): Promise<void> {
     contents,
     knobs.BENCH_CONCURRENCY,
   );
-  log(`[${elapsed()}] 5. put ${small.put.toFixed(0)} files/s, get ${small.get.toFixed(0)} files/s`);
+  log(
+    `[${elapsed()}] 5. put ${small.put.toFixed(0)} files/s, get ${small.get.toFixed(0)} files/s, sync unchanged ${small.syncUnchanged.toFixed(2)} s`,
+  );
 
   // Row 6.
   await populateListing(db, session, listTenant, knobs.BENCH_LIST_FILES);
@@ -258,6 +260,13 @@ async function main(): Promise<void> {
       { name: `raw SELECT ×${c}`, value: rawSmall.select },
       0.5,
     ),
+    ceilingRow(
+      `5. sync ${knobs.BENCH_SMALL_FILES} unchanged files, CLI`,
+      small.syncUnchanged,
+      "s",
+      "one second",
+      1,
+    ),
     ratioRow(
       `6. list ${knobs.BENCH_LIST_FILES}, Files.List RPC`,
       listing.rpc,
@@ -283,7 +292,7 @@ async function main(): Promise<void> {
   const notes = [
     `Server chunk cache: ${cacheBytes / MiB} MiB, so the ${big} file fits: "hot" = the second download in one server process, served from that cache; "cold" = the first download after restarting the server process (empty cache). The OS page cache and PostgreSQL's shared buffers are not dropped between them.`,
     `Raw pg ingest attempts (MiB/s): ${ingest.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join("; ")}. Raw pg read attempts: ${read.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join("; ")}.`,
-    `Small files: concurrency ${c} (CLI -p ${c}: ${c} batch calls in flight, 256 files per Uploads.PutFiles / Files.ReadMany call; raw: ${c} connections, one autocommit statement per file). Each CLI row is one CLI process; a trivial CLI command (start-up + one RPC) takes ${small.cliStartup.toFixed(2)} s here, included in the rates.`,
+    `Small files: concurrency ${c} (CLI -p ${c}: ${c} batch calls in flight, 256 files per Uploads.PutFiles / Files.ReadMany call; raw: ${c} connections, one autocommit statement per file). Each CLI row is one CLI process; a trivial CLI command (start-up + one RPC) takes ${small.cliStartup.toFixed(2)} s here, included in the rates (and in the sync row's time).`,
     `Listing: the ${knobs.BENCH_LIST_FILES} files are inserted with SQL into files/file_versions (all pointing at one tiny committed file): populating them through the API is not what this row measures. The RPC row calls Files.List directly (page_size 1000, following next_cursor); one unpaged raw SELECT of all rows runs at ${fmt(listing.rawOnce, "files/s")}.`,
     `Peak server RSS is the larger of VmRSS sampled every 100 ms and the kernel's VmHWM, over the server processes of rows 2–4; the highest VmHWM was reached during "${large.peakStep}" (${large.peakMemory}; idle after start: ${(server.idleRss / MiB).toFixed(0)} MiB, including the tsx loader bench/serve.ts runs under).`,
   ];

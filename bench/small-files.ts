@@ -1,5 +1,7 @@
 /**
- * Row 5: many small files (default 10,000 × 4 KiB), put and get at a stated concurrency (default 8).
+ * Row 5: many small files (default 10,000 × 4 KiB), put and get at a stated concurrency (default 8),
+ * and `file sync` of the same directory once more, unchanged (one Files.List of the remote
+ * directory with sizes and "mtime" metadata, one walk of the local tree; no file is read or sent).
  *
  * Through cacheroach: one `cacheroach file put -r -p <c>` of the directory, and one
  * `cacheroach file get -p <c> -o <dir>/ <every path>`, each a single CLI process (its start-up,
@@ -31,6 +33,8 @@ export interface SmallFileResults {
   get: number;
   /** Wall time of one trivial CLI command (start-up + one RPC), seconds. */
   cliStartup: number;
+  /** Wall time of `file sync` of the unchanged directory, seconds. */
+  syncUnchanged: number;
 }
 
 const TABLE = "bench_raw_small";
@@ -91,10 +95,11 @@ export async function smallFileRows(
   outDir: string,
   contents: Buffer[],
   concurrency: number,
-): Promise<{ put: number; get: number; cliStartup: number }> {
+): Promise<{ put: number; get: number; cliStartup: number; syncUnchanged: number }> {
   const count = contents.length;
   const p = String(concurrency);
-  const startup = await cli(config, ["file", "ls", "-t", tenant, "/nothing-here"]);
+  // "no such path" (exit 4): one RPC and the CLI's start-up.
+  const startup = await cli(config, ["file", "ls", "-t", tenant, "/nothing-here"], { allowFailure: true });
   const put = await cli(
     config,
     ["file", "put", "-r", "-p", p, "-t", tenant, "--no-progress", "/small/", dir],
@@ -116,5 +121,15 @@ export async function smallFileRows(
       throw new Error(`downloaded ${smallName(i)} differs from the uploaded file`);
     }
   }
-  return { put: count / put.seconds, get: count / get.seconds, cliStartup: startup.seconds };
+  // The directory again, unchanged: one listing, one local walk, nothing read or sent.
+  const sync = await cli(config, ["file", "sync", "-t", tenant, "--no-progress", dir, "/small/"]);
+  if (!new RegExp(`^0 uploaded .*, ${count} unchanged, 0 deleted`).test(sync.stderr.trim())) {
+    throw new Error(`file sync of the unchanged directory did something: ${sync.stderr.trim()}`);
+  }
+  return {
+    put: count / put.seconds,
+    get: count / get.seconds,
+    cliStartup: startup.seconds,
+    syncUnchanged: sync.seconds,
+  };
 }

@@ -56,7 +56,7 @@ describe("file commands against a server", () => {
     await writeFile(local, "hello, cacheroach\n");
     const put = await cli("file", "put", "/small/", local);
     assert.equal(put.code, 0, errorText(put));
-    assert.match(put.stdout, /^Path\s+Size\s+Version\n\/small\/hello\.txt\s+18\s+1\n$/);
+    assert.match(put.stdout, /^Path\s+Size\s+Version\s+Status\n\/small\/hello\.txt\s+18\s+1\s+written\n$/);
 
     const ls = await cli("file", "ls", "/small");
     assert.equal(ls.stdout, "/small/hello.txt\n");
@@ -148,7 +148,7 @@ describe("file commands against a server", () => {
     const local = join(srv.dir, "big.bin");
     await randomFile(local, 100 * MiB);
     const before0 = await chunkCount();
-    const put1 = await cli("file", "put", "--json", "/big/", local);
+    const put1 = await cli("file", "put", "--always", "--json", "/big/", local);
     assert.equal(put1.code, 0, errorText(put1));
     const after1 = await chunkCount();
     assert.equal(after1 - before0, 200, "100 MiB = 200 chunks of 512 KiB");
@@ -158,7 +158,7 @@ describe("file commands against a server", () => {
     assert.equal(get.code, 0, errorText(get));
     assert.equal(await sha256File(out), await sha256File(local));
 
-    const put2 = await cli("file", "put", "--json", "/big/", local);
+    const put2 = await cli("file", "put", "--always", "--json", "/big/", local);
     assert.equal(put2.code, 0, errorText(put2));
     assert.equal(await chunkCount(), after1, "no new chunks for identical content");
     const [v1] = JSON.parse(put1.stdout) as PutJson[];
@@ -171,7 +171,7 @@ describe("file commands against a server", () => {
     const fh = await open(local, "r+");
     await fh.write(randomBytes(1000), 0, 1000, 100 * MiB - 1000);
     await fh.close();
-    const put3 = await cli("file", "put", "-v", "--json", "/big/", local);
+    const put3 = await cli("file", "put", "--always", "-v", "--json", "/big/", local);
     assert.equal(put3.code, 0, errorText(put3));
     assert.equal(await chunkCount(), after1 + 1, "only the changed chunk is new");
     assert.equal(put3.stderr.match(/Uploads\/FindMissing ok/g)?.length, 3, "three rounds for 200 chunks");
@@ -194,12 +194,12 @@ describe("file commands against a server", () => {
       assert.equal(await sha256File(out), await sha256File(local));
     };
     // Written just now: hashed, but not recorded (it has not settled).
-    const put0 = await cli("file", "put", "-v", "/cached/", local);
+    const put0 = await cli("file", "put", "--always", "-v", "/cached/", local);
     assert.equal(put0.code, 0, errorText(put0));
     assert.deepEqual(await readdir(cacheDir).catch(() => []), []);
     await new Promise((r) => setTimeout(r, Number(SETTLE_NS / 1_000_000n) + 100));
     // Settled: hashed again (rounds of 32, 64, 5) and recorded.
-    const put1 = await cli("file", "put", "-v", "--json", "/cached/", local);
+    const put1 = await cli("file", "put", "--always", "-v", "--json", "/cached/", local);
     assert.equal(put1.code, 0, errorText(put1));
     assert.doesNotMatch(put1.stderr, reused);
     assert.equal(rounds(put1), 3);
@@ -207,7 +207,7 @@ describe("file commands against a server", () => {
     const chunks = await chunkCount();
     // Unchanged: the content hash from the cached hashes names content the tenant stores, so one
     // Begin{content_hash} writes the version; nothing is read, no chunk list is sent.
-    const put2 = await cli("file", "put", "-v", "--json", "/cached/", local);
+    const put2 = await cli("file", "put", "--always", "-v", "--json", "/cached/", local);
     assert.equal(put2.code, 0, errorText(put2));
     assert.match(put2.stderr, byHash);
     assert.equal(rounds(put2), undefined);
@@ -223,7 +223,7 @@ describe("file commands against a server", () => {
     const created = await cli("tenant", "create", "hash cache tenant", "--json");
     assert.equal(created.code, 0, errorText(created));
     const otherTenant = (JSON.parse(created.stdout) as { id: string }).id;
-    const putOther = await cli("file", "put", "-v", "-t", otherTenant, "/cached/", local);
+    const putOther = await cli("file", "put", "--always", "-v", "-t", otherTenant, "/cached/", local);
     assert.equal(putOther.code, 0, errorText(putOther));
     assert.match(putOther.stderr, /does not store content [0-9a-f]{64} yet; uploading it/);
     assert.match(putOther.stderr, /reusing 101 chunk hashes from the hash cache/);
@@ -233,7 +233,7 @@ describe("file commands against a server", () => {
     assert.equal((await cli("file", "get", "-t", otherTenant, "/cached/cached.bin", "-o", outOther)).code, 0);
     assert.equal(await sha256File(outOther), await sha256File(local));
     // --no-hash-cache reads and hashes every byte.
-    const put3 = await cli("file", "put", "-v", "--no-hash-cache", "/cached/", local);
+    const put3 = await cli("file", "put", "--always", "-v", "--no-hash-cache", "/cached/", local);
     assert.equal(put3.code, 0, errorText(put3));
     assert.doesNotMatch(put3.stderr, reused);
     assert.equal(rounds(put3), 3);
@@ -243,7 +243,7 @@ describe("file commands against a server", () => {
     await fh.write(randomBytes(100), 0, 100, 10 * MiB);
     await fh.close();
     await utimes(local, atime, mtime);
-    const put4 = await cli("file", "put", "-v", "/cached/", local);
+    const put4 = await cli("file", "put", "--always", "-v", "/cached/", local);
     assert.equal(put4.code, 0, errorText(put4));
     assert.doesNotMatch(put4.stderr, reused);
     assert.equal(await chunkCount(), chunks + 102, "the rewritten chunk is new");
@@ -256,12 +256,12 @@ describe("file commands against a server", () => {
       await new HashCache(cacheDir).record(id, id, id.ctimeNs + SETTLE_NS, 512 * 1024, wrong),
       true,
     );
-    const put5 = await cli("file", "put", "-v", "/cached/", local);
+    const put5 = await cli("file", "put", "--always", "-v", "/cached/", local);
     assert.notEqual(put5.code, 0);
     assert.match(put5.stderr, /cache entry removed/);
     assert.equal(await chunkCount(), chunks + 102, "nothing stored");
     assert.equal(await new HashCache(cacheDir).lookup(id, 512 * 1024), undefined);
-    const put6 = await cli("file", "put", "-v", "/cached/", local);
+    const put6 = await cli("file", "put", "--always", "-v", "/cached/", local);
     assert.equal(put6.code, 0, errorText(put6));
     assert.doesNotMatch(put6.stderr, reused);
     await getMatches("cached.copy6");

@@ -244,7 +244,8 @@ describe("input errors before any server call", () => {
   });
 
   test("remote dir without trailing slash", async () => {
-    const r = await runCli(["file", "put", "-c", config, "/docs", join(tmp.dir, "d", "f.txt")]);
+    // ("/docs" without the slash names one remote file: see file-tree.test.ts.)
+    const r = await runCli(["file", "put", "-c", config, "docs", join(tmp.dir, "d", "f.txt")]);
     assert.equal(r.code, 2);
     assert.match(errorText(r), /must be absolute and end with "\/"/);
     assert.match(errorText(r), /file put \/docs\//);

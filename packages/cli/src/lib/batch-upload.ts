@@ -13,7 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { IntegrityError, isQuotaRefusal, itemConnectError } from "./errors.js";
 import { withRetry } from "./retry.js";
 import { contentHash, hex } from "./rope-hash.js";
-import { type UploadContext, type UploadJob, uploadFile } from "./upload.js";
+import { jobMeta, type UploadContext, type UploadJob, uploadFile } from "./upload.js";
 
 /** Most files per PutFiles call. */
 export const BATCH_FILES = 256;
@@ -90,6 +90,7 @@ export async function uploadBatch(
                 path: jobs[i]!.remotePath,
                 contents: data,
                 precondition: ctx.precondition,
+                meta: jobMeta(jobs[i]!),
                 expectedContentHash:
                   data.length <= MIN_CHUNK_SIZE ? contentHash(data, MIN_CHUNK_SIZE) : undefined,
               };

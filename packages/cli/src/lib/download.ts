@@ -57,6 +57,8 @@ export interface DownloadContext {
   log?: (msg: string) => void;
   /** Hash files of {@link PARALLEL_HASH_MIN_BYTES} or more on worker threads (default true). */
   parallelHash?: boolean;
+  /** Download this version (default 0: the latest live one). */
+  version?: bigint;
 }
 
 /** Joins the server's base URL and a server-relative URL from Retrieve. */
@@ -74,7 +76,7 @@ export async function downloadFile(
 ): Promise<FileMeta> {
   const sign = signer(remotePath, ctx);
   // Sign first: a missing file or a denial fails before anything is created locally.
-  const first = await sign(0n);
+  const first = await sign(ctx.version ?? 0n);
   const meta = first.file;
   if (!meta || !first.getUri) {
     throw new IntegrityError(`${remotePath}: the server's Retrieve answer carried no metadata or URL`);

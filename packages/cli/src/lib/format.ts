@@ -113,3 +113,10 @@ export function formatSeconds(s: number): string {
     if (s >= size && s % size === 0) return `${s / size}${unit}`;
   return `${s}s`;
 }
+
+/** Local time to the second, as `ls -l` shows it: "2026-11-02 14:03:59"; "" for undefined. */
+export function formatLocalTime(d: Date | undefined): string {
+  if (!d) return "";
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

@@ -16,6 +16,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { checkOffset, type Sent, sendDeduplicated } from "./dedup-upload.js";
 import { IntegrityError, UserError } from "./errors.js";
 import { blockReader, prefetched } from "./file-blocks.js";
+import { mtimeMeta } from "./file-times.js";
 import { type FileIdentity, type HashCache, identityOf, nowNs } from "./hash-cache.js";
 import type { PARALLEL_HASH_MIN_BYTES } from "./hash-pool.js";
 import type { Progress } from "./progress.js";
@@ -36,6 +37,32 @@ export interface UploadJob {
   remotePath: string;
   /** Size when the file was listed (used for the upload strategy and progress). */
   size: number;
+  /** The file's modification time when listed (ms since the epoch), stored as the "mtime" metadata. */
+  mtimeMs?: number;
+  /**
+   * The live remote file at the destination, when the upload should be skipped if the content is
+   * the same: the file is still read and hashed (or its hashes taken from the hash cache), but no
+   * version is written, and this is returned instead ({@link isUnchanged}).
+   */
+  remote?: FileMeta;
+}
+
+/** Whether `uploadFile` returned the job's remote file because the content was unchanged. */
+export function isUnchanged(job: UploadJob, file: FileMeta): boolean {
+  return job.remote !== undefined && file === job.remote;
+}
+
+/** The user metadata a job's version gets (its local modification time). */
+export function jobMeta(job: UploadJob): Record<string, string> {
+  return job.mtimeMs === undefined ? {} : mtimeMeta(job.mtimeMs);
+}
+
+/** Whether the content hash `hash`, computed with chunk size `chunkSize`, is the remote file's. */
+export function sameAsRemote(remote: FileMeta | undefined, hash: Uint8Array, chunkSize: number): boolean {
+  if (!remote) return false;
+  return (
+    (remote.chunkSize === chunkSize || remote.size === 0n) && Buffer.from(remote.contentHash).equals(hash)
+  );
 }
 
 /** What an upload needs besides the job. */
@@ -63,7 +90,7 @@ export interface UploadContext {
   oneShotLimit?: number;
 }
 
-const onlyUnavailable = (err: unknown) => ConnectError.from(err).code === Code.Unavailable;
+export const onlyUnavailable = (err: unknown) => ConnectError.from(err).code === Code.Unavailable;
 
 /** Uploads one file and returns the written version's metadata. */
 export async function uploadFile(job: UploadJob, ctx: UploadContext): Promise<FileMeta> {
@@ -93,7 +120,15 @@ export async function uploadFile(job: UploadJob, ctx: UploadContext): Promise<Fi
   }
 }
 
-async function oneShot(job: UploadJob, ctx: UploadContext, data: Buffer): Promise<FileMeta> {
+export async function oneShot(job: UploadJob, ctx: UploadContext, data: Buffer): Promise<FileMeta> {
+  const remote = job.remote;
+  if (
+    remote &&
+    sameAsRemote(remote, contentHash(data, remote.chunkSize > 0 ? remote.chunkSize : 1), remote.chunkSize)
+  ) {
+    ctx.progress?.add(data.length);
+    return remote;
+  }
   const committed =
     data.length === 0 ? { case: "empty" as const, value: true } : { case: "contents" as const, value: data };
   // A one-shot Begin writes a version, so it is retried only when the server was not reached.
@@ -104,6 +139,7 @@ async function oneShot(job: UploadJob, ctx: UploadContext, data: Buffer): Promis
         path: job.remotePath,
         committed,
         precondition: ctx.precondition,
+        meta: jobMeta(job),
       }),
     { ...ctx.retry, retryable: onlyUnavailable },
   );
@@ -140,6 +176,11 @@ async function byContentHash(
     rope.add(h, Math.min(entry.chunkSize, job.size - i * entry.chunkSize));
   });
   const expected = rope.digest();
+  if (sameAsRemote(job.remote, expected, entry.chunkSize)) {
+    ctx.log?.(`${job.localPath}: unchanged since hashed, and ${job.remotePath} holds the same content`);
+    ctx.progress?.add(job.size);
+    return job.remote;
+  }
   let res: Awaited<ReturnType<typeof ctx.uploads.begin>>;
   try {
     // Writes a version, so retried only when the server was not reached.
@@ -150,6 +191,7 @@ async function byContentHash(
           path: job.remotePath,
           committed: { case: "contentHash", value: expected },
           precondition: ctx.precondition,
+          meta: jobMeta(job),
         }),
       { ...ctx.retry, retryable: onlyUnavailable },
     );
@@ -223,8 +265,23 @@ async function streamed(
       ["upload it again once it is no longer being written"],
     );
   }
+  if (sameAsRemote(job.remote, expected, chunkSize)) {
+    // Same content as the live version: write nothing (the upload expires and is collected).
+    ctx.log?.(`${job.localPath}: ${job.remotePath} already holds this content; no new version`);
+    if (dedup && !cacheHit && ctx.hashCache) {
+      const after = identityOf(await fh.stat({ bigint: true }));
+      await ctx.hashCache.record(dedup.before, after, dedup.hashedAtNs, chunkSize, dedup.hashes);
+    }
+    return job.remote!;
+  }
   const res = await withRetry(
-    () => ctx.uploads.commit({ state, precondition: ctx.precondition, expectedContentHash: expected }),
+    () =>
+      ctx.uploads.commit({
+        state,
+        precondition: ctx.precondition,
+        expectedContentHash: expected,
+        meta: jobMeta(job),
+      }),
     retry,
   );
   const file = res.file;

@@ -106,6 +106,7 @@ export const POLICY: ReadonlyMap<string, Rule> = new Map([
       return m.paths.map((p) => at(CAP.read, m.tenantId, p));
     },
   }),
+  rule(Files.method.versions, { access: "authenticated", need: (m) => at(CAP.read, m.tenantId, m.path) }),
   rule(Files.method.retrieve, { access: "authenticated", need: (m) => at(CAP.read, m.tenantId, m.path) }),
 
   // Linking content by hash (committed.content_hash) also needs read on a live file holding that

@@ -4,6 +4,7 @@ import {
   ChunkRefSchema,
   type ChunksRequest,
   type Files,
+  FileVersionSchema,
   type ListRequest,
   ListResponseSchema,
   type ReadRequest,
@@ -31,6 +32,8 @@ import { readMany } from "./read-many.js";
 
 const DEFAULT_PAGE = 1000;
 const MAX_PAGE = 10_000;
+const DEFAULT_VERSIONS_PAGE = 100;
+const MAX_VERSIONS_PAGE = 1000;
 
 /**
  * The Files service: stat, list, read, chunk lists and deletes (authorization: auth/policy.ts;
@@ -127,6 +130,30 @@ export function createFilesService(
     },
 
     readMany: (req, ctx) => readMany(req, ropes, ctx, answerMaxBytes),
+
+    async versions(req) {
+      const tenantId = parseId(req.tenantId, "tenant_id");
+      const path = validatePath(req.path);
+      const limit = req.pageSize === 0 ? DEFAULT_VERSIONS_PAGE : req.pageSize;
+      if (limit < 1 || limit > MAX_VERSIONS_PAGE)
+        throw new CacheroachError("ERR_BAD_REQUEST", `page_size must be 1..${MAX_VERSIONS_PAGE}`);
+      const before = version(req.beforeVersion);
+      const page = await files.versions(tenantId, path, before, limit);
+      if (page.length === 0 && before === 0) {
+        throw new CacheroachError("ERR_NOT_FOUND", `no versions of ${path} are stored`);
+      }
+      const last = page[page.length - 1];
+      return {
+        versions: page.map((v) =>
+          create(FileVersionSchema, {
+            file: toFileMeta(v.file),
+            live: v.live,
+            deletedAt: v.file.dtime ? timestampFromDate(v.file.dtime) : undefined,
+          }),
+        ),
+        nextBeforeVersion: page.length === limit && last !== undefined ? BigInt(last.file.version) : 0n,
+      };
+    },
 
     async retrieve(req, ctx: HandlerContext) {
       const tenantId = parseId(req.tenantId, "tenant_id");

@@ -35,6 +35,13 @@ export interface DirEntry {
   readonly file: FileRecord | undefined;
 }
 
+/** One stored version of a file and whether it is the one the path serves. */
+export interface StoredVersion {
+  readonly file: FileRecord;
+  /** The newest version of the path, not deleted. */
+  readonly live: boolean;
+}
+
 /** A page of a listing. */
 export interface FilePage {
   readonly files: FileRecord[];
@@ -278,6 +285,25 @@ export class FileStore {
     );
     const row = r.rows[0];
     return row && !row.dtime ? fileFromRow(row) : undefined;
+  }
+
+  /**
+   * At most `limit` stored versions of a path older than `before` (0: from the newest), newest
+   * first: live, superseded and deleted ones (one range scan of the primary key).
+   */
+  async versions(tenantId: string, path: string, before: number, limit: number): Promise<StoredVersion[]> {
+    const r = await this.db.query<FileRow & { head_version: string | null }>(
+      `SELECT ${FILE_COLUMNS},
+         (SELECT h.version FROM files AS h WHERE h.tenant_id = $1 AND h.path = $2 AND h.dtime IS NULL) AS head_version
+       FROM file_versions
+       WHERE tenant_id = $1 AND path = $2 AND version < $3
+       ORDER BY version DESC LIMIT $4`,
+      [tenantId, pathKey(path), before === 0 ? Number.MAX_SAFE_INTEGER : before, limit],
+    );
+    return r.rows.map((row) => ({
+      file: fileFromRow(row),
+      live: row.head_version !== null && row.dtime === null && row.head_version === row.version,
+    }));
   }
 
   /**

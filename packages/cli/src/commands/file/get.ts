@@ -1,16 +1,15 @@
 import { mkdir, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type FileMeta, Files } from "@cacheroach/proto";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
-import { downloadBatch, READ_BATCH } from "../../lib/batch-download.js";
-import { mapLimit } from "../../lib/concurrency.js";
-import { type Destination, downloadFile } from "../../lib/download.js";
+import { type Destination, downloadAll } from "../../lib/download-many.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
 import { table } from "../../lib/format.js";
-import { checkRemotePath, remoteBaseName } from "../../lib/paths.js";
+import { checkRemotePath, checkRemotePrefix, remoteBaseName } from "../../lib/paths.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
+import { listRemote } from "../../lib/remote-tree.js";
 import { OutputClosedError } from "../../lib/sinks.js";
 
 /** One line of `file get --json` output. */
@@ -23,6 +22,13 @@ type GetFailed = {
   error: string;
   code: string | undefined;
 };
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
 
 async function isDirectory(p: string): Promise<boolean> {
   try {
@@ -47,7 +53,9 @@ Destination (-o/--out):
   <dir>         into that existing directory (or one given with a trailing "/", created if missing), under the file's own name
   <file>        exactly that file (one remote path only)
   -             standard output (one remote path only; the hash is still checked, and the command fails at the end if it does not match)
-Several remote paths need a directory. Existing local files are overwritten.
+Several remote paths need a directory. Existing local files are overwritten. The destination may also be given as the last argument when it is a relative path ("file get /a.txt /b.txt downloads/"); an absolute one needs -o.
+
+-r downloads every file below each remote directory into the destination directory, keeping the tree layout (/dir/a/b.txt → <dest>/a/b.txt). --version N downloads an older version of one file (list them with "file versions").
 
 ${EXIT_CODES_HELP}`;
 
@@ -65,6 +73,14 @@ ${EXIT_CODES_HELP}`;
       command: "<%= config.bin %> <%= command.id %> /a.txt /b/c.txt -o ./downloads/",
     },
     {
+      description: "Download a remote directory tree, keeping its layout",
+      command: "<%= config.bin %> <%= command.id %> -r /site/ ./site-copy/",
+    },
+    {
+      description: "Download version 2 of a file",
+      command: "<%= config.bin %> <%= command.id %> --version 2 /docs/report.pdf -o report-v2.pdf",
+    },
+    {
       description: "Stream to another program",
       command: "<%= config.bin %> <%= command.id %> /logs/app.log -o - | grep ERROR",
     },
@@ -73,7 +89,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-PATH... [-o <path|dir|->] [-t <uuid>] [-p <n>] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-PATH... [LOCAL-DEST] [-o <path|dir|->] [-r] [--version <n>] [-t <uuid>] [-p <n>] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-path": Args.string({ required: true, description: "Absolute remote file paths (one or more)" }),
@@ -81,6 +97,16 @@ ${EXIT_CODES_HELP}`;
 
   static override flags = {
     tenant: tenantFlag,
+    recursive: Flags.boolean({
+      char: "r",
+      summary: "Download every file below the remote directories, keeping the tree layout.",
+      description:
+        'Each argument is a remote directory; a file <dir>/<rel> is written to <destination>/<rel> (the directory\'s own name is not added, as with "file put -r"), creating local directories as needed.',
+    }),
+    version: Flags.integer({
+      summary: "Download this version of the file (see `file versions`), not the latest.",
+      min: 1,
+    }),
     out: Flags.string({
       char: "o",
       summary: 'Destination file, directory, or "-" for stdout.',
@@ -101,23 +127,94 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<GetResult[] | undefined> {
-    const remotes = this.positionals.map((p) => checkRemotePath(p));
-    const out = this.flags.out;
+    const args = [...this.positionals];
+    let out = this.flags.out;
+    // cp-like: a last argument that is not a remote path (relative) is the destination.
+    if (args.length >= 2 && !args[args.length - 1]!.startsWith("/")) {
+      const last = args.pop()!;
+      if (out !== undefined) {
+        throw new UserError(`two destinations: "${last}" and --out "${out}"`, ExitCode.usage, [
+          "give the destination once, as the last argument or with -o",
+        ]);
+      }
+      out = last;
+    }
+    const recursive = this.flags.recursive;
+    const version = this.flags.version;
+    if (version !== undefined && (recursive || args.length !== 1)) {
+      throw new UserError("--version takes exactly one remote file (and no -r)", ExitCode.usage, [
+        "list the versions of a file: cacheroach file versions <path>",
+      ]);
+    }
     const toStdout = out === "-";
-    if (toStdout && remotes.length > 1) {
-      throw new UserError("-o - (stdout) takes exactly one remote path", ExitCode.usage, [
+    if (toStdout && (args.length > 1 || recursive)) {
+      throw new UserError("-o - (stdout) takes exactly one remote file", ExitCode.usage, [
         "download several files into a directory: -o <dir>/",
       ]);
     }
     if (toStdout && this.jsonEnabled()) {
       throw new UserError("--json cannot be combined with -o - (stdout carries the file)", ExitCode.usage);
     }
+    for (const a of args) {
+      if (recursive) checkRemotePrefix(a);
+      else checkRemotePath(a);
+    }
+    const tenantId = await this.resolveTenant(this.flags.tenant);
+    const files = await this.client(Files);
 
     // Work out every destination before downloading anything.
+    const remotes: string[] = [];
     const dests: Destination[] = [];
     if (toStdout) {
+      remotes.push(checkRemotePath(args[0]!));
       dests.push({ kind: "stream", stream: process.stdout, name: "-" });
+    } else if (recursive) {
+      const target = resolve(out ?? ".");
+      if ((await exists(target)) && !(await isDirectory(target))) {
+        throw new UserError(`-r needs a directory to download into, and "${out}" is a file`, ExitCode.usage);
+      }
+      const seen = new Map<string, string>();
+      for (const arg of args) {
+        const prefix = checkRemotePrefix(arg);
+        const root = prefix === "/" ? "" : prefix;
+        let found = false;
+        for await (const page of listRemote({ files, tenantId }, root)) {
+          for (const f of page) {
+            found = true;
+            const rel = f.path === root ? remoteBaseName(f.path) : f.path.slice(root.length + 1);
+            const path = join(target, ...rel.split("/"));
+            const prev = seen.get(path);
+            if (prev !== undefined) {
+              throw new UserError(`${prev} and ${f.path} would both be written to ${path}`, ExitCode.usage, [
+                "download them in separate commands into different directories",
+              ]);
+            }
+            seen.set(path, f.path);
+            remotes.push(f.path);
+            dests.push({ kind: "file", path });
+          }
+        }
+        if (!found) {
+          const problem = await this.tenantProblem(tenantId);
+          if (problem) throw problem;
+          throw new UserError(`no such path: nothing is stored at or below ${arg}`, ExitCode.notFound);
+        }
+      }
+      // Files below and sub-directories of the same names cannot both exist locally.
+      for (const p of seen.keys()) {
+        for (let d = dirname(p); d.length > target.length; d = dirname(d)) {
+          if (seen.has(d)) {
+            throw new UserError(
+              `${seen.get(d)} is a file and also a directory of ${seen.get(p)}`,
+              ExitCode.usage,
+            );
+          }
+        }
+      }
+      const dirs = new Set([...seen.keys()].map((p) => dirname(p)));
+      for (const d of dirs) await mkdir(d, { recursive: true });
     } else {
+      remotes.push(...args.map((p) => checkRemotePath(p)));
       const target = out ?? ".";
       let intoDir = await isDirectory(target);
       if (!intoDir && (target.endsWith("/") || remotes.length > 1)) {
@@ -137,7 +234,7 @@ ${EXIT_CODES_HELP}`;
         const prev = seen.get(path);
         if (prev !== undefined) {
           throw new UserError(`${prev} and ${r} would both be written to ${path}`, ExitCode.usage, [
-            "download them separately with -o <file>",
+            "download them separately with -o <file>, or keep the tree layout with -r",
           ]);
         }
         seen.set(path, r);
@@ -148,8 +245,6 @@ ${EXIT_CODES_HELP}`;
       }
     }
 
-    const tenantId = await this.resolveTenant(this.flags.tenant);
-    const files = await this.client(Files);
     const { server } = await this.loadCliConfig();
     const http = this.httpClient();
     const progress = createProgress(
@@ -158,7 +253,15 @@ ${EXIT_CODES_HELP}`;
       remotes.length === 1 ? (remotes[0] ?? "") : `${remotes.length} files`,
     );
     const items = this.itemResults<GetOk, GetFailed>(remotes.length);
-    const ctx = { files, tenantId, server, http, progress, log: (msg: string) => this.verbose(msg) };
+    const ctx = {
+      files,
+      tenantId,
+      server,
+      http,
+      progress,
+      log: (msg: string) => this.verbose(msg),
+      ...(version === undefined ? {} : { version: BigInt(version) }),
+    };
     const record = async (i: number, outcome: FileMeta | Error): Promise<void> => {
       const remote = remotes[i]!;
       const dest = dests[i]!;
@@ -177,31 +280,7 @@ ${EXIT_CODES_HELP}`;
       );
     };
     try {
-      if (remotes.length === 1 || toStdout) {
-        await record(0, await downloadFile(remotes[0]!, dests[0]!, ctx).catch(asError));
-      } else {
-        // Several files: batches of paths per call, with the small files' contents in the answer.
-        const batches: number[][] = [];
-        for (let i = 0; i < remotes.length; i += READ_BATCH) {
-          batches.push(remotes.slice(i, i + READ_BATCH).map((_, k) => i + k));
-        }
-        const large: number[] = [];
-        await mapLimit(batches, this.flags.parallelism, async (batch) => {
-          const outcomes = await downloadBatch(
-            batch.map((i) => remotes[i]!),
-            batch.map((i) => (dests[i] as { path: string }).path),
-            ctx,
-          );
-          for (const [k, o] of outcomes.entries()) {
-            if (o === "stream") large.push(batch[k]!);
-            else await record(batch[k]!, o);
-          }
-        });
-        // Files too large for an answer stream on their own, -p at a time.
-        await mapLimit(large, this.flags.parallelism, async (i) => {
-          await record(i, await downloadFile(remotes[i]!, dests[i]!, ctx).catch(asError));
-        });
-      }
+      await downloadAll(remotes, dests, ctx, this.flags.parallelism, record);
     } finally {
       progress.stop();
     }
@@ -225,8 +304,4 @@ ${EXIT_CODES_HELP}`;
         ),
     );
   }
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }

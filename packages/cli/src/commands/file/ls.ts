@@ -2,23 +2,37 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type FileMeta, Files } from "@cacheroach/proto";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
-import { EXIT_CODES_HELP } from "../../lib/errors.js";
+import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson, shortHash } from "../../lib/file-json.js";
-import { formatTime, table } from "../../lib/format.js";
+import { formatBytes, formatLocalTime, formatTime, table } from "../../lib/format.js";
 import { checkRemotePrefix } from "../../lib/paths.js";
+import { listChildren, listRemote } from "../../lib/remote-tree.js";
+
+/** One line of `file ls --json`: a file, or (without -R) a sub-directory. */
+export type LsJson = FileJson | { path: string; type: "directory" };
 
 export default class FileLs extends BaseCommand<typeof FileLs> {
   static override summary = "List the files at or below a path.";
 
   static override description =
-    `Lists the latest live version of every file at or below the path, recursively, in bytewise path order ("/" lists the whole tenant). Plain output is one path per line, fit for scripts; -w adds size, version, modification time and a short content hash; --json gives every field. Long listings are fetched a page at a time.
+    `Lists the latest live version of every file at or below the path, recursively (-R, the default), in bytewise path order ("/" lists the whole tenant). --no-recursive lists only the files directly in the directory and its sub-directories (as "name/"). Plain output is one path per line, fit for scripts; -l adds human-readable sizes and local modification times (--bytes: sizes in bytes), -w size, version, modification time (UTC) and a short content hash; --json gives every field. Long listings are fetched a page at a time.
+
+A path under which nothing is stored is an error ("no such path", exit 4); an empty tenant lists nothing.
 
 ${EXIT_CODES_HELP}`;
 
   static override examples = [
     { description: "Every file in the default tenant", command: "<%= config.bin %> <%= command.id %>" },
     {
-      description: "Files below /docs, with details",
+      description: "Files below /docs with human-readable sizes and times",
+      command: "<%= config.bin %> <%= command.id %> -l /docs",
+    },
+    {
+      description: "Only what is directly in /docs (sub-directories end with /)",
+      command: "<%= config.bin %> <%= command.id %> --no-recursive /docs/",
+    },
+    {
+      description: "Files below /docs with size, version, UTC time and content hash",
       command: "<%= config.bin %> <%= command.id %> -w /docs",
     },
     {
@@ -33,7 +47,19 @@ ${EXIT_CODES_HELP}`;
 
   static override flags = {
     tenant: tenantFlag,
+    long: Flags.boolean({
+      char: "l",
+      summary: "Show human-readable size, local modification time and version.",
+      exclusive: ["wide"],
+    }),
+    bytes: Flags.boolean({ summary: "With -l: sizes in bytes." }),
     wide: Flags.boolean({ char: "w", summary: "Show size, version, modification time and content hash." }),
+    recursive: Flags.boolean({
+      char: "R",
+      allowNo: true,
+      default: true,
+      summary: "List everything below the path (default); --no-recursive: only its immediate children.",
+    }),
     "page-size": Flags.integer({
       summary: "Files fetched per request.",
       default: 1000,
@@ -43,41 +69,75 @@ ${EXIT_CODES_HELP}`;
     }),
   };
 
-  public async run(): Promise<FileJson[] | undefined> {
+  public async run(): Promise<LsJson[] | undefined> {
     const prefix = checkRemotePrefix(this.args.path);
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const files = await this.client(Files);
     const json = this.jsonEnabled();
-    const wide = this.flags.wide;
-    const collected: FileMeta[] = [];
-    let cursor = "";
+    const detailed = this.flags.long || this.flags.wide;
+    const lister = { files, tenantId, pageSize: this.flags["page-size"] };
+    const root = prefix === "/" ? "" : prefix;
+    const entries: (FileMeta | string)[] = [];
     let found = false;
-    do {
-      const page = await files.list({ tenantId, path: prefix, cursor, pageSize: this.flags["page-size"] });
-      if (json || wide) collected.push(...page.files);
-      else if (page.files.length > 0) this.log(page.files.map((f) => f.path).join("\n"));
-      cursor = page.nextCursor;
-      if (page.files.length > 0) found = true;
-    } while (cursor !== "");
+    if (this.flags.recursive) {
+      for await (const page of listRemote(lister, root)) {
+        found = true;
+        if (json || detailed) entries.push(...page);
+        else this.log(page.map((f) => f.path).join("\n"));
+      }
+    } else {
+      for await (const child of listChildren(lister, root)) {
+        found = true;
+        const entry = child.kind === "file" ? child.file : child.path;
+        if (json || detailed) entries.push(entry);
+        else this.log(typeof entry === "string" ? entry : entry.path);
+      }
+    }
     if (!found) {
       const problem = await this.tenantProblem(tenantId);
       if (problem) throw problem;
+      if (root !== "") {
+        throw new UserError(`no such path: nothing is stored at or below ${root}`, ExitCode.notFound, [
+          `list what there is: cacheroach file ls ${parentOf(root)}`,
+        ]);
+      }
     }
-    if (json) return collected.map(fileJson);
-    if (wide && collected.length > 0) {
+    if (json)
+      return entries.map((e) => (typeof e === "string" ? { path: e, type: "directory" } : fileJson(e)));
+    if (entries.length === 0) return undefined;
+    const when = (e: FileMeta | string, f: (d: Date | undefined) => string) =>
+      typeof e === "string" ? "" : f(e.modifiedAt ? timestampDate(e.modifiedAt) : undefined);
+    const path = (e: FileMeta | string) => (typeof e === "string" ? e : e.path);
+    if (this.flags.long) {
+      const bytes = this.flags.bytes;
       this.log(
-        table(collected, [
-          { header: "Path", get: (f) => f.path },
-          { header: "Size", get: (f) => String(f.size), right: true },
-          { header: "Version", get: (f) => String(f.version), right: true },
+        table(entries, [
           {
-            header: "Modified",
-            get: (f) => formatTime(f.modifiedAt ? timestampDate(f.modifiedAt) : undefined),
+            header: "Size",
+            get: (e) => (typeof e === "string" ? "-" : bytes ? String(e.size) : formatBytes(Number(e.size))),
+            right: true,
           },
-          { header: "Hash", get: (f) => shortHash(f.contentHash) },
+          { header: "Modified", get: (e) => when(e, formatLocalTime) },
+          { header: "Version", get: (e) => (typeof e === "string" ? "" : String(e.version)), right: true },
+          { header: "Path", get: path },
+        ]),
+      );
+    } else if (this.flags.wide) {
+      this.log(
+        table(entries, [
+          { header: "Path", get: path },
+          { header: "Size", get: (e) => (typeof e === "string" ? "" : String(e.size)), right: true },
+          { header: "Version", get: (e) => (typeof e === "string" ? "" : String(e.version)), right: true },
+          { header: "Modified", get: (e) => when(e, formatTime) },
+          { header: "Hash", get: (e) => (typeof e === "string" ? "" : shortHash(e.contentHash)) },
         ]),
       );
     }
     return undefined;
   }
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : `${path.slice(0, i)}/`;
 }

@@ -1,20 +1,30 @@
-import { type FileMeta, Uploads } from "@cacheroach/proto";
+import { stat } from "node:fs/promises";
+import { type FileMeta, Files, Uploads } from "@cacheroach/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { planUploads, uploadBatch } from "../../lib/batch-upload.js";
 import { mapLimit } from "../../lib/concurrency.js";
-import { describeError, EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
+import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
 import { formatBytes, table } from "../../lib/format.js";
 import { defaultHashCacheDir, HASH_CACHE_ENV, HashCache } from "../../lib/hash-cache.js";
 import { expandLocalArgs } from "../../lib/local-files.js";
-import { checkRemoteDir } from "../../lib/paths.js";
+import { checkRemoteDir, checkRemotePath } from "../../lib/paths.js";
+import { putPrecondition, satisfies } from "../../lib/preconditions.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
-import { uploadFile } from "../../lib/upload.js";
+import { localContentHash, remoteHeads } from "../../lib/remote-heads.js";
+import { uploadStream } from "../../lib/stream-upload.js";
+import { isUnchanged, sameAsRemote, type UploadJob, uploadFile } from "../../lib/upload.js";
 
 /** One line of `file put --json` output. */
 export type PutResult = PutOk | PutFailed;
-type PutOk = { status: "ok"; localPath: string } & FileJson;
+type PutOk = {
+  status: "ok";
+  localPath: string;
+  /** True when the path already held this content and no version was written (see --always). */
+  unchanged: boolean;
+} & FileJson;
 type PutFailed = {
   status: "error";
   localPath: string;
@@ -24,12 +34,17 @@ type PutFailed = {
 };
 
 export default class FilePut extends BaseCommand<typeof FilePut> {
-  static override summary = "Upload local files (or, with -r, directories) into a remote directory.";
+  static override summary =
+    "Upload local files (or, with -r, directories) into a remote directory, or one file (or stdin) under a remote name.";
 
   static override description =
     `The remote directory must be absolute and end with "/". Each local file is stored as <remote-dir><file name>; with -r each local directory contributes every file below it as <remote-dir><path relative to that directory> (the directory's own name is not added, so "file put -r /backup/photos/ ~/photos" stores ~/photos/2024/a.jpg as /backup/photos/2024/a.jpg). Symbolic links to files are followed; links to directories, sockets and devices are skipped.
 
-Every upload makes a new version of its path. Small files (up to 256 KiB) travel up to 256 in one call (Uploads.PutFiles), each succeeding or failing on its own; files of up to 1 MiB are sent in one call each; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not sent at all (the dedup-aware path, default; --no-dedup streams every byte instead), and a large file uploaded before and unchanged since is not even read again (--no-hash-cache reads it).
+The first argument may instead name one remote file (no trailing "/"): "file put /docs/report-2026.pdf report.pdf" uploads report.pdf under that name, and "file put /logs/today.log -" uploads standard input (streamed, of any length: it is re-blocked into chunk-aligned transfers as it arrives).
+
+A file whose remote path already holds the same content (same size and content hash) is reported as "unchanged" and no version is written; --always writes one anyway. Each version records the local file's modification time as its "mtime" metadata (used by "file sync").
+
+Every other upload makes a new version of its path. Small files (up to 256 KiB) travel up to 256 in one call (Uploads.PutFiles), each succeeding or failing on its own; files of up to 1 MiB are sent in one call each; larger files are streamed from disk in chunk-aligned blocks, hashed locally (BLAKE3) and committed with the expected content hash, so the server refuses anything that arrived corrupted. A failed block is retried with the same upload state (the protocol is idempotent) before the file is reported as failed. Chunks the tenant already stores are not sent at all (the dedup-aware path, default; --no-dedup streams every byte instead), and a large file uploaded before and unchanged since is not even read again (--no-hash-cache reads it).
 
 All arguments are checked before anything is uploaded. If some files fail the others are still uploaded, and the command exits non-zero.
 
@@ -46,6 +61,18 @@ ${EXIT_CODES_HELP}`;
         "<%= config.bin %> <%= command.id %> -r -p 8 -t 0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a /site/ ./public",
     },
     {
+      description: "Upload a file under another name",
+      command: "<%= config.bin %> <%= command.id %> /docs/report-2026.pdf ./build/report.pdf",
+    },
+    {
+      description: "Upload the output of a program (streamed from standard input)",
+      command: "pg_dump mydb | <%= config.bin %> <%= command.id %> /backups/mydb.sql -",
+    },
+    {
+      description: "Overwrite only if nobody wrote the file since version 4",
+      command: "<%= config.bin %> <%= command.id %> --if-match 4 /config/app.json app.json",
+    },
+    {
       description: "Create only: fail for files that already exist remotely",
       command: "<%= config.bin %> <%= command.id %> --no-clobber /releases/v1.2/ dist/app.tar.gz",
     },
@@ -54,16 +81,17 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-DIR/ LOCAL... [-t <uuid>] [-r] [-p <n>] [--no-dedup] [--no-hash-cache] [--no-clobber] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-DIR/ LOCAL... | REMOTE-FILE LOCAL-FILE|- [-t <uuid>] [-r] [-p <n>] [--always] [--if-match <version|etag>] [--if-none-match] [--no-dedup] [--no-hash-cache] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-dir": Args.string({
       required: true,
-      description: 'Absolute remote directory ending with "/", e.g. /docs/',
+      description:
+        'Absolute remote directory ending with "/", e.g. /docs/, or one remote file name, e.g. /docs/a.txt',
     }),
     local: Args.string({
       required: true,
-      description: "Local files, or directories with -r (one or more)",
+      description: 'Local files, or directories with -r (one or more); "-" for standard input',
     }),
   };
 
@@ -97,6 +125,20 @@ ${EXIT_CODES_HELP}`;
     "no-clobber": Flags.boolean({
       summary: "Only create: fail a file whose remote path already has a live version.",
     }),
+    "if-none-match": Flags.boolean({
+      summary: "The same as --no-clobber (HTTP's If-None-Match: *).",
+    }),
+    "if-match": Flags.string({
+      summary: "Only overwrite if the live file is at this version, or holds this content (its ETag).",
+      description:
+        "Compare-and-swap for scripts: read a file's version (file ls -w, file versions) or ETag (its content hash, file versions --json), change it, and write it back with --if-match; if someone else wrote it meanwhile the upload fails with exit 5 and writes nothing. One file only.",
+      helpValue: "<version|etag>",
+    }),
+    always: Flags.boolean({
+      summary: "Write a new version even when the remote file already holds the same content.",
+      description:
+        "By default a file whose remote path already holds the same content (same size and content hash: small files are hashed, large ones come from the hash cache or are compared while uploading) is reported as unchanged and no version is written.",
+    }),
     progress: Flags.boolean({
       allowNo: true,
       summary: "Show a progress bar on stderr (default: only when stderr is a terminal).",
@@ -105,43 +147,114 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<PutResult[] | undefined> {
-    const [remoteDirArg, ...locals] = this.positionals;
-    const remoteDir = checkRemoteDir(remoteDirArg ?? "");
-    const { jobs, skipped } = await expandLocalArgs(remoteDir, locals, this.flags.recursive);
-    for (const s of skipped) this.logToStderr(`skipped ${s} (not a regular file)`);
+    const [remoteArg = "", ...locals] = this.positionals;
+    const precondition = putPrecondition(this.flags);
+    const fromStdin = locals.includes("-");
+    let jobs: UploadJob[];
+    let renamed = false;
+    if (remoteArg.startsWith("/") && !remoteArg.endsWith("/")) {
+      // A remote file name: exactly one local file (or "-") uploaded under that name.
+      const remotePath = checkRemotePath(remoteArg);
+      if (locals.length !== 1) {
+        throw new UserError(
+          `"${remoteArg}" names one remote file, so it takes one local file (got ${locals.length})`,
+          ExitCode.usage,
+          [
+            `to upload into a directory, end it with "/": cacheroach file put ${remoteArg}/ ${locals.join(" ")}`,
+          ],
+        );
+      }
+      jobs = fromStdin
+        ? [{ localPath: "-", remotePath, size: 0 }]
+        : [await this.renamedJob(remotePath, locals[0]!)];
+      renamed = true;
+    } else {
+      const remoteDir = checkRemoteDir(remoteArg);
+      if (fromStdin) {
+        throw new UserError(
+          'standard input ("-") has no name: give the remote file\'s full path',
+          ExitCode.usage,
+          [`cacheroach file put ${remoteDir}stdin.bin -`],
+        );
+      }
+      const expanded = await expandLocalArgs(remoteDir, locals, this.flags.recursive);
+      for (const s of expanded.skipped) this.logToStderr(`skipped ${s} (not a regular file)`);
+      jobs = expanded.jobs;
+    }
     if (jobs.length === 0) {
       this.logToStderr("nothing to upload: no files found");
       return [];
     }
+    if (this.flags["if-match"] !== undefined && jobs.length !== 1) {
+      throw new UserError(
+        `--if-match applies to one file, and ${jobs.length} would be uploaded`,
+        ExitCode.usage,
+      );
+    }
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const uploads = await this.client(Uploads);
-    const total = jobs.reduce((n, j) => n + j.size, 0);
+    if (renamed) await this.refuseRemoteDirectory(tenantId, jobs[0]!.remotePath, locals[0]!);
+    const hashCache = this.flags["hash-cache"] ? new HashCache(defaultHashCacheDir()) : undefined;
+    const items = this.itemResults<PutOk, PutFailed>(jobs.length);
+    const ok = (index: number, file: FileMeta, unchanged: boolean) =>
+      items.ok(index, { status: "ok", localPath: jobs[index]!.localPath, unchanged, ...fileJson(file) });
+
+    // Unless --always: what each path holds now, so identical content writes no new version.
+    const pending = new Set(jobs.map((_, i) => i));
+    const create = precondition?.kind?.case === "mustNotExist";
+    if (!this.flags.always && !create) {
+      const files = await this.client(Files);
+      // A session that may write but not read (a drop box) cannot compare: it just uploads.
+      const heads = await remoteHeads(
+        files,
+        tenantId,
+        jobs.map((j) => j.remotePath),
+      ).catch((err: unknown) => {
+        if (ConnectError.from(err).code !== Code.PermissionDenied) throw err;
+        this.verbose("no read access to compare with the remote files: uploading everything");
+        return new Map<string, FileMeta>();
+      });
+      const head = heads.get(jobs[0]!.remotePath);
+      // Standard input is compared once read (its length is unknown until then).
+      if (fromStdin && head && satisfies(head, precondition)) jobs[0]!.remote = head;
+      await mapLimit(fromStdin ? [] : [...jobs.keys()], this.flags.parallelism, async (i) => {
+        const job = jobs[i]!;
+        const head = heads.get(job.remotePath);
+        if (!head || Number(head.size) !== job.size || !satisfies(head, precondition)) return;
+        const local = await localContentHash(job.localPath, head.chunkSize, hashCache).catch(() => undefined);
+        if (local === undefined)
+          job.remote = head; // large: compared while it is uploaded
+        else if (sameAsRemote(head, local, head.chunkSize)) {
+          ok(i, head, true);
+          pending.delete(i);
+        }
+      });
+    }
+    const todo = jobs.filter((_, i) => pending.has(i));
+    const indexOf = new Map(jobs.map((j, i) => [j, i]));
+    const total = todo.reduce((n, j) => n + j.size, 0);
     const progress = createProgress(
       this.flags.progress,
       total,
       jobs.length === 1 ? (jobs[0]?.remotePath ?? "") : `${jobs.length} files`,
     );
-    const precondition = this.flags["no-clobber"]
-      ? { kind: { case: "mustNotExist" as const, value: true } }
-      : undefined;
-    const items = this.itemResults<PutOk, PutFailed>(jobs.length);
     const ctx = {
       uploads,
       tenantId,
       precondition,
       progress,
       dedup: this.flags.dedup,
-      hashCache: this.flags["hash-cache"] ? new HashCache(defaultHashCacheDir()) : undefined,
+      hashCache,
       log: (line: string) => this.verbose(line),
       retry: {
         onRetry: (attempt: number, err: unknown, delay: number) =>
           this.verbose(`attempt ${attempt} failed (${String(err)}); retrying in ${delay | 0} ms`),
       },
     };
-    const record = async (index: number, outcome: FileMeta | Error) => {
-      const job = jobs[index]!;
+    const record = async (job: UploadJob, outcome: FileMeta | Error) => {
+      const index = indexOf.get(job)!;
       if (!(outcome instanceof Error)) {
-        items.ok(index, { status: "ok", localPath: job.localPath, ...fileJson(outcome) });
+        ok(index, outcome, isUnchanged(job, outcome));
         return;
       }
       if (jobs.length === 1) throw outcome;
@@ -161,35 +274,44 @@ ${EXIT_CODES_HELP}`;
       );
     };
     try {
-      // Small files travel in batches (one call each); the rest one file per call.
-      await mapLimit(planUploads(jobs), this.flags.parallelism, async (unit) => {
-        if (unit.kind === "batch") {
-          const outcomes = await uploadBatch(
-            unit.indexes.map((i) => jobs[i]!),
-            ctx,
-          );
-          for (const [k, o] of outcomes.entries()) await record(unit.indexes[k]!, o);
-          return;
-        }
-        const outcome = await uploadFile(jobs[unit.index]!, ctx).catch((err: unknown) =>
-          err instanceof Error ? err : new Error(String(err)),
-        );
-        await record(unit.index, outcome);
-      });
+      if (fromStdin) {
+        const job = jobs[0]!;
+        await record(job, await uploadStream(process.stdin, job, ctx).catch(asError));
+      } else {
+        // Small files travel in batches (one call each); the rest one file per call.
+        await mapLimit(planUploads(todo), this.flags.parallelism, async (unit) => {
+          if (unit.kind === "batch") {
+            const batch = unit.indexes.map((i) => todo[i]!);
+            const outcomes = await uploadBatch(batch, ctx);
+            for (const [k, o] of outcomes.entries()) await record(batch[k]!, o);
+            return;
+          }
+          const job = todo[unit.index]!;
+          await record(job, await uploadFile(job, ctx).catch(asError));
+        });
+      }
     } finally {
       progress.stop();
     }
-    const ok = items.succeeded;
-    if (!this.jsonEnabled() && ok.length > 0) {
+    const done = items.succeeded;
+    if (!this.jsonEnabled() && done.length > 0) {
       this.log(
-        table(ok, [
+        table(done, [
           { header: "Path", get: (r) => r.path },
           { header: "Size", get: (r) => String(r.size), right: true },
           { header: "Version", get: (r) => String(r.version), right: true },
+          { header: "Status", get: (r) => (r.unchanged ? "unchanged" : "written") },
         ]),
       );
-      if (ok.length > 1) {
-        this.logToStderr(`uploaded ${ok.length} files, ${formatBytes(ok.reduce((n, r) => n + r.size, 0))}`);
+      const same = done.filter((r) => r.unchanged).length;
+      if (done.length > 1 || same > 0) {
+        const written = done.filter((r) => !r.unchanged);
+        this.logToStderr(
+          `uploaded ${written.length} files, ${formatBytes(written.reduce((n, r) => n + r.size, 0))}` +
+            (same > 0
+              ? `; ${same} unchanged (same content as the live version; --always writes a new version)`
+              : ""),
+        );
       }
     }
     return items.finish(
@@ -200,4 +322,43 @@ ${EXIT_CODES_HELP}`;
         ),
     );
   }
+
+  /**
+   * `file put /docs report.pdf` where /docs is a remote directory most likely meant "into /docs/":
+   * refused with that hint rather than writing a file beside the directory. (A caller who may not
+   * list the path is not stopped here.)
+   */
+  private async refuseRemoteDirectory(tenantId: string, remotePath: string, local: string): Promise<void> {
+    const files = await this.client(Files);
+    const page = await files.list({ tenantId, path: remotePath, pageSize: 2 }).catch(() => undefined);
+    if (page?.files.some((f) => f.path.startsWith(`${remotePath}/`))) {
+      throw new UserError(`${remotePath} is a remote directory, not a file name`, ExitCode.usage, [
+        `upload into it with a trailing "/": cacheroach file put ${remotePath}/ ${local}`,
+      ]);
+    }
+  }
+
+  /** The job of `file put /remote/name local`: one regular file, uploaded as `remotePath`. */
+  private async renamedJob(remotePath: string, local: string): Promise<UploadJob> {
+    let st: Awaited<ReturnType<typeof stat>>;
+    try {
+      st = await stat(local);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new UserError(`local file "${local}" does not exist`, ExitCode.usage);
+      }
+      throw new UserError(`cannot read "${local}": ${(err as Error).message}`, ExitCode.usage);
+    }
+    if (st.isDirectory()) {
+      throw new UserError(`"${local}" is a directory, and ${remotePath} names one file`, ExitCode.usage, [
+        `upload the files below it into a directory: cacheroach file put -r ${remotePath}/ ${local}`,
+      ]);
+    }
+    if (!st.isFile()) throw new UserError(`"${local}" is not a regular file`, ExitCode.usage);
+    return { localPath: local, remotePath, size: st.size, mtimeMs: st.mtimeMs };
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }

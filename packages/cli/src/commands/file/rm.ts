@@ -1,25 +1,29 @@
 import { Files } from "@cacheroach/proto";
-import { Args } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
-import { EXIT_CODES_HELP, UserError } from "../../lib/errors.js";
+import { mapLimit } from "../../lib/concurrency.js";
+import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { table } from "../../lib/format.js";
-import { checkRemotePath } from "../../lib/paths.js";
+import { checkRemotePath, checkRemotePrefix } from "../../lib/paths.js";
+import { listRemote } from "../../lib/remote-tree.js";
 
 /** One line of `file rm` output. */
 export interface RmResult {
   path: string;
-  status: "deleted" | "error";
-  /** The version that was live and is now deleted. */
+  status: "deleted" | "would delete" | "error";
+  /** The version that was live and is now deleted (or would be, with --dry-run). */
   version?: number;
   error?: string;
   code?: string;
 }
 
 export default class FileRm extends BaseCommand<typeof FileRm> {
-  static override summary = "Delete files.";
+  static override summary = "Delete files (or, with -r, everything below directories).";
 
   static override description =
-    `Deletes the live version of each path (a soft delete: the versions stay until garbage collection removes them). Every path is attempted; each is reported as deleted (with the version that was live) or with its error. A path with no live file is an error for that path, and the command exits non-zero if any path failed.
+    `Deletes the live version of each path (a soft delete: the versions stay, listed by "file versions", until garbage collection removes them). Every path is attempted; each is reported as deleted (with the version that was live) or with its error. A path with no live file is an error for that path, and the command exits non-zero if any path failed.
+
+With -r each argument is a remote directory, and every file below it is deleted (a directory with nothing below it is "no such path", exit 4). --dry-run lists what would be deleted and deletes nothing.
 
 ${EXIT_CODES_HELP}`;
 
@@ -29,50 +33,125 @@ ${EXIT_CODES_HELP}`;
       description: "Delete several files",
       command: "<%= config.bin %> <%= command.id %> /tmp/a.txt /tmp/b.txt",
     },
+    {
+      description: "See what deleting a directory tree would remove, then do it",
+      command:
+        "<%= config.bin %> <%= command.id %> -r --dry-run /tmp/ && <%= config.bin %> <%= command.id %> -r /tmp/",
+    },
   ];
 
   static override strict = false;
 
-  static override usage = "<%= command.id %> PATH... [-t <uuid>] [--json]";
+  static override usage = "<%= command.id %> PATH... [-r] [--dry-run] [-p <n>] [-t <uuid>] [--json]";
 
   static override args = {
-    path: Args.string({ required: true, description: "Absolute remote file paths (one or more)" }),
+    path: Args.string({ required: true, description: "Absolute remote file paths, or directories with -r" }),
   };
 
-  static override flags = { tenant: tenantFlag };
+  static override flags = {
+    tenant: tenantFlag,
+    recursive: Flags.boolean({ char: "r", summary: "Delete every file below the given directories." }),
+    "dry-run": Flags.boolean({ char: "n", summary: "Only list what would be deleted." }),
+    parallelism: Flags.integer({
+      char: "p",
+      summary: "How many deletes to run at once.",
+      default: 8,
+      min: 1,
+      max: 64,
+    }),
+  };
 
   public async run(): Promise<RmResult[] | undefined> {
-    const paths = this.positionals.map((p) => checkRemotePath(p));
+    const recursive = this.flags.recursive;
+    const args = this.positionals.map((p) => (recursive ? checkRemotePrefix(p) : checkRemotePath(p)));
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const files = await this.client(Files);
-    const items = this.itemResults<RmResult, RmResult>(paths.length);
-    for (const [i, path] of paths.entries()) {
-      try {
-        const res = await files.delete({ tenantId, path });
-        items.ok(i, { path, status: "deleted", version: Number(res.version) });
-      } catch (e) {
-        const failure = await this.describeItemFailure(e, { tenant: tenantId, explainNotFound: true });
-        const r: RmResult = { path, status: "error", error: failure.described.message };
-        if (failure.described.code) r.code = failure.described.code;
-        items.fail(i, r, failure);
+    const dry = this.flags["dry-run"];
+    // What to delete, with the version that is live now (known when listed).
+    const targets: { path: string; version?: number }[] = [];
+    if (recursive) {
+      const seen = new Set<string>();
+      for (const [i, prefix] of args.entries()) {
+        const root = prefix === "/" ? "" : prefix;
+        let found = false;
+        for await (const page of listRemote({ files, tenantId }, root)) {
+          for (const f of page) {
+            // "/dir/" means what is below /dir, not a file named /dir.
+            if (f.path === root && this.positionals[i]!.endsWith("/")) continue;
+            found = true;
+            if (seen.has(f.path)) continue;
+            seen.add(f.path);
+            targets.push({ path: f.path, version: Number(f.version) });
+          }
+        }
+        if (!found) {
+          const problem = await this.tenantProblem(tenantId);
+          if (problem) throw problem;
+          throw new UserError(
+            `no such path: nothing is stored below ${this.positionals[i]}`,
+            ExitCode.notFound,
+          );
+        }
       }
+    } else {
+      targets.push(...args.map((path) => ({ path })));
+    }
+    const items = this.itemResults<RmResult, RmResult>(targets.length);
+    if (dry) {
+      await mapLimit(
+        targets.map((_, i) => i),
+        this.flags.parallelism,
+        async (i) => {
+          const t = targets[i]!;
+          try {
+            // Listed files carry their version; named ones are looked up (and may not exist).
+            const version =
+              t.version ?? Number((await files.stat({ tenantId, path: t.path })).file?.version ?? 0);
+            items.ok(i, { path: t.path, status: "would delete", version });
+          } catch (e) {
+            const failure = await this.describeItemFailure(e, { tenant: tenantId, explainNotFound: true });
+            const r: RmResult = { path: t.path, status: "error", error: failure.described.message };
+            if (failure.described.code) r.code = failure.described.code;
+            items.fail(i, r, failure);
+          }
+        },
+      );
+    } else {
+      await mapLimit(
+        targets.map((_, i) => i),
+        this.flags.parallelism,
+        async (i) => {
+          const path = targets[i]!.path;
+          try {
+            const res = await files.delete({ tenantId, path });
+            items.ok(i, { path, status: "deleted", version: Number(res.version) });
+          } catch (e) {
+            const failure = await this.describeItemFailure(e, { tenant: tenantId, explainNotFound: true });
+            const r: RmResult = { path, status: "error", error: failure.described.message };
+            if (failure.described.code) r.code = failure.described.code;
+            items.fail(i, r, failure);
+          }
+        },
+      );
     }
     if (!this.jsonEnabled()) {
-      const single = paths.length === 1 ? items.first?.failure : undefined;
+      const single = targets.length === 1 && !recursive ? items.first?.failure : undefined;
       if (single) throw single.described;
       this.log(
         table(items.results, [
           { header: "Path", get: (r) => r.path },
           {
             header: "Status",
-            get: (r) => (r.status === "deleted" ? `deleted (version ${r.version})` : `error: ${r.error}`),
+            get: (r) =>
+              r.status === "error" ? `error: ${r.error}` : `${r.status} (version ${r.version ?? "?"})`,
           },
         ]),
       );
+      if (dry) this.logToStderr(`dry run: ${targets.length} files would be deleted; nothing was deleted`);
     }
     return items.finish(
       (failed, _first, exit) =>
-        new UserError(`${failed} of ${paths.length} paths could not be deleted`, exit),
+        new UserError(`${failed} of ${targets.length} paths could not be deleted`, exit),
     );
   }
 }

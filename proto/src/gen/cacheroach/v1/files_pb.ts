@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cacheroach/v1/files.proto.
  */
 export const file_cacheroach_v1_files: GenFile = /*@__PURE__*/
-  fileDesc("ChljYWNoZXJvYWNoL3YxL2ZpbGVzLnByb3RvEg1jYWNoZXJvYWNoLnYxIj8KC1N0YXRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg8KB3ZlcnNpb24YAyABKAMiNQoMU3RhdFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhIlEKC0xpc3RSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBmN1cnNvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUiSwoMTGlzdFJlc3BvbnNlEiYKBWZpbGVzGAEgAygLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRITCgtuZXh0X2N1cnNvchgCIAEoCSJfCgtSZWFkUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEg4KBm9mZnNldBgEIAEoAxIOCgZsZW5ndGgYBSABKAMiUwoMUmVhZFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImUKDUNodW5rc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxITCgtmcm9tX29mZnNldBgEIAEoAxINCgVsaW1pdBgFIAEoBSJuCg5DaHVua3NSZXNwb25zZRIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRInCgZjaHVua3MYAiADKAsyFy5jYWNoZXJvYWNoLnYxLkNodW5rUmVmEgwKBG1vcmUYAyABKAgiYwoNRGVsZXRlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIxCgxwcmVjb25kaXRpb24YAyABKAsyGy5jYWNoZXJvYWNoLnYxLlByZWNvbmRpdGlvbiIhCg5EZWxldGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgDInEKD1JldHJpZXZlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEiwKCXZhbGlkX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ6ChBSZXRyaWV2ZVJlc3BvbnNlEg8KB2dldF91cmkYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEZmlsZRgDIAEoCzIXLmNhY2hlcm9hY2gudjEuRmlsZU1ldGEiRQoPUmVhZE1hbnlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRINCgVwYXRocxgCIAMoCRIQCghtYXhfc2l6ZRgDIAEoAyJCChBSZWFkTWFueVJlc3BvbnNlEi4KB3Jlc3VsdHMYASADKAsyHS5jYWNoZXJvYWNoLnYxLlJlYWRNYW55UmVzdWx0Io0BCg5SZWFkTWFueVJlc3VsdBIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRIQCghjb250ZW50cxgCIAEoDBIZChFjb250ZW50c19pbmNsdWRlZBgDIAEoCBInCgVlcnJvchgEIAEoCzIYLmNhY2hlcm9hY2gudjEuSXRlbUVycm9yMpIECgVGaWxlcxJECgRTdGF0EhouY2FjaGVyb2FjaC52MS5TdGF0UmVxdWVzdBobLmNhY2hlcm9hY2gudjEuU3RhdFJlc3BvbnNlIgOQAgESRAoETGlzdBIaLmNhY2hlcm9hY2gudjEuTGlzdFJlcXVlc3QaGy5jYWNoZXJvYWNoLnYxLkxpc3RSZXNwb25zZSIDkAIBEkYKBFJlYWQSGi5jYWNoZXJvYWNoLnYxLlJlYWRSZXF1ZXN0GhsuY2FjaGVyb2FjaC52MS5SZWFkUmVzcG9uc2UiA5ACATABEkoKBkNodW5rcxIcLmNhY2hlcm9hY2gudjEuQ2h1bmtzUmVxdWVzdBodLmNhY2hlcm9hY2gudjEuQ2h1bmtzUmVzcG9uc2UiA5ACARJKCgZEZWxldGUSHC5jYWNoZXJvYWNoLnYxLkRlbGV0ZVJlcXVlc3QaHS5jYWNoZXJvYWNoLnYxLkRlbGV0ZVJlc3BvbnNlIgOQAgISSwoIUmV0cmlldmUSHi5jYWNoZXJvYWNoLnYxLlJldHJpZXZlUmVxdWVzdBofLmNhY2hlcm9hY2gudjEuUmV0cmlldmVSZXNwb25zZRJQCghSZWFkTWFueRIeLmNhY2hlcm9hY2gudjEuUmVhZE1hbnlSZXF1ZXN0Gh8uY2FjaGVyb2FjaC52MS5SZWFkTWFueVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_cacheroach_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChljYWNoZXJvYWNoL3YxL2ZpbGVzLnByb3RvEg1jYWNoZXJvYWNoLnYxIj8KC1N0YXRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg8KB3ZlcnNpb24YAyABKAMiNQoMU3RhdFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhIlEKC0xpc3RSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBmN1cnNvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUiSwoMTGlzdFJlc3BvbnNlEiYKBWZpbGVzGAEgAygLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRITCgtuZXh0X2N1cnNvchgCIAEoCSJfCgtSZWFkUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEg4KBm9mZnNldBgEIAEoAxIOCgZsZW5ndGgYBSABKAMiUwoMUmVhZFJlc3BvbnNlEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhEgwKBGRhdGEYAiABKAwSDgoGb2Zmc2V0GAMgASgDImUKDUNodW5rc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxITCgtmcm9tX29mZnNldBgEIAEoAxINCgVsaW1pdBgFIAEoBSJuCg5DaHVua3NSZXNwb25zZRIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRInCgZjaHVua3MYAiADKAsyFy5jYWNoZXJvYWNoLnYxLkNodW5rUmVmEgwKBG1vcmUYAyABKAgiYwoNRGVsZXRlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIxCgxwcmVjb25kaXRpb24YAyABKAsyGy5jYWNoZXJvYWNoLnYxLlByZWNvbmRpdGlvbiIhCg5EZWxldGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgDInEKD1JldHJpZXZlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEiwKCXZhbGlkX2ZvchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ6ChBSZXRyaWV2ZVJlc3BvbnNlEg8KB2dldF91cmkYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEZmlsZRgDIAEoCzIXLmNhY2hlcm9hY2gudjEuRmlsZU1ldGEiXQoPVmVyc2lvbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhYKDmJlZm9yZV92ZXJzaW9uGAMgASgDEhEKCXBhZ2Vfc2l6ZRgEIAEoBSJdChBWZXJzaW9uc1Jlc3BvbnNlEiwKCHZlcnNpb25zGAEgAygLMhouY2FjaGVyb2FjaC52MS5GaWxlVmVyc2lvbhIbChNuZXh0X2JlZm9yZV92ZXJzaW9uGAIgASgDInIKC0ZpbGVWZXJzaW9uEiUKBGZpbGUYASABKAsyFy5jYWNoZXJvYWNoLnYxLkZpbGVNZXRhEgwKBGxpdmUYAiABKAgSLgoKZGVsZXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRQoPUmVhZE1hbnlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRINCgVwYXRocxgCIAMoCRIQCghtYXhfc2l6ZRgDIAEoAyJCChBSZWFkTWFueVJlc3BvbnNlEi4KB3Jlc3VsdHMYASADKAsyHS5jYWNoZXJvYWNoLnYxLlJlYWRNYW55UmVzdWx0Io0BCg5SZWFkTWFueVJlc3VsdBIlCgRmaWxlGAEgASgLMhcuY2FjaGVyb2FjaC52MS5GaWxlTWV0YRIQCghjb250ZW50cxgCIAEoDBIZChFjb250ZW50c19pbmNsdWRlZBgDIAEoCBInCgVlcnJvchgEIAEoCzIYLmNhY2hlcm9hY2gudjEuSXRlbUVycm9yMuQECgVGaWxlcxJECgRTdGF0EhouY2FjaGVyb2FjaC52MS5TdGF0UmVxdWVzdBobLmNhY2hlcm9hY2gudjEuU3RhdFJlc3BvbnNlIgOQAgESRAoETGlzdBIaLmNhY2hlcm9hY2gudjEuTGlzdFJlcXVlc3QaGy5jYWNoZXJvYWNoLnYxLkxpc3RSZXNwb25zZSIDkAIBEkYKBFJlYWQSGi5jYWNoZXJvYWNoLnYxLlJlYWRSZXF1ZXN0GhsuY2FjaGVyb2FjaC52MS5SZWFkUmVzcG9uc2UiA5ACATABEkoKBkNodW5rcxIcLmNhY2hlcm9hY2gudjEuQ2h1bmtzUmVxdWVzdBodLmNhY2hlcm9hY2gudjEuQ2h1bmtzUmVzcG9uc2UiA5ACARJKCgZEZWxldGUSHC5jYWNoZXJvYWNoLnYxLkRlbGV0ZVJlcXVlc3QaHS5jYWNoZXJvYWNoLnYxLkRlbGV0ZVJlc3BvbnNlIgOQAgISSwoIUmV0cmlldmUSHi5jYWNoZXJvYWNoLnYxLlJldHJpZXZlUmVxdWVzdBofLmNhY2hlcm9hY2gudjEuUmV0cmlldmVSZXNwb25zZRJQCghSZWFkTWFueRIeLmNhY2hlcm9hY2gudjEuUmVhZE1hbnlSZXF1ZXN0Gh8uY2FjaGVyb2FjaC52MS5SZWFkTWFueVJlc3BvbnNlIgOQAgESUAoIVmVyc2lvbnMSHi5jYWNoZXJvYWNoLnYxLlZlcnNpb25zUmVxdWVzdBofLmNhY2hlcm9hY2gudjEuVmVyc2lvbnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_cacheroach_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * StatRequest names a file (and optionally a version).
@@ -446,6 +446,113 @@ export const RetrieveResponseSchema: GenMessage<RetrieveResponse> = /*@__PURE__*
   messageDesc(file_cacheroach_v1_files, 11);
 
 /**
+ * VersionsRequest asks for a page of the versions of one file.
+ *
+ * @generated from message cacheroach.v1.VersionsRequest
+ */
+export type VersionsRequest = Message<"cacheroach.v1.VersionsRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The file's path.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Return versions older than this one (the previous page's next_before_version); 0 starts at the
+   * newest version.
+   *
+   * @generated from field: int64 before_version = 3;
+   */
+  beforeVersion: bigint;
+
+  /**
+   * Page size, 1..1000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message cacheroach.v1.VersionsRequest.
+ * Use `create(VersionsRequestSchema)` to create a new message.
+ */
+export const VersionsRequestSchema: GenMessage<VersionsRequest> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_files, 12);
+
+/**
+ * VersionsResponse is one page of a file's versions.
+ *
+ * @generated from message cacheroach.v1.VersionsResponse
+ */
+export type VersionsResponse = Message<"cacheroach.v1.VersionsResponse"> & {
+  /**
+   * Versions, newest first.
+   *
+   * @generated from field: repeated cacheroach.v1.FileVersion versions = 1;
+   */
+  versions: FileVersion[];
+
+  /**
+   * Pass this as before_version to get the next page; 0 when this is the last page.
+   *
+   * @generated from field: int64 next_before_version = 2;
+   */
+  nextBeforeVersion: bigint;
+};
+
+/**
+ * Describes the message cacheroach.v1.VersionsResponse.
+ * Use `create(VersionsResponseSchema)` to create a new message.
+ */
+export const VersionsResponseSchema: GenMessage<VersionsResponse> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_files, 13);
+
+/**
+ * FileVersion is one stored version of a file and its state.
+ *
+ * @generated from message cacheroach.v1.FileVersion
+ */
+export type FileVersion = Message<"cacheroach.v1.FileVersion"> & {
+  /**
+   * The version's metadata (FileMeta.modified_at is when it was written).
+   *
+   * @generated from field: cacheroach.v1.FileMeta file = 1;
+   */
+  file?: FileMeta | undefined;
+
+  /**
+   * True for the version the path serves now (the newest, not deleted).
+   *
+   * @generated from field: bool live = 2;
+   */
+  live: boolean;
+
+  /**
+   * When the file was deleted while this version was current or stored; unset otherwise (a
+   * version that is neither live nor deleted was superseded by a newer write).
+   *
+   * @generated from field: google.protobuf.Timestamp deleted_at = 3;
+   */
+  deletedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cacheroach.v1.FileVersion.
+ * Use `create(FileVersionSchema)` to create a new message.
+ */
+export const FileVersionSchema: GenMessage<FileVersion> = /*@__PURE__*/
+  messageDesc(file_cacheroach_v1_files, 14);
+
+/**
  * ReadManyRequest names files to read whole.
  *
  * @generated from message cacheroach.v1.ReadManyRequest
@@ -478,7 +585,7 @@ export type ReadManyRequest = Message<"cacheroach.v1.ReadManyRequest"> & {
  * Use `create(ReadManyRequestSchema)` to create a new message.
  */
 export const ReadManyRequestSchema: GenMessage<ReadManyRequest> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_files, 12);
+  messageDesc(file_cacheroach_v1_files, 15);
 
 /**
  * ReadManyResponse has one result per requested path, in request order.
@@ -499,7 +606,7 @@ export type ReadManyResponse = Message<"cacheroach.v1.ReadManyResponse"> & {
  * Use `create(ReadManyResponseSchema)` to create a new message.
  */
 export const ReadManyResponseSchema: GenMessage<ReadManyResponse> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_files, 13);
+  messageDesc(file_cacheroach_v1_files, 16);
 
 /**
  * ReadManyResult is one file of a ReadMany call.
@@ -541,7 +648,7 @@ export type ReadManyResult = Message<"cacheroach.v1.ReadManyResult"> & {
  * Use `create(ReadManyResultSchema)` to create a new message.
  */
 export const ReadManyResultSchema: GenMessage<ReadManyResult> = /*@__PURE__*/
-  messageDesc(file_cacheroach_v1_files, 14);
+  messageDesc(file_cacheroach_v1_files, 17);
 
 /**
  * Files reads, lists and deletes the versioned files of a tenant. Writes go through Uploads.
@@ -632,6 +739,19 @@ export const Files: GenService<{
     methodKind: "unary";
     input: typeof ReadManyRequestSchema;
     output: typeof ReadManyResponseSchema;
+  },
+  /**
+   * Versions lists the stored versions of one file, newest first, a page at a time: the live one,
+   * superseded ones and deleted ones, as long as garbage collection has not removed them (version
+   * numbers are never reused, so gaps mean collected versions). NOT_FOUND when the path has no
+   * stored version at all. Needs read on the path.
+   *
+   * @generated from rpc cacheroach.v1.Files.Versions
+   */
+  versions: {
+    methodKind: "unary";
+    input: typeof VersionsRequestSchema;
+    output: typeof VersionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cacheroach_v1_files, 0);

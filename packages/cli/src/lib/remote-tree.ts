@@ -1,0 +1,104 @@
+/**
+ * Walking a remote directory with Files.List: every live file below a prefix a page at a time
+ * ({@link listRemote}), or only its immediate children ({@link listChildren}: files directly in it
+ * and the names of its sub-directories, skipping each sub-directory's files with a cursor past its
+ * last possible path, so a directory costs one call per sub-directory, not per file).
+ */
+import type { FileMeta, Files } from "@cacheroach/proto";
+import type { Client } from "@connectrpc/connect";
+
+/** The most files one List call returns (the server's page limit). */
+export const MAX_LIST_PAGE = 10_000;
+
+/** The highest code point: no path segment sorts after "\u{10FFFF}" byte-wise but longer ones starting with it. */
+const LAST = "\u{10FFFF}";
+
+/** What a listing needs. */
+export interface RemoteLister {
+  files: Client<typeof Files>;
+  tenantId: string;
+  /** Files per call (default {@link MAX_LIST_PAGE}). */
+  pageSize?: number;
+}
+
+function cursorOf(path: string): string {
+  return Buffer.from(path, "utf8").toString("base64url");
+}
+
+/** "/a/b" for "/a/b/" or "/a/b"; "" for the root. */
+export function prefixOf(dir: string): string {
+  if (dir === "/" || dir === "") return "";
+  return dir.endsWith("/") ? dir.slice(0, -1) : dir;
+}
+
+/**
+ * Every live file at or below `prefix` ("/a" lists "/a" itself and what is below "/a/"; "/" or ""
+ * the whole tenant), in bytewise path order, one page per call.
+ */
+export async function* listRemote(ctx: RemoteLister, prefix: string): AsyncGenerator<FileMeta[]> {
+  let cursor = "";
+  do {
+    const page = await ctx.files.list({
+      tenantId: ctx.tenantId,
+      path: prefix === "" ? "/" : prefix,
+      cursor,
+      pageSize: ctx.pageSize ?? MAX_LIST_PAGE,
+    });
+    if (page.files.length > 0) yield page.files;
+    cursor = page.nextCursor;
+  } while (cursor !== "");
+}
+
+/** Every live file strictly below directory `dir` ("/a/" or "/a"), keyed by its path relative to it. */
+export async function remoteFilesBelow(ctx: RemoteLister, dir: string): Promise<Map<string, FileMeta>> {
+  const prefix = prefixOf(dir);
+  const out = new Map<string, FileMeta>();
+  for await (const page of listRemote(ctx, prefix)) {
+    for (const f of page) {
+      if (f.path.startsWith(`${prefix}/`)) out.set(f.path.slice(prefix.length + 1), f);
+    }
+  }
+  return out;
+}
+
+/** One immediate child of a directory: a file, or a sub-directory (by its path, ending in "/"). */
+export type Child = { kind: "file"; file: FileMeta } | { kind: "dir"; path: string };
+
+/**
+ * The immediate children of `prefix` in bytewise order (and the file at `prefix` itself, first,
+ * when there is one): files directly in it, and each sub-directory once.
+ */
+export async function* listChildren(ctx: RemoteLister, prefix: string): AsyncGenerator<Child> {
+  const below = `${prefix}/`;
+  let cursor = "";
+  let lastDir = "";
+  let skips = 1;
+  do {
+    const page = await ctx.files.list({
+      tenantId: ctx.tenantId,
+      path: prefix === "" ? "/" : prefix,
+      cursor,
+      pageSize: ctx.pageSize ?? 1000,
+    });
+    cursor = page.nextCursor;
+    for (const f of page.files) {
+      const rest = f.path.startsWith(below) ? f.path.slice(below.length) : undefined;
+      const slash = rest === undefined ? -1 : rest.indexOf("/");
+      if (rest === undefined || slash < 0) {
+        yield { kind: "file", file: f };
+        continue;
+      }
+      const dir = `${below}${rest.slice(0, slash)}/`;
+      if (dir !== lastDir) {
+        yield { kind: "dir", path: dir };
+        lastDir = dir;
+        skips = 1;
+      } else {
+        skips++; // a name starting with U+10FFFF: skip further (never loops: the cursor grows)
+      }
+      // Resume past every path of this sub-directory.
+      cursor = cursorOf(`${dir}${LAST.repeat(skips)}`);
+      break;
+    }
+  } while (cursor !== "");
+}
