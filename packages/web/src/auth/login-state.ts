@@ -68,6 +68,14 @@ export async function resumeLogin(): Promise<Login | undefined> {
   return fromCookie ? loginWith(fromCookie, "cookie") : undefined;
 }
 
+/**
+ * Ends a cookie session (an OIDC login): the server revokes the session and clears the cookie
+ * (`POST /_/oidc/logout`, same-origin). Best effort: the page forgets the login either way.
+ */
+export async function endCookieSession(): Promise<void> {
+  await fetch("/_/oidc/logout", { method: "POST", credentials: "same-origin" }).catch(() => undefined);
+}
+
 /** Forgets the kept token (log out of this page; the session itself stays valid). */
 export function forgetToken(): void {
   sessionStorage.removeItem(KEY);

@@ -1,33 +1,35 @@
 /**
- * Earlier versions of a file. The API has no "list versions" call on this branch yet, so they are
- * read one by one with Files.Stat{version}: version numbers of a path count up from 1 and are
- * never reused, so the versions before the current one are N-1, N-2, …; those garbage collection
- * removed (or that were deletions) answer NOT_FOUND and are left out.
+ * Earlier versions of a file, from Files.Versions (newest first, one page). Versions of a deleted
+ * state cannot be read back, so only superseded ones are offered for restoring; versions garbage
+ * collection removed are simply not listed.
  */
 import type { FileMeta } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Api } from "../api/client.js";
 import { upload, versionReader } from "./upload.js";
 
-/** Earlier versions are looked for this many at a time. */
+/** Earlier versions are listed this many at a time. */
 export const VERSIONS_PAGE = 10;
 
-/** The versions of `file.path` before `below` (newest first), looking at most a page back. */
-export async function earlierVersions(api: Api, file: FileMeta, below: bigint): Promise<FileMeta[]> {
-  const wanted: bigint[] = [];
-  for (let v = below - 1n; v >= 1n && wanted.length < VERSIONS_PAGE; v--) wanted.push(v);
-  const found = await Promise.all(
-    wanted.map((version) =>
-      api.files.stat({ tenantId: file.tenantId, path: file.path, version }).then(
-        (r) => r.file,
-        (err: unknown) => {
-          if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
-          throw err;
-        },
-      ),
-    ),
-  );
-  return found.filter((f): f is FileMeta => f !== undefined);
+/**
+ * A page of the versions of `file.path` before `below` (newest first), and where the next page
+ * starts (0: no more).
+ */
+export async function earlierVersions(
+  api: Api,
+  file: FileMeta,
+  below: bigint,
+): Promise<{ found: FileMeta[]; next: bigint }> {
+  const page = await api.files.versions({
+    tenantId: file.tenantId,
+    path: file.path,
+    beforeVersion: below,
+    pageSize: VERSIONS_PAGE,
+  });
+  return {
+    found: page.versions.filter((v) => v.file && !v.deletedAt).map((v) => v.file!),
+    next: page.nextBeforeVersion,
+  };
 }
 
 /**

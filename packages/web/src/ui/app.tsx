@@ -2,7 +2,7 @@
 import type { Tenant } from "@cacheroach/proto";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { describe, type Problem } from "../api/errors.js";
-import { forgetToken, type Login, resumeLogin } from "../auth/login-state.js";
+import { endCookieSession, forgetToken, type Login, resumeLogin } from "../auth/login-state.js";
 import { AdminView } from "./admin-view.js";
 import { FileBrowser } from "./file-browser.js";
 import { LoginForm } from "./login-form.js";
@@ -51,6 +51,7 @@ export function App() {
       login={login}
       onLogout={() => {
         forgetToken();
+        if (login.source === "cookie") void endCookieSession();
         setLogin(undefined);
       }}
     />

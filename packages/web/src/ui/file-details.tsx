@@ -238,9 +238,9 @@ function Versions({
     setBusy(true);
     setProblem(undefined);
     try {
-      const found = await earlierVersions(api, file, below);
+      const { found, next } = await earlierVersions(api, file, below);
       setVersions([...(versions ?? []), ...found]);
-      setBelow(below - 10n > 0n ? below - 10n : 0n);
+      setBelow(next);
     } catch (err) {
       setProblem(describe(`Listing versions of ${file.path}`, err));
     } finally {
