@@ -182,6 +182,6 @@ describe("principal commands", () => {
     const again = await cli("principal", "rm", id, "--yes");
     assert.equal(again.code, 4);
     assert.match(errorText(again), /does not exist/);
-    assert.equal((await cli("principal", "rm", "bogus", "--yes")).code, 2);
+    assert.equal((await cli("principal", "rm", "bogus", "--yes")).code, 4, "no principal is named so");
   });
 });

@@ -208,7 +208,7 @@ describe("help", () => {
     [["session", "rm"], [/SESSION-ID\.\.\./]],
     [
       ["vhost", "create"],
-      [/TENANT-ID/, /HOSTNAME/],
+      [/vhost create TENANT HOSTNAME/, /HOSTNAME/],
     ],
     [["vhost", "ls"], [/Host/]],
     [["vhost", "rm"], [/both must match/i]],
@@ -275,10 +275,10 @@ describe("input errors before any server call", () => {
     }
   });
 
-  test("malformed tenant", async () => {
-    const r = await runCli(["file", "ls", "-c", config, "-t", "not-a-uuid"]);
+  test("empty tenant", async () => {
+    const r = await runCli(["file", "ls", "-c", config, "-t", " "]);
     assert.equal(r.code, 2);
-    assert.match(errorText(r), /not a tenant ID/);
+    assert.match(errorText(r), /a tenant ID or label is required/);
   });
 
   test("no tenant anywhere", async () => {
