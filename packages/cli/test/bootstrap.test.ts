@@ -16,7 +16,8 @@ describe("bootstrap", () => {
     const config = join(srv.dir, "home", ".cacheroach", "config");
     const r = await runCli(["bootstrap", "--signing-key", `@${keyFile}`, "-c", config, `${srv.ts.url}/`]);
     assert.equal(r.code, 0, errorText(r));
-    assert.match(r.stdout, /Created principal [0-9a-f-]{36} \("root"\)/);
+    // The test server made a "root" principal already: bootstrap gives it the session.
+    assert.match(r.stdout, /Reused principal [0-9a-f-]{36} \("root"\)/);
     assert.ok(r.stdout.includes(config));
 
     assert.equal((await stat(config)).mode & 0o777, 0o600);
@@ -73,6 +74,39 @@ describe("bootstrap", () => {
     assert.match(errorText(r), /rejected the bootstrap token/);
     assert.match(errorText(r), /signing key must be the one the server uses/);
     await assert.rejects(stat(join(srv.dir, "config-3")), { code: "ENOENT" });
+  });
+
+  test("re-running refuses to replace the config unless --force, and reuses the root principal", async () => {
+    const keyFile = join(srv.dir, "hmac-again");
+    await writeFile(keyFile, Buffer.from(srv.ts.signingKey).toString("base64"));
+    const config = join(srv.dir, "again", "config");
+    const boot = (...extra: string[]) =>
+      spawnCli(["bootstrap", "--json", "--signing-key", `@${keyFile}`, "-c", config, srv.ts.url, ...extra], {
+        env: { OCLIF_COLUMNS: "500" },
+      });
+    const first = await boot();
+    assert.equal(first.code, 0, first.stderr);
+    const a = JSON.parse(first.stdout.toString()) as { principalId: string };
+    const before = await readFile(config, "utf8");
+
+    const again = await boot();
+    const said = `${again.stdout}${again.stderr}`; // --json: the error is JSON on stdout
+    assert.equal(again.code, 5, said);
+    assert.match(said, /the config .*again\/config already exists; it was not changed/);
+    assert.match(said, /--force/);
+    assert.equal(await readFile(config, "utf8"), before, "untouched");
+
+    const forced = await boot("--force");
+    assert.equal(forced.code, 0, forced.stderr);
+    const b = JSON.parse(forced.stdout.toString()) as { principalId: string; reusedPrincipal: boolean };
+    assert.equal(b.principalId, a.principalId, "the same root principal");
+    assert.equal(b.reusedPrincipal, true);
+    assert.notEqual(await readFile(config, "utf8"), before, "a new session in the config");
+
+    const ls = await spawnCli(["principal", "ls", "--json", "-c", config]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const roots = (JSON.parse(ls.stdout.toString()) as { label: string }[]).filter((p) => p.label === "root");
+    assert.equal(roots.length, 1, "one root principal however often bootstrap ran");
   });
 
   test("bad key text and bad URLs are usage errors", async () => {

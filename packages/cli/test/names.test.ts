@@ -84,6 +84,12 @@ test("tenants and principals by name; unknown names exit 4, ambiguous ones exit 
     /--for: "root" is not an ID, and looking principals up by name needs a super session/,
   );
 
+  // Her refusal names the command she ran, not the RPC behind it.
+  const refused = await asAlice("tenant", "rm", "Team files", "--yes");
+  assert.equal(refused.code, 3, refused.err);
+  assert.match(refused.err, /permission denied: `cacheroach tenant rm` needs a super session/);
+  assert.doesNotMatch(refused.err, /Tenants\/Ensure/);
+
   const vhost = await cr("vhost", "create", "Team files", "team.example.com");
   assert.equal(vhost.code, 0, vhost.err);
   assert.match(vhost.out, new RegExp(`team\\.example\\.com → tenant ${team}`));

@@ -121,7 +121,7 @@ describe("sessions and the multi-user flow", () => {
   test("alice cannot delete her tenant, nor delegate what she may not (exit 3)", async () => {
     const rm = await asAlice("tenant", "rm", teamA, "--yes");
     assert.equal(rm.code, 3);
-    assert.match(errorText(rm), /Tenants\/Ensure needs a super session/);
+    assert.match(errorText(rm), /`cacheroach tenant rm` needs a super session/);
     assert.match((await asRoot("tenant", "ls")).stdout, new RegExp(teamA), "still there");
     const del = await asAlice("session", "delegate", "--for", alice, "--id", teamA, "--capabilities", "read");
     assert.equal(del.code, 3);

@@ -16,6 +16,7 @@ import { type ItemFailure, ItemResults } from "./item-results.js";
 import { asId, type Named, pickByName } from "./names.js";
 import { retryBudgetFromEnv } from "./retry.js";
 import { retryUnavailable } from "./retry-interceptor.js";
+import { badServerUrlError, diagnoseWrongServer, serverUrlProblem } from "./server-probe.js";
 import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
 
 export type CmdFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -35,7 +36,10 @@ export const tenantFlag = Flags.string({
   helpValue: "<tenant>",
 });
 
-/** Normalises a server URL: http(s) only, no trailing slash. */
+/**
+ * Normalises a server URL given on the command line: http(s) only, scheme, host and port only (a
+ * cacheroach server's API is at the root), no trailing slash. Anything else is bad usage (exit 2).
+ */
 export function normalizeServerUrl(text: string): string {
   let url: URL;
   try {
@@ -45,15 +49,18 @@ export function normalizeServerUrl(text: string): string {
       `use the full URL, e.g. http://${text.replace(/^\/+/, "")}`,
     ]);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UserError(`server URL "${text}" must start with http:// or https://`);
-  }
   if (url.username || url.password) {
     throw new UserError(`server URL "${text}" must not contain credentials`, ExitCode.usage, [
       "use `cacheroach auth set` to store a token",
     ]);
   }
-  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+  const problem = serverUrlProblem(text);
+  if (problem) {
+    throw new UserError(`server URL "${text}" ${problem.problem}`, ExitCode.usage, [
+      `use ${problem.use ?? "http://host:port"}`,
+    ]);
+  }
+  return `${url.protocol}//${url.host}`;
 }
 
 export abstract class BaseCommand<T extends typeof Command> extends Command {
@@ -146,6 +153,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         `${method} unavailable (${err.rawMessage}); attempt ${attempt + 1} in ${(delayMs / 1000).toFixed(1)} s`,
       );
     const interceptors: Interceptor[] = [auth, retryUnavailable({ budgetMs: this.retryBudget(), onRetry })];
+    // Innermost: a wrong URL (TLS on a plain port, another kind of server) is said once, plainly.
+    const diagnose = diagnoseWrongServer(server);
     if (this.flags?.verbose) {
       interceptors.push((next) => async (req) => {
         const t0 = performance.now();
@@ -163,6 +172,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         }
       });
     }
+    interceptors.push(diagnose);
     const t = makeTransport(server, transportKindFromEnv(), interceptors);
     this.transports.push(t);
     this.verbose(`transport ${t.kind} to ${server}`);
@@ -183,6 +193,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         "not_logged_in",
       );
     }
+    const bad = badServerUrlError(cfg.server, `the config ${this.configPath}`);
+    if (bad) throw bad;
     return this.clientFor(service, cfg.server, cfg.token);
   }
 
@@ -368,7 +380,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** Context used to phrase RPC errors. */
   protected failureContext(): FailureContext {
-    return this.cliConfig ? { server: this.cliConfig.server } : {};
+    const command = this.id ? { command: this.id.replaceAll(":", " ") } : {};
+    return this.cliConfig ? { server: this.cliConfig.server, ...command } : command;
   }
 
   /** Maps any error to a clear message, suggestion and exit code (see errors.ts). */
