@@ -13,3 +13,6 @@ export * from "./gen/cacheroach/v1/tenants_pb.js";
 export * from "./gen/cacheroach/v1/tokens_pb.js";
 export * from "./gen/cacheroach/v1/uploads_pb.js";
 export * from "./gen/cacheroach/v1/vhosts_pb.js";
+// gRPC server reflection (grpcurl, buf curl): the standard service in its two versions.
+export * as grpcReflectionV1 from "./gen/grpc/reflection/v1/reflection_pb.js";
+export * as grpcReflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.js";

@@ -120,7 +120,7 @@ describe("auth", () => {
       [["auth", "set", srv.ts.url], /no token given/],
       [["auth", "set"], /no server given/],
       [["auth", "set", "--token", "x"], /no server given/],
-      [["auth", "set", "ftp://tok@host/"], /must start with http/],
+      [["auth", "set", "ftp://tok@host/"], /does not start with http:\/\/ or https:\/\//],
       [["auth", "set", "not a url"], /is not a URL/],
       [["auth", "set", "--server", srv.ts.url, srv.ts.url.replace("://", "://t@")], /not both/],
       [["auth", "set", `http://a:b@127.0.0.1:9/`], /without a password/],

@@ -1,5 +1,6 @@
 /** `cacheroach start` and `cacheroach bootstrap` end to end. */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,7 +16,8 @@ describe("bootstrap", () => {
     const config = join(srv.dir, "home", ".cacheroach", "config");
     const r = await runCli(["bootstrap", "--signing-key", `@${keyFile}`, "-c", config, `${srv.ts.url}/`]);
     assert.equal(r.code, 0, errorText(r));
-    assert.match(r.stdout, /Created principal [0-9a-f-]{36} \("root"\)/);
+    // The test server made a "root" principal already: bootstrap gives it the session.
+    assert.match(r.stdout, /Reused principal [0-9a-f-]{36} \("root"\)/);
     assert.ok(r.stdout.includes(config));
 
     assert.equal((await stat(config)).mode & 0o777, 0o600);
@@ -74,6 +76,39 @@ describe("bootstrap", () => {
     await assert.rejects(stat(join(srv.dir, "config-3")), { code: "ENOENT" });
   });
 
+  test("re-running refuses to replace the config unless --force, and reuses the root principal", async () => {
+    const keyFile = join(srv.dir, "hmac-again");
+    await writeFile(keyFile, Buffer.from(srv.ts.signingKey).toString("base64"));
+    const config = join(srv.dir, "again", "config");
+    const boot = (...extra: string[]) =>
+      spawnCli(["bootstrap", "--json", "--signing-key", `@${keyFile}`, "-c", config, srv.ts.url, ...extra], {
+        env: { OCLIF_COLUMNS: "500" },
+      });
+    const first = await boot();
+    assert.equal(first.code, 0, first.stderr);
+    const a = JSON.parse(first.stdout.toString()) as { principalId: string };
+    const before = await readFile(config, "utf8");
+
+    const again = await boot();
+    const said = `${again.stdout}${again.stderr}`; // --json: the error is JSON on stdout
+    assert.equal(again.code, 5, said);
+    assert.match(said, /the config .*again\/config already exists; it was not changed/);
+    assert.match(said, /--force/);
+    assert.equal(await readFile(config, "utf8"), before, "untouched");
+
+    const forced = await boot("--force");
+    assert.equal(forced.code, 0, forced.stderr);
+    const b = JSON.parse(forced.stdout.toString()) as { principalId: string; reusedPrincipal: boolean };
+    assert.equal(b.principalId, a.principalId, "the same root principal");
+    assert.equal(b.reusedPrincipal, true);
+    assert.notEqual(await readFile(config, "utf8"), before, "a new session in the config");
+
+    const ls = await spawnCli(["principal", "ls", "--json", "-c", config]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const roots = (JSON.parse(ls.stdout.toString()) as { label: string }[]).filter((p) => p.label === "root");
+    assert.equal(roots.length, 1, "one root principal however often bootstrap ran");
+  });
+
   test("bad key text and bad URLs are usage errors", async () => {
     const a = await runCli(["bootstrap", "--signing-key", "short", "-c", join(srv.dir, "c4"), srv.ts.url]);
     assert.equal(a.code, 2);
@@ -111,9 +146,15 @@ describe("start", () => {
     assert.match(info.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(info.database, "external");
     assert.equal(info.dataDir, dataDir);
-    assert.equal(info.bootstrap, `cacheroach bootstrap --data-dir ${dataDir} ${info.url}`);
+    assert.match(info.bootstrap, / bootstrap --data-dir \S+ http:\/\/127\.0\.0\.1:\d+$/);
 
-    const config = await started.bootstrap("data", server);
+    // The printed command runs as printed, in the directory the server was started from.
+    const config = join(started.dir, "data.cfg");
+    const boot = spawnSync("bash", ["-c", `${info.bootstrap} -c ${config}`], {
+      cwd: started.dir,
+      encoding: "utf8",
+    });
+    assert.equal(boot.status, 0, `${info.bootstrap}\n${boot.stderr}`);
     const local = join(started.dir, "x.txt");
     await writeFile(local, "started");
     const put = await spawnCli(["file", "put", "-c", config, "/s/", local]);

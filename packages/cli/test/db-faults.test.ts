@@ -130,9 +130,10 @@ test("database stopped and started: 503 with Retry-After, readiness follows, rec
     assert.match(r.body, /database/);
     assert.ok(r.ms < 3000, `readyz took ${r.ms} ms`);
     // Without retries, a CLI listing exits 7 at once, saying the database is unavailable.
-    const ls = await cli({ CACHEROACH_RETRY_SECONDS: "0" }, "file", "ls", "/");
+    const ls = await cli({ CACHEROACH_RETRY_SECONDS: "0", OCLIF_COLUMNS: "500" }, "file", "ls", "/");
     assert.equal(ls.code, 7, ls.stderr);
-    assert.match(ls.stderr, /database unavailable/);
+    assert.match(ls.stderr, /the server's database is unavailable at http:\S+ \(database unavailable/);
+    assert.match(ls.stderr, /cannot reach its database/);
     // Requests during the outage got 503 / unavailable (checked below), with Retry-After.
     const during = load.between(down);
     assert.ok(

@@ -33,6 +33,24 @@ test("itemConnectError keeps the Connect code and puts the server's code in the 
   assert.equal(serverErrorCode(plain), undefined);
 });
 
+test("the server's database conditions are said as such, exit 7", () => {
+  const cases: [string, RegExp, RegExp][] = [
+    ["ERR_DATABASE_UNAVAILABLE", /the server's database is unavailable/, /cannot reach its database/],
+    ["ERR_DATABASE_READ_ONLY", /the server's database refuses writes for now/, /reads still work/],
+    ["ERR_STORAGE_FULL", /the server's database is out of disk space/, /free space/],
+  ];
+  for (const [code, message, advice] of cases) {
+    const err = new ConnectError("database trouble", Code.Unavailable, {
+      [SERVER_ERROR_CODE]: code,
+      "retry-after": "2",
+    });
+    const d = describeError(err, { server: "http://127.0.0.1:1" });
+    assert.equal(d.exit, 7, code);
+    assert.match(d.message, message, code);
+    assert.match(d.suggestions.join("\n"), advice, code);
+  }
+});
+
 test("a file of a PutFiles batch fails with the server's code", async () => {
   const { dir, cleanup } = await tempDir();
   try {

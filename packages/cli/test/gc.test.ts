@@ -69,9 +69,9 @@ describe("cacheroach gc", () => {
     const badDuration = await cli("gc", "--older-than", "soon");
     assert.equal(badDuration.code, 2);
     assert.match(errorText(badDuration), /invalid duration "soon"/);
-    const badTenant = await cli("gc", "-t", "team files");
-    assert.equal(badTenant.code, 2);
-    assert.match(errorText(badTenant), /tenant ID/);
+    const badTenant = await cli("gc", "-t", "no such team");
+    assert.equal(badTenant.code, 4);
+    assert.match(errorText(badTenant), /no tenant named "no such team"/);
     const unknown = await cli("gc", "-t", "5b3c2d4e-0000-4000-8000-000000000001");
     assert.equal(unknown.code, 4);
   });

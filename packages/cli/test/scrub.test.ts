@@ -99,9 +99,9 @@ describe("cacheroach scrub", () => {
   });
 
   test("bad input is a usage error and asks nothing of the server", async () => {
-    const bad = await cli("scrub", "--tenant", "not-a-uuid");
-    assert.equal(bad.code, 2);
-    assert.match(errorText(bad), /--tenant "not-a-uuid" is not a tenant ID/);
+    const bad = await cli("scrub", "--tenant", "no such tenant");
+    assert.equal(bad.code, 4);
+    assert.match(errorText(bad), /-t\/--tenant: no tenant named "no such tenant"/);
     const rate = await cli("scrub", "--rate", "fast");
     assert.equal(rate.code, 2);
     assert.match(errorText(rate), /invalid --rate "fast"/);

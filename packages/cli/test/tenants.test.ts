@@ -107,8 +107,8 @@ describe("tenant commands", () => {
     assert.equal(missing.code, 4);
     assert.match(errorText(missing), /does not exist .*the default was not changed/);
     const bad = await cli("tenant", "default", "nope");
-    assert.equal(bad.code, 2);
-    assert.match(errorText(bad), /tenant ID "nope" is not an ID/);
+    assert.equal(bad.code, 4);
+    assert.match(errorText(bad), /no tenant named "nope"/);
     assert.equal(await defaultOf(), id, "unchanged by the failures");
     await cli("tenant", "default", SCRATCHPAD);
   });
@@ -134,7 +134,7 @@ describe("tenant commands", () => {
     const gone = await cli("tenant", "rm", id, "--yes");
     assert.equal(gone.code, 4);
     assert.match(errorText(gone), /does not exist/);
-    assert.equal((await cli("tenant", "rm", "not-a-uuid", "--yes")).code, 2);
+    assert.equal((await cli("tenant", "rm", "not-a-uuid", "--yes")).code, 4);
   });
 
   test('rm on a terminal asks, and only "yes" deletes', { skip: !HAS_SCRIPT && "no script(1)" }, async () => {

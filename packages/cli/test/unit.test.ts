@@ -208,7 +208,7 @@ describe("help", () => {
     [["session", "rm"], [/SESSION-ID\.\.\./]],
     [
       ["vhost", "create"],
-      [/TENANT-ID/, /HOSTNAME/],
+      [/vhost create TENANT HOSTNAME/, /HOSTNAME/],
     ],
     [["vhost", "ls"], [/Host/]],
     [["vhost", "rm"], [/both must match/i]],
@@ -276,10 +276,10 @@ describe("input errors before any server call", () => {
     }
   });
 
-  test("malformed tenant", async () => {
-    const r = await runCli(["file", "ls", "-c", config, "-t", "not-a-uuid"]);
+  test("empty tenant", async () => {
+    const r = await runCli(["file", "ls", "-c", config, "-t", " "]);
     assert.equal(r.code, 2);
-    assert.match(errorText(r), /not a tenant ID/);
+    assert.match(errorText(r), /a tenant ID or label is required/);
   });
 
   test("no tenant anywhere", async () => {
@@ -359,4 +359,24 @@ describe("input errors before any server call", () => {
   test("config file is still readable JSON after errors", async () => {
     assert.equal(JSON.parse(await readFile(config, "utf8")).server, "http://127.0.0.1:9");
   });
+});
+
+test("a remote directory that is not one gets hints phrased with what was typed", async () => {
+  const { remoteDirHints } = await import("../src/lib/paths.js");
+  // Reversed arguments: the remote path is moved first, the locals keep their order.
+  assert.deepEqual(remoteDirHints("hello.txt", "file put", "<local>...", ["/x/", "b c.txt"]), [
+    "the remote path comes first: cacheroach file put /x/ hello.txt 'b c.txt'",
+  ]);
+  // A file path where a directory belongs: both readings.
+  assert.deepEqual(remoteDirHints("/x/renamed.txt", "file put", "<local>...", ["hello.txt"]), [
+    "into the directory /x/renamed.txt/: cacheroach file put /x/renamed.txt/ hello.txt",
+    "into /x/ (keeping the local name): cacheroach file put /x/ hello.txt",
+  ]);
+  // Without the other arguments (as file put passes today): the first word is taken for a local file.
+  const cli = await runCli(["file", "put", "hello.txt", "/x/", "-c", "/nonexistent.cfg"]);
+  assert.equal(cli.code, 2);
+  assert.match(
+    errorText(cli),
+    /the remote directory comes first, absolute and ending with "\/": cacheroach file put \/<dir>\/ hello\.txt/,
+  );
 });

@@ -100,7 +100,7 @@ describe("vhost commands", () => {
         /without scheme or port: files\.example\.com/,
       ],
       [["vhost", "create", tenant, "bad_host!"], 2, /is not a host name/],
-      [["vhost", "create", "nope", "a.example.com"], 2, /tenant ID "nope" is not an ID/],
+      [["vhost", "create", "nope", "a.example.com"], 4, /no tenant named "nope"/],
       [["vhost", "create", tenant], 2, /Missing 1 required arg/],
       [["vhost", "create", "11111111-2222-3333-4444-555555555555", "a.example.com"], 4, /does not exist/],
     ];

@@ -4,6 +4,8 @@ import {
   Diags,
   Files,
   GarbageCollection,
+  grpcReflectionV1,
+  grpcReflectionV1alpha,
   Principals,
   Scrub,
   Tenants,
@@ -49,6 +51,11 @@ import { createGcService } from "./rpc/gc-service.js";
 import { createMetricsInterceptor } from "./rpc/metrics-interceptor.js";
 import { createPrincipalsService } from "./rpc/principals-service.js";
 import { READ_MANY_BUDGET } from "./rpc/read-many.js";
+import {
+  createReflectionService,
+  createReflectionServiceV1alpha,
+  Reflector,
+} from "./rpc/reflection-service.js";
 import { createRpcAdapter } from "./rpc/rpc-adapter.js";
 import { createScrubService } from "./rpc/scrub-service.js";
 import { createTenantsService } from "./rpc/tenants-service.js";
@@ -291,6 +298,20 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       router.service(VHosts, createVHostsService(vhostStore));
       router.service(Diags, createDiagsService(db!, SERVER_VERSION));
       router.service(Scrub, createScrubService(scrubber));
+      // gRPC server reflection (public): grpcurl and buf curl work without the schema.
+      const reflector = new Reflector([
+        Files,
+        Uploads,
+        Tenants,
+        GarbageCollection,
+        Principals,
+        Tokens,
+        VHosts,
+        Diags,
+        Scrub,
+      ]);
+      router.service(grpcReflectionV1.ServerReflection, createReflectionService(reflector));
+      router.service(grpcReflectionV1alpha.ServerReflection, createReflectionServiceV1alpha(reflector));
     };
     const vhosts = new VHostMap(vhostStore, config.vhostRefreshMs);
     const site = new Site({

@@ -3,12 +3,13 @@ import { resolve } from "node:path";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { WELL_KNOWN } from "@cacheroach/core";
 import { Principals, Tokens } from "@cacheroach/proto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, normalizeServerUrl } from "../lib/base-command.js";
 import { saveConfig, sessionToJson } from "../lib/config.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../lib/errors.js";
 import { formatTime, parseDuration } from "../lib/format.js";
+import { selfCommand, shellWord } from "../lib/invocation.js";
 import { parseSigningKeyArgs, SIGNING_KEY_ENV, signingKeyArgs } from "../lib/signing-key.js";
 
 /** The well-known scratchpad tenant every server creates. */
@@ -24,6 +25,8 @@ const EPHEMERAL_SECONDS = 60;
 export interface BootstrapResult {
   server: string;
   principalId: string;
+  /** True when an existing "root" principal got the new session (an earlier bootstrap made it). */
+  reusedPrincipal: boolean;
   sessionId: string;
   expiresAt: string;
   config: string;
@@ -37,7 +40,9 @@ export default class Bootstrap extends BaseCommand<typeof Bootstrap> {
   static override description =
     `For the operator of a new server. With the server's HMAC signing key (read from its data directory with --data-dir, or given with --signing-key) this command mints a one-minute super token locally, creates a principal named "root" on the server, issues it a super session (all capabilities, valid for --validity) and writes a CLI config holding the server URL, the session's token and the scratchpad tenant (${SCRATCHPAD_TENANT}) as default tenant.
 
-The config goes to -c/--config (default ~/.cacheroach/config), mode 0600, replacing any config already there. Keep it private: it is a super token. Run it again any time to get a new one.
+The config goes to -c/--config (default ~/.cacheroach/config), mode 0600. An existing config there is never replaced unless --force (exit 5 before anything is done on the server): it may hold someone's only login. Keep the config private: it is a super token.
+
+Run it again any time to get a new super session: the existing "root" principal (the one an earlier bootstrap created) is reused, never duplicated; only the session and the config are new.
 
 With neither --signing-key nor --data-dir, ./.cacheroach-data (the default data dir of \`cacheroach start\`) is used if it exists.
 
@@ -76,6 +81,7 @@ ${EXIT_CODES_HELP}`;
       summary: "How long the issued super session is valid (e.g. 365d, 30d, 12h).",
       default: "365d",
     }),
+    force: Flags.boolean({ summary: "Replace the config file if it exists." }),
   };
 
   public async run(): Promise<BootstrapResult> {
@@ -118,32 +124,58 @@ ${EXIT_CODES_HELP}`;
     }
     if (!key) throw new UserError("no signing key given", ExitCode.usage);
 
+    const configPath = this.configPath;
+    if (!this.flags.force && (await exists(configPath))) {
+      throw new UserError(`the config ${configPath} already exists; it was not changed`, ExitCode.conflict, [
+        `write another one: ${selfCommand()} bootstrap -c <new file> ${shellWord(this.args["server-url"])} …`,
+        "or pass --force to replace it (its login is lost unless saved elsewhere)",
+      ]);
+    }
+
     const ephemeral = await server.mintBootstrapToken(key, EPHEMERAL_SECONDS);
     const principals = this.clientFor(Principals, serverUrl, ephemeral);
     const tokens = this.clientFor(Tokens, serverUrl, ephemeral);
     const action = (what: string) => ({ action: what, server: serverUrl });
-    let principalId: string;
+    let principalId = "";
     try {
-      const res = await principals.ensure({
-        principal: { claimsJson: JSON.stringify({ name: "root", source: "cli bootstrap" }) },
-      });
-      principalId = res.principal?.id ?? "";
-      if (!principalId) throw new UserError("the server created a principal without an ID", ExitCode.failure);
+      principalId = (await findRoot(principals)) ?? "";
     } catch (err) {
-      throw this.bootstrapError(err, action("creating the root principal"));
+      throw this.bootstrapError(err, action("looking for the root principal"));
     }
-    let issued: Awaited<ReturnType<typeof tokens.issue>>;
-    try {
-      issued = await tokens.issue({
+    const reused = principalId !== "";
+    if (!reused) {
+      try {
+        const res = await principals.ensure({
+          principal: { claimsJson: JSON.stringify({ name: ROOT_NAME, source: ROOT_SOURCE }) },
+        });
+        principalId = res.principal?.id ?? "";
+        if (!principalId)
+          throw new UserError("the server created a principal without an ID", ExitCode.failure);
+      } catch (err) {
+        throw this.bootstrapError(err, action("creating the root principal"));
+      }
+    }
+    const issue = (name: string) =>
+      tokens.issue({
         template: {
           principalId,
           capabilities: { read: true, write: true, delegate: true, pii: true, fetch: true },
           scope: { kind: { case: "superToken", value: true } },
           expiresAt: timestampFromDate(new Date(Date.now() + validityMs)),
           note: "cli bootstrap",
-          name: BOOTSTRAP_SESSION_NAME,
+          name,
         },
       });
+    let issued: Awaited<ReturnType<typeof tokens.issue>>;
+    try {
+      try {
+        issued = await issue(BOOTSTRAP_SESSION_NAME);
+      } catch (err) {
+        // Session names are unique per principal: a reused root already has one of this name
+        // (its earlier sessions stay valid; revoke them with `session rm` if they are not wanted).
+        if (!(err instanceof ConnectError) || err.code !== Code.AlreadyExists) throw err;
+        issued = await issue(`${BOOTSTRAP_SESSION_NAME} ${new Date().toISOString()}`);
+      }
     } catch (err) {
       throw this.bootstrapError(err, action("issuing the super session"));
     }
@@ -151,33 +183,72 @@ ${EXIT_CODES_HELP}`;
     const jwt = issued.token?.jwt;
     if (!session || !jwt) throw new UserError("the server issued no session or token", ExitCode.failure);
 
-    const configPath = this.configPath;
-    await saveConfig(configPath, {
-      server: serverUrl,
-      token: jwt,
-      session: sessionToJson(session),
-      defaultTenant: SCRATCHPAD_TENANT,
-    });
+    try {
+      await saveConfig(
+        configPath,
+        { server: serverUrl, token: jwt, session: sessionToJson(session), defaultTenant: SCRATCHPAD_TENANT },
+        { exclusive: !this.flags.force },
+      );
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      throw new UserError(
+        `${configPath} appeared while bootstrap ran; it was not changed`,
+        ExitCode.conflict,
+        ["pass --force to replace it"],
+      );
+    }
     const expiresAt = formatTime(session.expiresAt ? timestampDate(session.expiresAt) : undefined);
     const result: BootstrapResult = {
       server: serverUrl,
       principalId,
+      reusedPrincipal: reused,
       sessionId: session.id,
       expiresAt,
       config: configPath,
       defaultTenant: SCRATCHPAD_TENANT,
     };
-    this.log(`Created principal ${principalId} ("root") on ${serverUrl}.`);
+    this.log(`${reused ? "Reused" : "Created"} principal ${principalId} ("root") on ${serverUrl}.`);
     this.log(`Issued super session ${session.id}, valid until ${expiresAt}.`);
     this.log(`Wrote config ${configPath} (mode 0600; default tenant ${SCRATCHPAD_TENANT}).`);
     this.log("");
-    this.log("Try it: cacheroach file put / ./some-file && cacheroach file ls -w");
+    const self = selfCommand();
+    this.log(`Try it: ${self} file put / ./some-file && ${self} file ls -w`);
     return result;
   }
 
   private bootstrapError(err: unknown, ctx: { action: string; server: string }): UserError {
     return describeBootstrap(err, ctx);
   }
+}
+
+/** The claims of the principal bootstrap creates. */
+const ROOT_NAME = "root";
+const ROOT_SOURCE = "cli bootstrap";
+
+/**
+ * The existing "root" principal (a user principal named "root"), or undefined. One an earlier
+ * bootstrap created (source "cli bootstrap") is preferred; among several, the lowest ID.
+ */
+async function findRoot(principals: Client<typeof Principals>): Promise<string | undefined> {
+  const ours: string[] = [];
+  const others: string[] = [];
+  for await (const p of principals.list({})) {
+    if (p.emailDomain !== "") continue;
+    let claims: { name?: unknown; source?: unknown } = {};
+    try {
+      claims = JSON.parse(p.claimsJson || "{}") as typeof claims;
+    } catch {}
+    if (claims.name !== ROOT_NAME) continue;
+    (claims.source === ROOT_SOURCE ? ours : others).push(p.id);
+  }
+  return ours.sort()[0] ?? others.sort()[0];
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Bootstrap failures are usually a key mismatch or a wrong URL: say so. */

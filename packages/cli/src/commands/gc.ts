@@ -5,7 +5,6 @@ import { Flags } from "@oclif/core";
 import { BaseCommand } from "../lib/base-command.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../lib/errors.js";
 import { formatBytes, parseDuration, table } from "../lib/format.js";
-import { checkUuid } from "../lib/sessions.js";
 
 /** What `gc` reports per tenant (numbers as numbers). */
 export interface GcTenantJson {
@@ -55,8 +54,8 @@ ${EXIT_CODES_HELP}`;
   static override flags = {
     tenant: Flags.string({
       char: "t",
-      summary: "Collect only this tenant (default: every tenant).",
-      helpValue: "<uuid>",
+      summary: "Collect only this tenant, by ID or label (default: every tenant).",
+      helpValue: "<tenant>",
     }),
     "older-than": Flags.string({
       summary:
@@ -69,9 +68,7 @@ ${EXIT_CODES_HELP}`;
 
   public async run(): Promise<GcTenantJson[]> {
     const tenantId =
-      this.flags.tenant === undefined
-        ? ""
-        : checkUuid(this.flags.tenant, "tenant ID", ["list tenants with `cacheroach tenant ls`"]);
+      this.flags.tenant === undefined ? "" : await this.tenantId(this.flags.tenant, "-t/--tenant");
     const olderThan = this.flags["older-than"];
     const ms = olderThan === undefined ? undefined : parseDurationOrZero(olderThan);
     const client = await this.client(GarbageCollection);

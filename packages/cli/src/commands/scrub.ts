@@ -1,9 +1,8 @@
 import { Scrub, ScrubProblemKind, type ScrubTenantSummary } from "@cacheroach/proto";
 import { Flags } from "@oclif/core";
 import { BaseCommand } from "../lib/base-command.js";
-import { EXIT_CODES_HELP, ExitCode, IntegrityError, UserError } from "../lib/errors.js";
+import { EXIT_CODES_HELP, ExitCode, IntegrityError } from "../lib/errors.js";
 import { formatBytes, parseSize, table } from "../lib/format.js";
-import { isUuid } from "../lib/paths.js";
 
 /** A problem as JSON. */
 export interface ScrubProblemJson {
@@ -89,8 +88,8 @@ ${EXIT_CODES_HELP}`;
   static override flags = {
     tenant: Flags.string({
       char: "t",
-      summary: "Scrub only this tenant (UUID); default: every tenant.",
-      helpValue: "<uuid>",
+      summary: "Scrub only this tenant, by ID or label; default: every tenant.",
+      helpValue: "<tenant>",
     }),
     rate: Flags.string({
       summary:
@@ -100,14 +99,10 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<ScrubJson | undefined> {
-    const tenantFlag = this.flags.tenant?.trim().toLowerCase();
-    if (tenantFlag !== undefined && !isUuid(tenantFlag)) {
-      throw new UserError(`--tenant "${this.flags.tenant}" is not a tenant ID (a UUID)`, ExitCode.usage, [
-        "list tenants with `cacheroach tenant ls`",
-      ]);
-    }
     const rate = this.flags.rate === undefined ? undefined : BigInt(parseSize(this.flags.rate, "--rate"));
     const json = this.jsonEnabled();
+    const tenantFlag =
+      this.flags.tenant === undefined ? undefined : await this.tenantId(this.flags.tenant, "-t/--tenant");
     const out: ScrubJson = { tenants: [], problems: [], damaged: false };
     const progress = !json && process.stderr.isTTY === true;
     const stream = (await this.client(Scrub)).run({

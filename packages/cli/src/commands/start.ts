@@ -14,6 +14,7 @@ import {
 import { Flags, type Interfaces } from "@oclif/core";
 import { BaseCommand } from "../lib/base-command.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../lib/errors.js";
+import { selfCommand, shellWord } from "../lib/invocation.js";
 import { parseSigningKeyArgs } from "../lib/signing-key.js";
 
 /** Environment variable naming the server's config file (not CACHEROACH_CONFIG: that is the CLI's). */
@@ -150,9 +151,9 @@ ${EXIT_CODES_HELP}`;
     }
     started = running;
     const keyHint = signingKeys
-      ? `--signing-key ${keyArgs[0]?.startsWith("@") ? keyArgs[0] : "<key>"}`
-      : `--data-dir ${dataDir}`;
-    const bootstrap = `cacheroach bootstrap ${keyHint} ${running.url}`;
+      ? `--signing-key ${keyArgs[0]?.startsWith("@") ? shellWord(keyArgs[0]) : "<key>"}`
+      : `--data-dir ${shellWord(dataDir)}`;
+    const bootstrap = `${selfCommand()} bootstrap ${keyHint} ${running.url}`;
     const info: StartInfo = {
       url: running.url,
       port: running.port,

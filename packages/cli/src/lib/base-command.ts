@@ -4,7 +4,7 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Session, Tenants, Tokens } from "@cacheroach/proto";
+import { type Principal, Principals, type Session, Tenants, Tokens } from "@cacheroach/proto";
 import type { Client, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Command, Errors, Flags, type Interfaces } from "@oclif/core";
@@ -13,9 +13,10 @@ import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPat
 import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
 import { HttpClient } from "./http.js";
 import { type ItemFailure, ItemResults } from "./item-results.js";
-import { isUuid } from "./paths.js";
+import { asId, type Named, pickByName } from "./names.js";
 import { retryBudgetFromEnv } from "./retry.js";
 import { retryUnavailable } from "./retry-interceptor.js";
+import { badServerUrlError, diagnoseWrongServer, serverUrlProblem } from "./server-probe.js";
 import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
 
 export type CmdFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -27,14 +28,18 @@ export type CmdArgs<T extends typeof Command> = Interfaces.InferredArgs<T["args"
 export const tenantFlag = Flags.string({
   char: "t",
   env: "CACHEROACH_TENANT",
-  summary: "Tenant ID (UUID) to work in.",
+  summary: "Tenant to work in: its ID or its label (as `tenant ls` shows them).",
   description:
     "Defaults to the config's defaultTenant (set by bootstrap), else the tenant of the config's session " +
-    "when it is scoped to a location.",
-  helpValue: "<uuid>",
+    "when it is scoped to a location. A label must name exactly one tenant you can see (else exit 4 " +
+    "when none does, exit 2 when several do).",
+  helpValue: "<tenant>",
 });
 
-/** Normalises a server URL: http(s) only, no trailing slash. */
+/**
+ * Normalises a server URL given on the command line: http(s) only, scheme, host and port only (a
+ * cacheroach server's API is at the root), no trailing slash. Anything else is bad usage (exit 2).
+ */
 export function normalizeServerUrl(text: string): string {
   let url: URL;
   try {
@@ -44,15 +49,18 @@ export function normalizeServerUrl(text: string): string {
       `use the full URL, e.g. http://${text.replace(/^\/+/, "")}`,
     ]);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UserError(`server URL "${text}" must start with http:// or https://`);
-  }
   if (url.username || url.password) {
     throw new UserError(`server URL "${text}" must not contain credentials`, ExitCode.usage, [
       "use `cacheroach auth set` to store a token",
     ]);
   }
-  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+  const problem = serverUrlProblem(text);
+  if (problem) {
+    throw new UserError(`server URL "${text}" ${problem.problem}`, ExitCode.usage, [
+      `use ${problem.use ?? "http://host:port"}`,
+    ]);
+  }
+  return `${url.protocol}//${url.host}`;
 }
 
 export abstract class BaseCommand<T extends typeof Command> extends Command {
@@ -145,6 +153,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         `${method} unavailable (${err.rawMessage}); attempt ${attempt + 1} in ${(delayMs / 1000).toFixed(1)} s`,
       );
     const interceptors: Interceptor[] = [auth, retryUnavailable({ budgetMs: this.retryBudget(), onRetry })];
+    // Innermost: a wrong URL (TLS on a plain port, another kind of server) is said once, plainly.
+    const diagnose = diagnoseWrongServer(server);
     if (this.flags?.verbose) {
       interceptors.push((next) => async (req) => {
         const t0 = performance.now();
@@ -162,6 +172,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         }
       });
     }
+    interceptors.push(diagnose);
     const t = makeTransport(server, transportKindFromEnv(), interceptors);
     this.transports.push(t);
     this.verbose(`transport ${t.kind} to ${server}`);
@@ -182,6 +193,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         "not_logged_in",
       );
     }
+    const bad = badServerUrlError(cfg.server, `the config ${this.configPath}`);
+    if (bad) throw bad;
     return this.clientFor(service, cfg.server, cfg.token);
   }
 
@@ -221,23 +234,78 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
    * location scope; otherwise a usage error.
    */
   protected async resolveTenant(flag: string | undefined): Promise<string> {
-    if (flag !== undefined) {
-      const t = flag.trim().toLowerCase();
-      if (!isUuid(t)) {
-        throw new UserError(`--tenant "${flag}" is not a tenant ID (a UUID)`, ExitCode.usage, [
-          "list tenants with `cacheroach tenant ls`",
-        ]);
-      }
-      return t;
-    }
+    if (flag !== undefined) return this.tenantId(flag, "-t/--tenant");
     const cfg = await this.loadCliConfig();
     if (cfg.defaultTenant) return cfg.defaultTenant;
     const scope = configSession(cfg)?.scope?.kind;
     if (scope?.case === "onLocation" && scope.value.tenantId) return scope.value.tenantId;
     throw new UserError("--tenant required: no default tenant in the config", ExitCode.usage, [
-      "pass -t <tenant uuid>",
-      "or set a default: cacheroach tenant default <tenant uuid>",
+      "pass -t <tenant ID or label>",
+      "or set a default: cacheroach tenant default <tenant ID or label>",
     ]);
+  }
+
+  /**
+   * The tenant `text` names: a UUID as is, else the one tenant visible to this session whose label
+   * it is (names.ts: exit 4 when none, exit 2 when several). `source` names the flag or argument.
+   */
+  protected async tenantId(text: string, source: string): Promise<string> {
+    const id = asId(text);
+    if (id) return id;
+    if (text.trim() === "")
+      throw new UserError(`${source}: a tenant ID or label is required`, ExitCode.usage);
+    const tenants: Named[] = [];
+    for await (const t of (await this.client(Tenants)).list({})) {
+      tenants.push({ id: t.id, names: [t.label], describe: `${t.id} version ${t.version}` });
+    }
+    return pickByName(tenants, text, { kind: "tenant", source, list: "cacheroach tenant ls" }).id;
+  }
+
+  /**
+   * The principal `text` names: a UUID as is, else the one principal whose label (claims.name) or
+   * email it is. Listing principals needs a super session; other sessions can name only their own
+   * principal (anything else: exit 3, pass the ID).
+   */
+  protected async principalId(text: string, source: string): Promise<string> {
+    const id = asId(text);
+    if (id) return id;
+    if (text.trim() === "")
+      throw new UserError(`${source}: a principal ID or name is required`, ExitCode.usage);
+    const what = { kind: "principal", source, list: "cacheroach principal ls" };
+    const principals = await this.client(Principals);
+    const named = (p: Principal): Named => ({
+      id: p.id,
+      names: [p.label, p.email].filter((n) => n !== ""),
+      describe: `${p.id}${p.email ? ` <${p.email}>` : ""}`,
+    });
+    const all: Named[] = [];
+    try {
+      for await (const p of principals.list({})) all.push(named(p));
+    } catch (err) {
+      if (!(err instanceof ConnectError) || err.code !== Code.PermissionDenied) throw err;
+      // Not super: an email is looked up directly; of names, only the caller's own.
+      if (text.includes("@")) {
+        try {
+          return (await principals.load({ kind: { case: "email", value: text.trim() } })).id;
+        } catch (e) {
+          if (!(e instanceof ConnectError) || e.code !== Code.NotFound) throw e;
+          return pickByName<Named>([], text, what).id;
+        }
+      }
+      const me = await this.currentSession();
+      const own = me.principalId
+        ? await principals.load({ kind: { case: "id", value: me.principalId } }).catch(() => undefined)
+        : undefined;
+      if (own && named(own).names.some((n) => n.toLowerCase() === text.toLowerCase())) return own.id;
+      throw new UserError(
+        `${source}: "${text}" is not an ID, and looking principals up by name needs a super session ` +
+          "(other sessions can use an email, or their own name)",
+        ExitCode.auth,
+        ["pass the principal's ID (its owner sees it with `cacheroach auth whoami`) or its email"],
+        "principal_name_needs_super",
+      );
+    }
+    return pickByName(all, text, what).id;
   }
 
   private readonly tenantChecks = new Map<string, Promise<UserError | undefined>>();
@@ -259,7 +327,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
           return new UserError(
             `tenant ${tenantId} does not exist (or is not visible to this session)`,
             ExitCode.notFound,
-            ["list the tenants you can use: cacheroach tenant ls", "pick another with -t <tenant uuid>"],
+            [
+              "list the tenants you can use: cacheroach tenant ls",
+              "pick another with -t <tenant ID or label>",
+            ],
             "tenant_not_found",
           );
         }
@@ -309,7 +380,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** Context used to phrase RPC errors. */
   protected failureContext(): FailureContext {
-    return this.cliConfig ? { server: this.cliConfig.server } : {};
+    const command = this.id ? { command: this.id.replaceAll(":", " ") } : {};
+    return this.cliConfig ? { server: this.cliConfig.server, ...command } : command;
   }
 
   /** Maps any error to a clear message, suggestion and exit code (see errors.ts). */

@@ -83,6 +83,8 @@ export interface FailureContext {
   server?: string;
   /** The tenant involved, if any. */
   tenant?: string;
+  /** The command being run ("tenant rm"), to name it instead of the RPC it called. */
+  command?: string;
 }
 
 /** Environment variable: how many seconds a call keeps being retried (default 15; 0 = never). */
@@ -149,6 +151,13 @@ export function itemConnectError(item: Pick<ItemError, "code" | "message" | "err
   );
 }
 
+/** The server's database conditions (its stable codes), as the CLI says them. */
+const DATABASE_CONDITIONS: Record<string, string> = {
+  ERR_DATABASE_UNAVAILABLE: "is unavailable",
+  ERR_DATABASE_READ_ONLY: "refuses writes for now",
+  ERR_STORAGE_FULL: "is out of disk space",
+};
+
 /** What to do about an unavailable server, by what it said. */
 function unavailableAdvice(err: ConnectError): string[] {
   if (isNetworkError(err))
@@ -158,6 +167,10 @@ function unavailableAdvice(err: ConnectError): string[] {
     return ["the server's database is out of disk space: ask its operator to free space, then retry"];
   if (code === "ERR_DATABASE_READ_ONLY")
     return ["the server's database refuses writes for now (reads still work): retry later"];
+  if (code === "ERR_DATABASE_UNAVAILABLE")
+    return [
+      `the server runs but cannot reach its database (its /readyz says so): retry in a while; ${RETRY_SECONDS_ENV} sets how long each call keeps retrying (default 15 s)`,
+    ];
   return [`retry in a moment (${RETRY_SECONDS_ENV} sets how long each call keeps retrying; default 15 s)`];
 }
 
@@ -174,6 +187,8 @@ function isNetworkError(ce: ConnectError): boolean {
  */
 export function describeError(err: unknown, ctx: FailureContext = {}): UserError {
   if (err instanceof UserError) return err;
+  // A failure the CLI already explained (e.g. server-probe.ts: the URL reaches no cacheroach server).
+  if (err instanceof ConnectError && err.cause instanceof UserError) return err.cause;
   if (err instanceof ConfigMissingError) {
     return new UserError(
       err.message,
@@ -229,8 +244,11 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
         );
       }
       if (serverErrorCode(err) === "ERR_SUPER_REQUIRED") {
+        // The server names its RPC ("cacheroach.v1.Tenants/Ensure needs a super session"); the
+        // user ran a command.
+        const what = ctx.command ? `\`cacheroach ${ctx.command}\` needs a super session` : detail;
         return new UserError(
-          `${prefix}permission denied: ${detail}`,
+          `${prefix}permission denied: ${what}; this config's session is not one`,
           ExitCode.auth,
           [
             "only a super session may do this: run it with the operator's config (written by `cacheroach bootstrap`), e.g. -c <admin config>",
@@ -303,13 +321,23 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
         code,
       );
     case Code.Unavailable:
-    case Code.DeadlineExceeded:
+    case Code.DeadlineExceeded: {
+      const db = DATABASE_CONDITIONS[serverErrorCode(err) ?? ""];
+      if (db) {
+        return new UserError(
+          `${prefix}the server's database ${db}${where} (${detail})`,
+          ExitCode.unavailable,
+          unavailableAdvice(err),
+          code,
+        );
+      }
       return new UserError(
         `${prefix}server unavailable${where}: ${detail}`,
         ExitCode.unavailable,
         unavailableAdvice(err),
         code,
       );
+    }
     default:
       if (isNetworkError(err)) {
         return new UserError(

@@ -3,6 +3,7 @@
  * server checks again (it is the authority); these rules mirror common.proto.
  */
 import { UserError } from "./errors.js";
+import { shellWord } from "./invocation.js";
 
 const MAX_PATH_BYTES = 1024;
 const MAX_SEGMENT_BYTES = 255;
@@ -40,14 +41,53 @@ export function checkRemotePath(path: string, what = "remote path"): string {
  * Checks a remote directory given to `file put` or `file fetch`: absolute and ending with "/" (the trailing
  * slash makes it unambiguous that local names are appended to it).
  */
-export function checkRemoteDir(dir: string, usage = "file put", rest = "<local>..."): string {
+export function checkRemoteDir(
+  dir: string,
+  usage = "file put",
+  rest = "<local>...",
+  typed?: readonly string[],
+): string {
   if (!dir.startsWith("/") || !dir.endsWith("/")) {
-    throw new UserError(`remote directory "${dir}" must be absolute and end with "/"`, undefined, [
-      `cacheroach ${usage} ${dir.startsWith("/") ? dir : `/${dir}`}${dir.endsWith("/") ? "" : "/"} ${rest}`,
-    ]);
+    throw new UserError(
+      `remote directory "${dir}" must be absolute and end with "/"`,
+      undefined,
+      remoteDirHints(dir, usage, rest, typed),
+    );
   }
   if (dir !== "/") checkRemotePath(dir.slice(0, -1), "remote directory");
   return dir;
+}
+
+/**
+ * Hints for a remote directory argument that is not one, phrased with what the user typed (`typed`:
+ * the arguments after it, when the command passes them): arguments in the wrong order ("file put
+ * hello.txt /x/") are shown reordered; a file path ("/x/renamed.txt") gets both readings.
+ */
+export function remoteDirHints(
+  dir: string,
+  usage: string,
+  rest: string,
+  typed?: readonly string[],
+): string[] {
+  const q = shellWord;
+  const others = typed && typed.length > 0 ? typed.map(q).join(" ") : rest;
+  if (!dir.startsWith("/")) {
+    const remote = typed?.find((t) => t.startsWith("/"));
+    if (remote !== undefined && typed) {
+      const locals = [dir, ...typed.filter((t) => t !== remote)].map(q).join(" ");
+      return [`the remote path comes first: cacheroach ${usage} ${q(remote)} ${locals}`];
+    }
+    // Most likely a local name typed first.
+    const locals = [dir, ...(typed ?? [])].map(q).join(" ");
+    return [
+      `the remote directory comes first, absolute and ending with "/": cacheroach ${usage} /<dir>/ ${locals}`,
+    ];
+  }
+  const parent = dir.slice(0, dir.lastIndexOf("/") + 1);
+  return [
+    `into the directory ${dir}/: cacheroach ${usage} ${q(`${dir}/`)} ${others}`,
+    `into ${parent} (keeping the local name): cacheroach ${usage} ${q(parent)} ${others}`,
+  ];
 }
 
 /** A remote listing prefix: "/" or a valid path (a trailing "/" is allowed and dropped). */

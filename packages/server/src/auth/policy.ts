@@ -3,6 +3,8 @@ import {
   Diags,
   Files,
   GarbageCollection,
+  grpcReflectionV1,
+  grpcReflectionV1alpha,
   Principals,
   Scrub,
   Tenants,
@@ -154,4 +156,8 @@ export const POLICY: ReadonlyMap<string, Rule> = new Map([
   rule(GarbageCollection.method.collect, { access: "super" }),
   // Reads every stored byte of a tenant (or of all): for operators only.
   rule(Scrub.method.run, { access: "super" }),
+
+  // gRPC server reflection describes the API (no data), public as in the original.
+  rule(grpcReflectionV1.ServerReflection.method.serverReflectionInfo, { access: "public" }),
+  rule(grpcReflectionV1alpha.ServerReflection.method.serverReflectionInfo, { access: "public" }),
 ]);

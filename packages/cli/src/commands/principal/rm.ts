@@ -4,7 +4,7 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
 import { ensureConfirmable, requireConfirmation } from "../../lib/confirm.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
-import { checkUuid } from "../../lib/sessions.js";
+import { shellWord } from "../../lib/invocation.js";
 
 /** What `principal rm` reports. */
 export interface PrincipalRmResult {
@@ -38,7 +38,10 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    id: Args.string({ required: true, description: "The principal's ID (see `cacheroach principal ls`)" }),
+    id: Args.string({
+      required: true,
+      description: "The principal's ID, name or email (see `cacheroach principal ls`)",
+    }),
   };
 
   static override flags = {
@@ -50,9 +53,10 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<PrincipalRmResult> {
-    const id = checkUuid(this.args.id, "principal ID", ["list principals with `cacheroach principal ls`"]);
-    const retry = `cacheroach principal rm ${id}${this.flags.version ? ` --version ${this.flags.version}` : ""}`;
-    ensureConfirmable(`delete principal ${id} and its sessions`, this.flags.yes, retry);
+    const named = shellWord(this.args.id);
+    const retry = `cacheroach principal rm ${named}${this.flags.version ? ` --version ${this.flags.version}` : ""}`;
+    ensureConfirmable(`delete principal ${named} and its sessions`, this.flags.yes, retry);
+    const id = await this.principalId(this.args.id, "principal");
     const principals = await this.client(Principals);
     let label: string | null = null;
     let version = this.flags.version;

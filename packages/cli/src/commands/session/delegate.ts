@@ -11,7 +11,6 @@ import { formatTime, parseDuration } from "../../lib/format.js";
 import {
   capabilityText,
   checkPathPattern,
-  checkUuid,
   parseCapabilities,
   type SessionJson,
   scopeText,
@@ -62,8 +61,8 @@ ${EXIT_CODES_HELP}`;
 
   static override flags = {
     for: Flags.string({
-      summary: "The principal that will own the session (default: yours).",
-      helpValue: "<principal id>",
+      summary: "The principal that will own the session: its ID, name or email (default: yours).",
+      helpValue: "<principal>",
     }),
     on: Flags.string({
       summary: "What the session applies to.",
@@ -72,8 +71,8 @@ ${EXIT_CODES_HELP}`;
     }),
     id: Flags.string({
       summary:
-        "The tenant (--on tenant; default: the config's default tenant) or principal (--on principal; default: --for).",
-      helpValue: "<id>",
+        "The tenant (--on tenant; default: the config's default tenant) or principal (--on principal; default: --for): an ID or a name.",
+      helpValue: "<id|name>",
     }),
     path: Flags.string({
       summary: 'Path in the tenant: "/*", "/dir/*" or an exact file path (--on tenant only).',
@@ -102,10 +101,6 @@ ${EXIT_CODES_HELP}`;
     const f = this.flags;
     const caps = parseCapabilities(f.capabilities);
     const durationMs = parseDuration(f.duration);
-    const forId =
-      f.for !== undefined
-        ? checkUuid(f.for, "--for principal ID", ["list principals with `cacheroach principal ls`"])
-        : undefined;
     if (f.on !== "tenant" && f.path !== "/*") {
       throw new UserError(`--path applies to --on tenant only (not --on ${f.on})`, ExitCode.usage);
     }
@@ -120,8 +115,7 @@ ${EXIT_CODES_HELP}`;
 
     let tenantId: string | undefined;
     if (f.on === "tenant") {
-      if (f.id !== undefined)
-        tenantId = checkUuid(f.id, "--id tenant ID", ["list tenants with `cacheroach tenant ls`"]);
+      if (f.id !== undefined) tenantId = await this.tenantId(f.id, "--id");
       else {
         const cfg = await this.loadCliConfig();
         const sc = configSession(cfg)?.scope?.kind;
@@ -135,13 +129,14 @@ ${EXIT_CODES_HELP}`;
       }
     }
 
+    const forId = f.for !== undefined ? await this.principalId(f.for, "--for") : undefined;
     const cfg = await this.loadCliConfig();
     const me = await this.currentSession();
     const owner = forId ?? me.principalId;
     let scope: MessageInitShape<typeof ScopeSchema>;
     if (f.on === "tenant") scope = { kind: { case: "onLocation", value: { tenantId: tenantId!, path } } };
     else if (f.on === "principal") {
-      const target = f.id !== undefined ? checkUuid(f.id, "--id principal ID") : owner;
+      const target = f.id !== undefined ? await this.principalId(f.id, "--id") : owner;
       scope = { kind: { case: "onPrincipal", value: target } };
     } else scope = { kind: { case: "superToken", value: true } };
 

@@ -6,7 +6,6 @@ import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { formatTime, table } from "../../lib/format.js";
 import {
   capabilityText,
-  checkUuid,
   type SessionJson,
   scopeText,
   sessionExpiry,
@@ -42,11 +41,12 @@ ${EXIT_CODES_HELP}`;
 
   static override flags = {
     for: Flags.string({
-      summary: "List the sessions of this principal (ID) instead of yours.",
-      helpValue: "<principal-id>",
+      summary: "List the sessions of this principal (ID, name or email) instead of yours.",
+      helpValue: "<principal>",
     }),
     "issued-by": Flags.string({
-      summary: "List the sessions issued under this session or principal (ID), at any depth.",
+      summary:
+        "List the sessions issued under this session (ID) or principal (ID, name or email), at any depth.",
       helpValue: "<session-or-principal-id>",
     }),
     all: Flags.boolean({
@@ -56,11 +56,9 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<(SessionJson & { current: boolean })[]> {
-    const owner = this.flags.for
-      ? checkUuid(this.flags.for, "--for principal ID", ["list principals with `cacheroach principal ls`"])
-      : "";
+    const owner = this.flags.for ? await this.principalId(this.flags.for, "--for") : "";
     const issuedBy = this.flags["issued-by"]
-      ? checkUuid(this.flags["issued-by"], "--issued-by ID", ["a session ID or a principal ID"])
+      ? await this.principalId(this.flags["issued-by"], "--issued-by")
       : "";
     const filtered = owner !== "" || issuedBy !== "" || this.flags.all;
     const tokens = await this.client(Tokens);

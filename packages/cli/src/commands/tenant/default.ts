@@ -4,7 +4,6 @@ import { Args } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
 import { saveConfig } from "../../lib/config.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
-import { checkUuid } from "../../lib/sessions.js";
 import { type TenantJson, tenantJson } from "../../lib/tenant-json.js";
 
 export default class TenantDefault extends BaseCommand<typeof TenantDefault> {
@@ -23,11 +22,11 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    id: Args.string({ required: true, description: "The tenant's ID (see `cacheroach tenant ls`)" }),
+    id: Args.string({ required: true, description: "The tenant's ID or label (see `cacheroach tenant ls`)" }),
   };
 
   public async run(): Promise<TenantJson & { config: string }> {
-    const id = checkUuid(this.args.id, "tenant ID", ["list tenants with `cacheroach tenant ls`"]);
+    const id = await this.tenantId(this.args.id, "tenant");
     const cfg = await this.loadCliConfig();
     let tenant: TenantJson;
     try {

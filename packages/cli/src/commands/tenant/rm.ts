@@ -5,7 +5,7 @@ import { BaseCommand } from "../../lib/base-command.js";
 import { saveConfig } from "../../lib/config.js";
 import { ensureConfirmable, requireConfirmation } from "../../lib/confirm.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
-import { checkUuid } from "../../lib/sessions.js";
+import { shellWord } from "../../lib/invocation.js";
 
 /** What `tenant rm` reports. */
 export interface TenantRmResult {
@@ -41,7 +41,7 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    id: Args.string({ required: true, description: "The tenant's ID (see `cacheroach tenant ls`)" }),
+    id: Args.string({ required: true, description: "The tenant's ID or label (see `cacheroach tenant ls`)" }),
   };
 
   static override flags = {
@@ -53,10 +53,10 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<TenantRmResult> {
-    const id = checkUuid(this.args.id, "tenant ID", ["list tenants with `cacheroach tenant ls`"]);
-    const retry = `cacheroach tenant rm ${id}${this.flags.version ? ` --version ${this.flags.version}` : ""}`;
-    const what = `delete tenant ${id} and ALL its files`;
-    ensureConfirmable(what, this.flags.yes, retry); // before any server call
+    const named = shellWord(this.args.id);
+    const retry = `cacheroach tenant rm ${named}${this.flags.version ? ` --version ${this.flags.version}` : ""}`;
+    ensureConfirmable(`delete tenant ${named} and ALL its files`, this.flags.yes, retry); // before any server call
+    const id = await this.tenantId(this.args.id, "tenant");
     const cfg = await this.loadCliConfig();
     const tenants = await this.client(Tenants);
     let label: string | null = null;

@@ -2,7 +2,6 @@ import { VHosts } from "@cacheroach/proto";
 import { Args } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
 import { EXIT_CODES_HELP } from "../../lib/errors.js";
-import { checkUuid } from "../../lib/sessions.js";
 import { checkHost } from "../../lib/vhosts.js";
 
 /** What `vhost create` reports. */
@@ -33,15 +32,13 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    "tenant-id": Args.string({ required: true, description: "The tenant to serve" }),
+    tenant: Args.string({ required: true, description: "The tenant to serve: its ID or label" }),
     hostname: Args.string({ required: true, description: 'Host name without scheme or port, or "*"' }),
   };
 
   public async run(): Promise<VHostCreateResult> {
-    const tenantId = checkUuid(this.args["tenant-id"], "tenant ID", [
-      "list tenants with `cacheroach tenant ls`",
-    ]);
     const host = checkHost(this.args.hostname);
+    const tenantId = await this.tenantId(this.args.tenant, "tenant");
     const vhosts = await this.client(VHosts);
     let replaced: string | null = null;
     for await (const v of vhosts.list({}))

@@ -2,7 +2,6 @@ import { VHosts } from "@cacheroach/proto";
 import { Args } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
-import { checkUuid } from "../../lib/sessions.js";
 import { checkHost } from "../../lib/vhosts.js";
 
 export default class VHostRm extends BaseCommand<typeof VHostRm> {
@@ -21,15 +20,13 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    "tenant-id": Args.string({ required: true, description: "The tenant the host maps to" }),
+    tenant: Args.string({ required: true, description: "The tenant the host maps to: its ID or label" }),
     hostname: Args.string({ required: true, description: 'Host name, or "*"' }),
   };
 
   public async run(): Promise<{ host: string; tenantId: string; removed: true }> {
-    const tenantId = checkUuid(this.args["tenant-id"], "tenant ID", [
-      "list mappings with `cacheroach vhost ls`",
-    ]);
     const host = checkHost(this.args.hostname);
+    const tenantId = await this.tenantId(this.args.tenant, "tenant");
     const vhosts = await this.client(VHosts);
     let current: string | undefined;
     for await (const v of vhosts.list({})) if (v.vhost === host) current = v.tenantId;

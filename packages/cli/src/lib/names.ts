@@ -1,0 +1,60 @@
+/**
+ * Tenants and principals by name: `-t "Team files"`, `--for alice`, `tenant rm "Team files"`.
+ * A UUID is taken as an ID; anything else is looked up among the names the caller can see: the
+ * exact name first, then ignoring case. No match is "not found" (exit 4); several are ambiguous
+ * (exit 2, listing them, so the user can pass the ID instead).
+ */
+import { ExitCode, UserError } from "./errors.js";
+import { isUuid } from "./paths.js";
+
+/** Something with an ID and the names it may be called by. */
+export interface Named {
+  readonly id: string;
+  /** What it is called: a tenant's label; a principal's label (claims.name) and email. */
+  readonly names: readonly string[];
+  /** How to show it in an error ("Team files (version 2)"). */
+  readonly describe?: string;
+}
+
+/** The kind of thing looked up, for messages: "tenant", "principal". */
+export interface NameKind {
+  readonly kind: string;
+  /** The flag or argument it came from ("-t/--tenant", "--for"). */
+  readonly source: string;
+  /** The command that lists them ("cacheroach tenant ls"). */
+  readonly list: string;
+}
+
+/** The ID `text` stands for, if it is a UUID (lower-cased); else undefined. */
+export function asId(text: string): string | undefined {
+  const t = text.trim().toLowerCase();
+  return isUuid(t) ? t : undefined;
+}
+
+/**
+ * The one item called `name`: an exact match of one of its names, else a match ignoring case.
+ * Throws a {@link UserError}: exit 4 when nothing matches, exit 2 when several do.
+ */
+export function pickByName<T extends Named>(items: readonly T[], name: string, what: NameKind): T {
+  const exact = items.filter((i) => i.names.includes(name));
+  const lower = name.toLowerCase();
+  const found =
+    exact.length > 0 ? exact : items.filter((i) => i.names.some((n) => n.toLowerCase() === lower));
+  if (found.length === 1) return found[0]!;
+  if (found.length === 0) {
+    throw new UserError(
+      `${what.source}: no ${what.kind} named "${name}" is visible to this session (and it is not an ID)`,
+      ExitCode.notFound,
+      [`list them with \`${what.list}\`, then pass a name or the ID`],
+      `${what.kind}_not_found`,
+    );
+  }
+  throw new UserError(
+    `${what.source}: "${name}" is ambiguous: ${found.length} ${what.kind}s are called that (${found
+      .map((f) => f.describe ?? f.id)
+      .join(", ")})`,
+    ExitCode.usage,
+    [`pass the ID of the one you mean (see \`${what.list}\`)`],
+    `${what.kind}_ambiguous`,
+  );
+}

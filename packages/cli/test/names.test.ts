@@ -1,0 +1,106 @@
+/**
+ * Tenants and principals by name wherever an ID is taken, from the user's side (bin/run.js in a
+ * child process): a label or name picks the one match (exactly, else ignoring case); none is
+ * exit 4, several are exit 2 naming their IDs; IDs keep working.
+ */
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { spawnCli, useCliServer } from "./helpers.js";
+
+const srv = useCliServer();
+/** Error messages on one line each (oclif wraps them at 80 columns otherwise). */
+const env = { OCLIF_COLUMNS: "500" };
+
+async function cr(...argv: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await spawnCli(["-c", srv.config, ...argv], { cwd: srv.dir, env });
+  return { code: r.code, out: r.stdout.toString(), err: r.stderr };
+}
+
+test("tenants and principals by name; unknown names exit 4, ambiguous ones exit 2", {
+  timeout: 120_000,
+}, async () => {
+  const team = (await cr("tenant", "create", "Team files")).out.trim();
+  const dup1 = (await cr("tenant", "create", "Dup")).out.trim();
+  const dup2 = (await cr("tenant", "create", "Dup")).out.trim();
+  assert.match(team, /^[0-9a-f-]{36}$/);
+  await writeFile(join(srv.dir, "hello.txt"), "hello\n");
+
+  // -t by label (file commands), exact or ignoring case; the ID keeps working.
+  const put = await cr("file", "put", "-t", "Team files", "/notes/", join(srv.dir, "hello.txt"));
+  assert.equal(put.code, 0, put.err);
+  const ls = await cr("file", "ls", "-t", "team FILES");
+  assert.equal(ls.code, 0, ls.err);
+  assert.equal(ls.out, "/notes/hello.txt\n");
+  assert.equal((await cr("file", "ls", "-t", team)).out, "/notes/hello.txt\n");
+
+  const unknown = await cr("file", "ls", "-t", "Nope");
+  assert.equal(unknown.code, 4, unknown.err);
+  assert.match(unknown.err, /-t\/--tenant: no tenant named "Nope" is visible to this session/);
+  assert.match(unknown.err, /cacheroach tenant ls/);
+  const ambiguous = await cr("tenant", "default", "Dup");
+  assert.equal(ambiguous.code, 2, ambiguous.err);
+  assert.match(ambiguous.err, /"Dup" is ambiguous: 2 tenants are called that/);
+  assert.ok(ambiguous.err.includes(dup1) && ambiguous.err.includes(dup2), ambiguous.err);
+  assert.match(ambiguous.err, /pass the ID of the one you mean/);
+
+  // Principals by name: --for alice, session ls --for, principal rm.
+  const alice = (await cr("principal", "create", "alice", "-o", join(srv.dir, "alice.cfg"))).out.trim();
+  assert.match(alice, /^[0-9a-f-]{36}$/);
+  const grant = await cr(
+    "session",
+    "delegate",
+    "--for",
+    "alice",
+    "--id",
+    "Team files",
+    "--capabilities",
+    "read,write",
+    "--json",
+  );
+  assert.equal(grant.code, 0, grant.err);
+  const issued = JSON.parse(grant.out) as { principalId: string; scope: { tenantId: string } };
+  assert.equal(issued.principalId, alice);
+  assert.equal(issued.scope.tenantId, team);
+  const hers = await cr("session", "ls", "--for", "Alice", "--json");
+  assert.equal(hers.code, 0, hers.err);
+  assert.equal((JSON.parse(hers.out) as unknown[]).length, 2, "her login and her grant");
+
+  // Alice (not super) works in the tenant by its label, and may name herself, but no one else.
+  const asAlice = (...argv: string[]) =>
+    spawnCli(["-c", join(srv.dir, "alice.cfg"), ...argv], { cwd: srv.dir, env }).then((r) => ({
+      code: r.code,
+      out: r.stdout.toString(),
+      err: r.stderr,
+    }));
+  assert.equal((await asAlice("file", "ls", "-t", "Team files")).out, "/notes/hello.txt\n");
+  const self = await asAlice("session", "ls", "--for", "alice");
+  assert.equal(self.code, 0, self.err);
+  const other = await asAlice("session", "delegate", "--for", "root", "--id", "Team files");
+  assert.equal(other.code, 3, other.err);
+  assert.match(
+    other.err,
+    /--for: "root" is not an ID, and looking principals up by name needs a super session/,
+  );
+
+  // Her refusal names the command she ran, not the RPC behind it.
+  const refused = await asAlice("tenant", "rm", "Team files", "--yes");
+  assert.equal(refused.code, 3, refused.err);
+  assert.match(refused.err, /permission denied: `cacheroach tenant rm` needs a super session/);
+  assert.doesNotMatch(refused.err, /Tenants\/Ensure/);
+
+  const vhost = await cr("vhost", "create", "Team files", "team.example.com");
+  assert.equal(vhost.code, 0, vhost.err);
+  assert.match(vhost.out, new RegExp(`team\\.example\\.com → tenant ${team}`));
+
+  const rmAlice = await cr("principal", "rm", "alice", "--yes");
+  assert.equal(rmAlice.code, 0, rmAlice.err);
+  assert.equal((await cr("principal", "rm", "alice", "--yes")).code, 4, "gone");
+
+  const rmTeam = await cr("tenant", "rm", "Team files", "--yes");
+  assert.equal(rmTeam.code, 0, rmTeam.err);
+  assert.ok(rmTeam.out.includes(team), rmTeam.out);
+  assert.equal((await cr("tenant", "rm", "Team files", "--yes")).code, 4, "gone");
+  assert.equal((await cr("tenant", "rm", dup1, "--yes")).code, 0, "IDs keep working");
+});
