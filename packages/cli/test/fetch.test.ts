@@ -139,7 +139,7 @@ describe("file fetch", () => {
     const cases: [string[], RegExp][] = [
       [
         ["/mirror", `${base}/x.txt`],
-        /must be absolute and end with "\/"[\s\S]*cacheroach file fetch \/mirror\/ <url>/,
+        /must be absolute and end with "\/"[\s\S]*cacheroach file fetch \/mirror\/ http:\/\/127\.0\.0\.1:\d+\/x\.txt/,
       ],
       [["/mirror/"], /Missing 1 required arg/],
       [["/mirror/", `${base}/`], /its path has no file name/],

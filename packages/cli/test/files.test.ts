@@ -78,6 +78,19 @@ describe("file commands against a server", () => {
     assert.equal((await cli("file", "ls", "/small")).stdout, "");
   });
 
+  test("arguments in the wrong order get a hint built from what was typed", async () => {
+    // Checked before any local file is read: the names need not exist.
+    const put = await cli("file", "put", "hello.txt", "/x/");
+    assert.equal(put.code, 2);
+    assert.match(errorText(put), /the remote path comes first: cacheroach file put \/x\/ hello\.txt/);
+    const fetchArgs = await cli("file", "fetch", "https://example.com/a.txt", "/in/");
+    assert.equal(fetchArgs.code, 2);
+    assert.match(
+      errorText(fetchArgs),
+      /the remote path comes first: cacheroach file fetch \/in\/ https:\/\/example\.com\/a\.txt/,
+    );
+  });
+
   test("--json output of put, ls and get", async () => {
     const local = join(srv.dir, "j.txt");
     await writeFile(local, "json");

@@ -372,11 +372,13 @@ test("a remote directory that is not one gets hints phrased with what was typed"
     "into the directory /x/renamed.txt/: cacheroach file put /x/renamed.txt/ hello.txt",
     "into /x/ (keeping the local name): cacheroach file put /x/ hello.txt",
   ]);
-  // Without the other arguments (as file put passes today): the first word is taken for a local file.
+  // No remote directory among the others: both readings of the first word.
+  assert.deepEqual(remoteDirHints("docs", "file put", "<local>...", ["/tmp/f.txt"]), [
+    'a remote directory is absolute and ends with "/": cacheroach file put /docs/ /tmp/f.txt',
+    "if docs is a local name, the remote directory comes first: cacheroach file put /<dir>/ docs /tmp/f.txt",
+  ]);
+  // From the command line, with what was typed.
   const cli = await runCli(["file", "put", "hello.txt", "/x/", "-c", "/nonexistent.cfg"]);
   assert.equal(cli.code, 2);
-  assert.match(
-    errorText(cli),
-    /the remote directory comes first, absolute and ending with "\/": cacheroach file put \/<dir>\/ hello\.txt/,
-  );
+  assert.match(errorText(cli), /the remote path comes first: cacheroach file put \/x\/ hello\.txt/);
 });

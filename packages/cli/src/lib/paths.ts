@@ -72,15 +72,19 @@ export function remoteDirHints(
   const q = shellWord;
   const others = typed && typed.length > 0 ? typed.map(q).join(" ") : rest;
   if (!dir.startsWith("/")) {
-    const remote = typed?.find((t) => t.startsWith("/"));
+    // A remote directory among the other arguments ("/x/"): they came in the wrong order. (An
+    // absolute name without the final "/" may as well be a local file: not taken for one.)
+    const remote = typed?.find((t) => t.startsWith("/") && t.endsWith("/"));
     if (remote !== undefined && typed) {
       const locals = [dir, ...typed.filter((t) => t !== remote)].map(q).join(" ");
       return [`the remote path comes first: cacheroach ${usage} ${q(remote)} ${locals}`];
     }
-    // Most likely a local name typed first.
+    // Either a remote directory typed without its slashes, or a local name typed first.
+    const fixed = `/${dir.replace(/^\/+|\/+$/g, "")}/`;
     const locals = [dir, ...(typed ?? [])].map(q).join(" ");
     return [
-      `the remote directory comes first, absolute and ending with "/": cacheroach ${usage} /<dir>/ ${locals}`,
+      `a remote directory is absolute and ends with "/": cacheroach ${usage} ${q(fixed)} ${others}`,
+      `if ${q(dir)} is a local name, the remote directory comes first: cacheroach ${usage} /<dir>/ ${locals}`,
     ];
   }
   const parent = dir.slice(0, dir.lastIndexOf("/") + 1);

@@ -104,7 +104,7 @@ ${EXIT_CODES_HELP}`;
 
   public async run(): Promise<FetchResult[] | undefined> {
     const [dirArg, ...urlArgs] = this.positionals;
-    const dir = checkRemoteDir(dirArg ?? "", "file fetch", "<url>...");
+    const dir = checkRemoteDir(dirArg ?? "", "file fetch", "<url>...", urlArgs);
     if (urlArgs.length === 0) {
       throw new UserError("no URL given", ExitCode.usage, [
         `cacheroach file fetch ${dir} https://example.com/file.txt`,

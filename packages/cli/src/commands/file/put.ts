@@ -169,7 +169,7 @@ ${EXIT_CODES_HELP}`;
         : [await this.renamedJob(remotePath, locals[0]!)];
       renamed = true;
     } else {
-      const remoteDir = checkRemoteDir(remoteArg);
+      const remoteDir = checkRemoteDir(remoteArg, "file put", "<local>...", locals);
       if (fromStdin) {
         throw new UserError(
           'standard input ("-") has no name: give the remote file\'s full path',
