@@ -13,6 +13,10 @@ export interface DocumentInput {
   machine: Machine;
   rows: TableRow[];
   notes: string[];
+  /** Further sections (Markdown, each starting with its `## ` heading), after the results. */
+  sections: string[];
+  /** Which rows ran (BENCH_ROWS): the description lists only theirs. */
+  rowSet: "all" | "core" | "gc";
 }
 
 /** Renders the Markdown page. */
@@ -56,7 +60,7 @@ ${markdownTable(d.rows)}
 
 ${d.notes.map((n) => `* ${n}`).join("\n")}
 
-## How each row is measured
+${d.sections.map((x) => `${x}\n`).join("")}## How each row is measured
 
 Everything runs on this machine over 127.0.0.1: one PostgreSQL (embedded, durable defaults — fsync
 and synchronous_commit on — in a temp directory, or \`DATABASE_URL\`) holds a fresh database shared by
@@ -66,7 +70,11 @@ the same \`startServer\` as \`cacheroach start\`); clients are the real CLI
 curl. The large file is random bytes (incompressible, never seen before), written once and read from
 the page cache by every row.
 
-1. **Limits.** *Raw pg ingest*: the file's 512 KiB chunks inserted with \`pg\` into a scratch table
+${d.rowSet === "gc" ? "" : CORE_ROWS}${d.rowSet === "core" ? "" : GC_ROWS}`;
+}
+
+/** Rows 1–7. */
+const CORE_ROWS = `1. **Limits.** *Raw pg ingest*: the file's 512 KiB chunks inserted with \`pg\` into a scratch table
    shaped like \`chunks\` (tenant, BLAKE3 hash, data; \`ON CONFLICT DO NOTHING\`), with 1, 2 and 4
    connections grouping 16 rows per transaction, and 4 connections in autocommit; the best is the
    limit (a CHECKPOINT precedes every attempt and every cold upload). It is the database's own
@@ -99,4 +107,18 @@ the page cache by every row.
 7. **Peak server RSS** during rows 2–4: \`/proc/<pid>/status\` VmRSS every 100 ms and VmHWM (the
    kernel's high-water mark) of each server process. Target ≤ configured cache + 150 MiB.
 `;
-}
+
+/** Rows 8–9 (bench/gc-throughput.ts, bench/gc-latency.ts and bench/garbage.ts say more). */
+const GC_ROWS = `8. **Garbage collection throughput**: a tenant of 100,000 (\`BENCH_GC_CHUNKS\`) 4 KiB random files,
+   written with \`Uploads.PutFiles\`, then one in ten deleted with \`Files.Delete\` and the others
+   replaced by an empty file — as many dead versions, ropes and chunks to reclaim — collected by one \`GarbageCollection.Collect { tenant_id,
+   older_than: 0s }\` with nothing else running, after a CHECKPOINT. Rates over the work time (wall
+   time minus the safety margin the run sleeps between condemning and sweeping chunks). Limit: the
+   same rows copied to scratch tables with the same keys and indexes and deleted with raw batched
+   \`DELETE\`s, 1000 rows per autocommit statement (no reference checks, no foreign keys). No target:
+   the ratio shows what safety costs.
+9. **Small-GET latency during GC**: plain HTTP GETs of 1000 files of 4 KiB on a virtual host, 4
+   (\`BENCH_GC_CONCURRENCY\`) in flight, for 10 s idle before and 10 s after, and for as long as a \`Collect\` of a second
+   garbage tenant built like row 8's runs (GETs started during its margin wait left out). p50 and
+   p99 during GC against idle; ratio = during ÷ idle (higher is worse). No target.
+`;
