@@ -21,8 +21,9 @@ import { type BenchSession, ensureTenant, mapVHost, waitForVHosts } from "./boot
 import type { BenchDatabase } from "./database.js";
 import {
   describeGarbage,
+  type GarbagePut,
   type GarbageSetup,
-  makeGarbage,
+  killGarbage,
   type TimedCollection,
   timedCollect,
 } from "./garbage.js";
@@ -52,18 +53,17 @@ export interface GcLatency {
   run: TimedCollection;
 }
 
-/** Sets up the served files and the garbage, then measures the load idle and under a collection. */
+/** Sets up the served files, kills the garbage, then measures the load idle and under a collection. */
 export async function gcLatency(
   db: BenchDatabase,
   session: BenchSession,
   url: string,
-  garbageTenant: string,
-  count: number,
-  size: number,
+  garbage: GarbagePut,
   concurrency: number,
   marginMs: number,
   log: (line: string) => void,
 ): Promise<GcLatency> {
+  const { size } = garbage;
   const serveTenant = await ensureTenant(session, "bench: GC serving");
   const host = "gc-serve.bench.test";
   await mapVHost(session, host, serveTenant);
@@ -76,14 +76,8 @@ export async function gcLatency(
   const target: GetTarget = { url, host, token: session.token, paths, size };
   await new GetLoad(target, concurrency, paths.length).done(); // warm-up
 
-  const setup = await makeGarbage(session, garbageTenant, count, size);
+  const setup = await killGarbage(db, session, garbage);
   log(`9. garbage: ${describeGarbage(setup)}`);
-  const pool = db.pool(1);
-  try {
-    await db.checkpoint(pool);
-  } finally {
-    await pool.end();
-  }
 
   const idleLoad = async () => {
     const loaded = new GetLoad(target, concurrency);
@@ -97,7 +91,7 @@ export async function gcLatency(
   let run: TimedCollection;
   let samples: Sample[];
   try {
-    run = await timedCollect(session, db, garbageTenant, marginMs);
+    run = await timedCollect(session, db, garbage.tenant, marginMs);
   } finally {
     samples = await load.stop();
   }

@@ -4,6 +4,7 @@
  * part of the load, how the garbage was built — as the "Garbage collection" section of the report.
  */
 
+import { GC_HEADING } from "./document.js";
 import { describeGarbage, type TimedCollection } from "./garbage.js";
 import type { GcLatency } from "./gc-latency.js";
 import type { GcThroughput } from "./gc-throughput.js";
@@ -73,11 +74,11 @@ export function gcSection(t: GcThroughput, l: GcLatency): string {
     x
       ? `| ${name} | ${x.count} | ${x.perSecond.toFixed(0)} | ${x.p50.toFixed(2)} | ${x.p90.toFixed(2)} | ${x.p99.toFixed(2)} | ${x.max.toFixed(1)} |`
       : `| ${name} | — | — | — | — | — | — |`;
-  return `## Garbage collection (rows 8–9)
+  return `${GC_HEADING}
 
 Each garbage tenant is built through the API (\`bench/garbage.ts\`): small random files written with
 \`Uploads.PutFiles\` (1000 per call, 4 calls in flight), each its own chunk, rope and version; then
-one in ten deleted with \`Files.Delete\` (32 calls in flight) and the others replaced by an empty file
+one in twenty deleted with \`Files.Delete\` (32 calls in flight) and the others replaced by an empty file
 with \`Uploads.PutFiles\` (deleting all of them one RPC at a time would take minutes; a replaced
 version is dead from the next write as a deleted one is from its deletion, and both are collected
 alike; the empty files share one rope without chunks). Row 8: ${describeGarbage(t.setup)}. Row 9:

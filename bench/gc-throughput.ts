@@ -3,7 +3,7 @@
  * files: as many versions, ropes and chunks to reclaim (bench/garbage.ts builds it through the API).
  *
  * Measured: one `GarbageCollection.Collect { tenant_id, older_than: 0s }` with nothing else running,
- * after a CHECKPOINT. Rates are over the *work time*: the call's wall time minus the server's safety
+ * after an ANALYZE of the tables (as autovacuum would have done by then) and a CHECKPOINT. Rates are over the *work time*: the call's wall time minus the server's safety
  * margin, which the run spends asleep between condemning the chunks and sweeping them (10 s by
  * default; it is a fixed wait, not work, and would be the same for 10 chunks). The wall time and the
  * margin are reported too.
@@ -14,9 +14,11 @@
 import type { BenchSession } from "./bootstrap.js";
 import type { BenchDatabase } from "./database.js";
 import {
+  analyzeGarbage,
   describeGarbage,
+  type GarbagePut,
   type GarbageSetup,
-  makeGarbage,
+  killGarbage,
   type TimedCollection,
   timedCollect,
 } from "./garbage.js";
@@ -36,17 +38,16 @@ export interface GcThroughput {
   bytes: number;
 }
 
-/** Builds the garbage tenant, measures the raw limit, then times the collection. */
+/** Kills the garbage tenant's files, measures the raw limit, then times the collection. */
 export async function gcThroughput(
   db: BenchDatabase,
   session: BenchSession,
-  tenant: string,
-  count: number,
-  size: number,
+  garbage: GarbagePut,
   marginMs: number,
   log: (line: string) => void,
 ): Promise<GcThroughput> {
-  const setup = await makeGarbage(session, tenant, count, size);
+  const { tenant, count } = garbage;
+  const setup = await killGarbage(db, session, garbage);
   log(`8. garbage: ${describeGarbage(setup)}`);
   const raw = await rawDelete(db, tenant);
   log(
@@ -54,12 +55,7 @@ export async function gcThroughput(
   );
   if (raw.rows.chunks !== count)
     throw new Error(`the garbage tenant holds ${raw.rows.chunks} chunks, expected ${count}`);
-  const pool = db.pool(1);
-  try {
-    await db.checkpoint(pool);
-  } finally {
-    await pool.end();
-  }
+  await analyzeGarbage(db); // and CHECKPOINT, so the collection starts clean
   const run = await timedCollect(session, db, tenant, marginMs);
   const r = run.report;
   const result: GcThroughput = {

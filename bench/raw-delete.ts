@@ -69,6 +69,8 @@ const scratch = (table: string) => `bench_gc_${table}`;
 export async function rawDelete(db: BenchDatabase, tenant: string): Promise<RawDelete> {
   const pool = db.pool(1);
   try {
+    // One connection: a runaway plan fails the row instead of hanging the benchmark.
+    await pool.query("SET statement_timeout = '300s'");
     let t0 = performance.now();
     for (const { table, garbage } of TABLES) {
       await pool.query(`DROP TABLE IF EXISTS ${scratch(table)}`);
