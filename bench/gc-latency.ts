@@ -105,16 +105,20 @@ export async function gcLatency(
   const inWait = (s: Sample) => wait !== undefined && s.at >= wait.from && s.at < wait.to;
   const working = during.filter((s) => !inWait(s));
   const orNone = (xs: Sample[]) => (xs.length > 0 ? latencyStats(xs) : undefined);
+  const idleBefore = latencyStats(before);
+  const idleAfter = latencyStats(after);
+  const beforeWait = wait ? orNone(working.filter((s) => s.at < wait.from)) : undefined;
+  const afterWait = wait ? orNone(working.filter((s) => s.at >= wait.to)) : undefined;
   const result: GcLatency = {
     concurrency,
     files: SERVED_FILES,
     size,
-    idle: latencyStats([...before, ...after]),
-    idleBefore: latencyStats(before),
-    idleAfter: latencyStats(after),
-    underGc: latencyStats(working),
-    beforeWait: wait ? orNone(working.filter((s) => s.at < wait.from)) : undefined,
-    afterWait: wait ? orNone(working.filter((s) => s.at >= wait.to)) : undefined,
+    idle: latencyStats([...before, ...after], idleBefore.seconds + idleAfter.seconds),
+    idleBefore,
+    idleAfter,
+    underGc: latencyStats(working, wait ? (beforeWait?.seconds ?? 0) + (afterWait?.seconds ?? 0) : undefined),
+    beforeWait,
+    afterWait,
     duringWait: wait ? orNone(during.filter(inWait)) : undefined,
     setup,
     run,

@@ -53,7 +53,7 @@ export function gcRows(t: GcThroughput, l: GcLatency): TableRow[] {
 /** One-line notes for the table. */
 export function gcNotes(t: GcThroughput, l: GcLatency): string[] {
   return [
-    `GC rates (row 8) are over the work time: the Collect call's wall time (${t.run.seconds.toFixed(1)} s) minus the ${t.run.marginMs / 1000} s safety margin the run sleeps between condemning and sweeping (${t.workSeconds.toFixed(1)} s); with the wait included: ${fmt(t.chunks / t.run.seconds, "chunks/s")}. The limit deletes the same rows (versions, ropes and their lists, chunks) from scratch copies, 1000 per statement, with no reference checks. Details in "Garbage collection" below.`,
+    `GC rates (row 8) are over the work time: the Collect call's wall time (${t.run.seconds.toFixed(1)} s) minus the ${t.run.marginMs / 1000} s safety margin the run sleeps between condemning and sweeping (${t.workSeconds.toFixed(1)} s); with the wait included: ${fmt(t.chunks / t.run.seconds, "chunks/s")}. The limit deletes the same rows (versions, ropes and their lists, chunks) from scratch copies, 1000 per statement, with no reference checks. Details in the "Garbage collection" section.`,
     `Row 9: GETs started while the collection waited out its margin are left out of "during GC" (${l.duringWait ? `${l.duringWait.count} GETs, p99 ${l.duringWait.p99.toFixed(2)} ms` : "the wait was not located: none left out"}); the ratio is during ÷ idle (higher is worse).`,
   ];
 }

@@ -108,8 +108,11 @@ export class GetLoad {
   }
 }
 
-/** Nearest-rank percentiles of `samples` (which must not be empty). */
-export function latencyStats(samples: readonly Sample[]): LatencyStats {
+/**
+ * Nearest-rank percentiles of `samples` (which must not be empty). `spanSeconds` gives the time
+ * they span when they come from separate periods (default: first start to last end).
+ */
+export function latencyStats(samples: readonly Sample[], spanSeconds?: number): LatencyStats {
   if (samples.length === 0) throw new Error("no GET samples to summarize");
   const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
   const rank = (p: number) => ms[Math.min(ms.length - 1, Math.max(0, Math.ceil((p / 100) * ms.length) - 1))]!;
@@ -119,7 +122,7 @@ export function latencyStats(samples: readonly Sample[]): LatencyStats {
     first = Math.min(first, s.at);
     last = Math.max(last, s.at + s.ms);
   }
-  const seconds = (last - first) / 1000;
+  const seconds = spanSeconds ?? (last - first) / 1000;
   return {
     count: ms.length,
     p50: rank(50),
