@@ -111,12 +111,14 @@ const CORE_ROWS = `1. **Limits.** *Raw pg ingest*: the file's 512 KiB chunks ins
 `;
 
 /** Rows 8–9 (bench/gc-throughput.ts, bench/gc-latency.ts and bench/garbage.ts say more). */
-const GC_ROWS = `8. **Garbage collection throughput**: a tenant of 100,000 (\`BENCH_GC_CHUNKS\`) 4 KiB random files,
-   written with \`Uploads.PutFiles\`, then one in twenty deleted with \`Files.Delete\` and the others
-   replaced by an empty file — as many dead versions, ropes and chunks to reclaim — collected by one \`GarbageCollection.Collect { tenant_id,
-   older_than: 0s }\` with nothing else running, after a CHECKPOINT. Rates over the work time (wall
-   time minus the safety margin the run sleeps between condemning and sweeping chunks). Limit: the
-   same rows copied to scratch tables with the same keys and indexes and deleted with raw batched
+const GC_ROWS = `8. **Garbage collection throughput** (after rows 1–7, rows 8–9 run in a second fresh database on
+   the same PostgreSQL, with a new server process): a tenant of 100,000 (\`BENCH_GC_CHUNKS\`) 4 KiB
+   random files, written with \`Uploads.PutFiles\`, then one in twenty deleted with \`Files.Delete\`
+   and the others replaced by an empty file — as many dead versions, ropes and chunks to reclaim —
+   collected by one \`GarbageCollection.Collect { tenant_id, older_than: 0s }\` with nothing else
+   running, after an ANALYZE and a CHECKPOINT. Rates over the work time (wall time minus the
+   safety margin the run sleeps between condemning and sweeping chunks). Limit: the same rows
+   copied to scratch tables with the same keys and indexes and deleted with raw batched
    \`DELETE\`s, 1000 rows per autocommit statement (no reference checks, no foreign keys). No target:
    the ratio shows what safety costs.
 9. **Small-GET latency during GC**: plain HTTP GETs of 1000 files of 4 KiB on a virtual host, 4

@@ -114,6 +114,9 @@ ${lat("… after the wait (sweeping)", l.afterWait)}
 ${lat("during the margin wait (no GC work)", l.duringWait)}
 
 p99 during GC ÷ idle: ${(l.underGc.p99 / l.idle.p99).toFixed(2)}; p50: ${(l.underGc.p50 / l.idle.p50).toFixed(2)}.
+
+The margin-wait line is a control, not idle: no collection statement runs then, but autovacuum of
+the rows the run just deleted, and checkpoints, may.
 `;
 }
 
