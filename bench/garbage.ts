@@ -6,7 +6,7 @@
  * before) written with `Uploads.PutFiles`, 1000 files per call, a few calls in flight; then one
  * in twenty deleted with `Files.Delete` (a few dozen calls in flight) and the others replaced by an
  * empty file with `Uploads.PutFiles` again. Deleting every file one RPC at a time would take minutes
- * here (about 900 deletes/s on this 2-core machine, against several thousand replaced files/s); a
+ * here (500–900 deletes/s on this 2-core machine, against 8000–13000 replaced files/s); a
  * replaced version is dead from the write of the next one, exactly as a deleted one is from its
  * deletion, and both are collected alike. The empty files share one rope with no chunk, so nothing
  * else of the tenant stays: a collection with `older_than: 0s` reclaims `count` versions, ropes and
