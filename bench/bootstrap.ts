@@ -11,10 +11,11 @@
 import type { DescService, JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type ClientTransport, makeTransport, saveConfig, sessionToJson } from "@cacheroach/cli";
-import { Principals, Tenants, Tokens, VHosts } from "@cacheroach/proto";
+import { Principals, Tenants, Tokens, Uploads, VHosts } from "@cacheroach/proto";
 import { mintBootstrapToken } from "@cacheroach/server";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import type { Cleanup } from "./cleanup.js";
+import { run } from "./exec.js";
 
 /** A super session on the server under test. */
 export interface BenchSession {
@@ -94,4 +95,42 @@ export async function writeCliConfig(
   defaultTenant: string,
 ): Promise<void> {
   await saveConfig(path, { server, token: session.token, session: session.sessionJson, defaultTenant });
+}
+
+/**
+ * Waits (at most 10 s) until each virtual host serves its tenant: a probe file is written to each
+ * tenant through the API and fetched through the host (the server reloads its vhost map every 500 ms).
+ */
+export async function waitForVHosts(
+  session: BenchSession,
+  url: string,
+  hosts: [string, string][],
+): Promise<void> {
+  for (const [host, tenantId] of hosts) {
+    const path = `/probe-${host}.txt`;
+    await session
+      .client(Uploads)
+      .begin({ tenantId, path, committed: { case: "contents", value: Buffer.from(host) } });
+    for (let i = 0; ; i++) {
+      const r = await run(
+        "curl",
+        [
+          "-s",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "-H",
+          `Authorization: Bearer ${session.token}`,
+          "-H",
+          `Host: ${host}`,
+          `${url}${path}`,
+        ],
+        { allowFailure: true, timeoutMs: 10_000 },
+      );
+      if (r.stdout === "200") break;
+      if (i >= 50) throw new Error(`virtual host ${host} is not served after 10 s (last status ${r.stdout})`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }

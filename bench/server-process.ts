@@ -22,6 +22,8 @@ export interface ServerSettings {
   signingKey: Uint8Array;
   cacheBytes: number;
   dataDir: string;
+  /** Garbage collection's safety margin (ms): the server's default, known to rows 8–9. */
+  gcMarginMs: number;
 }
 
 const START_TIMEOUT_MS = 60_000;
@@ -68,6 +70,7 @@ export class ServerProcess {
             cacheBytes: this.settings.cacheBytes,
             dataDir: this.settings.dataDir,
             port: this.port,
+            gcMarginMs: this.settings.gcMarginMs,
           }),
         },
       },
