@@ -134,7 +134,10 @@ test("database stopped and started: 503 with Retry-After, readiness follows, rec
     assert.equal(ls.code, 7, ls.stderr);
     assert.match(ls.stderr, /the server's database is unavailable at http:\S+ \(database unavailable/);
     assert.match(ls.stderr, /cannot reach its database/);
-    // Requests during the outage got 503 / unavailable (checked below), with Retry-After.
+    // Requests during the outage got 503 / unavailable (checked below), with Retry-After. On a
+    // loaded machine the load's requests may not have come back yet: wait for one (bounded).
+    for (let i = 0; i < 100 && !load.between(down).some((o) => o.outcome === "http 503"); i++)
+      await sleep(100);
     const during = load.between(down);
     assert.ok(
       during.some((o) => o.outcome === "http 503"),
