@@ -58,11 +58,13 @@ export class UsageStore {
     let after: Buffer = Buffer.alloc(0);
     for (;;) {
       const r = await this.db.query<{ heads: string; files: string; bytes: string; last: Buffer | null }>(
-        `SELECT count(*) AS heads,
+        // The page's last path by ORDER BY, not max(): PostgreSQL before 17 has no max(bytea).
+        `WITH p AS (SELECT path, size, dtime FROM files WHERE tenant_id = $1 AND path > $2 ORDER BY path LIMIT $3)
+         SELECT count(*) AS heads,
            coalesce(sum(CASE WHEN dtime IS NULL THEN 1 ELSE 0 END), 0)::INT8 AS files,
            coalesce(sum(CASE WHEN dtime IS NULL THEN size ELSE 0 END), 0)::INT8 AS bytes,
-           max(path) AS last
-         FROM (SELECT path, size, dtime FROM files WHERE tenant_id = $1 AND path > $2 ORDER BY path LIMIT $3) AS p`,
+           (SELECT path FROM p ORDER BY path DESC LIMIT 1) AS last
+         FROM p`,
         [tenantId, after, LOGICAL_PAGE],
       );
       const row = r.rows[0];
