@@ -3,8 +3,9 @@
  * receiver of the bytes, one attempt, the attempt loop, and the verification.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { Readable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -24,9 +25,10 @@ import {
   receiveAll,
   TransientFailure,
 } from "../src/lib/download.js";
+import { BlockPipeline } from "../src/lib/download-blocks.js";
 import { IntegrityError } from "../src/lib/errors.js";
 import { contentHash, hex } from "../src/lib/rope-hash.js";
-import type { Sink } from "../src/lib/sinks.js";
+import { type Sink, streamSink } from "../src/lib/sinks.js";
 
 const CHUNK = 16;
 const DATA = Buffer.from("0123456789abcdefghijklmnopqrstuvwxyz!?");
@@ -96,8 +98,8 @@ describe("Receiver", () => {
     await r.write(DATA.subarray(0, 10));
     await r.write(DATA.subarray(10));
     assert.equal(r.received, DATA.length);
-    assert.deepEqual(sink.bytes(), DATA);
     assert.equal(await checkReceived("/f", META, r, "file"), undefined);
+    assert.deepEqual(sink.bytes(), DATA, "in the sink once verified");
     await assert.rejects(r.write(Buffer.from("x")), /sent more than 38 bytes/);
   });
 
@@ -112,6 +114,68 @@ describe("Receiver", () => {
     assert.equal(r.resumed, true);
     await r.write(DATA.subarray(20));
     assert.equal(await checkReceived("/f", META, r, "file"), undefined);
+  });
+});
+
+describe("BlockPipeline", () => {
+  const MiB = 1 << 20;
+  const big = randomBytes(9 * MiB + 5);
+
+  test("blocks reach the sink in order once hashed; bytes already in the sink are not written again", async () => {
+    const sink = memorySink();
+    const p = new BlockPipeline(big.length, MiB, sink, undefined);
+    p.put(big.subarray(0, 5 * MiB + 3), true); // a continued partial download
+    for (let off = 5 * MiB + 3; off < big.length; ) {
+      const s = p.space(big.length - off);
+      const n = Math.min(s.length, 100_000);
+      big.copy(s, 0, off, off + n);
+      p.filled(n);
+      off += n;
+      await p.ready();
+    }
+    assert.deepEqual(await p.finish(), contentHash(big, MiB));
+    assert.deepEqual(sink.bytes(), big.subarray(5 * MiB + 3));
+  });
+
+  test("a failed write fails the feeder and the result; after stop() nothing more is written", async () => {
+    let writes = 0;
+    const failing: Sink = {
+      async write() {
+        writes++;
+        throw new Error("disk full");
+      },
+      async commit() {},
+      async abort() {},
+    };
+    const p = new BlockPipeline(big.length, MiB, failing, undefined);
+    p.put(big.subarray(0, 4 * MiB));
+    await assert.rejects(p.finish(), /disk full/);
+    await assert.rejects(p.ready(), /disk full/, "the feeder learns of it too");
+    const sink = memorySink();
+    const q = new BlockPipeline(big.length, MiB, sink, undefined);
+    q.put(big.subarray(0, 4 * MiB + 1));
+    await q.stop();
+    await q.finish();
+    assert.equal(writes, 1);
+    assert.equal(sink.bytes().length, 0, "no block was written after stop()");
+  });
+
+  test("the stream sink resolves a write once the stream is done with the memory", async () => {
+    let done: (() => void) | undefined;
+    const slow = new Writable({
+      highWaterMark: 1 << 20,
+      write(_c, _e, cb) {
+        done = cb;
+      },
+    });
+    const sink = streamSink(slow);
+    let resolved = false;
+    const w = sink.write(Buffer.from("abc")).then(() => (resolved = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(resolved, false, "the memory may not be reused yet");
+    done?.();
+    await w;
+    assert.equal(resolved, true);
   });
 });
 
@@ -159,6 +223,7 @@ describe("attemptOnce", () => {
     await r.write(DATA.subarray(0, 10));
     const { http } = scripted([answer(200, { etag: ETAG }, [DATA.subarray(0, 4), DATA.subarray(4)])]);
     assert.equal(await attemptOnce("http://x/f", step(http), r), "complete");
+    await r.digest();
     assert.deepEqual(sink.bytes(), DATA);
   });
 

@@ -1,9 +1,12 @@
 /**
- * Plain HTTP GETs (signed-URL downloads): keep-alive agents, an idle timeout, and helpers to
- * classify dropped connections and keep access tokens out of messages.
+ * Plain HTTP GETs (signed-URL downloads): an idle timeout, and helpers to classify dropped
+ * connections and keep access tokens out of messages. http: URLs are fetched over a plain socket
+ * (raw-http.ts) whose body can be read straight into the caller's buffers; https: ones through
+ * node:https with a keep-alive agent.
  */
-import * as http from "node:http";
+import type * as http from "node:http";
 import * as https from "node:https";
+import { rawGet } from "./raw-http.js";
 
 /** Errors that mean the connection broke (worth resuming), not that the server said no. */
 const CONNECTION_CODES = new Set([
@@ -34,29 +37,51 @@ export function redactUrl(url: string): string {
   return url.replace(/([?&]access_token=)[^&#]*/gi, "$1…");
 }
 
-/** A minimal GET client with keep-alive connections; `close()` releases them. */
+/**
+ * Where {@link HttpAnswer.readBody} puts a body: it reads the next bytes straight into
+ * `space()` and reports them with `filled(n)`; while `busy()` it stops reading until `ready()`.
+ */
+export interface BodyTarget {
+  /** Memory for the next bytes (not empty while the body has bytes left). */
+  space(): Buffer;
+  /** `n` bytes were read into the start of the last `space()`. */
+  filled(n: number): void;
+  /** True when no more should be read until {@link ready} resolves. */
+  busy(): boolean;
+  /** Resolves once more may be read; rejects if the target failed (which ends the read). */
+  ready(): Promise<void>;
+}
+
+/** The parts of a response a download reads (node's IncomingMessage has them). */
+export interface HttpAnswer {
+  statusCode?: number | undefined;
+  headers: http.IncomingHttpHeaders;
+  /** Whether the whole body arrived. */
+  readonly complete: boolean;
+  destroy(error?: Error): unknown;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer>;
+  /**
+   * Present when the body's length is known and it can be read without copies: reads all of it
+   * into `target`. Resolves once it has; rejects with what broke the connection (a body that
+   * ends early is a premature close), or with the target's own failure.
+   */
+  readBody?(target: BodyTarget): Promise<void>;
+}
+
+/** A minimal GET client; `close()` releases pooled (https) connections. */
 export class HttpClient {
-  private readonly httpAgent = new http.Agent({ keepAlive: true });
   private readonly httpsAgent = new https.Agent({ keepAlive: true });
 
   /** `idleTimeoutMs`: a connection that delivers nothing for this long is dropped (ETIMEDOUT). */
   constructor(private readonly idleTimeoutMs = 60_000) {}
 
   /** Sends a GET and resolves with the response once its headers arrive. */
-  get(url: string, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
+  get(url: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
     const u = new URL(url);
-    const secure = u.protocol === "https:";
-    const mod = secure ? https : http;
+    const all = { "user-agent": "cacheroach-cli", ...headers };
+    if (u.protocol === "http:") return rawGet(u, all, this.idleTimeoutMs);
     return new Promise((resolve, reject) => {
-      const req = mod.request(
-        u,
-        {
-          method: "GET",
-          headers: { "user-agent": "cacheroach-cli", ...headers },
-          agent: secure ? this.httpsAgent : this.httpAgent,
-        },
-        resolve,
-      );
+      const req = https.request(u, { method: "GET", headers: all, agent: this.httpsAgent }, resolve);
       req.setTimeout(this.idleTimeoutMs, () => {
         const err = new Error(
           `no data for ${Math.round(this.idleTimeoutMs / 1000)} s`,
@@ -71,13 +96,12 @@ export class HttpClient {
 
   /** Closes pooled connections. */
   close(): void {
-    this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
 }
 
 /** Reads at most `max` bytes of a (small, error) response body as text, then discards the rest. */
-export async function readSmallBody(res: http.IncomingMessage, max = 2048): Promise<string> {
+export async function readSmallBody(res: HttpAnswer, max = 2048): Promise<string> {
   const parts: Buffer[] = [];
   let n = 0;
   try {

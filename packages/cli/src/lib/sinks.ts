@@ -3,7 +3,6 @@
  * content verified (and continued, when a killed process left part of the same content behind), or
  * a stream such as stdout. Temp files are removed if the process is interrupted.
  */
-import { once } from "node:events";
 import { rmSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -12,6 +11,7 @@ import { adoptLeftover, sweepLeftovers, tempPath, uniqueTempPath } from "./temp-
 
 /** Receives the bytes of one download; commit() once they verified, abort() otherwise. */
 export interface Sink {
+  /** Resolves once `data` is written and its memory may be reused. */
   write(data: Uint8Array): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
@@ -123,15 +123,15 @@ export function streamSink(stream: Writable): Sink {
     throw failed;
   };
   return {
+    // Resolves once the stream is done with `data` (its callback ran): the caller reuses the memory.
     async write(data) {
       check();
-      if (!stream.write(data)) {
-        try {
-          await once(stream, "drain");
-        } catch (err) {
-          failed ??= err as Error;
-        }
-      }
+      await new Promise<void>((resolve) => {
+        stream.write(data, (err) => {
+          if (err) failed ??= err;
+          resolve();
+        });
+      });
       check();
     },
     async commit() {
