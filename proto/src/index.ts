@@ -16,3 +16,11 @@ export * from "./gen/cacheroach/v1/vhosts_pb.js";
 // gRPC server reflection (grpcurl, buf curl): the standard service in its two versions.
 export * as grpcReflectionV1 from "./gen/grpc/reflection/v1/reflection_pb.js";
 export * as grpcReflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
+// Hand-written decoding of Files.List answers (the fast path for clients listing many files).
+export {
+  decodeListResponse,
+  FilesListBytes,
+  type ListResponseBytes,
+  ListResponseBytesSchema,
+  listResponseOfBytes,
+} from "./list-decoding.js";

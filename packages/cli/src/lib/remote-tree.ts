@@ -4,8 +4,8 @@
  * and the names of its sub-directories, skipping each sub-directory's files with a cursor past its
  * last possible path, so a directory costs one call per sub-directory, not per file).
  */
-import type { FileMeta, Files } from "@cacheroach/proto";
-import type { Client } from "@connectrpc/connect";
+import { type FileMeta, type Files, type FilesListBytes, listResponseOfBytes } from "@cacheroach/proto";
+import type { CallOptions, Client } from "@connectrpc/connect";
 
 /** The most files one List call returns (the server's page limit). */
 export const MAX_LIST_PAGE = 10_000;
@@ -15,10 +15,22 @@ const LAST = "\u{10FFFF}";
 
 /** What a listing needs. */
 export interface RemoteLister {
-  files: Client<typeof Files>;
+  /** Files.List: a Files client, or (faster) {@link fastLister} of a FilesListBytes client. */
+  files: Pick<Client<typeof Files>, "list">;
   tenantId: string;
   /** Files per call (default {@link MAX_LIST_PAGE}). */
   pageSize?: number;
+}
+
+/**
+ * Files.List through a {@link FilesListBytes} client: the answer is decoded by the hand-written
+ * decoder (proto/src/list-decoding.ts), several times faster than protobuf-es and with far less
+ * garbage, into the same messages.
+ */
+export function fastLister(client: Client<typeof FilesListBytes>): Pick<Client<typeof Files>, "list"> {
+  return {
+    list: async (req, opts?: CallOptions) => listResponseOfBytes(await client.list(req, opts)),
+  };
 }
 
 function cursorOf(path: string): string {

@@ -1,12 +1,12 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type FileMeta, Files } from "@cacheroach/proto";
-import { Args, Flags } from "@oclif/core";
+import { type FileMeta, FilesListBytes } from "@cacheroach/proto";
+import { Args, Flags, ux } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson, shortHash } from "../../lib/file-json.js";
 import { formatBytes, formatLocalTime, formatTime, table } from "../../lib/format.js";
 import { checkRemotePrefix } from "../../lib/paths.js";
-import { listChildren, listRemote } from "../../lib/remote-tree.js";
+import { fastLister, listChildren, listRemote, MAX_LIST_PAGE } from "../../lib/remote-tree.js";
 
 /** One line of `file ls --json`: a file, or (without -R) a sub-directory. */
 export type LsJson = FileJson | { path: string; type: "directory" };
@@ -61,21 +61,34 @@ ${EXIT_CODES_HELP}`;
       summary: "List everything below the path (default); --no-recursive: only its immediate children.",
     }),
     "page-size": Flags.integer({
-      summary: "Files fetched per request.",
-      default: 1000,
+      summary: "Files fetched per request (default: 10000 with -R, 1000 without).",
       min: 1,
       max: 10000,
       hidden: true,
     }),
   };
 
+  /**
+   * oclif's logJson tokenizes the pretty JSON with regular expressions to colour it and joins the
+   * tokens back one by one: for a listing of 100 000 files that took longer than the listing
+   * itself. Without a JSON colour theme the text is the same as JSON.stringify's, written directly.
+   */
+  override logJson(json: unknown): void {
+    if (this.config.theme?.json) super.logJson(json);
+    else ux.stdout(JSON.stringify(json, null, 2));
+  }
+
   public async run(): Promise<LsJson[] | undefined> {
     const prefix = checkRemotePrefix(this.args.path);
     const tenantId = await this.resolveTenant(this.flags.tenant);
-    const files = await this.client(Files);
+    const files = fastLister(await this.client(FilesListBytes));
     const json = this.jsonEnabled();
     const detailed = this.flags.long || this.flags.wide;
-    const lister = { files, tenantId, pageSize: this.flags["page-size"] };
+    // A recursive listing uses every file of a page, so pages are as large as the server allows
+    // (each call has a fixed cost on both ends, about a page of 1000 files' decoding); one without
+    // -R stops reading a page at its first sub-directory, so smaller pages waste less.
+    const pageSize = this.flags["page-size"] ?? (this.flags.recursive ? MAX_LIST_PAGE : 1000);
+    const lister = { files, tenantId, pageSize };
     const root = prefix === "/" ? "" : prefix;
     const entries: (FileMeta | string)[] = [];
     let found = false;

@@ -1,6 +1,6 @@
 import { mkdir, stat, unlink, utimes } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { type FileMeta, Files, Uploads } from "@cacheroach/proto";
+import { type FileMeta, Files, FilesListBytes, Uploads } from "@cacheroach/proto";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { planUploads, uploadBatch } from "../../lib/batch-upload.js";
@@ -13,7 +13,7 @@ import { defaultHashCacheDir, HashCache } from "../../lib/hash-cache.js";
 import { walkLocal } from "../../lib/local-files.js";
 import { checkRemoteDir } from "../../lib/paths.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
-import { remoteFilesBelow } from "../../lib/remote-tree.js";
+import { fastLister, remoteFilesBelow } from "../../lib/remote-tree.js";
 import { planDownload, planUpload, type SyncItem } from "../../lib/sync-plan.js";
 import { isUnchanged, type UploadJob, uploadFile } from "../../lib/upload.js";
 
@@ -127,9 +127,9 @@ ${EXIT_CODES_HELP}`;
       throw new UserError(`local directory "${localDir}" does not exist`, ExitCode.usage);
     }
     const tenantId = await this.resolveTenant(this.flags.tenant);
-    const files = await this.client(Files);
+    const lister = fastLister(await this.client(FilesListBytes));
     const [remotes, local] = await Promise.all([
-      remoteFilesBelow({ files, tenantId }, remoteDir).catch(async (err) => {
+      remoteFilesBelow({ files: lister, tenantId }, remoteDir).catch(async (err) => {
         throw await this.explainNotFound(err, tenantId);
       }),
       localExists ? walkLocal(localDir) : Promise.resolve({ files: [], skipped: [] }),
