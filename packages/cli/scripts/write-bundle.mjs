@@ -100,6 +100,17 @@ const externals = {
     // The server too: `start` and `bootstrap` import() it from node_modules when they run. (Only
     // the package itself: its settings module is bundled, for `start`'s flags.)
     b.onResolve({ filter: /^@cacheroach\/server$/ }, (args) => ({ path: args.path, external: true }));
+    // The generated protobuf code has no side effects (its descriptors are /*@__PURE__*/): marked
+    // so, a command gets only the services and messages it uses, not every file of the package.
+    const protoDir = join(CLI_ROOT, "..", "..", "proto", "dist") + sep;
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData === "proto") return undefined;
+      if (args.path !== "@cacheroach/proto" && !args.importer.startsWith(protoDir)) return undefined;
+      const { kind, resolveDir, importer } = args;
+      const r = await b.resolve(args.path, { kind, resolveDir, importer, pluginData: "proto" });
+      if (r.errors.length > 0) return { errors: r.errors };
+      return r.path.startsWith(protoDir) ? { path: r.path, sideEffects: false } : undefined;
+    });
     // oclif requires TypeScript only in development mode (a dev dependency, absent in production).
     b.onResolve({ filter: /^typescript(\/|$)/ }, (args) => ({ path: args.path, external: true }));
     b.onResolve({ filter: /^@napi-rs\// }, (args) =>
