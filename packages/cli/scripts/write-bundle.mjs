@@ -17,7 +17,7 @@
  * runs dist/ as before. So `tsc -b` alone, an edited dist/ file or an `npm install` make the next
  * run use dist/ until `npm run build` rebuilds the bundle.
  */
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -52,6 +52,22 @@ const entry = [
   "};",
   `export const commandNotFound = async function (opts) { return (await import(${JSON.stringify(hookPath)})).default.call(this, opts); };`,
 ].join("\n");
+
+/** What the CLI uses of @oclif/core, as its index exports it (a name missing here fails the build). */
+const OCLIF_PARTS = `
+export * as Args from "@oclif/core/args";
+export { Command } from "@oclif/core/command";
+export { Config } from "@oclif/core/config";
+export * as Errors from "@oclif/core/errors";
+export { execute } from "@oclif/core/execute";
+export * as Flags from "@oclif/core/flags";
+// As the index does.
+try {
+  process.cwd();
+} catch (error) {
+  if (error.code === "ENOENT") process.stderr.write("WARNING: current directory does not exist\\n");
+}
+`;
 
 /**
  * Bundled code that finds files next to itself (import.meta.url, __dirname) is given its original
@@ -97,9 +113,9 @@ const externals = {
       loader: "js",
       resolveDir: join(CLI_ROOT, "dist"),
     }));
-    // The server too: `start` and `bootstrap` import() it from node_modules when they run. (Only
-    // the package itself: its settings module is bundled, for `start`'s flags.)
-    b.onResolve({ filter: /^@cacheroach\/server$/ }, (args) => ({ path: args.path, external: true }));
+    // The server too: `start` and `bootstrap` import it (and `start` its settings module) from
+    // node_modules, in the files of those commands only.
+    b.onResolve({ filter: /^@cacheroach\/server(\/|$)/ }, (args) => ({ path: args.path, external: true }));
     // The generated protobuf code has no side effects (its descriptors are /*@__PURE__*/): marked
     // so, a command gets only the services and messages it uses, not every file of the package.
     const protoDir = join(CLI_ROOT, "..", "..", "proto", "dist") + sep;
@@ -111,6 +127,16 @@ const externals = {
       if (r.errors.length > 0) return { errors: r.errors };
       return r.path.startsWith(protoDir) ? { path: r.path, sideEffects: false } : undefined;
     });
+    // Our code takes oclif's parts from their own modules: its index loads all of them (help
+    // rendering, ux, plugin-loading helpers) and semver for an engines check of its own.
+    b.onResolve({ filter: /^@oclif\/core$/ }, (args) =>
+      args.importer.includes(`${sep}node_modules${sep}`) ? undefined : { path: "oclif", namespace: "oclif" },
+    );
+    b.onLoad({ filter: /.*/, namespace: "oclif" }, () => ({
+      contents: OCLIF_PARTS,
+      loader: "js",
+      resolveDir: CLI_ROOT,
+    }));
     // oclif requires TypeScript only in development mode (a dev dependency, absent in production).
     b.onResolve({ filter: /^typescript(\/|$)/ }, (args) => ({ path: args.path, external: true }));
     b.onResolve({ filter: /^@napi-rs\// }, (args) =>
@@ -141,6 +167,8 @@ const result = await build({
   target: "node20",
   // Class and function names stay as written: oclif and the error messages show some of them.
   keepNames: true,
+  minifyWhitespace: true,
+  minifySyntax: true,
   outdir: `${OUT_DIR}.tmp`,
   banner: {
     js: [
@@ -161,7 +189,7 @@ const result = await build({
 // whenever it installs another version).
 const inputs = new Set(["package.json", "oclif.manifest.json"]);
 for (const path of Object.keys(result.metafile.inputs)) {
-  if (path.startsWith("native-addon:") || path.startsWith("entry:")) continue; // not files
+  if (/^(native-addon|entry|oclif):/.test(path)) continue; // not files
   const abs = join(CLI_ROOT, path);
   const nm = abs.lastIndexOf(`${sep}node_modules${sep}`);
   if (nm < 0) {
@@ -180,8 +208,20 @@ for (const path of inputs) {
   }
 }
 if (process.env.BUNDLE_META) writeFileSync(process.env.BUNDLE_META, JSON.stringify(result.metafile));
-rmSync(OUT_DIR, { recursive: true, force: true });
-renameSync(`${OUT_DIR}.tmp`, OUT_DIR);
+
+// Into place without a moment when a file that a running CLI may import is missing: the chunks
+// (named by content hash) first, then cli.js (replaced in one rename), then the stamp; the files
+// of the previous build that this one lacks go last.
+const TMP = `${OUT_DIR}.tmp`;
+const written = readdirSync(TMP);
+mkdirSync(OUT_DIR, { recursive: true });
+for (const name of written) if (name !== "cli.js") renameSync(join(TMP, name), join(OUT_DIR, name));
+renameSync(join(TMP, "cli.js"), join(CLI_ROOT, BUNDLE_FILE));
+rmSync(TMP, { recursive: true, force: true });
 const stamp = stampOf(CLI_ROOT, [BUNDLE_FILE, ...[...inputs].sort()]);
 writeFileSync(`${join(CLI_ROOT, STAMP_FILE)}.tmp`, `${JSON.stringify(stamp)}\n`);
 renameSync(`${join(CLI_ROOT, STAMP_FILE)}.tmp`, join(CLI_ROOT, STAMP_FILE));
+for (const name of readdirSync(OUT_DIR)) {
+  if (!written.includes(name) && join(OUT_DIR, name) !== join(CLI_ROOT, STAMP_FILE))
+    rmSync(join(OUT_DIR, name));
+}
