@@ -69,6 +69,9 @@ try {
 }
 `;
 
+const CONNECT_DIR = `${sep}node_modules${sep}@connectrpc${sep}`;
+const HEADERS = join(CLI_ROOT, "bin", "headers.js");
+
 /**
  * Bundled code that finds files next to itself (import.meta.url, __dirname) is given its original
  * location, relative to the bundle: hash-pool's worker file, invocation's bin/run.js, oclif's own
@@ -78,10 +81,14 @@ const keepLocation = {
   name: "keep-location",
   setup(b) {
     b.onLoad({ filter: /\.(c|m)?js$/ }, (args) => {
-      const text = readFileSync(args.path, "utf8");
+      let text = readFileSync(args.path, "utf8");
+      // Connect's modules get a plain Headers class instead of undici's (see headers.js).
+      if (args.path.includes(CONNECT_DIR) && /\bHeaders\b/.test(text)) {
+        text = `import { Headers } from ${JSON.stringify(HEADERS)};\n${text}`;
+      }
       const usesUrl = text.includes("import.meta.url");
       const usesDir = /\b__(dirname|filename)\b/.test(text);
-      if (!usesUrl && !usesDir) return undefined;
+      if (!usesUrl && !usesDir) return { contents: text, loader: "js", resolveDir: dirname(args.path) };
       const rel = relative(OUT_DIR, args.path).split(sep).join("/");
       let contents = text;
       if (usesUrl) {

@@ -122,3 +122,34 @@ test("the bundle and dist/ answer alike", () => {
     assert.deepEqual(bundled, dist, argv.join(" "));
   }
 });
+
+test("the bundle's Headers for Connect (bin/headers.js) answers as the global Headers", async () => {
+  // @ts-expect-error bin/ is plain JavaScript without declarations.
+  const { Headers: Lite } = await import("../bin/headers.js");
+  const script = (H: typeof Headers) => {
+    const out: unknown[] = [];
+    const h = new H({ "Content-Type": " application/proto ", "X-B": "1" });
+    h.append("x-b", "2");
+    h.append("Set-Cookie", "a=1");
+    h.append("set-cookie", "b=2");
+    h.set("Authorization", "Bearer t");
+    out.push(h.get("X-B"), h.get("content-type"), h.get("missing"), h.has("AUTHORIZATION"), h.getSetCookie());
+    out.push([...h], [...h.keys()], [...h.values()]);
+    h.forEach((v, k) => out.push(`${k}=${v}`));
+    h.delete("x-b");
+    out.push(
+      [...h.entries()],
+      [...new H(h)],
+      [
+        ...new H([
+          ["a", "1"],
+          ["A", "2"],
+        ]),
+      ],
+    );
+    out.push([...new H(undefined)], [...new H([])]);
+    return out;
+  };
+  assert.deepEqual(script(Lite), script(Headers));
+  assert.throws(() => new Lite([["only-name"]]), TypeError);
+});
