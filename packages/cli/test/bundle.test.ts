@@ -135,7 +135,9 @@ test("the bundle's Headers for Connect (bin/headers.js) answers as the global He
     h.set("Authorization", "Bearer t");
     out.push(h.get("X-B"), h.get("content-type"), h.get("missing"), h.has("AUTHORIZATION"), h.getSetCookie());
     out.push([...h], [...h.keys()], [...h.values()]);
-    h.forEach((v, k) => out.push(`${k}=${v}`));
+    h.forEach((v, k) => {
+      out.push(`${k}=${v}`);
+    });
     h.delete("x-b");
     out.push(
       [...h.entries()],
