@@ -1,0 +1,157 @@
+/**
+ * The CLI's bundle (scripts/write-bundle.mjs, run by `npm run build`; bin/bundle.js decides): the
+ * build leaves a current bundle, bin/run.js runs it only while every file it was built from is
+ * unchanged and otherwise runs dist/, and both give the same results.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+// @ts-expect-error bin/ is plain JavaScript without declarations.
+import { BUNDLE_DIR, BUNDLE_FILE, bundleIsFresh, STAMP_FILE, stampOf } from "../bin/bundle.js";
+import { CLI_BIN, CLI_ROOT, tempDir } from "./helpers.js";
+
+const REPO_ROOT = join(CLI_ROOT, "..", "..");
+
+function cli(bin: string, argv: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...argv], {
+    encoding: "utf8",
+    env: { ...process.env, CACHEROACH_CONFIG: "", ...env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("npm run build leaves a current bundle", () => {
+  assert.equal(bundleIsFresh(CLI_ROOT), true, "run `npm run build`");
+});
+
+test("the bundle counts as current only while it and each file it was built from are unchanged", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    mkdirSync(join(dir, BUNDLE_DIR), { recursive: true });
+    writeFileSync(join(dir, BUNDLE_FILE), "bundle");
+    writeFileSync(join(dir, "a.js"), "a");
+    writeFileSync(join(dir, "b.js"), "b");
+    const stamp = () =>
+      writeFileSync(join(dir, STAMP_FILE), JSON.stringify(stampOf(dir, [BUNDLE_FILE, "a.js", "b.js"])));
+    stamp();
+    assert.equal(bundleIsFresh(dir), true);
+
+    writeFileSync(join(dir, "b.js"), "b2"); // rebuilt by tsc
+    assert.equal(bundleIsFresh(dir), false);
+    stamp();
+    utimesSync(join(dir, "a.js"), new Date(), new Date(Date.now() - 3_600_000)); // same size, other mtime
+    assert.equal(bundleIsFresh(dir), false);
+    stamp();
+    writeFileSync(join(dir, BUNDLE_FILE), "other bundle");
+    assert.equal(bundleIsFresh(dir), false);
+    stamp();
+    assert.equal(bundleIsFresh(dir), true);
+    writeFileSync(join(dir, STAMP_FILE), "{not json");
+    assert.equal(bundleIsFresh(dir), false);
+    stamp();
+    rmSync(join(dir, "a.js"));
+    assert.equal(bundleIsFresh(dir), false);
+    // A stamp that does not start with the bundle itself is not trusted.
+    writeFileSync(join(dir, STAMP_FILE), JSON.stringify(stampOf(dir, ["b.js"])));
+    assert.equal(bundleIsFresh(dir), false);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("bin/run.js runs the bundle while it is current and dist/ once a file it was built from changed", async () => {
+  // A copy of the CLI package (mtimes kept) beside links to the rest of the checkout.
+  const { dir, cleanup } = await tempDir();
+  try {
+    const copy = join(dir, "packages", "cli");
+    mkdirSync(copy, { recursive: true });
+    // cp -p keeps mtimes to the nanosecond (fs.cpSync's preserveTimestamps rounds them).
+    const names = ["bin", "dist", "package.json", "oclif.manifest.json"].map((n) => join(CLI_ROOT, n));
+    assert.equal(spawnSync("cp", ["-rp", ...names, copy]).status, 0);
+    for (const name of ["node_modules", "proto", "packages/core", "packages/server", "packages/schema"]) {
+      symlinkSync(join(REPO_ROOT, name), join(dir, name));
+    }
+    const bin = join(copy, "bin", "run.js");
+    const missing = ["auth", "whoami", "-c", join(dir, "missing.cfg")];
+    // Mark the message a missing config produces, differently in the bundle's output files (not
+    // inputs: the bundle stays current) and in dist/.
+    const original = "no cacheroach config at";
+    for (const f of readdirSync(join(copy, BUNDLE_DIR))) {
+      const path = join(copy, BUNDLE_DIR, f);
+      if (f.endsWith(".js") && f !== "cli.js") {
+        writeFileSync(path, readFileSync(path, "utf8").replaceAll(original, "BUNDLE no config at"));
+      }
+    }
+    const bundled = cli(bin, missing);
+    assert.equal(bundled.code, 3, bundled.stderr);
+    assert.match(bundled.stderr, /BUNDLE no config at/);
+    // The same run from dist/ (CACHEROACH_BUNDLE=0, or the real checkout) says it as written.
+    assert.match(cli(bin, missing, { CACHEROACH_BUNDLE: "0" }).stderr, /: no cacheroach config at/);
+
+    const config = join(copy, "dist", "lib", "config.js");
+    writeFileSync(config, readFileSync(config, "utf8").replace(original, "DIST no config at")); // as tsc -b would
+    const fallback = cli(bin, missing);
+    assert.equal(fallback.code, 3, fallback.stderr);
+    assert.match(fallback.stderr, /DIST no config at/);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("the bundle and dist/ answer alike", () => {
+  for (const argv of [
+    ["--version"],
+    ["file", "ls", "--help"],
+    ["help", "tenant"],
+    ["-c", "/nonexistent/x.cfg", "tenant", "ls"],
+    ["file", "lss"],
+    ["start", "--print-config", "--data-dir", "/nonexistent", "--json"],
+  ]) {
+    const bundled = cli(CLI_BIN, argv);
+    const dist = cli(CLI_BIN, argv, { CACHEROACH_BUNDLE: "0" });
+    assert.deepEqual(bundled, dist, argv.join(" "));
+  }
+});
+
+test("the bundle's Headers for Connect (bin/headers.js) answers as the global Headers", async () => {
+  // @ts-expect-error bin/ is plain JavaScript without declarations.
+  const { Headers: Lite } = await import("../bin/headers.js");
+  const script = (H: typeof Headers) => {
+    const out: unknown[] = [];
+    const h = new H({ "Content-Type": " application/proto ", "X-B": "1" });
+    h.append("x-b", "2");
+    h.append("Set-Cookie", "a=1");
+    h.append("set-cookie", "b=2");
+    h.set("Authorization", "Bearer t");
+    out.push(h.get("X-B"), h.get("content-type"), h.get("missing"), h.has("AUTHORIZATION"), h.getSetCookie());
+    out.push([...h], [...h.keys()], [...h.values()]);
+    h.forEach((v, k) => {
+      out.push(`${k}=${v}`);
+    });
+    h.delete("x-b");
+    out.push(
+      [...h.entries()],
+      [...new H(h)],
+      [
+        ...new H([
+          ["a", "1"],
+          ["A", "2"],
+        ]),
+      ],
+    );
+    out.push([...new H(undefined)], [...new H([])]);
+    return out;
+  };
+  assert.deepEqual(script(Lite), script(Headers));
+  assert.throws(() => new Lite([["only-name"]]), TypeError);
+});
