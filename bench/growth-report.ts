@@ -16,7 +16,11 @@ export function nText(n: number): string {
 }
 
 /** Rows 10–12 of the main table: the largest level against the smallest (ratio = growth over ×100). */
-export function growthRows(g: GrowthResults, rawIngest: { name: string; value: number }): TableRow[] {
+export function growthRows(
+  g: GrowthResults,
+  rawIngest: { name: string; value: number },
+  row6?: { count: number; rpc: number },
+): TableRow[] {
   const first = g.levels[0]!;
   const last = g.levels[g.levels.length - 1]!;
   const at = (l: GrowthLevel) => `at ${nText(l.n)}`;
@@ -36,6 +40,17 @@ export function growthRows(g: GrowthResults, rawIngest: { name: string; value: n
       { name: "raw paged SELECT", value: last.walkRaw },
       undefined,
     ),
+    ...(row6
+      ? [
+          ratioRow(
+            `11. list ${big}, Files.List walk`,
+            last.walkRpc,
+            "files/s",
+            { name: `row 6 (${row6.count})`, value: row6.rpc },
+            undefined,
+          ),
+        ]
+      : []),
     ...g.uploads.map((u) =>
       ratioRow(
         `12. cold upload ${g.knobs.uploadMiB} MiB, ${u.uploaders} × curl -T`,

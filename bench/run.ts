@@ -178,10 +178,12 @@ async function main(): Promise<void> {
   await server.start();
   const session = await bootstrapSession(server.url, signingKey, cleanup);
   log(`[${elapsed()}] server ${server.url} (pid ${server.pid}, cache ${cacheBytes / MiB} MiB)`);
+  let row6: { count: number; rpc: number } | undefined;
   if (limits) {
     const core = await coreRows(db, work, server, session, monitor, limits);
     rows.push(...core.rows);
     notes.push(...core.notes);
+    row6 = core.listing;
   }
   // Each later part gets a fresh database and server process of its own when an earlier part ran
   // (see BenchDatabase.sibling); the first part uses the first ones.
@@ -231,7 +233,7 @@ async function main(): Promise<void> {
       (line) => log(`[${elapsed()}] ${line}`),
     );
     await s.server.stop();
-    rows.push(...growthRows(g, ingestRef));
+    rows.push(...growthRows(g, ingestRef, row6));
     notes.push(...growthNotes(g));
     if (!limits)
       notes.push(
@@ -307,7 +309,7 @@ async function coreRows(
   session: BenchSession,
   monitor: RssMonitor,
   limits: Awaited<ReturnType<typeof limitRows>>,
-): Promise<{ rows: TableRow[]; notes: string[] }> {
+): Promise<{ rows: TableRow[]; notes: string[]; listing: { count: number; rpc: number } }> {
   const { file, ingest, read, blake3, nginx, restic, loopback, rclone } = limits;
   const cliTenant = await ensureTenant(session, "bench: CLI large file");
   const curlTenant = await ensureTenant(session, "bench: curl large file");
@@ -480,7 +482,7 @@ async function coreRows(
     `Listing: the ${knobs.BENCH_LIST_FILES} files are inserted with SQL into files/file_versions (all pointing at one tiny committed file): populating them through the API is not what this row measures. The RPC row calls Files.List directly (page_size 1000, following next_cursor); one unpaged raw SELECT of all rows runs at ${fmt(listing.rawOnce, "files/s")}.`,
     `Peak server RSS is the larger of VmRSS sampled every 100 ms and the kernel's VmHWM, over the server processes of rows 2–4; the highest VmHWM was reached during "${large.peakStep}" (${large.peakMemory}; idle after start: ${(server.idleRss / MiB).toFixed(0)} MiB, including the tsx loader bench/serve.ts runs under).`,
   ];
-  return { rows, notes };
+  return { rows, notes, listing: { count: knobs.BENCH_LIST_FILES, rpc: listing.rpc } };
 }
 
 /** Rows 8–9: garbage collection throughput, and small-GET latency during a collection. */
