@@ -195,11 +195,13 @@ ${d.rowSet === "gc" ? GC_ROWS : GROWTH_ROWS}`;
 
 /** `page` with its section under `heading` replaced by `section` (or added before the row descriptions). */
 export function spliceSection(page: string, heading: string, section: string): string {
+  // One blank line after the section, however it ends, so that splicing again changes nothing.
+  const body = `${section.trimEnd()}\n`;
   const start = page.indexOf(`${heading}\n`);
   if (start >= 0) {
     const next = page.indexOf("\n## ", start + heading.length);
-    return `${page.slice(0, start)}${section}${next >= 0 ? page.slice(next + 1) : ""}`;
+    return `${page.slice(0, start)}${body}${next >= 0 ? `\n${page.slice(next + 1)}` : ""}`;
   }
   const how = page.indexOf("## How each row is measured");
-  return how >= 0 ? `${page.slice(0, how)}${section}\n${page.slice(how)}` : `${page.trimEnd()}\n\n${section}`;
+  return how >= 0 ? `${page.slice(0, how)}${body}\n${page.slice(how)}` : `${page.trimEnd()}\n\n${body}`;
 }
