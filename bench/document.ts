@@ -16,7 +16,7 @@ export interface DocumentInput {
   /** Further sections (Markdown, each starting with its `## ` heading), after the results. */
   sections: string[];
   /** Which rows ran (BENCH_ROWS): the description lists only theirs. */
-  rowSet: "all" | "core" | "gc";
+  rowSet: "all" | "core" | "gc" | "growth";
 }
 
 /** Renders the Markdown page. */
@@ -33,9 +33,13 @@ ${d.command}
 
 Run on ${d.startedAt.toISOString().replace(/\.\d+Z$/, "Z")}, total time ${Math.round(d.seconds)} s.
 \`npm run bench\` is never part of \`npm test\`. Quick run: \`BENCH_MIB=64 BENCH_SMALL_FILES=500
-BENCH_LIST_FILES=5000 BENCH_GC_CHUNKS=5000 npm run bench\` (writes no page unless \`BENCH_DOC=<path>\` is set);
-rows 8–9 alone: \`BENCH_ROWS=gc npm run bench\` (replaces only their section); rows 1–7 alone:
-\`BENCH_ROWS=core npm run bench\`.
+BENCH_LIST_FILES=5000 BENCH_GC_CHUNKS=5000 BENCH_GROWTH_MAX=10000 BENCH_GROWTH_CALLS=50
+BENCH_GROWTH_UPLOAD_MIB=32 npm run bench\` (writes no page unless \`BENCH_DOC=<path>\` is set); rows 8–9
+alone: \`BENCH_ROWS=gc npm run bench\`, rows 10–12 alone: \`BENCH_ROWS=growth npm run bench\` (each
+replaces only its section); rows 1–7 alone: \`BENCH_ROWS=core npm run bench\`. Other knobs:
+\`BENCH_CONCURRENCY\` (row 5, default 8), \`BENCH_GC_CONCURRENCY\` (row 9, default 4),
+\`DATABASE_URL\` (use that PostgreSQL), \`BENCH_SERVER_NODE_ARGS\` (e.g. \`--cpu-prof\`); see
+\`bench/run.ts\`.
 
 ## Machine
 
@@ -72,22 +76,34 @@ the same \`startServer\` as \`cacheroach start\`); clients are the real CLI
 curl. The large file is random bytes (incompressible, never seen before), written once and read from
 the page cache by every row.
 
-${d.rowSet === "gc" ? "" : CORE_ROWS}${d.rowSet === "core" ? "" : GC_ROWS}`;
+${d.rowSet === "all" || d.rowSet === "core" ? CORE_ROWS : ""}${d.rowSet === "all" || d.rowSet === "gc" ? GC_ROWS : ""}${d.rowSet === "all" || d.rowSet === "growth" ? GROWTH_ROWS : ""}`;
 }
 
 /** Rows 1–7. */
-const CORE_ROWS = `1. **Limits.** *Raw pg ingest*: the file's 512 KiB chunks inserted with \`pg\` into a scratch table
-   shaped like \`chunks\` (tenant, BLAKE3 hash, data; \`ON CONFLICT DO NOTHING\`), with 1, 2 and 4
-   connections grouping 16 rows per transaction, and 4 connections in autocommit; the best is the
-   limit (a CHECKPOINT precedes every attempt and every cold upload). It is the database's own
-   durable rate for exactly the bytes a cold upload stores. *Raw pg read*: every chunk selected back
-   by primary key, one query per chunk, 1/2/4 connections, in text (hex) mode as the server reads
-   (binary mode corrupts bytea in pg 8.23); the best is the bound for a cold download. *BLAKE3*:
+const CORE_ROWS = `1. **Limits.** *Raw pg ingest*: the file's 512 KiB chunks written with \`pg\` into a scratch table
+   shaped like \`chunks\` (tenant, BLAKE3 hash, data stored EXTERNAL), by \`INSERT … ON CONFLICT DO
+   NOTHING\` (as the server writes) with 1, 2 and 4 connections grouping 16 rows per transaction and
+   4 connections in autocommit, and by the database's bulk path \`COPY … FROM STDIN (FORMAT binary)\`
+   with 1, 2 and 4 connections (one COPY each); the best attempt is the limit and the row names it
+   (a CHECKPOINT precedes every attempt and every cold upload). It is the database's own durable
+   rate for exactly the bytes a cold upload stores. *Raw pg read*: every chunk fetched back by
+   primary key, one statement per chunk: binary \`COPY (SELECT k, length(data), substring(…)) TO
+   STDOUT\` in 128 KiB slices, as the server reads on PostgreSQL (parsed by the server's
+   \`db/copy-binary.ts\`), with 1/2/4 connections; the same COPY of the whole value, 4 connections;
+   and a text-mode (hex) SELECT, 4 connections (the server's portable path); the best is the bound
+   for a cold download. *BLAKE3*:
    single-thread hashing of the file's chunks with the server's implementation — every byte in or
    out is hashed on one thread per process. *nginx*: stock \`sendfile on; tcp_nopush on\`, one worker,
    serving the same file to \`curl -o /dev/null\` (best of 2) — the reference for serving from memory.
    *restic*: \`restic backup\` of the file into a fresh local repository — a peer doing the same job
-   (chunk, hash, store durably).
+   (chunk, hash, store durably). *Loopback*: a child Node process writes the file's size in 1 MiB
+   buffers into a TCP socket on 127.0.0.1, this process reads and discards it (best of 2): the
+   memcpy-style ceiling of every row that moves the file between two processes (the notes give
+   each upload and download as a fraction of it). *rclone*: \`rclone copyto\` of the file to
+   \`rclone serve webdav\` on 127.0.0.1 writing to a local directory — an HTTP upload into a plain
+   file store (no chunking, hashing, database or fsync), shown next to the curl upload. nginx,
+   restic and rclone are installed with apt-get when missing (as root); otherwise their rows say
+   how to install them.
 2. **Cold upload**: \`cacheroach file put\` into a tenant holding none of the chunks, and \`curl -T\` (plain
    HTTP PUT on a virtual host, bearer token) into another. Target ≥ 0.85 × raw ingest, and faster
    than restic.
@@ -128,19 +144,35 @@ const GC_ROWS = `8. **Garbage collection throughput** (after rows 1–7, rows 8�
    worse). No target.
 `;
 
+/** Rows 10–12 (bench/growth.ts says more). */
+const GROWTH_ROWS = `10. **Latency as a tenant grows** (rows 10–12 run in their own fresh database with a new server
+   process): one tenant populated with SQL to 10^4, 10^5 and 10^6 (\`BENCH_GROWTH_MAX\`) files, each
+   its own chunk, rope, version and head row (tiny data, 32-byte hashes, every key and foreign key of
+   the real schema), ANALYZEd after each step. After each: \`Uploads.FindMissing\` of 256 hashes (half
+   stored) and a plain HTTP GET of a 4 KiB file never read before (so its chunk comes from the
+   database), 200 (\`BENCH_GROWTH_CALLS\`) sequential calls each; p50/p99 and the growth per ×10.
+11. **Listing a growing directory**: all the tenant's files are in one directory; \`Files.List\` first
+   page (page_size 1000, 50 calls) and one walk of every page, next to row 6's raw keyset-paged
+   SELECT walk of the same rows.
+12. **Concurrent cold uploads**: 256 MiB (\`BENCH_GROWTH_UPLOAD_MIB\`) of random bytes by 1, 4 and
+   16 \`curl -T\` processes at once (one file each), each level into a fresh tenant; aggregate MiB/s
+   against raw pg ingest (row 1a). No targets: the curves show whether cost grows with n.
+`;
+
 /** The heading of the garbage-collection section (gc-report.ts starts its section with it). */
 export const GC_HEADING = "## Garbage collection (rows 8–9)";
 
 /**
- * A `BENCH_ROWS=gc` run's own section: its command, time and machine state, its rows, notes and
- * details (`detail`: gc-report.ts's section), and how rows 8–9 are measured.
+ * A `BENCH_ROWS=gc` or `growth` run's own section (`heading`): its command, time and machine state,
+ * its rows, notes and details (`detail`: the part's section), and how its rows are measured.
  */
-export function renderGcSection(d: DocumentInput, detail: string): string {
+export function renderSoloSection(d: DocumentInput, heading: string, detail: string): string {
   const m = d.machine;
-  const body = detail.startsWith(GC_HEADING) ? detail.slice(GC_HEADING.length).trimStart() : detail;
-  return `${GC_HEADING}
+  const body = detail.startsWith(heading) ? detail.slice(heading.length).trimStart() : detail;
+  const which = d.rowSet === "gc" ? "Rows 8–9" : "Rows 10–12";
+  return `${heading}
 
-Rows 8–9 ran on their own (the rows above come from an earlier full run); generated by the
+${which} ran on their own (the rows above come from an earlier full run); generated by the
 benchmark, re-run to update:
 
 \`\`\`sh
@@ -156,18 +188,20 @@ ${markdownTable(d.rows)}
 ${d.notes.map((n) => `* ${n}`).join("\n")}
 
 ${body}
-How rows 8–9 are measured:
+How ${which.toLowerCase()} are measured:
 
-${GC_ROWS}`;
+${d.rowSet === "gc" ? GC_ROWS : GROWTH_ROWS}`;
 }
 
-/** `page` with its garbage-collection section replaced by `section` (or added before the row descriptions). */
-export function spliceGcSection(page: string, section: string): string {
-  const start = page.indexOf(`${GC_HEADING}\n`);
+/** `page` with its section under `heading` replaced by `section` (or added before the row descriptions). */
+export function spliceSection(page: string, heading: string, section: string): string {
+  // One blank line after the section, however it ends, so that splicing again changes nothing.
+  const body = `${section.trimEnd()}\n`;
+  const start = page.indexOf(`${heading}\n`);
   if (start >= 0) {
-    const next = page.indexOf("\n## ", start + GC_HEADING.length);
-    return `${page.slice(0, start)}${section}${next >= 0 ? page.slice(next + 1) : ""}`;
+    const next = page.indexOf("\n## ", start + heading.length);
+    return `${page.slice(0, start)}${body}${next >= 0 ? `\n${page.slice(next + 1)}` : ""}`;
   }
   const how = page.indexOf("## How each row is measured");
-  return how >= 0 ? `${page.slice(0, how)}${section}\n${page.slice(how)}` : `${page.trimEnd()}\n\n${section}`;
+  return how >= 0 ? `${page.slice(0, how)}${body}\n${page.slice(how)}` : `${page.trimEnd()}\n\n${body}`;
 }

@@ -124,11 +124,24 @@ export async function ensureTool(
   log: (line: string) => void,
 ): Promise<boolean> {
   if (await onPath(name)) return true;
-  if (process.getuid?.() !== 0 || !(await onPath("apt-get"))) return false;
+  const apt = await onPath("apt-get");
+  if (process.getuid?.() !== 0 || !apt) {
+    log(
+      apt
+        ? `${name} is not installed and this is not root, so its row is skipped; to include it: sudo apt-get install -y ${aptPackage}`
+        : `${name} is not installed (and there is no apt-get), so its row is skipped; install ${name} to include it`,
+    );
+    return false;
+  }
   log(`${name} is missing: apt-get install -y ${aptPackage}`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive", NEEDRESTART_SUSPEND: "1" };
+  // Waits for the dpkg lock (another apt-get may be running) instead of failing at once.
   const install = () =>
-    run("apt-get", ["install", "-y", "-qq", aptPackage], { allowFailure: true, timeoutMs: 600_000, env });
+    run("apt-get", ["install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=120", aptPackage], {
+      allowFailure: true,
+      timeoutMs: 600_000,
+      env,
+    });
   if ((await install()).code !== 0) {
     await run("apt-get", ["update", "-qq"], { allowFailure: true, timeoutMs: 600_000, env });
     await install();

@@ -6,20 +6,25 @@
  *   BENCH_MIB=64 BENCH_SMALL_FILES=500 BENCH_LIST_FILES=5000 npm run bench   # a quick run
  *
  *   BENCH_ROWS=gc npm run bench                                          # rows 8–9 only
+ *   BENCH_ROWS=growth npm run bench                                      # rows 10–12 only
  *
  * Knobs (environment): BENCH_MIB (large file size, default 1024), BENCH_SMALL_FILES (default 10000),
  * BENCH_LIST_FILES (default 100000), BENCH_CONCURRENCY (small files, default 8), BENCH_GC_CHUNKS
  * (files, hence chunks, of each garbage tenant of rows 8–9, default 100000), BENCH_GC_CONCURRENCY
- * (GETs in flight in row 9, default 4), BENCH_ROWS (`all`, default; `core` = rows 1–7; `gc` = rows
- * 8–9, with the database and server they need), DATABASE_URL (use
+ * (GETs in flight in row 9, default 4), BENCH_GROWTH_MAX (files of the largest growth level of rows
+ * 10–11, default 10^6; the levels are it / 100, / 10 and itself), BENCH_GROWTH_CALLS (timed calls
+ * per level and latency, default 200), BENCH_GROWTH_UPLOAD_MIB (bytes of each concurrency level of
+ * row 12, default 256), BENCH_ROWS (`all`, default; `core` = rows 1–7; `gc` = rows 8–9; `growth` =
+ * rows 10–12; each with the database and server they need), DATABASE_URL (use
  * that PostgreSQL instead of an embedded one), BENCH_SERVER_NODE_ARGS (extra node flags for the
  * server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_DOC (where to write the Markdown page;
  * default docs/benchmarks.md for a run with default knobs, none otherwise).
  *
- * Order: limits first (raw pg ingest/read of the large file, BLAKE3, nginx, restic), then the server
- * (a separate process) with rows 2–4 while its memory is watched (row 7), then small files (5) and
- * listing (6), then garbage collection (8: throughput; 9: small-GET latency during a collection) in
- * a fresh database with a fresh server process.
+ * Order: limits first (raw pg ingest/read of the large file, BLAKE3, nginx, restic, loopback TCP,
+ * rclone), then the server (a separate process) with rows 2–4 while its memory is watched (row 7),
+ * then small files (5) and listing (6), then garbage collection (8: throughput; 9: small-GET latency
+ * during a collection) in a fresh database with a fresh server process, then growth (10–11: latency
+ * in a tenant of 10^4…10^6 files; 12: concurrent uploads) in another.
  * Every temp directory and child process is removed on exit, error or Ctrl-C.
  * What each row measures, and why its limit is the fair comparison, is in the module of that row.
  */
@@ -39,18 +44,22 @@ import {
 } from "./bootstrap.js";
 import { Cleanup } from "./cleanup.js";
 import { type BenchDatabase, openBenchDatabase } from "./database.js";
-import { renderDocument, renderGcSection, spliceGcSection } from "./document.js";
+import { GC_HEADING, renderDocument, renderSoloSection, spliceSection } from "./document.js";
 import { killRunning, REPO_ROOT } from "./exec.js";
 import { putGarbage } from "./garbage.js";
 import { gcLatency } from "./gc-latency.js";
 import { gcNotes, gcRows, gcSection } from "./gc-report.js";
 import { gcThroughput } from "./gc-throughput.js";
+import { measureGrowth } from "./growth.js";
+import { GROWTH_HEADING, growthNotes, growthRows, growthSection } from "./growth-report.js";
 import { blake3Rate } from "./hash-limit.js";
 import { largeFileRows } from "./large-file.js";
 import { listingRows, populateListing } from "./listing.js";
+import { loopbackRate } from "./loopback-limit.js";
 import { nginxRate } from "./nginx-limit.js";
 import { KiB, MiB, writeRandomFile, writeSmallFiles } from "./payload.js";
-import { dropRawChunks, rawIngest, rawRead } from "./raw-chunks.js";
+import { dropRawChunks, type Limit, rawIngest, rawRead } from "./raw-chunks.js";
+import { rcloneRate } from "./rclone-limit.js";
 import {
   absoluteRow,
   ceilingRow,
@@ -83,15 +92,19 @@ const DEFAULTS = {
   BENCH_CONCURRENCY: 8,
   BENCH_GC_CHUNKS: 100_000,
   BENCH_GC_CONCURRENCY: 4,
+  BENCH_GROWTH_MAX: 1_000_000,
+  BENCH_GROWTH_CALLS: 200,
+  BENCH_GROWTH_UPLOAD_MIB: 256,
 };
-const ROW_SETS = ["all", "core", "gc"] as const;
+const ROW_SETS = ["all", "core", "gc", "growth"] as const;
 const rowSet = (process.env["BENCH_ROWS"] || "all") as (typeof ROW_SETS)[number];
 if (!ROW_SETS.includes(rowSet)) {
   process.stderr.write(`BENCH_ROWS=${rowSet} must be one of ${ROW_SETS.join(", ")}\n`);
   process.exit(2);
 }
-const wantCore = rowSet !== "gc";
-const wantGc = rowSet !== "core";
+const wantCore = rowSet === "all" || rowSet === "core";
+const wantGc = rowSet === "all" || rowSet === "gc";
+const wantGrowth = rowSet === "all" || rowSet === "growth";
 const knobs = Object.fromEntries(
   Object.entries(DEFAULTS).map(([k, v]) => [k, knob(k, v)]),
 ) as typeof DEFAULTS;
@@ -112,8 +125,8 @@ const command = [
 const defaultKnobs = Object.entries(knobs).every(([k, v]) => v === DEFAULTS[k as keyof typeof DEFAULTS]);
 /**
  * Where the page goes: a full run with default knobs rewrites docs/benchmarks.md; a `BENCH_ROWS=gc`
- * run with default knobs replaces only its section there (the other rows stay); a `core` run or
- * other knobs write nothing unless BENCH_DOC names a file.
+ * or `growth` run with default knobs replaces only its section there (the other rows stay); a
+ * `core` run or other knobs write nothing unless BENCH_DOC names a file.
  */
 const docPath =
   process.env["BENCH_DOC"] ||
@@ -165,31 +178,70 @@ async function main(): Promise<void> {
   await server.start();
   const session = await bootstrapSession(server.url, signingKey, cleanup);
   log(`[${elapsed()}] server ${server.url} (pid ${server.pid}, cache ${cacheBytes / MiB} MiB)`);
+  let row6: { count: number; rpc: number } | undefined;
   if (limits) {
     const core = await coreRows(db, work, server, session, monitor, limits);
     rows.push(...core.rows);
     notes.push(...core.notes);
+    row6 = core.listing;
   }
-  if (limits) await server.stop();
+  // Each later part gets a fresh database and server process of its own when an earlier part ran
+  // (see BenchDatabase.sibling); the first part uses the first ones.
+  let firstUsed = false;
+  const stage = async (name: string) => {
+    if (!firstUsed) {
+      firstUsed = true;
+      return { db, server, session };
+    }
+    await server.stop();
+    const stageDb = await db.sibling();
+    const stageServer = new ServerProcess(
+      { ...serverSettings, databaseUrl: stageDb.url, dataDir: join(work, `server-data-${name}`) },
+      cleanup,
+      new RssMonitor(),
+    );
+    await stageServer.start();
+    return {
+      db: stageDb,
+      server: stageServer,
+      session: await bootstrapSession(stageServer.url, signingKey, cleanup),
+    };
+  };
+  if (limits) firstUsed = true;
   if (wantGc) {
-    // After rows 1–7, rows 8–9 get a fresh database and server process of their own (see
-    // BenchDatabase.sibling); alone, they use the first ones.
-    const gcDb = limits ? await db.sibling() : db;
-    const gcServer = limits
-      ? new ServerProcess(
-          { ...serverSettings, databaseUrl: gcDb.url, dataDir: join(work, "server-data-gc") },
-          cleanup,
-          new RssMonitor(),
-        )
-      : server;
-    if (limits) await gcServer.start();
-    const gcSession = limits ? await bootstrapSession(gcServer.url, signingKey, cleanup) : session;
-    const gc = await gcRowsOf(gcDb, gcServer, gcSession);
-    await gcServer.stop();
+    const s = await stage("gc");
+    const gc = await gcRowsOf(s.db, s.server, s.session);
+    await s.server.stop();
     rows.push(...gcRows(gc.throughput, gc.latency));
     notes.push(...gcNotes(gc.throughput, gc.latency));
     sections.push(gcSection(gc.throughput, gc.latency));
   }
+  if (wantGrowth) {
+    const s = await stage("growth");
+    const ingest = limits?.ingest ?? (await growthIngestLimit(s.db, work));
+    const ingestRef = { name: "raw pg ingest", value: ingest.best.mibps };
+    const g = await measureGrowth(
+      s.db,
+      s.session,
+      s.server.url,
+      work,
+      {
+        max: knobs.BENCH_GROWTH_MAX,
+        calls: knobs.BENCH_GROWTH_CALLS,
+        uploadMiB: knobs.BENCH_GROWTH_UPLOAD_MIB,
+      },
+      (line) => log(`[${elapsed()}] ${line}`),
+    );
+    await s.server.stop();
+    rows.push(...growthRows(g, ingestRef, row6));
+    notes.push(...growthNotes(g));
+    if (!limits)
+      notes.push(
+        `Raw pg ingest for row 12 (measured on the ${knobs.BENCH_GROWTH_UPLOAD_MIB} MiB upload, row 1 did not run): ${ingest.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join("; ")} MiB/s.`,
+      );
+    sections.push(growthSection(g, ingestRef));
+  }
+  await server.stop();
 
   const total = (performance.now() - started) / 1000;
   process.stdout.write(
@@ -199,9 +251,13 @@ async function main(): Promise<void> {
   if (docPath) {
     const machine = await describeMachine(db.version, loadAtStart);
     const input = { command, startedAt, seconds: total, machine, rows, notes, sections, rowSet };
-    if (rowSet === "gc") {
+    if (rowSet === "gc" || rowSet === "growth") {
+      const heading = rowSet === "gc" ? GC_HEADING : GROWTH_HEADING;
       const page = await readFile(docPath, "utf8").catch(() => "# Benchmarks\n");
-      await writeFile(docPath, spliceGcSection(page, renderGcSection(input, sections.join("\n"))));
+      await writeFile(
+        docPath,
+        spliceSection(page, heading, renderSoloSection(input, heading, sections.join("\n"))),
+      );
     } else {
       await writeFile(docPath, renderDocument(input));
     }
@@ -235,8 +291,14 @@ async function limitRows(db: BenchDatabase, work: string) {
   log(
     `[${elapsed()}] 1e restic: ${"skipped" in restic ? restic.skipped : `${restic.mibps.toFixed(0)} MiB/s`}`,
   );
+  const loopback = await loopbackRate(size);
+  log(`[${elapsed()}] 1f loopback: ${loopback.mibps.toFixed(0)} MiB/s`);
+  const rclone = await rcloneRate(file, size, cleanup);
+  log(
+    `[${elapsed()}] 1g rclone: ${"skipped" in rclone ? rclone.skipped : `${rclone.mibps.toFixed(0)} MiB/s`}`,
+  );
 
-  return { file, ingest, read, blake3, nginx, restic };
+  return { file, ingest, read, blake3, nginx, restic, loopback, rclone };
 }
 
 /** Rows 2–7 against the running server; their table rows and notes. */
@@ -247,8 +309,8 @@ async function coreRows(
   session: BenchSession,
   monitor: RssMonitor,
   limits: Awaited<ReturnType<typeof limitRows>>,
-): Promise<{ rows: TableRow[]; notes: string[] }> {
-  const { file, ingest, read, blake3, nginx, restic } = limits;
+): Promise<{ rows: TableRow[]; notes: string[]; listing: { count: number; rpc: number } }> {
+  const { file, ingest, read, blake3, nginx, restic, loopback, rclone } = limits;
   const cliTenant = await ensureTenant(session, "bench: CLI large file");
   const curlTenant = await ensureTenant(session, "bench: curl large file");
   const smallTenant = await ensureTenant(session, "bench: small files");
@@ -309,6 +371,7 @@ async function coreRows(
   const blakeRef: Reference = { name: "BLAKE3", value: blake3 };
   const nginxRef = optional("nginx", nginx);
   const resticRef = optional("restic", restic);
+  const rcloneRef = optional("rclone", rclone);
   const c = knobs.BENCH_CONCURRENCY;
   const big = `${knobs.BENCH_MIB} MiB`;
   const rows: TableRow[] = [
@@ -319,7 +382,7 @@ async function coreRows(
       `best of ${ingest.attempts.length}: ${ingest.best.label}`,
     ),
     limitRow(
-      "1b. raw pg read, 512 KiB rows (hex)",
+      "1b. raw pg read, 512 KiB rows",
       read.best.mibps,
       "MiB/s",
       `best of ${read.attempts.length}: ${read.best.label}`,
@@ -337,10 +400,18 @@ async function coreRows(
       "MiB/s",
       "skipped" in restic ? "" : restic.detail,
     ),
+    limitRow("1f. loopback TCP, Node → Node", loopback.mibps, "MiB/s", loopback.detail),
+    limitRow(
+      "1g. rclone copy → rclone serve webdav",
+      "skipped" in rclone ? rclone : rclone.mibps,
+      "MiB/s",
+      "skipped" in rclone ? "" : rclone.detail,
+    ),
     ratioRow(`2. cold upload ${big}, CLI`, large.coldUploadCli, "MiB/s", ingestRef, 0.85),
     ratioRow(`2. cold upload ${big}, CLI`, large.coldUploadCli, "MiB/s", resticRef, 1, true),
     ratioRow(`2. cold upload ${big}, curl -T`, large.coldUploadCurl, "MiB/s", ingestRef, 0.85),
     ratioRow(`2. cold upload ${big}, curl -T`, large.coldUploadCurl, "MiB/s", resticRef, 1, true),
+    ratioRow(`2. cold upload ${big}, curl -T`, large.coldUploadCurl, "MiB/s", rcloneRef, undefined),
     absoluteRow("3. re-upload, CLI (unchanged: hash cache)", large.reuploadCli, "MiB/s", blakeRef, 1024),
     ratioRow("3. re-upload, CLI --no-hash-cache", large.reuploadCliRehash, "MiB/s", blakeRef, undefined),
     ratioRow("3. re-upload, CLI --no-dedup", large.reuploadCliStream, "MiB/s", blakeRef, undefined),
@@ -394,12 +465,24 @@ async function coreRows(
   ];
   const notes = [
     `Server chunk cache: ${cacheBytes / MiB} MiB, so the ${big} file fits: "hot" = the second download in one server process, served from that cache; "cold" = the first download after restarting the server process (empty cache). The OS page cache and PostgreSQL's shared buffers are not dropped between them.`,
-    `Raw pg ingest attempts (MiB/s): ${ingest.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join("; ")}. Raw pg read attempts: ${read.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join("; ")}.`,
+    `Raw pg ingest attempts (MiB/s): ${ingest.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join("; ")}; the limit is the best (${ingest.best.label}). Raw pg read attempts: ${read.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join("; ")}; the limit is the best (${read.best.label}).`,
+    `Against loopback TCP (${fmt(loopback.mibps, "MiB/s")}, info): ${(
+      [
+        ["cold upload CLI", large.coldUploadCli],
+        ["cold upload curl -T", large.coldUploadCurl],
+        ["cold download CLI", large.coldDownloadCli],
+        ["cold download curl", large.coldDownloadCurl],
+        ["hot download CLI", large.hotDownloadCli],
+        ["hot download curl", large.hotDownloadCurl],
+      ] as const
+    )
+      .map(([name, v]) => `${name} ${(v / loopback.mibps).toFixed(2)}`)
+      .join("; ")}.`,
     `Small files: concurrency ${c} (CLI -p ${c}: ${c} batch calls in flight, 256 files per Uploads.PutFiles / Files.ReadMany call; raw: ${c} connections, one autocommit statement per file). Each CLI row is one CLI process; a trivial CLI command (start-up + one RPC) takes ${small.cliStartup.toFixed(2)} s here, included in the rates (and in the sync row's time).`,
     `Listing: the ${knobs.BENCH_LIST_FILES} files are inserted with SQL into files/file_versions (all pointing at one tiny committed file): populating them through the API is not what this row measures. The RPC row calls Files.List directly (page_size 1000, following next_cursor); one unpaged raw SELECT of all rows runs at ${fmt(listing.rawOnce, "files/s")}.`,
     `Peak server RSS is the larger of VmRSS sampled every 100 ms and the kernel's VmHWM, over the server processes of rows 2–4; the highest VmHWM was reached during "${large.peakStep}" (${large.peakMemory}; idle after start: ${(server.idleRss / MiB).toFixed(0)} MiB, including the tsx loader bench/serve.ts runs under).`,
   ];
-  return { rows, notes };
+  return { rows, notes, listing: { count: knobs.BENCH_LIST_FILES, rpc: listing.rpc } };
 }
 
 /** Rows 8–9: garbage collection throughput, and small-GET latency during a collection. */
@@ -428,4 +511,18 @@ async function gcRowsOf(db: BenchDatabase, server: ServerProcess, session: Bench
     logLine,
   );
   return { throughput, latency };
+}
+
+/** Row 12's limit when row 1 did not run: the raw ingest of a file of the upload's size. */
+async function growthIngestLimit(db: BenchDatabase, work: string): Promise<Limit> {
+  const bytes = knobs.BENCH_GROWTH_UPLOAD_MIB * MiB;
+  const file = join(work, "growth-ingest.bin");
+  await writeRandomFile(file, bytes);
+  const ingest = await rawIngest(db, file, bytes);
+  await dropRawChunks(db);
+  await rm(file, { force: true });
+  log(
+    `[${elapsed()}] 12. raw pg ingest: ${ingest.attempts.map((a) => `${a.label} ${a.mibps.toFixed(0)}`).join(", ")} MiB/s`,
+  );
+  return ingest;
 }
