@@ -62,6 +62,7 @@ export { Config } from "@oclif/core/config";
 export * as Errors from "@oclif/core/errors";
 export { execute } from "@oclif/core/execute";
 export * as Flags from "@oclif/core/flags";
+export { ux } from "@oclif/core/ux";
 // As the index does.
 try {
   process.cwd();

@@ -1,7 +1,7 @@
 /** Expanding `file put` arguments (files and directories) into upload jobs. */
-import type { Stats } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
-import { basename, join, relative, sep } from "node:path";
+import { type Dirent, readdirSync, type Stats, statSync } from "node:fs";
+import { stat } from "node:fs/promises";
+import { basename, normalize, sep } from "node:path";
 import { ExitCode, UserError } from "./errors.js";
 import { remotePathProblem } from "./paths.js";
 import type { UploadJob } from "./upload.js";
@@ -22,33 +22,41 @@ export interface LocalEntry {
   mtimeMs: number;
 }
 
-async function walk(root: string, dir: string, out: LocalEntry[], skipped: string[]): Promise<void> {
-  const entries = await readdir(dir, { withFileTypes: true });
+/** Lets pending I/O (an RPC the caller started alongside the walk) run between directories. */
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The stat of a directory entry that is, or links to, a file; undefined for anything else. */
+function fileStat(full: string, e: Dirent): Stats | undefined {
+  if (e.isFile()) return statSync(full);
+  if (!e.isSymbolicLink()) return undefined;
+  const st = statSync(full, { throwIfNoEntry: false });
+  return st?.isDirectory() ? undefined : st; // never follow directory links (loops)
+}
+
+/**
+ * One directory at a time with synchronous calls, yielding between directories: for small
+ * files the thread-pool round trip of each `fs.promises.stat` cost more than the stat itself
+ * (a 10,000-file tree: 160-240 ms of CPU against 60-90 ms).
+ */
+async function walk(dir: string, relDir: string, out: LocalEntry[], skipped: string[]): Promise<void> {
+  const entries = readdirSync(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  // The stats of a directory's files at once (one by one, a tree of 10,000 files took 4× longer).
-  const stats = await Promise.all(
-    entries.map(async (e): Promise<Stats | undefined> => {
-      if (e.isDirectory()) return undefined;
-      const full = join(dir, e.name);
-      if (e.isFile()) return stat(full);
-      if (!e.isSymbolicLink()) return undefined;
-      const st = await stat(full).catch(() => undefined);
-      return st?.isDirectory() ? undefined : st; // never follow directory links (loops)
-    }),
-  );
-  for (const [i, e] of entries.entries()) {
-    const full = join(dir, e.name);
+  // Paths by concatenation: `dir` is normalized and names hold no separator, so this is what
+  // path.join and path.relative would give, without their per-call normalizing.
+  const prefix = dir === "." ? "" : dir === sep ? sep : dir + sep;
+  for (const e of entries) {
+    const full = prefix + e.name;
     if (e.isDirectory()) {
-      await walk(root, full, out, skipped);
+      await yieldToIo();
+      await walk(full, `${relDir}${e.name}/`, out, skipped);
       continue;
     }
-    const st = stats[i];
+    const st = fileStat(full, e);
     if (!st?.isFile()) {
       skipped.push(full);
       continue;
     }
-    const rel = relative(root, full).split(sep).join("/");
-    out.push({ localPath: full, rel, size: st.size, mtimeMs: st.mtimeMs });
+    out.push({ localPath: full, rel: relDir + e.name, size: st.size, mtimeMs: st.mtimeMs });
   }
 }
 
@@ -59,7 +67,9 @@ async function walk(root: string, dir: string, out: LocalEntry[], skipped: strin
 export async function walkLocal(root: string): Promise<{ files: LocalEntry[]; skipped: string[] }> {
   const files: LocalEntry[] = [];
   const skipped: string[] = [];
-  await walk(root, root, files, skipped);
+  let dir = normalize(root);
+  if (dir.length > 1 && dir.endsWith(sep)) dir = dir.slice(0, -1);
+  await walk(dir, "", files, skipped);
   return { files, skipped };
 }
 
