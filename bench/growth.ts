@@ -33,7 +33,7 @@
  */
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { Files, Uploads } from "@cacheroach/proto";
+import { FilesListBytes, listResponseOfBytes, Uploads } from "@cacheroach/proto";
 import type pg from "pg";
 import { type BenchSession, ensureTenant, mapVHost, waitForVHosts } from "./bootstrap.js";
 import type { BenchDatabase } from "./database.js";
@@ -252,7 +252,11 @@ export async function measureGrowth(
     .client(Uploads)
     .begin({ tenantId: tenant, path: "/find-missing-probe.bin" });
   const uploads = session.client(Uploads);
-  const files = session.client(Files);
+  // Decoded as the CLI decodes listings (proto/src/list-decoding.ts).
+  const filesBytes = session.client(FilesListBytes);
+  const files = {
+    list: async (r: Parameters<typeof filesBytes.list>[0]) => listResponseOfBytes(await filesBytes.list(r)),
+  };
 
   const results: GrowthLevel[] = [];
   let have = 0;

@@ -7,9 +7,11 @@
  * small-file put path (row 5) again; this row measures reading a big directory, which only needs
  * the head rows to exist. The table is ANALYZEd afterwards, as autovacuum would eventually do.
  *
- * Measured: the `Files.List` RPC called directly with page_size 1000 (the CLI's page size),
- * following `next_cursor` to the end — the API cost without a CLI process — and, for the user's
- * view, `cacheroach file ls <prefix> --json` (one CLI process, same paging, JSON output).
+ * Measured: the `Files.List` RPC called directly with page_size 1000, following `next_cursor` to
+ * the end — the API cost without a CLI process — decoded as the CLI decodes it (`FilesListBytes`
+ * and `listResponseOfBytes`, proto/src/list-decoding.ts) and, for comparison, by protobuf-es'
+ * generic decoder; and, for the user's view, `cacheroach file ls <prefix> --json` (one CLI
+ * process, JSON output).
  *
  * Reference: the same rows read by a raw keyset-paged SELECT of the same columns from the same
  * table, 1000 rows per query (`WHERE tenant_id = $1 AND dtime IS NULL AND path > $after AND path <
@@ -17,14 +19,17 @@
  * work any paged listing over this schema must do. One unpaged SELECT of every row is shown too.
  * A warm-up pass runs first, so every variant reads from the same warm buffers.
  */
-import { Files, Uploads } from "@cacheroach/proto";
+import { Files, FilesListBytes, listResponseOfBytes, Uploads } from "@cacheroach/proto";
 import type { BenchSession } from "./bootstrap.js";
 import type { BenchDatabase } from "./database.js";
 import { cli } from "./exec.js";
 
 /** Rows (files) per second of each measurement of row 6. */
 export interface ListingResults {
+  /** Files.List decoded as the CLI does. */
   rpc: number;
+  /** Files.List decoded by protobuf-es' generic decoder. */
+  rpcProtobufEs: number;
   cli: number;
   rawPaged: number;
   rawOnce: number;
@@ -107,23 +112,26 @@ export async function listingRows(
         throw new Error(`raw listing saw ${r.rows.length} rows, expected ${count}`);
     });
     const files = session.client(Files);
-    const rpcPagedOnce = async () => {
+    const filesBytes = session.client(FilesListBytes);
+    const rpcPagedOnce = async (fast: boolean) => {
       let cursor = "";
       let n = 0;
       for (let pages = 0; pages <= count / PAGE + 1; pages++) {
-        const page = await files.list({ tenantId: tenant, path: PREFIX, cursor, pageSize: PAGE });
+        const request = { tenantId: tenant, path: PREFIX, cursor, pageSize: PAGE };
+        const page = fast ? listResponseOfBytes(await filesBytes.list(request)) : await files.list(request);
         n += page.files.length;
         cursor = page.nextCursor;
         if (cursor === "") break;
       }
       if (n !== count) throw new Error(`Files.List saw ${n} files, expected ${count}`);
     };
-    await rpcPagedOnce(); // warm-up, as for the raw listing
-    const rpc = await timed(rpcPagedOnce);
+    await rpcPagedOnce(true); // warm-up, as for the raw listing
+    const rpc = await timed(() => rpcPagedOnce(true));
+    const rpcProtobufEs = await timed(() => rpcPagedOnce(false));
     const ls = await cli(config, ["file", "ls", PREFIX, "-t", tenant, "--json"]);
     const listed = (JSON.parse(ls.stdout) as unknown[]).length;
     if (listed !== count) throw new Error(`file ls listed ${listed} files, expected ${count}`);
-    return { rpc, cli: count / ls.seconds, rawPaged, rawOnce };
+    return { rpc, rpcProtobufEs, cli: count / ls.seconds, rawPaged, rawOnce };
   } finally {
     await pool.end();
   }
