@@ -267,7 +267,7 @@ export class ChunkStore {
     // As many COPYs as the write concurrency allows, so one call still keeps several backends busy.
     const parts = Math.min(this.options.writeConcurrency, fresh.length);
     const groups: ChunkWrite[][] = Array.from({ length: parts }, () => []);
-    fresh.forEach((c, i) => groups[i % parts]!.push(c));
+    for (const [i, c] of fresh.entries()) groups[i % parts]!.push(c);
     const tenant = uuidBytes(tenantId);
     const work: (() => Promise<number>)[] = [
       ...present.map((c) => () => this.insert(tenantId, [c])),
