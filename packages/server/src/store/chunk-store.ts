@@ -23,6 +23,12 @@ const SLICE_BYTES = 128 << 10;
 
 /** Bytes of chunk data one INSERT statement carries at most; chunks over a quarter of it go alone. */
 const GROUP_BYTES = 1 << 20;
+/**
+ * Chunks at least this large (the smallest chunk size, so every whole chunk of a large file) are
+ * written by binary COPY on PostgreSQL, when a call has more than one; smaller ones (small files,
+ * a file's short last chunk) keep the multi-row INSERT, one round trip with no lookup first.
+ */
+const COPY_MIN_BYTES = 64 << 10;
 /** Rows one INSERT statement carries at most. */
 const GROUP_ROWS = 256;
 
@@ -193,16 +199,30 @@ export class ChunkStore {
    * otherwise cost a round trip per file), large ones go one per statement.
    */
   async put(tenantId: string, chunks: readonly ChunkWrite[]): Promise<number> {
-    const groups: ChunkWrite[][] = [];
-    let group: ChunkWrite[] = [];
-    let bytes = 0;
     // One row per hash: ON CONFLICT DO UPDATE may not touch a row twice in one statement (and a repeated
     // chunk is stored once anyway).
     const seen = new Set<string>();
+    const unique: ChunkWrite[] = [];
     for (const c of chunks) {
       const k = c.hash.toString("hex");
       if (seen.has(k)) continue;
       seen.add(k);
+      unique.push(c);
+    }
+    // PostgreSQL: chunks of the smallest chunk size or more (those of large files) by COPY.
+    let copied: Promise<number> = Promise.resolve(0);
+    let rest = unique;
+    if (this.copyWrites && CANONICAL_UUID.test(tenantId)) {
+      const copyable = unique.filter((c) => c.data.length >= COPY_MIN_BYTES);
+      if (copyable.length > 1) {
+        copied = this.copyNew(tenantId, copyable);
+        rest = unique.filter((c) => c.data.length < COPY_MIN_BYTES);
+      }
+    }
+    const groups: ChunkWrite[][] = [];
+    let group: ChunkWrite[] = [];
+    let bytes = 0;
+    for (const c of rest) {
       if (c.data.length > GROUP_BYTES / 4) {
         groups.push([c]);
         continue;
@@ -216,19 +236,11 @@ export class ChunkStore {
       bytes += c.data.length;
     }
     if (group.length > 0) groups.push(group);
-    if (this.copyWrites && CANONICAL_UUID.test(tenantId)) {
-      const large = groups.filter((g) => g.length === 1).map((g) => g[0]!);
-      if (large.length > 1) {
-        const small = groups.filter((g) => g.length > 1);
-        const [a, b] = await Promise.all([
-          this.copyNew(tenantId, large),
-          mapLimit(small, this.options.writeConcurrency, (g) => this.insert(tenantId, g)),
-        ]);
-        return a + b.reduce((x, y) => x + y, 0);
-      }
-    }
-    const counts = await mapLimit(groups, this.options.writeConcurrency, (g) => this.insert(tenantId, g));
-    return counts.reduce((a, b) => a + b, 0);
+    const [a, b] = await Promise.all([
+      copied,
+      mapLimit(groups, this.options.writeConcurrency, (g) => this.insert(tenantId, g)),
+    ]);
+    return a + b.reduce((x, y) => x + y, 0);
   }
 
   /** Stores one group by INSERT … ON CONFLICT (portable); returns how many of its chunks were new. */
