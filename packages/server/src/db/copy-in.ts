@@ -17,7 +17,7 @@ const INLINE_BYTES = 4096;
 export type CommandTags = string[];
 
 /**
- * `COPY … FROM STDIN (FORMAT binary)` (possibly followed, in the same simple query, by more
+ * Binary-format `COPY … FROM STDIN` (possibly followed, in the same simple query, by more
  * statements: PostgreSQL runs a multi-statement simple query as one implicit transaction) through
  * pg's Submittable hook. The rows go to the socket as CopyData messages whose large fields are
  * written by reference, never copied into a message buffer: pg's Bind assembly copies each

@@ -257,7 +257,7 @@ export class Db implements Queryable {
 
   /**
    * One bulk write (see {@link Dialect.asyncBulkCommit}) as a simple query starting with
-   * `COPY … FROM STDIN (FORMAT binary)` that takes `rows`, retried on transient failures; the
+   * binary-format `COPY … FROM STDIN` that takes `rows`, retried on transient failures; the
    * command tags of its statements. The statements after the COPY (if any) run in the same
    * implicit transaction. A simple query takes no parameters: the caller embeds only values it has
    * validated or computed itself.

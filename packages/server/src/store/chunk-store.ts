@@ -29,6 +29,8 @@ const GROUP_BYTES = 1 << 20;
  * a file's short last chunk) keep the multi-row INSERT, one round trip with no lookup first.
  */
 const COPY_MIN_BYTES = 64 << 10;
+/** New chunks by binary COPY (PostgreSQL only, see {@link ChunkStore.copyNew}). */
+const COPY_CHUNKS = "COPY chunks (tenant_id, hash, data) FROM STDIN (FORMAT binary)"; // crdb-lint: ok PostgreSQL only (guarded by binaryCopyWrites)
 /** Rows one INSERT statement carries at most. */
 const GROUP_ROWS = 256;
 
@@ -297,10 +299,10 @@ export class ChunkStore {
       return [tenant, c.hash, c.data];
     });
     // tenantId is a canonical UUID (checked by the caller); the numbers are computed here.
-    const sql = `COPY chunks (tenant_id, hash, data) FROM STDIN (FORMAT binary);
+    const sql = `${COPY_CHUNKS};
 INSERT INTO tenant_usage (tenant_id, shard, chunks, bytes) VALUES ('${tenantId}', ${usageShard()}, ${g.length}, ${bytes})
 ON CONFLICT (tenant_id, shard) DO UPDATE
-SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes + excluded.bytes`; // crdb-lint: ok PostgreSQL only (guarded by binaryCopyWrites)
+SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes + excluded.bytes`;
     let tags: string[];
     try {
       tags = await this.db.copyIn(sql, rows);
