@@ -209,3 +209,77 @@ describe("OrderedAppender", () => {
     );
   });
 });
+
+describe("packed chunks", () => {
+  // A read block holding chunks of 2 bytes; entries are views into it, as RoundBuilder makes them.
+  const block = Buffer.from("aabbccdde");
+  const view = (i: number): RoundEntry => {
+    const data = block.subarray(i * 2, Math.min(i * 2 + 2, block.length));
+    return { offset: i * 2, hash: chunkHash(data), length: data.length, data };
+  };
+  type Put = { chunks?: { data: Uint8Array }[]; packedData?: Uint8Array; packedHashes?: Uint8Array[] };
+  const capture = () => {
+    const puts: Put[] = [];
+    const uploads = {
+      findMissing: async (req: { hashes: Uint8Array[] }) => ({ missing: req.hashes }),
+      putChunks: async (req: Put) => {
+        puts.push(req);
+        return {};
+      },
+      append: async () => ({}),
+    } as unknown as DedupUpload["uploads"];
+    return { puts, uploads };
+  };
+
+  test("consecutive chunks go packed, as a view of their read block (not copied)", async () => {
+    const { puts, uploads } = capture();
+    const entries = [0, 1, 2, 3, 4].map(view);
+    await sendRound(
+      entries,
+      { ...upload(uploads), maxTransfer: 6, packed: true },
+      Buffer.from("s"),
+      async () => {},
+    );
+    assert.equal(puts.length, 2);
+    assert.deepEqual(
+      puts.map((p) => Buffer.from(p.packedData!).toString()),
+      ["aabbcc", "dde"],
+    );
+    assert.deepEqual(
+      puts.flatMap((p) => p.packedHashes!.map((h) => Buffer.from(h).toString("hex"))),
+      entries.map((e) => e.hash.toString("hex")),
+    );
+    assert.equal(puts[0]!.packedData!.buffer, block.buffer);
+    assert.ok(puts.every((p) => !p.chunks?.length));
+  });
+
+  test("gaps (chunks the server has) and servers without packed_chunks get Chunk messages", async () => {
+    const gap = capture();
+    const entries = [0, 1, 2, 3].map(view);
+    const have = entries[1]!.hash.toString("hex");
+    const up = { ...upload(gap.uploads), maxTransfer: 8, packed: true };
+    up.uploads = {
+      ...gap.uploads,
+      findMissing: async (req: { hashes: Uint8Array[] }) => ({
+        missing: req.hashes.filter((h) => Buffer.from(h).toString("hex") !== have),
+      }),
+    } as unknown as DedupUpload["uploads"];
+    await sendRound(entries, up, Buffer.from("s"), async () => {});
+    assert.equal(gap.puts.length, 1);
+    assert.deepEqual(
+      gap.puts[0]!.chunks!.map((c) => Buffer.from(c.data).toString()),
+      ["aa", "cc", "dd"],
+    );
+    const old = capture();
+    await sendRound(
+      [0, 1].map(view),
+      { ...upload(old.uploads), packed: false },
+      Buffer.from("s"),
+      async () => {},
+    );
+    assert.deepEqual(
+      old.puts[0]!.chunks!.map((c) => Buffer.from(c.data).toString()),
+      ["aa", "bb"],
+    );
+  });
+});

@@ -394,6 +394,48 @@ describe("upload protocol", () => {
   });
 });
 
+describe("packed chunks", () => {
+  test("PutChunks takes chunks packed in one bytes field, verified and stored like Chunk messages", async () => {
+    const { chunkHash } = await import("@cacheroach/core");
+    const data = randomBytes(5 * CHUNK + 17);
+    const pieces = Array.from({ length: 6 }, (_, i) => data.subarray(i * CHUNK, (i + 1) * CHUNK));
+    const hashes = pieces.map((p) => chunkHash(p));
+    const b = await uploads.begin({ tenantId: tenant, path: "/packed/f" });
+    assert.equal(b.packedChunks, true);
+    const before = await count("chunks", "tenant_id = $1", [tenant]);
+    // A hash count that does not fit the bytes, or a wrong hash: refused, nothing stored.
+    await rejects(
+      uploads.putChunks({ state: b.state, packedData: data, packedHashes: hashes.slice(1) }),
+      Code.InvalidArgument,
+      /packed_hashes/,
+    );
+    await rejects(
+      uploads.putChunks({
+        state: b.state,
+        packedData: data,
+        packedHashes: [...hashes.slice(0, 5), hashes[0]!],
+      }),
+      Code.InvalidArgument,
+      /does not match/,
+    );
+    assert.equal(await count("chunks", "tenant_id = $1", [tenant]), before);
+    // Packed and Chunk messages in one call: the first two as messages, the rest packed.
+    const put = await uploads.putChunks({
+      state: b.state,
+      chunks: [0, 1].map((i) => ({ hash: hashes[i], data: pieces[i] })),
+      packedData: data.subarray(2 * CHUNK),
+      packedHashes: hashes.slice(2),
+    });
+    assert.equal(put.stored, 6);
+    const a = await uploads.append({
+      state: b.state,
+      chunks: hashes.map((hash, i) => ({ hash, length: pieces[i]!.length })),
+    });
+    await uploads.commit({ state: a.state, expectedContentHash: contentHash(data, CHUNK) });
+    assert.deepEqual(await read("/packed/f"), data);
+  });
+});
+
 describe("writing content the tenant already stores", () => {
   test("Begin{content_hash} writes a version of stored content without bytes; anything else changes nothing", async () => {
     const data = randomBytes(2 * CHUNK + 9);

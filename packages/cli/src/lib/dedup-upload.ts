@@ -61,6 +61,8 @@ export interface DedupUpload {
   progress?: Progress;
   /** Hash files of {@link PARALLEL_HASH_MIN_BYTES} or more on worker threads (default true). */
   parallelHash?: boolean;
+  /** The server takes packed chunks (BeginResponse.packed_chunks). */
+  packed?: boolean;
 }
 
 /** One chunk of a dedup round; `data` is dropped in rounds larger than one block (re-read if sent). */
@@ -274,11 +276,50 @@ async function putChunks(entries: RoundEntry[], up: DedupUpload, state: Uint8Arr
     bytes += e.length;
   }
   await mapLimit(groups, PUT_CONCURRENCY, async (group) => {
-    const chunks = await Promise.all(
-      group.map(async (e) => ({ hash: e.hash, data: await chunkData(e, up) })),
-    );
-    await withRetry(() => up.uploads.putChunks({ state, chunks }), up.retry ?? {});
+    // Consecutive chunks of the file (all of a cold upload's) go packed: one bytes field, a view
+    // of the read block where it holds them, which the encoder does not copy per chunk as it
+    // does the data of each nested Chunk message.
+    const req =
+      up.packed && consecutive(group, up.chunkSize)
+        ? { state, packedHashes: group.map((e) => e.hash), packedData: await packedData(group, up) }
+        : {
+            state,
+            chunks: await Promise.all(
+              group.map(async (e) => ({ hash: e.hash, data: await chunkData(e, up) })),
+            ),
+          };
+    await withRetry(() => up.uploads.putChunks(req), up.retry ?? {});
   });
+}
+
+/** True if `group` is a run of the file's chunks, each but the last a whole chunk. */
+function consecutive(group: readonly RoundEntry[], chunkSize: number): boolean {
+  for (let i = 1; i < group.length; i++) {
+    const prev = group[i - 1]!;
+    if (prev.length !== chunkSize || group[i]!.offset !== prev.offset + prev.length) return false;
+  }
+  return group.length > 0;
+}
+
+/**
+ * The bytes of a run of consecutive chunks: a view of the read block that holds them all in
+ * order, or else read again in one piece.
+ */
+async function packedData(group: readonly RoundEntry[], up: DedupUpload): Promise<Buffer> {
+  const first = group[0]!;
+  const last = group[group.length - 1]!;
+  const total = last.offset + last.length - first.offset;
+  const d0 = first.data;
+  if (d0) {
+    let at = d0.byteOffset;
+    const whole = group.every((e) => {
+      const ok = e.data !== undefined && e.data.buffer === d0.buffer && e.data.byteOffset === at;
+      at += e.length;
+      return ok;
+    });
+    if (whole) return Buffer.from(d0.buffer, d0.byteOffset, total);
+  }
+  return chunkData({ offset: first.offset, hash: first.hash, length: total, data: undefined }, up);
 }
 
 /** The bytes of a chunk: kept from reading, or read again. */

@@ -242,7 +242,11 @@ async function streamed(
         `${job.localPath}: unchanged since hashed, reusing ${known.length} chunk hashes from the hash cache`,
       );
     try {
-      const r = await sendDeduplicated({ ...ctx, job, fh, chunkSize, maxTransfer }, begin.state, known);
+      const r = await sendDeduplicated(
+        { ...ctx, job, fh, chunkSize, maxTransfer, packed: begin.packedChunks },
+        begin.state,
+        known,
+      );
       dedup = { before, hashedAtNs, hashes: r.hashes };
       outcome = r;
     } catch (err) {

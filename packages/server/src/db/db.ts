@@ -3,6 +3,7 @@ import pg from "pg";
 import type { Logger } from "../logger.js";
 import { withRetry } from "../util/retry.js";
 import { type CopyRow, type CopyShape, copyOutBinary } from "./copy-binary.js";
+import { type CommandTags, type CopyInRow, copyInBinary } from "./copy-in.js";
 import {
   databaseCondition,
   describeCondition,
@@ -31,6 +32,11 @@ export interface Dialect {
   readonly asyncBulkCommit: boolean;
   /** Reads through binary COPY, whose bytea fields arrive as raw bytes (~3× faster than text). */
   readonly binaryCopyReads: boolean;
+  /**
+   * New large chunks are written with binary `COPY … FROM STDIN`, their bytes passed to the socket
+   * as they are (see db/copy-in.ts); absent: the portable INSERT.
+   */
+  readonly binaryCopyWrites?: boolean;
 }
 
 /** The portable dialect: no PostgreSQL-only paths (CockroachDB, and tests of the fallbacks). */
@@ -160,7 +166,7 @@ export class Db implements Queryable {
       const cockroach = /cockroach/i.test(version);
       const dialect: Dialect = cockroach
         ? { name: "cockroach", asyncBulkCommit: false, binaryCopyReads: false }
-        : { name: "postgres", asyncBulkCommit: true, binaryCopyReads: true };
+        : { name: "postgres", asyncBulkCommit: true, binaryCopyReads: true, binaryCopyWrites: true };
       return new Db({ ...options, dialect });
     } finally {
       await client.end().catch(() => {});
@@ -247,6 +253,38 @@ export class Db implements Queryable {
         this.release(client, failure, failure !== undefined);
       }
     });
+  }
+
+  /**
+   * One bulk write (see {@link Dialect.asyncBulkCommit}) as a simple query starting with
+   * binary-format `COPY … FROM STDIN` that takes `rows`, retried on transient failures; the
+   * command tags of its statements. The statements after the COPY (if any) run in the same
+   * implicit transaction. A simple query takes no parameters: the caller embeds only values it has
+   * validated or computed itself.
+   */
+  async copyIn(sql: string, rows: readonly CopyInRow[]): Promise<CommandTags> {
+    const tags = await this.retry(async () => {
+      const start = performance.now();
+      const client = await this.checkout(this.bulkPool);
+      let failure: unknown;
+      try {
+        const tags = await copyInBinary(client, sql, rows);
+        if (this.log?.isLevelEnabled("trace")) {
+          const quote = sql.indexOf("'");
+          const text = (quote < 0 ? sql : sql.slice(0, quote)).slice(0, 200);
+          this.log.trace({ sql: text, ms: performance.now() - start, rows: rows.length }, "sql");
+        }
+        return tags;
+      } catch (err) {
+        failure = err;
+        throw err;
+      } finally {
+        // A COPY cut short by a broken socket may leave the protocol mid-stream: start afresh.
+        this.release(client, failure, failure !== undefined && sqlStateOf(failure) === undefined);
+      }
+    });
+    this.diskFullAt = 0;
+    return tags;
   }
 
   /**

@@ -34,7 +34,11 @@ export function createUploadsService(
       const tenantId = parseId(req.tenantId, "tenant_id");
       const path = validatePath(req.path);
       const precondition = fromPrecondition(req.precondition);
-      const base = { maxTransferSize: limits.maxTransferSize, chunkSize: limits.chunkSize };
+      const base = {
+        maxTransferSize: limits.maxTransferSize,
+        chunkSize: limits.chunkSize,
+        packedChunks: true,
+      };
       const s = ctx.values.get(kSession);
       const reveal = preconditionDetail(authz, ctx, tenantId);
       try {
@@ -122,10 +126,22 @@ export function createUploadsService(
     },
 
     async putChunks(req) {
-      const stored = await uploads.putChunks(
-        decode(req.state),
-        req.chunks.map((c) => ({ hash: Buffer.from(c.hash), data: view(c.data) })),
-      );
+      const state = decode(req.state);
+      const chunks = req.chunks.map((c) => ({ hash: Buffer.from(c.hash), data: view(c.data) }));
+      const packed = view(req.packedData);
+      const expected = Math.ceil(packed.length / state.chunkSize);
+      if (req.packedHashes.length !== expected) {
+        throw new CacheroachError(
+          "ERR_BAD_REQUEST",
+          `packed_data of ${packed.length} bytes holds ${expected} chunks of ${state.chunkSize}, not the ${req.packedHashes.length} packed_hashes name`,
+        );
+      }
+      // Views into the request: the packed chunks are never copied.
+      req.packedHashes.forEach((h, i) => {
+        const at = i * state.chunkSize;
+        chunks.push({ hash: Buffer.from(h), data: packed.subarray(at, at + state.chunkSize) });
+      });
+      const stored = await uploads.putChunks(state, chunks);
       return { stored };
     },
 

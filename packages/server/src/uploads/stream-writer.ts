@@ -27,18 +27,22 @@ export async function writeStream(
   opts: StreamWriteOptions,
 ): Promise<FileRecord> {
   const size = uploads.limits.maxTransferSize;
-  let buf = Buffer.allocUnsafe(size);
+  let buf: Buffer = Buffer.allocUnsafe(size);
   let fill = 0;
   let total = 0;
   let begun: Awaited<ReturnType<UploadManager["begin"]>> | undefined;
-  // The previous transfer runs while the next block fills: one block in flight, one filling.
+  // The previous transfer runs while the next block fills: one block in flight, one filling. The
+  // two blocks take turns (nothing refers to a block once its transfer is stored), so a large body
+  // does not allocate, and leave to garbage collection, a fresh block per transfer.
   let inflight: Promise<void> = Promise.resolve();
+  let spare: Buffer | undefined;
   const flush = async (block: Buffer) => {
     await inflight;
     if (!begun) begun = await uploads.begin(tenantId, path, opts.uploader, opts.precondition);
     const b = begun;
     inflight = uploads.transfer(b.decoded, block).then((next) => {
       begun = next;
+      if (block.length === size) spare = block;
     });
     inflight.catch(() => {}); // surfaced by the next await
   };
@@ -59,7 +63,8 @@ export async function writeStream(
       off += n;
       if (fill === size) {
         await flush(buf);
-        buf = Buffer.allocUnsafe(size);
+        buf = spare ?? Buffer.allocUnsafe(size);
+        spare = undefined;
         fill = 0;
       }
     }
