@@ -79,7 +79,7 @@ const PUT_MANY = `WITH v AS (
 
 /**
  * At most $3 distinct paths of live files of tenant $1 holding content $2, within the key ranges
- * [$4[i], $5[i]): one range scan of files_content per range.
+ * [$4[i], $5[i]): one range scan of files_by_content per range.
  */
 const LIVE_HOLDERS = `SELECT DISTINCT f.path FROM unnest($4::BYTEA[], $5::BYTEA[]) AS r (lo, hi)
   CROSS JOIN LATERAL (SELECT path FROM files
@@ -342,7 +342,7 @@ export class FileStore {
   /**
    * Paths of at most `limit` live files of the tenant whose content is `ropeHash` and whose path is
    * within `within`: every path, or the given exact paths and "/dir/*" patterns. One indexed
-   * lookup (files_content) per pattern.
+   * lookup (files_by_content) per pattern.
    */
   async liveHolders(
     tenantId: string,

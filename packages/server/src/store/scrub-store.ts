@@ -127,7 +127,7 @@ export class ScrubStore {
   }
 
   /**
-   * Up to `limit` (rope, offset) places where a chunk is listed (index rope_chunks_chunk), so a
+   * Up to `limit` (rope, offset) places where a chunk is listed (index rope_chunks_by_chunk), so a
    * damaged chunk can be traced to the ropes, and files, it breaks.
    */
   async chunkUses(
@@ -143,7 +143,7 @@ export class ScrubStore {
   }
 
   /**
-   * Up to `limit` file versions holding the rope (index file_versions_rope), in no particular
+   * Up to `limit` file versions holding the rope (index file_versions_by_rope), in no particular
    * order, each marked live when it is its path's current, undeleted version.
    */
   async versionsOf(tenantId: string, rope: Buffer, limit: number): Promise<VersionRef[]> {

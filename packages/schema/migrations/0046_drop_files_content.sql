@@ -1,0 +1,2 @@
+-- Replaced by files_by_content (0045).
+DROP INDEX files_content;
