@@ -563,7 +563,7 @@ export function parseSettingValue(s: Setting, raw: unknown, where: string): unkn
       if (typed === undefined) throw bad("must be a size in bytes, e.g. 65536, 512KiB, 64GiB");
       break;
     case "duration":
-      typed = typeof raw === "string" ? parseDuration(raw) : undefined;
+      typed = typeof raw === "string" ? parseDuration(raw) : raw === 0 ? 0 : undefined;
       if (typed === undefined) throw bad("must be a duration with a unit, e.g. 500ms, 30s, 5m, 24h, 7d");
       break;
     case "boolean":
@@ -682,6 +682,8 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 /** "500ms", "30s", "1h30m", "7d" → milliseconds; a unit is required; undefined when not a duration. */
 export function parseDuration(text: string): number | undefined {
   const t = text.trim().toLowerCase();
+  // Zero is zero in any unit ("--gc-interval 0" turns the schedule off, as its help says).
+  if (t === "0") return 0;
   if (!/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(t)) return undefined;
   let ms = 0;
   for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g))

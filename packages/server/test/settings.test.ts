@@ -46,7 +46,19 @@ test("sizes and durations take units; durations become the option's unit", () =>
   assert.equal(parseDuration("500ms"), 500);
   assert.equal(parseDuration("1h30m"), 5_400_000);
   assert.equal(parseDuration("7d"), 7 * 86_400_000);
-  for (const bad of ["", "30", "5 minutes", "-1s", "s"]) assert.equal(parseDuration(bad), undefined, bad);
+  for (const bad of ["", "30", "5 minutes", "-1s", "s", "00", "0.5"])
+    assert.equal(parseDuration(bad), undefined, bad);
+  // Zero needs no unit: the help of --gc-interval says "0 turns the schedule off".
+  assert.equal(parseDuration("0"), 0);
+  assert.equal(
+    settingsToOptions(resolveSettings({ flags: { "gc-interval": "0" }, env: {} })).gcIntervalMs,
+    0,
+  );
+  assert.equal(
+    settingsToOptions(resolveSettings({ flags: {}, env: {}, file: file({ "scrub-interval": 0 }) }))
+      .scrubIntervalMs,
+    0,
+  );
   const options = settingsToOptions(
     resolveSettings({ flags: { "upload-ttl": "2h", "fetch-timeout": "90s" }, env: {} }),
   );
