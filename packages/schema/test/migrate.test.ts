@@ -124,8 +124,8 @@ test("no secondary index starts with its table's primary-key column (a new tenan
     return (
       await c.query<{ idx: string }>(`
       SELECT i.relname AS idx FROM pg_index AS x
-        JOIN pg_class AS i ON i.oid = x.indexrelid
-        JOIN pg_class AS t ON t.oid = x.indrelid
+        JOIN pg_class AS i ON i.oid = x.indexrelid -- crdb-lint: ok PostgreSQL catalogs (the tests run on PostgreSQL)
+        JOIN pg_class AS t ON t.oid = x.indrelid -- crdb-lint: ok PostgreSQL catalogs
         JOIN pg_namespace AS n ON n.oid = t.relnamespace
         JOIN pg_index AS p ON p.indrelid = x.indrelid AND p.indisprimary
       WHERE n.nspname = current_schema() AND NOT x.indisprimary AND x.indkey[0] = p.indkey[0]`)
