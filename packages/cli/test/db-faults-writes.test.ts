@@ -117,7 +117,14 @@ test("database disk full: writes get 507 with Retry-After, reads go on, readines
     await sleep(1500);
     await fillUp(filler);
     const from = Date.now();
+    // At least 3 s, and (on a loaded machine, where fewer requests finish) until a write was
+    // refused, for at most 30 s: readiness reports what a write has met.
     await sleep(3000);
+    while (
+      Date.now() - from < 30_000 &&
+      !load.between(from).some((o) => o.op === "put" && o.outcome === "http 507")
+    )
+      await sleep(250);
 
     const r = await readyz(rig.server.url);
     assert.equal(r.status, 503, r.body);
