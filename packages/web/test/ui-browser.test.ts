@@ -13,18 +13,20 @@ import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 
 import { open } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { after, afterEach, before, test } from "node:test";
+import { after, afterEach, before } from "node:test";
 import { promisify } from "node:util";
 import { Files, Principals, Tenants, Tokens } from "@cacheroach/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { BrowserContext, Page } from "playwright-core";
-import { type Harness, logIn, skipReason, startHarness } from "./browser-harness.js";
+import type { BrowserContext, Page, Request } from "playwright-core";
+import { browserTests, type Harness, logIn, skipReason, startHarness } from "./browser-harness.js";
 
 const skip = skipReason();
 const BIG = 200 * 1024 * 1024;
 const UPLOAD_TIMEOUT = 10 * 60_000;
 
 let h: Harness;
+/** Failures say what the browser showed. */
+const test = browserTests(() => h as Harness | undefined);
 let ctx: BrowserContext;
 let page: Page;
 let tmp: string;
@@ -364,5 +366,96 @@ test("readable at phone width: nothing overflows sideways", { skip }, async () =
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
   } finally {
     await phone.close();
+  }
+});
+
+test("a listing that fails on the way is retried; one that keeps failing offers Try again", {
+  skip,
+}, async () => {
+  const c = await h.context();
+  c.setDefaultTimeout(30_000);
+  const p = await c.newPage();
+  const LIST = "**/cacheroach.v1.Files/List";
+  try {
+    let resets = 1;
+    await p.route(LIST, (route) => (resets-- > 0 ? route.abort("connectionreset") : route.continue()));
+    await logIn(p, h.server.url, h.server.superToken);
+    await p.getByRole("combobox", { name: "Tenant" }).selectOption({ label: "Team files" });
+    await p.getByRole("link", { name: "reports/" }).waitFor(); // the reset request was sent again
+    await p.unroute(LIST);
+    await p.route(LIST, (route) => route.abort("connectionreset"));
+    await p.getByRole("link", { name: "reports/" }).click();
+    const alert = p.getByRole("alert").filter({ hasText: "Listing /reports failed" });
+    await alert.waitFor(); // after its retries
+    await p.unroute(LIST);
+    await alert.getByRole("button", { name: "Try again" }).click();
+    await p.getByRole("button", { name: "hello.txt", exact: true }).waitFor();
+    assert.equal(await p.getByRole("alert").count(), 0, "the failure is gone once the listing shows");
+  } finally {
+    await c.close();
+  }
+});
+
+test("a late answer for a folder left behind does not replace the folder shown", { skip }, async () => {
+  const c = await h.context();
+  c.setDefaultTimeout(30_000);
+  const p = await c.newPage();
+  try {
+    // The first listing of Team files (its root) is held back until the test lets it answer.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held: Request | undefined;
+    await p.route("**/cacheroach.v1.Files/List", async (route) => {
+      if (!held && route.request().postDataBuffer()?.includes(tenantId)) {
+        held = route.request();
+        await released;
+      }
+      await route.continue();
+    });
+    await logIn(p, h.server.url, h.server.superToken);
+    await p.getByRole("combobox", { name: "Tenant" }).selectOption({ label: "Team files" });
+    await p.evaluate(`location.hash = "#/files/${tenantId}/reports"`);
+    await p.getByRole("button", { name: "hello.txt", exact: true }).waitFor();
+    assert.ok(held, "the root's listing was held back");
+    const lateAnswer = p.waitForResponse((r) => r.request() === held);
+    release();
+    await (await lateAnswer).finished();
+    await p.waitForTimeout(500); // the page has had time to apply it, were it going to
+    assert.equal(await p.getByRole("link", { name: "reports/" }).count(), 0, "no row of the root shows");
+    await p.getByRole("button", { name: "hello.txt", exact: true }).waitFor();
+  } finally {
+    await c.close();
+  }
+});
+
+test("a tenant picked before the page picks one for the user stays picked", { skip }, async () => {
+  const c = await h.context();
+  c.setDefaultTimeout(30_000);
+  const p = await c.newPage();
+  try {
+    // Another tenant sorts first, so the page would pick it; the user picks Team files as soon as
+    // the list shows, before the page's own pick runs (which waits for the next paint).
+    await h.server
+      .client(Tenants, h.server.superToken)
+      .ensure({ tenant: { label: "Archive (sorts first)" } });
+    await p.addInitScript({
+      content: `new MutationObserver((_, observer) => {
+        const select = document.querySelector(".tenant-pick select");
+        const team = select && [...select.options].find((o) => o.text === "Team files");
+        if (!select || !team) return;
+        observer.disconnect();
+        select.value = team.value;
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+      }).observe(document, { subtree: true, childList: true });`,
+    });
+    await logIn(p, h.server.url, h.server.superToken);
+    await p.getByRole("link", { name: "reports/" }).waitFor();
+    await p.waitForTimeout(500); // the page's own pick has run by now, were it going to
+    assert.ok(p.url().endsWith(`#/files/${tenantId}/`), `still on Team files: ${p.url()}`);
+    await p.getByRole("link", { name: "reports/" }).waitFor();
+  } finally {
+    await c.close();
   }
 });

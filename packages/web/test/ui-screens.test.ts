@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { after, before, test as plainTest } from "node:test";
 import { Tenants, Uploads } from "@cacheroach/proto";
 import type { BrowserContext, Page } from "playwright-core";
-import { type Harness, logIn, skipReason, startHarness } from "./browser-harness.js";
+import { browserTests, type Harness, logIn, skipReason, startHarness } from "./browser-harness.js";
 
 const skip = skipReason();
 const ROOT = path.resolve(import.meta.dirname, "../../..");
@@ -21,6 +21,8 @@ const SCREENS = ["login", "files", "details", "uploads", "admin-sessions", "phon
 const file = (name: string) => path.join(IMG, `web-ui-${name}.png`);
 
 let h: Harness;
+/** Failures say what the browser showed. */
+const test = browserTests(() => h as Harness | undefined);
 let ctx: BrowserContext;
 let page: Page;
 let tenantId: string;
@@ -148,7 +150,7 @@ test("phone width", { skip }, async () => {
   }
 });
 
-test("docs/web-ui.md shows every screenshot, and every screenshot exists", () => {
+plainTest("docs/web-ui.md shows every screenshot, and every screenshot exists", () => {
   const doc = readFileSync(path.join(ROOT, "docs/web-ui.md"), "utf8");
   for (const name of SCREENS) {
     assert.ok(doc.includes(`img/web-ui-${name}.png`), `docs/web-ui.md shows web-ui-${name}.png`);

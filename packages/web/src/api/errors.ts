@@ -82,3 +82,33 @@ export function isAbort(err: unknown): boolean {
   if (err instanceof ConnectError) return err.code === Code.Canceled;
   return err instanceof DOMException && err.name === "AbortError";
 }
+
+/**
+ * True when `err` may pass if the same request is sent again: the server or its database was
+ * unavailable, or the request never reached it (a dropped connection).
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof ConnectError)
+    return err.code === Code.Unavailable || (err.code === Code.Unknown && err.cause instanceof TypeError);
+  return err instanceof TypeError;
+}
+
+/** Waits before each retry of a read that failed transiently (then the failure is shown). */
+const RETRY_DELAYS_MS = [300, 1000, 3000];
+
+/**
+ * Runs the read `fn`, again after a short wait each time it fails transiently (up to three
+ * retries), unless `stale()` says its answer is no longer wanted. Only for reads: a write that
+ * failed may have happened.
+ */
+export async function withTransientRetries<T>(fn: () => Promise<T>, stale: () => boolean): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (delay === undefined || !isTransient(err) || stale()) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

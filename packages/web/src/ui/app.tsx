@@ -76,10 +76,13 @@ function Shell({ login, onLogout }: { login: Login; onLogout: () => void }) {
   useEffect(() => {
     void loadTenants();
   }, [loadTenants]);
-  // Pick the first tenant when none is chosen.
+  // Pick the first tenant when none is chosen. This runs after the page is painted, so the user
+  // may have picked one from the list since this render: read the address as it is now, or the
+  // stale `route` would overrule their choice.
   useEffect(() => {
-    if (route.kind === "files" && !route.tenantId && tenants?.[0])
-      go({ kind: "files", tenantId: tenants[0].id, dir: "/" });
+    if (route.kind !== "files" || route.tenantId || !tenants?.[0]) return;
+    const now = parseRoute(location.hash);
+    if (now.kind === "files" && !now.tenantId) go({ kind: "files", tenantId: tenants[0].id, dir: "/" });
   }, [route, tenants, go]);
   const [principal, setPrincipal] = useState<string>();
   useEffect(() => {

@@ -5,7 +5,7 @@
 import type { FileMeta, Tenant } from "@cacheroach/proto";
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Api } from "../api/client.js";
-import { describe, type Problem } from "../api/errors.js";
+import { describe, type Problem, withTransientRetries } from "../api/errors.js";
 import { type Entry, type Listing, listFolder, type SortKey, sortEntries } from "../files/listing.js";
 import { badSegment, crumbs, freeName, join } from "../files/paths.js";
 import { fromDataTransfer, fromFileList, type PickedFile } from "../files/picked-files.js";
@@ -47,11 +47,21 @@ export function FileBrowser({ api, tenant, tenantId, dir, onNavigate }: Props) {
   const filesInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
 
+  // Only the newest listing request may fill the page: an older one that answers late (the user
+  // moved on, or a refresh overtook it) would show another folder's rows under this one's name.
+  const latest = useRef(0);
   const refresh = useCallback(async () => {
+    const mine = ++latest.current;
     try {
-      setListing(await listFolder(api, tenantId, dir));
+      const got = await withTransientRetries(
+        () => listFolder(api, tenantId, dir),
+        () => latest.current !== mine,
+      );
+      if (latest.current !== mine) return;
+      setListing(got);
       setProblem(undefined);
     } catch (err) {
+      if (latest.current !== mine) return;
       setListing(undefined);
       setProblem(describe(`Listing ${dir}`, err));
     }
@@ -59,6 +69,9 @@ export function FileBrowser({ api, tenant, tenantId, dir, onNavigate }: Props) {
   useEffect(() => {
     setListing(undefined);
     void refresh();
+    return () => {
+      latest.current++; // unmounted or moved on: late answers are dropped
+    };
   }, [refresh]);
   // Refresh once a burst of finished uploads settles.
   useEffect(() => {
@@ -238,7 +251,20 @@ export function FileBrowser({ api, tenant, tenantId, dir, onNavigate }: Props) {
         />
         <span class="drop-hint">or drop files and folders here</span>
       </div>
-      {problem && <ProblemView problem={problem} onDismiss={() => setProblem(undefined)} />}
+      {problem && (
+        <ProblemView
+          problem={problem}
+          onDismiss={() => setProblem(undefined)}
+          onRetry={
+            listing === undefined
+              ? () => {
+                  setProblem(undefined);
+                  void refresh();
+                }
+              : undefined
+          }
+        />
+      )}
       <UploadPanel queue={queue} />
       {listing === undefined && !problem && <p class="loading">Loading {dir}…</p>}
       {listing && rows.length === 0 && (
