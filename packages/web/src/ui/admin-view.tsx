@@ -8,6 +8,7 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { describe, type Problem } from "../api/errors.js";
 import type { Login } from "../auth/login-state.js";
 import { formatTime } from "./format.js";
+import { useLatestOnly } from "./latest-only.js";
 import { Modal } from "./modal.js";
 import { ProblemView } from "./problem-view.js";
 import type { AdminSection } from "./route.js";
@@ -312,13 +313,15 @@ function SessionsAdmin({ login }: { login: Login }) {
       setGrant((g) => ({ ...g, tenantId: g.tenantId || ts[0]?.id || "" }));
     });
   }, [api, run]);
-  const load = useCallback(
-    () =>
-      run("Listing sessions", async () =>
-        setSessions(await collect(api.tokens.find({ owner, includeInactive: all }))),
-      ),
-    [api, run, owner, all],
-  );
+  // Another principal may be chosen while one's sessions load: only the newest answer shows.
+  const requests = useLatestOnly();
+  const load = useCallback(() => {
+    const isNewest = requests.take();
+    return run("Listing sessions", async () => {
+      const found = await collect(api.tokens.find({ owner, includeInactive: all }));
+      if (isNewest()) setSessions(found);
+    });
+  }, [api, run, owner, all, requests]);
   useEffect(() => void load(), [load]);
   const toggleCap = (c: string, on: boolean) => {
     const caps = new Set(grant.caps);

@@ -14,6 +14,7 @@ import { UploadQueue } from "../files/upload-queue.js";
 import { type Choice, ConflictDialog } from "./conflict-dialog.js";
 import { FileDetails } from "./file-details.js";
 import { formatSize, formatTime, hex } from "./format.js";
+import { useLatestOnly } from "./latest-only.js";
 import { Modal } from "./modal.js";
 import { ProblemView } from "./problem-view.js";
 import { routeHash } from "./route.js";
@@ -47,32 +48,28 @@ export function FileBrowser({ api, tenant, tenantId, dir, onNavigate }: Props) {
   const filesInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
 
-  // Only the newest listing request may fill the page: an older one that answers late (the user
-  // moved on, or a refresh overtook it) would show another folder's rows under this one's name.
-  const latest = useRef(0);
+  const listings = useLatestOnly();
   const refresh = useCallback(async () => {
-    const mine = ++latest.current;
+    const isNewest = listings.take();
     try {
       const got = await withTransientRetries(
         () => listFolder(api, tenantId, dir),
-        () => latest.current !== mine,
+        () => !isNewest(),
       );
-      if (latest.current !== mine) return;
+      if (!isNewest()) return;
       setListing(got);
       setProblem(undefined);
     } catch (err) {
-      if (latest.current !== mine) return;
+      if (!isNewest()) return;
       setListing(undefined);
       setProblem(describe(`Listing ${dir}`, err));
     }
-  }, [api, tenantId, dir]);
+  }, [api, tenantId, dir, listings]);
   useEffect(() => {
     setListing(undefined);
     void refresh();
-    return () => {
-      latest.current++; // unmounted or moved on: late answers are dropped
-    };
-  }, [refresh]);
+    return listings.dropAll; // unmounted or moved on: late answers are dropped
+  }, [refresh, listings]);
   // Refresh once a burst of finished uploads settles.
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | undefined;

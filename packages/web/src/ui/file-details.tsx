@@ -77,7 +77,8 @@ export function FileDetails({ api, file, onClose, onChanged }: Props) {
       {problem && <ProblemView problem={problem} onDismiss={() => setProblem(undefined)} />}
       <ShareLink api={api} file={file} />
       <Preview api={api} file={file} />
-      <Versions api={api} file={file} onRestored={onChanged} />
+      {/* Keyed: a "more" still loading for one version must not add to the next one's list. */}
+      <Versions key={`${file.path}@${file.version}`} api={api} file={file} onRestored={onChanged} />
       {confirmDelete && (
         <Modal title="Delete file?" onClose={() => setConfirmDelete(false)}>
           <p>
