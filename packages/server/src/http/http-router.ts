@@ -23,10 +23,11 @@ export interface HttpRouterDeps extends ContextDeps, OidcRouteDeps {
 }
 
 /**
- * Chunk upload blocks kept for reuse: enough for a few clients' bodies in flight (each stores two
- * blocks while a third fills), 32 MiB at the default max_transfer_size.
+ * Chunk upload blocks kept for reuse while uploads run: a body holds up to four (two being
+ * stored, one sealed waiting for room, one filling), and the CLI sends three at once; 64 MiB at
+ * the default max_transfer_size, dropped when idle (uploads/block-pool.ts).
  */
-const SPARE_CHUNK_BLOCKS = 8;
+const SPARE_CHUNK_BLOCKS = 16;
 
 /** How long /readyz waits for the database before answering "not ready". */
 const READINESS_TIMEOUT_MS = 2000;
