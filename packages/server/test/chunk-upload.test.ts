@@ -14,6 +14,8 @@ import { Files, Tenants, Tokens, Uploads } from "@cacheroach/proto";
 import pg from "pg";
 import { CHUNK_UPLOAD_ROUTE, CHUNK_UPLOAD_TYPE, UPLOAD_STATE_HEADER } from "../src/http/chunk-upload.js";
 import { startTestServer, type TestServer } from "../src/testing.js";
+import { BlockPool } from "../src/uploads/block-pool.js";
+import { ChunkFrameReader } from "../src/uploads/chunk-frames.js";
 
 const CHUNK = 64 * 1024;
 /** The server's max_transfer_size at this chunk size (8 chunks), so a batch is 8 chunks. */
@@ -312,5 +314,38 @@ describe("chunk upload bodies", () => {
     const fits = await post(b.state, frames(chunks.slice(0, 4)));
     assert.deepEqual(await fits.json(), { chunks: 4, bytes: 4 * CHUNK, stored: 4 });
     assert.deepEqual(await usage(t), { chunks: 4, bytes: 4 * CHUNK });
+  });
+});
+
+describe("ChunkFrameReader", () => {
+  test("pieces of any size, heads split anywhere: the same chunks, in blocks that are reused", () => {
+    const data = randomBytes(9 * CHUNK + 100);
+    const body = frames(chunksOf(data));
+    const pool = new BlockPool(4 * CHUNK, 4);
+    const verify = (hash: Buffer, d: Buffer) => assert.deepEqual(chunkHash(d), hash);
+    for (const sizes of [[1], [7, 36, 35, 37], [CHUNK + 36], [body.length]]) {
+      const reader = new ChunkFrameReader(CHUNK, pool, verify);
+      const got: Buffer[] = [];
+      const blocks = new Set<Buffer>();
+      const drain = (batches: { block: Buffer; chunks: { data: Buffer }[] }[]) => {
+        for (const b of batches) {
+          got.push(...b.chunks.map((c) => Buffer.from(c.data)));
+          blocks.add(b.block);
+          pool.give(b.block);
+        }
+      };
+      for (let off = 0, i = 0; off < body.length; i++) {
+        const n = sizes[i % sizes.length]!;
+        reader.push(body.subarray(off, off + n));
+        off += n;
+        drain(reader.takeSealed());
+      }
+      drain(reader.finish());
+      assert.deepEqual(Buffer.concat(got), data, `pieces of ${sizes.join(", ")} bytes`);
+      assert.equal(reader.count, 10);
+      // Pieces smaller than a block seal at most one batch each, given back before the next.
+      if (Math.max(...sizes) < pool.blockBytes)
+        assert.ok(blocks.size <= 2, `${blocks.size} blocks for three batches given back in turn`);
+    }
   });
 });
