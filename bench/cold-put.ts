@@ -138,7 +138,6 @@ try {
         : "?";
       const srv = `${per(s1[0] - s0[0] + s1[1] - s0[1])} (user ${per(s1[0] - s0[0])} + sys ${per(s1[1] - s0[1])})`;
       const row = `${mode.name.padEnd(13)} run ${i + 1}: ${(mib / r.seconds).toFixed(1)} MiB/s wall; CPU ms/MiB: CLI ${cli}, server ${srv}, PostgreSQL ${per(p1 - p0)}`;
-      if (process.env["BENCH_SHOW_OUTPUT"]) process.stdout.write(r.stdout.slice(-6000));
       rows.push(row);
       process.stdout.write(`${row}\n`);
     }
