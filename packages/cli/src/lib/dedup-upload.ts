@@ -309,6 +309,11 @@ async function putChunks(entries: RoundEntry[], up: DedupUpload, state: Uint8Arr
 
 /** Chunk bytes per body: one read block of a cold upload (the server takes 16 max_transfer_sizes). */
 const BODY_TRANSFERS = 4;
+/**
+ * Bodies in flight per round: a cold round is one body; a larger round (a re-upload that finds
+ * some chunks missing) reads its chunks again, so this bounds what it holds (32 MiB).
+ */
+const BODIES_IN_FLIGHT = 2;
 
 /**
  * Sends `entries` as chunk bodies of at most {@link BODY_TRANSFERS} max_transfer_sizes each, the
@@ -323,7 +328,7 @@ async function postChunks(
   state: Uint8Array,
 ): Promise<void> {
   const groups = groupsOf(entries, up.maxTransfer * BODY_TRANSFERS, up.chunkSize);
-  await mapLimit(groups, PUT_CONCURRENCY, async (group) => {
+  await mapLimit(groups, BODIES_IN_FLIGHT, async (group) => {
     const chunks = await Promise.all(
       group.map(async (e) => ({ hash: e.hash, data: await chunkData(e, up) })),
     );
