@@ -157,32 +157,44 @@ describe("file put sends new chunks as bodies", () => {
     }
   });
 
-  test("a server without the route (older) gets PutChunks, and the upload succeeds", async () => {
-    let refused = 0;
-    const p = await proxy((client, upstream) => {
-      refused++;
-      upstream.destroy();
-      const text = `no such endpoint ${ROUTE}\n`;
-      client.end(
-        "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncacheroach-error-code: ERR_NOT_FOUND\r\n" +
-          `content-length: ${text.length}\r\nconnection: close\r\n\r\n${text}`,
-      );
+  const refusals = [
+    {
+      who: "a server without the route (older)",
+      head: "HTTP/1.1 404 Not Found\r\ncacheroach-error-code: ERR_NOT_FOUND",
+      text: `no such endpoint ${ROUTE}\n`,
+    },
+    {
+      who: "a proxy that takes no large bodies",
+      head: "HTTP/1.1 413 Payload Too Large",
+      text: "too large\n",
+    },
+  ];
+  for (const [i, { who, head, text }] of refusals.entries()) {
+    test(`${who} gets PutChunks, and the upload succeeds`, async () => {
+      let refused = 0;
+      const p = await proxy((client, upstream) => {
+        refused++;
+        upstream.destroy();
+        client.end(
+          `${head}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length}\r\nconnection: close\r\n\r\n${text}`,
+        );
+      });
+      try {
+        const config = await writeCliConfig(join(s.dir, `refused-${i}.cfg`), p.url, s.ts.superToken);
+        const t = await newTenant(who);
+        const data = randomBytes(70 * CHUNK + 9);
+        const r = await put(config, t, data);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(refused, 1, "asked once, then PutChunks for the rest of the upload");
+        assert.match(r.stderr, /takes no chunk bodies; sending with PutChunks/);
+        assert.match(r.stderr, /Uploads\/PutChunks ok/);
+        assert.deepEqual(await read(t), data);
+        assert.deepEqual(await usage(t), { chunks: 71, bytes: data.length });
+      } finally {
+        await p.close();
+      }
     });
-    try {
-      const config = await writeCliConfig(join(s.dir, "old.cfg"), p.url, s.ts.superToken);
-      const t = await newTenant("old server");
-      const data = randomBytes(70 * CHUNK + 9);
-      const r = await put(config, t, data);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(refused, 1, "asked once, then PutChunks for the rest of the upload");
-      assert.match(r.stderr, /takes no chunk bodies; sending with PutChunks/);
-      assert.match(r.stderr, /Uploads\/PutChunks ok/);
-      assert.deepEqual(await read(t), data);
-      assert.deepEqual(await usage(t), { chunks: 71, bytes: data.length });
-    } finally {
-      await p.close();
-    }
-  });
+  }
 });
 
 describe("ChunkBodies", () => {

@@ -6,8 +6,9 @@
  * cost most CPU per MiB here. A body is written from the read block itself (a 36-byte head per
  * chunk, then a view of the chunk's bytes), and the server reads it into blocks it reuses.
  *
- * Servers without the route (older ones) answer 404 or 405: {@link ChunkRouteMissing}, and the
- * caller sends with PutChunks from then on.
+ * Servers without the route (older ones) answer 404 or 405, a proxy with a smaller body limit 413
+ * without the server's error code: {@link ChunkRouteMissing}, and the caller sends with PutChunks
+ * from then on.
  */
 import * as http from "node:http";
 import * as https from "node:https";
@@ -139,8 +140,9 @@ export class ChunkBodies {
             }
             return;
           }
-          if (status === 404 || status === 405) {
-            // An older server (no such endpoint): the caller falls back to PutChunks.
+          if (status === 404 || status === 405 || (status === 413 && !res.headers[SERVER_ERROR_CODE])) {
+            // An older server (no such endpoint), or a proxy in front that takes no bodies this
+            // large (its 413 names no cacheroach code): the caller falls back to PutChunks.
             this.supported = false;
             reject(new ChunkRouteMissing(status));
             return;
