@@ -25,11 +25,13 @@ const PACKAGE_DEPS: Record<string, string[]> = {
 
 /**
  * The CLI loads the server only to run it, through its public entry, from these commands; `start`
- * also builds its flags from the server's settings table (a light entry point).
+ * also builds its flags from the server's settings table, and chunk bodies map the server's error
+ * answers by its error table (light entry points).
  */
 const CLI_SERVER_IMPORTS: Record<string, readonly string[]> = {
   "packages/cli/src/commands/start.ts": ["@cacheroach/server", "@cacheroach/server/settings"],
   "packages/cli/src/commands/bootstrap.ts": ["@cacheroach/server"],
+  "packages/cli/src/lib/chunk-bodies.ts": ["@cacheroach/server/error-table"],
 };
 
 /**

@@ -4,6 +4,7 @@
  */
 export { BaseCommand, normalizeServerUrl } from "./lib/base-command.js";
 export { downloadBatch, READ_BATCH } from "./lib/batch-download.js";
+export { CHUNK_UPLOAD_ENV, ChunkBodies, ChunkRouteMissing } from "./lib/chunk-bodies.js";
 export { mapLimit } from "./lib/concurrency.js";
 export {
   type CliConfig,

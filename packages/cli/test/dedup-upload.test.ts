@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setTimeout as wait } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { type ChunkBodies, ChunkRouteMissing } from "../src/lib/chunk-bodies.js";
 import {
   CACHED_ROUND_CHUNKS,
   cachedRounds,
@@ -142,6 +143,50 @@ describe("sendRound", () => {
     assert.deepEqual(log.slice(0, 1), ["find s0 4"]);
     assert.deepEqual(log.slice(1).sort(), ["put s0 aa,cc", "put s0 dd"]);
     assert.deepEqual(appended, [4]);
+  });
+});
+
+describe("sendRound with chunk bodies", () => {
+  /** A fake ChunkBodies: records each body's chunks; `missingRoute` answers as an older server. */
+  function fakeBodies(opts: { missingRoute?: boolean } = {}) {
+    const log: string[] = [];
+    const bodies = {
+      supported: true,
+      async post(state: Uint8Array, chunks: { data: Uint8Array }[]) {
+        if (opts.missingRoute) {
+          bodies.supported = false;
+          throw new ChunkRouteMissing(404);
+        }
+        log.push(`body ${text(state)} ${chunks.map((c) => text(c.data)).join(",")}`);
+        return { chunks: chunks.length, bytes: 0, stored: chunks.length };
+      },
+    };
+    return { bodies: bodies as unknown as ChunkBodies, log };
+  }
+
+  test("the missing chunks go as bodies of up to 4 max_transfer_sizes, a short chunk last in its body", async () => {
+    const { uploads, log } = fakeUploads({ missing: (h) => !h.equals(chunkHash(Buffer.from("bb"))) });
+    const { bodies, log: sent } = fakeBodies();
+    const entries = ["aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh", "ii", "jj", "k"].map((d, i) =>
+      entry(d, 2 * i),
+    );
+    await sendRound(entries, { ...upload(uploads), chunkBodies: bodies }, Buffer.from("s0"), async () => {});
+    assert.deepEqual(sent.sort(), ["body s0 aa,cc,dd,ee,ff,gg,hh,ii", "body s0 jj,k"]);
+    assert.ok(!log.some((l) => l.startsWith("put")), "no PutChunks call");
+  });
+
+  test("a server without the route gets PutChunks, for this round and the next", async () => {
+    const { uploads, log } = fakeUploads();
+    const { bodies, log: sent } = fakeBodies({ missingRoute: true });
+    const up = { ...upload(uploads), chunkBodies: bodies };
+    await sendRound([entry("aa", 0), entry("bb", 2)], up, Buffer.from("s0"), async () => {});
+    await sendRound([entry("cc", 4)], up, Buffer.from("s1"), async () => {});
+    assert.deepEqual(sent, []);
+    assert.deepEqual(
+      log.filter((l) => l.startsWith("put")),
+      ["put s0 aa,bb", "put s1 cc"],
+    );
+    assert.equal(bodies.supported, false);
   });
 });
 

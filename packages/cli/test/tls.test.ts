@@ -1,5 +1,6 @@
 /** `cacheroach start` with TLS, from the user's side: a CLI that trusts the certificate, and SIGHUP reload. */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -41,6 +42,17 @@ describe("start: TLS", () => {
     assert.equal(ls.code, 0, ls.stderr);
     const untrusting = await spawnCli(["tenant", "ls", "-c", config]);
     assert.notEqual(untrusting.code, 0, "without the certificate the CLI must not connect");
+    // A large file's new chunks go as chunk bodies over HTTPS too.
+    const data = randomBytes(3 * 512 * 1024 + 5);
+    const local = join(dir, "big.bin");
+    await writeFile(local, data);
+    const scratch = ["-t", "0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a", "-c", config];
+    const put = await spawnCli(["file", "put", "/big.bin", local, "-v", ...scratch], { env: trust });
+    assert.equal(put.code, 0, put.stderr);
+    assert.match(put.stderr, /chunk body: 4 chunks, 1572869 bytes/);
+    const got = await spawnCli(["file", "get", "/big.bin", "-o", "-", ...scratch], { env: trust });
+    assert.equal(got.code, 0, got.stderr);
+    assert.deepEqual(got.stdout, data);
   });
 
   test("SIGHUP reloads the certificate files; a server without them says so and runs on", async () => {

@@ -9,6 +9,7 @@ import type { Client, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Command, Errors, Flags, type Interfaces } from "@oclif/core";
 import { splitPositionals } from "./argv-split.js";
+import { ChunkBodies, chunkBodiesFromEnv } from "./chunk-bodies.js";
 import { type CliConfig, CONFIG_ENV, configSession, loadConfig, resolveConfigPath } from "./config.js";
 import { codeName, describeError, ExitCode, type FailureContext, toCliError, UserError } from "./errors.js";
 import { HttpClient } from "./http.js";
@@ -221,6 +222,25 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   private readonly httpClients: HttpClient[] = [];
+  private readonly chunkSenders: ChunkBodies[] = [];
+
+  /**
+   * Where uploads send new chunks as streamed bodies (the config's server and token), closed when
+   * the command ends; undefined when CACHEROACH_CHUNK_UPLOAD=rpc asks for PutChunks.
+   */
+  protected async chunkBodies(): Promise<ChunkBodies | undefined> {
+    let wanted: boolean;
+    try {
+      wanted = chunkBodiesFromEnv();
+    } catch (err) {
+      throw new UserError((err as Error).message, ExitCode.usage);
+    }
+    if (!wanted) return undefined;
+    const cfg = await this.loadCliConfig();
+    const c = new ChunkBodies(cfg.server, cfg.token);
+    this.chunkSenders.push(c);
+    return c;
+  }
 
   /** A plain-HTTP client (signed URLs), closed when the command ends. */
   protected httpClient(): HttpClient {
@@ -399,6 +419,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected override async finally(err: Error | undefined): Promise<unknown> {
     for (const t of this.transports.splice(0)) t.close();
     for (const c of this.httpClients.splice(0)) c.close();
+    for (const c of this.chunkSenders.splice(0)) c.close();
     return super.finally(err);
   }
 }

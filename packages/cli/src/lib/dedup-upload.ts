@@ -10,8 +10,9 @@
 import type { FileHandle } from "node:fs/promises";
 import type { TransferResponse, Uploads } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { type ChunkBodies, ChunkRouteMissing } from "./chunk-bodies.js";
 import { mapLimit, TaskWindow } from "./concurrency.js";
-import { UserError } from "./errors.js";
+import { isRetryable, UserError } from "./errors.js";
 import { blockReader, hashedHere, hashedOnWorkers } from "./file-blocks.js";
 import { type HashedBlock, PARALLEL_HASH_MIN_BYTES, sharedHashPool } from "./hash-pool.js";
 import type { Progress } from "./progress.js";
@@ -28,8 +29,13 @@ export const CACHED_ROUND_CHUNKS = 8192;
 const PUT_CONCURRENCY = 4;
 /** Rounds (FindMissing + PutChunks) in flight at once per file; their Appends stay in order. */
 export const ROUNDS_IN_FLIGHT = 3;
-/** Read blocks kept for reuse per upload (16 MiB each). */
-const SPARE_BLOCKS = 4;
+/**
+ * Read blocks kept for reuse per upload (16 MiB each): as many as can be in use at once (3 being
+ * hashed, one gathering, 3 rounds in flight, one waiting for room), so a cold upload allocates
+ * no block after its first few (at 4, blocks were dropped and allocated again all along, and
+ * fresh memory costs about 3 ms per MiB to touch on the benchmark VM).
+ */
+const SPARE_BLOCKS = 8;
 
 /** What a send path reports: the state to commit, the bytes sent and the content hash computed locally. */
 export interface Sent {
@@ -63,6 +69,13 @@ export interface DedupUpload {
   parallelHash?: boolean;
   /** The server takes packed chunks (BeginResponse.packed_chunks). */
   packed?: boolean;
+  /**
+   * Send new chunks as streamed HTTP bodies (chunk-bodies.ts) rather than PutChunks calls, while
+   * the server takes them.
+   */
+  chunkBodies?: ChunkBodies;
+  /** Verbose log. */
+  log?: (line: string) => void;
 }
 
 /** One chunk of a dedup round; `data` is dropped in rounds larger than one block (re-read if sent). */
@@ -260,21 +273,23 @@ export async function sendRound(
 }
 
 /**
- * Sends the data of `entries` with PutChunks: groups of at most `maxTransfer` bytes per call,
- * {@link PUT_CONCURRENCY} calls in flight (the server stores each call's chunks on its own
- * database connection, so ingest runs in parallel).
+ * Sends the data of `entries`: as chunk bodies ({@link postChunks}) when the server takes them,
+ * else with PutChunks: groups of at most `maxTransfer` bytes per call, {@link PUT_CONCURRENCY}
+ * calls in flight (the server stores each call's chunks on its own database connection, so
+ * ingest runs in parallel).
  */
 async function putChunks(entries: RoundEntry[], up: DedupUpload, state: Uint8Array): Promise<void> {
-  const groups: RoundEntry[][] = [];
-  let bytes = up.maxTransfer;
-  for (const e of entries) {
-    if (bytes + e.length > up.maxTransfer) {
-      groups.push([]);
-      bytes = 0;
+  if (entries.length === 0) return;
+  if (up.chunkBodies?.supported) {
+    try {
+      await postChunks(entries, up, up.chunkBodies, state);
+      return;
+    } catch (err) {
+      if (!(err instanceof ChunkRouteMissing)) throw err;
+      up.log?.(`${err.message}: the server takes no chunk bodies; sending with PutChunks`);
     }
-    groups[groups.length - 1]!.push(e);
-    bytes += e.length;
   }
+  const groups = groupsOf(entries, up.maxTransfer);
   await mapLimit(groups, PUT_CONCURRENCY, async (group) => {
     // Consecutive chunks of the file (all of a cold upload's) go packed: one bytes field, a view
     // of the read block where it holds them, which the encoder does not copy per chunk as it
@@ -290,6 +305,56 @@ async function putChunks(entries: RoundEntry[], up: DedupUpload, state: Uint8Arr
           };
     await withRetry(() => up.uploads.putChunks(req), up.retry ?? {});
   });
+}
+
+/** Chunk bytes per body: one read block of a cold upload (the server takes 16 max_transfer_sizes). */
+const BODY_TRANSFERS = 4;
+/**
+ * Bodies in flight per round: a cold round is one body; a larger round (a re-upload that finds
+ * some chunks missing) reads its chunks again, so this bounds what it holds (32 MiB).
+ */
+const BODIES_IN_FLIGHT = 2;
+
+/**
+ * Sends `entries` as chunk bodies of at most {@link BODY_TRANSFERS} max_transfer_sizes each, the
+ * chunks' bytes written from where they are (a cold upload's read block), each body retried
+ * whole (storing a chunk twice is a no-op). A body ends after a short chunk (the server takes a
+ * short chunk only last).
+ */
+async function postChunks(
+  entries: RoundEntry[],
+  up: DedupUpload,
+  bodies: ChunkBodies,
+  state: Uint8Array,
+): Promise<void> {
+  const groups = groupsOf(entries, up.maxTransfer * BODY_TRANSFERS, up.chunkSize);
+  await mapLimit(groups, BODIES_IN_FLIGHT, async (group) => {
+    const chunks = await Promise.all(
+      group.map(async (e) => ({ hash: e.hash, data: await chunkData(e, up) })),
+    );
+    const answer = await withRetry(() => bodies.post(state, chunks), {
+      ...up.retry,
+      // The route's absence is not retried: the caller falls back.
+      retryable: (err) => !(err instanceof ChunkRouteMissing) && (up.retry?.retryable ?? isRetryable)(err),
+    });
+    up.log?.(`chunk body: ${answer.chunks} chunks, ${answer.bytes} bytes, ${answer.stored} new`);
+  });
+}
+
+/** `entries` in groups of at most `maxBytes` bytes (each group ends after a chunk shorter than `chunkSize`). */
+function groupsOf(entries: readonly RoundEntry[], maxBytes: number, chunkSize = 0): RoundEntry[][] {
+  const groups: RoundEntry[][] = [];
+  let bytes = maxBytes;
+  for (const e of entries) {
+    if (bytes + e.length > maxBytes) {
+      groups.push([]);
+      bytes = 0;
+    }
+    groups[groups.length - 1]!.push(e);
+    bytes += e.length;
+    if (e.length < chunkSize) bytes = maxBytes; // the next chunk starts a new group
+  }
+  return groups;
 }
 
 /** True if `group` is a run of the file's chunks, each but the last a whole chunk. */

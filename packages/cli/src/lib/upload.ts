@@ -13,6 +13,7 @@ import { open } from "node:fs/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { FileMeta, PreconditionSchema, Uploads } from "@cacheroach/proto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { ChunkBodies } from "./chunk-bodies.js";
 import { checkOffset, type Sent, sendDeduplicated } from "./dedup-upload.js";
 import { IntegrityError, UserError } from "./errors.js";
 import { blockReader, prefetched } from "./file-blocks.js";
@@ -86,6 +87,11 @@ export interface UploadContext {
   parallelHash?: boolean;
   /** Verbose log (one line per notable decision, e.g. a hash-cache hit). */
   log?: (line: string) => void;
+  /**
+   * Send the dedup path's new chunks as streamed HTTP bodies (chunk-bodies.ts) rather than
+   * PutChunks calls, while the server takes them.
+   */
+  chunkBodies?: ChunkBodies;
   /** Override of {@link ONE_SHOT_LIMIT} (tests). */
   oneShotLimit?: number;
 }

@@ -3,7 +3,9 @@ import type { Db } from "../db/db.js";
 import { CacheroachError, toHttpError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { HttpHandler, HttpRequest, HttpResponse } from "../net/node-http.js";
+import { BlockPool } from "../uploads/block-pool.js";
 import { sendText } from "./answers.js";
+import { CHUNK_UPLOAD_ROUTE, type ChunkUploadDeps, handleChunkUpload } from "./chunk-upload.js";
 import { answerError, MethodNotAllowed } from "./error-answer.js";
 import { ALLOW, handlerFor } from "./file-methods.js";
 import { handleOidcRoute, type OidcRouteDeps } from "./oidc-routes.js";
@@ -20,6 +22,13 @@ export interface HttpRouterDeps extends ContextDeps, OidcRouteDeps {
   readonly ui: WebUi;
 }
 
+/**
+ * Chunk upload blocks kept for reuse while uploads run: a body holds up to four (two being
+ * stored, one sealed waiting for room, one filling), and the CLI sends three at once; 64 MiB at
+ * the default max_transfer_size, dropped when idle (uploads/block-pool.ts).
+ */
+const SPARE_CHUNK_BLOCKS = 16;
+
 /** How long /readyz waits for the database before answering "not ready". */
 const READINESS_TIMEOUT_MS = 2000;
 
@@ -30,8 +39,14 @@ const READINESS_TIMEOUT_MS = 2000;
  * message.
  */
 export function createHttpRouter(deps: HttpRouterDeps): HttpHandler {
+  // Chunk upload bodies are gathered in blocks of one transfer, reused across requests.
+  const chunkUploads: ChunkUploadDeps = {
+    authz: deps.authz,
+    uploads: deps.uploads,
+    pool: new BlockPool(deps.uploads.limits.maxTransferSize, SPARE_CHUNK_BLOCKS),
+  };
   return (req, res) => {
-    route(deps, req, res).catch((err: unknown) => {
+    route(deps, chunkUploads, req, res).catch((err: unknown) => {
       if (loginRedirect(deps, req, res, err)) return;
       answerError({ req, res, log: deps.log }, err);
     });
@@ -67,7 +82,12 @@ function loginRedirect(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse
   return true;
 }
 
-async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse): Promise<void> {
+async function route(
+  deps: HttpRouterDeps,
+  chunkUploads: ChunkUploadDeps,
+  req: HttpRequest,
+  res: HttpResponse,
+): Promise<void> {
   // The WHATWG parser resolves "..", "." and "%2e%2e" silently; paths are validated raw instead.
   const rawTarget = req.url ?? "/";
   if (!rawTarget.startsWith("/"))
@@ -95,6 +115,7 @@ async function route(deps: HttpRouterDeps, req: HttpRequest, res: HttpResponse):
   if (p.startsWith("/_/")) {
     if (p.startsWith(RETRIEVE_PREFIX)) return handleRetrieve(incoming, deps);
     if (p === "/_/v0/config") return handleConfig(incoming, deps);
+    if (p === CHUNK_UPLOAD_ROUTE) return handleChunkUpload(incoming, chunkUploads);
     if (await handleOidcRoute(incoming, deps)) return;
     if (p === "/_/ui" || p.startsWith(UI_PREFIX)) return deps.ui.serve(incoming);
     throw new CacheroachError("ERR_NOT_FOUND", `no such endpoint ${p}`);

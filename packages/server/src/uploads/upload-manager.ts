@@ -255,16 +255,8 @@ export class UploadManager {
   async putChunks(state: UploadState, chunks: readonly { hash: Buffer; data: Buffer }[]): Promise<number> {
     let total = 0;
     for (const c of chunks) {
-      if (c.data.length === 0 || c.data.length > state.chunkSize) {
-        throw new CacheroachError("ERR_BAD_REQUEST", `chunks must be 1..${state.chunkSize} bytes`);
-      }
+      this.verifyChunk(state, c.hash, c.data);
       total += c.data.length;
-      if (!chunkHash(c.data).equals(c.hash)) {
-        throw new CacheroachError(
-          "ERR_BAD_REQUEST",
-          `chunk hash ${c.hash.toString("hex").slice(0, 16)}… does not match its data; nothing was stored`,
-        );
-      }
     }
     if (total > this.limits.maxTransferSize) {
       throw new CacheroachError(
@@ -272,6 +264,33 @@ export class UploadManager {
         `chunks total ${total} bytes; the limit per call is ${this.limits.maxTransferSize}`,
       );
     }
+    return this.storeVerified(state, chunks);
+  }
+
+  /**
+   * Refuses a chunk a client sends that is empty, longer than the upload's chunk size, or whose
+   * bytes do not hash to the hash it names (ERR_BAD_REQUEST).
+   */
+  verifyChunk(state: UploadState, hash: Buffer, data: Buffer): void {
+    if (data.length === 0 || data.length > state.chunkSize) {
+      throw new CacheroachError("ERR_BAD_REQUEST", `chunks must be 1..${state.chunkSize} bytes`);
+    }
+    if (!chunkHash(data).equals(hash)) {
+      throw new CacheroachError(
+        "ERR_BAD_REQUEST",
+        `chunk hash ${hash.toString("hex").slice(0, 16)}… does not match its data; nothing was stored`,
+      );
+    }
+  }
+
+  /**
+   * Stores chunks each already checked by {@link verifyChunk} (the caller bounds their total), for
+   * an upload that is still open, within the tenant's quota; returns how many were new.
+   */
+  async storeVerified(
+    state: UploadState,
+    chunks: readonly { hash: Buffer; data: Buffer }[],
+  ): Promise<number> {
     await this.requireOpen(state);
     await this.quotas?.checkWrite(state.tenantId, chunks);
     return this.chunks.put(state.tenantId, chunks);

@@ -244,6 +244,7 @@ ${EXIT_CODES_HELP}`;
       precondition,
       progress,
       dedup: this.flags.dedup,
+      chunkBodies: await this.chunkBodies(),
       hashCache,
       log: (line: string) => this.verbose(line),
       retry: {

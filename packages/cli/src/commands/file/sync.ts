@@ -237,6 +237,7 @@ ${EXIT_CODES_HELP}`;
       tenantId,
       progress,
       dedup: true,
+      chunkBodies: await this.chunkBodies(),
       hashCache: this.flags["hash-cache"] ? new HashCache(defaultHashCacheDir()) : undefined,
       log: (line: string) => this.verbose(line),
     };
