@@ -23,6 +23,7 @@ import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { BUNDLE_DIR, BUNDLE_FILE, STAMP_FILE, stampOf } from "../bin/bundle.js";
+import { literalDescriptors } from "./literal-descriptors.mjs";
 
 const CLI_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT_DIR = join(CLI_ROOT, BUNDLE_DIR);
@@ -73,6 +74,7 @@ try {
 
 const CONNECT_DIR = `${sep}node_modules${sep}@connectrpc${sep}`;
 const HEADERS = join(CLI_ROOT, "bin", "headers.js");
+const FILE_DESC = join(CLI_ROOT, "bin", "file-desc.js");
 
 /**
  * Bundled code that finds files next to itself (import.meta.url, __dirname) is given its original
@@ -88,6 +90,8 @@ const keepLocation = {
       if (args.path.includes(CONNECT_DIR) && /\bHeaders\b/.test(text)) {
         text = `import { Headers } from ${JSON.stringify(HEADERS)};\n${text}`;
       }
+      // Protobuf descriptors decoded now rather than at every start (see literal-descriptors.mjs).
+      if (text.includes("fileDesc(")) text = literalDescriptors(text, FILE_DESC);
       const usesUrl = text.includes("import.meta.url");
       const usesDir = /\b__(dirname|filename)\b/.test(text);
       if (!usesUrl && !usesDir) return { contents: text, loader: "js", resolveDir: dirname(args.path) };
