@@ -150,6 +150,27 @@ const externals = {
       loader: "js",
       resolveDir: CLI_ROOT,
     }));
+    // node:https (with tls) and node:http2 cost ~15 ms of CPU to load, and a command to an http://
+    // server with the default HTTP/1.1 transport uses neither: modules (ours, Connect's) get each
+    // as an object whose properties load it on first use.
+    b.onResolve({ filter: /^(node:)?(https|http2)$/ }, (args) =>
+      args.namespace === "lazy-builtin"
+        ? undefined
+        : { path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" },
+    );
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, async (args) => {
+      const keys = Object.keys(await import(`node:${args.path}`)).filter((k) => k !== "default");
+      return {
+        contents: [
+          "let loaded;",
+          `const load = () => (loaded ??= require("node:${args.path}"));`,
+          `for (const key of ${JSON.stringify(keys)})`,
+          "  Object.defineProperty(exports, key, { get: () => load()[key], enumerable: true });",
+        ].join("\n"),
+        loader: "js",
+        resolveDir: CLI_ROOT,
+      };
+    });
     // oclif requires TypeScript only in development mode (a dev dependency, absent in production).
     b.onResolve({ filter: /^typescript(\/|$)/ }, (args) => ({ path: args.path, external: true }));
     b.onResolve({ filter: /^@napi-rs\// }, (args) =>
@@ -202,7 +223,7 @@ const result = await build({
 // whenever it installs another version).
 const inputs = new Set(["package.json", "oclif.manifest.json"]);
 for (const path of Object.keys(result.metafile.inputs)) {
-  if (/^(native-addon|entry|oclif):/.test(path)) continue; // not files
+  if (/^(native-addon|entry|oclif|lazy-builtin):/.test(path)) continue; // not files
   const abs = join(CLI_ROOT, path);
   const nm = abs.lastIndexOf(`${sep}node_modules${sep}`);
   if (nm < 0) {
