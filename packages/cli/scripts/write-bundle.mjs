@@ -20,7 +20,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { BUNDLE_DIR, BUNDLE_FILE, STAMP_FILE, stampOf } from "../bin/bundle.js";
 import { literalDescriptors } from "./literal-descriptors.mjs";
@@ -73,6 +73,44 @@ try {
 `;
 
 const CONNECT_DIR = `${sep}node_modules${sep}@connectrpc${sep}`;
+const PROTO_DIR = join(CLI_ROOT, "..", "..", "proto", "dist") + sep;
+
+/**
+ * Which module of @cacheroach/proto defines each name its index exports as is (not the
+ * grpcReflection namespaces). Our modules import those names from the defining module directly:
+ * through the index, every command reached every generated file, so esbuild put all of them in
+ * the chunk every command loads, and each command built the descriptors of the whole API.
+ */
+const PROTO_EXPORTS = new Map();
+{
+  const indexPath = join(PROTO_DIR, "index.js");
+  const index = await import(pathToFileURL(indexPath).href);
+  for (const m of readFileSync(indexPath, "utf8").matchAll(/\bfrom "(\.\/[^"]+)"/g)) {
+    const path = join(PROTO_DIR, m[1]);
+    for (const [name, value] of Object.entries(await import(pathToFileURL(path).href))) {
+      if (index[name] === value && !PROTO_EXPORTS.has(name)) PROTO_EXPORTS.set(name, path);
+    }
+  }
+}
+const PROTO_IMPORT = /^import \{([^}]*)\} from "@cacheroach\/proto";$/gm;
+
+/** `import { A, B as C } from "@cacheroach/proto"` as imports from the modules defining A and B. */
+function directProtoImports(text) {
+  return text.replace(PROTO_IMPORT, (whole, list) => {
+    const byModule = new Map();
+    for (const spec of list
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean)) {
+      const path = PROTO_EXPORTS.get(spec.split(/\s+as\s+/)[0]);
+      if (!path) return whole; // a name we cannot place: the index, as before
+      byModule.set(path, [...(byModule.get(path) ?? []), spec]);
+    }
+    return [...byModule]
+      .map(([path, specs]) => `import { ${specs.join(", ")} } from ${JSON.stringify(path)};`)
+      .join(" ");
+  });
+}
 const HEADERS = join(CLI_ROOT, "bin", "headers.js");
 const FILE_DESC = join(CLI_ROOT, "bin", "file-desc.js");
 
@@ -89,6 +127,9 @@ const keepLocation = {
       // Connect's modules get a plain Headers class instead of undici's (see headers.js).
       if (args.path.includes(CONNECT_DIR) && /\bHeaders\b/.test(text)) {
         text = `import { Headers } from ${JSON.stringify(HEADERS)};\n${text}`;
+      }
+      if (!args.path.includes(`${sep}node_modules${sep}`) && text.includes('"@cacheroach/proto"')) {
+        text = directProtoImports(text);
       }
       // Protobuf descriptors decoded now rather than at every start (see literal-descriptors.mjs).
       if (text.includes("fileDesc(")) text = literalDescriptors(text, FILE_DESC);
@@ -131,10 +172,11 @@ const externals = {
     b.onResolve({ filter: /^@cacheroach\/server(\/|$)/ }, (args) => ({ path: args.path, external: true }));
     // The generated protobuf code has no side effects (its descriptors are /*@__PURE__*/): marked
     // so, a command gets only the services and messages it uses, not every file of the package.
-    const protoDir = join(CLI_ROOT, "..", "..", "proto", "dist") + sep;
+    const protoDir = PROTO_DIR;
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData === "proto") return undefined;
-      if (args.path !== "@cacheroach/proto" && !args.importer.startsWith(protoDir)) return undefined;
+      const intoProto = args.path === "@cacheroach/proto" || args.path.startsWith(protoDir);
+      if (!intoProto && !args.importer.startsWith(protoDir)) return undefined;
       const { kind, resolveDir, importer } = args;
       const r = await b.resolve(args.path, { kind, resolveDir, importer, pluginData: "proto" });
       if (r.errors.length > 0) return { errors: r.errors };

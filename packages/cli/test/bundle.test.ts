@@ -209,3 +209,33 @@ test("a bundled command to an http:// server loads neither node:https nor node:h
     await cleanup();
   }
 });
+
+test("a bundled command loads the descriptors of the proto files it uses, not the whole API's", () => {
+  const dir = join(CLI_ROOT, BUNDLE_DIR);
+  const entry = readFileSync(join(CLI_ROOT, BUNDLE_FILE), "utf8");
+  /** The text of a command's file and of every file it imports statically, transitively. */
+  const loaded = (id: string) => {
+    const file = new RegExp(`"${id}":lazy\\(\\(\\)=>import\\("\\./([^"]+)"\\)\\)`).exec(entry)?.[1];
+    assert.ok(file, `${id} in ${BUNDLE_FILE}`);
+    const seen = new Set<string>();
+    const visit = (name: string) => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      for (const m of readFileSync(join(dir, name), "utf8").matchAll(/\bfrom\s*"\.\/([^"]+)"/g)) visit(m[1]!);
+    };
+    visit(file);
+    return [...seen].map((name) => readFileSync(join(dir, name), "utf8")).join("\n");
+  };
+  const whoami = loaded("auth:whoami");
+  assert.match(whoami, /"cacheroach\/v1\/tokens\.proto"/);
+  for (const unused of ["files", "uploads", "scrub", "gc", "vhosts"]) {
+    assert.doesNotMatch(
+      whoami,
+      new RegExp(`"cacheroach/v1/${unused}\\.proto"`),
+      `auth whoami builds ${unused}.proto`,
+    );
+  }
+  const ls = loaded("file:ls");
+  assert.match(ls, /"cacheroach\/v1\/files\.proto"/);
+  assert.doesNotMatch(ls, /"cacheroach\/v1\/uploads\.proto"/);
+});
