@@ -115,6 +115,25 @@ const HEADERS = join(CLI_ROOT, "bin", "headers.js");
 const FILE_DESC = join(CLI_ROOT, "bin", "file-desc.js");
 
 /**
+ * oclif modules that load a dependency at import for one function our commands never call
+ * (globbing command files: we list them in the manifest; rendering update URLs): the dependency
+ * is loaded on that function's first use instead (tinyglobby with fdir and picomatch, ejs).
+ * Exact texts of @oclif/core 4.x; one that is not found leaves the module as it is.
+ */
+const LAZY_REQUIRES = [
+  [
+    `@oclif${sep}core${sep}lib${sep}config${sep}plugin.js`,
+    'const tinyglobby_1 = require("tinyglobby");',
+    'const tinyglobby_1 = { get glob() { return require("tinyglobby").glob; } };',
+  ],
+  [
+    `@oclif${sep}core${sep}lib${sep}config${sep}config.js`,
+    'const ejs_1 = __importDefault(require("ejs"));',
+    'const ejs_1 = { get default() { return require("ejs"); } };',
+  ],
+];
+
+/**
  * Bundled code that finds files next to itself (import.meta.url, __dirname) is given its original
  * location, relative to the bundle: hash-pool's worker file, invocation's bin/run.js, oclif's own
  * package.json.
@@ -130,6 +149,9 @@ const keepLocation = {
       }
       if (!args.path.includes(`${sep}node_modules${sep}`) && text.includes('"@cacheroach/proto"')) {
         text = directProtoImports(text);
+      }
+      for (const [file, eager, lazy] of LAZY_REQUIRES) {
+        if (args.path.endsWith(file)) text = text.replace(eager, lazy);
       }
       // Protobuf descriptors decoded now rather than at every start (see literal-descriptors.mjs).
       if (text.includes("fileDesc(")) text = literalDescriptors(text, FILE_DESC);

@@ -239,3 +239,13 @@ test("a bundled command loads the descriptors of the proto files it uses, not th
   assert.match(ls, /"cacheroach\/v1\/files\.proto"/);
   assert.doesNotMatch(ls, /"cacheroach\/v1\/uploads\.proto"/);
 });
+
+test("the bundle's oclif loads tinyglobby and ejs only when used (write-bundle.mjs' LAZY_REQUIRES still apply)", () => {
+  const dir = join(CLI_ROOT, BUNDLE_DIR);
+  const text = readdirSync(dir)
+    .filter((n) => n.endsWith(".js"))
+    .map((n) => readFileSync(join(dir, n), "utf8"))
+    .join("\n");
+  assert.match(text, /get glob\(\)\{return require_[a-z0-9_]+\(\)\.glob\}/);
+  assert.match(text, /get default\(\)\{return require_ejs\(\)\}/);
+});
