@@ -15,21 +15,9 @@
  * ListResponse but keeps each file as its encoded bytes (a repeated message and a repeated bytes
  * field look alike on the wire), and {@link listResponseOfBytes} decodes those.
  */
-import {
-  create,
-  createFileRegistry,
-  type DescMethodUnary,
-  type DescService,
-  type Message,
-  type UnknownField,
-} from "@bufbuild/protobuf";
-import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
-import {
-  FieldDescriptorProto_Label,
-  FieldDescriptorProto_Type,
-  FileDescriptorProtoSchema,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
+import type { DescMethodUnary, DescService, Message, UnknownField } from "@bufbuild/protobuf";
+import { fileDesc, type GenMessage, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { FileMeta } from "./gen/cacheroach/v1/common_pb.js";
 import { Files, type ListRequestSchema, type ListResponse } from "./gen/cacheroach/v1/files_pb.js";
 
@@ -67,37 +55,16 @@ export type ListResponseBytes = Message<"cacheroach.v1.ListResponseBytes"> & {
 /**
  * `message ListResponseBytes { repeated bytes files = 1; string next_cursor = 2; }`: a client-side
  * view of ListResponse's wire format, built here rather than in a .proto file since no server
- * speaks it.
+ * speaks it. Its FileDescriptorProto is given encoded, as generated code gives theirs, so that
+ * the CLI's bundle can decode it at build time like theirs (packages/cli/scripts/literal-descriptors.mjs)
+ * instead of building descriptor.proto's schemas at every start; list-decoding.test.ts checks it.
  */
-export const ListResponseBytesSchema = createFileRegistry(
-  create(FileDescriptorProtoSchema, {
-    name: "cacheroach/v1/list_response_bytes.proto",
-    package: "cacheroach.v1",
-    syntax: "proto3",
-    messageType: [
-      {
-        name: "ListResponseBytes",
-        field: [
-          {
-            name: "files",
-            jsonName: "files",
-            number: 1,
-            label: FieldDescriptorProto_Label.REPEATED,
-            type: FieldDescriptorProto_Type.BYTES,
-          },
-          {
-            name: "next_cursor",
-            jsonName: "nextCursor",
-            number: 2,
-            label: FieldDescriptorProto_Label.OPTIONAL,
-            type: FieldDescriptorProto_Type.STRING,
-          },
-        ],
-      },
-    ],
-  }),
-  () => undefined,
-).getMessage("cacheroach.v1.ListResponseBytes") as unknown as GenMessage<ListResponseBytes>;
+export const ListResponseBytesSchema = /*@__PURE__*/ messageDesc(
+  fileDesc(
+    "CidjYWNoZXJvYWNoL3YxL2xpc3RfcmVzcG9uc2VfYnl0ZXMucHJvdG8SDWNhY2hlcm9hY2gudjEiSgoRTGlzdFJlc3BvbnNlQnl0ZXMSFAoFZmlsZXMYASADKAxSBWZpbGVzEh8KC25leHRfY3Vyc29yGAIgASgJUgpuZXh0Q3Vyc29yYgZwcm90bzM=",
+  ),
+  0,
+) as unknown as GenMessage<ListResponseBytes>;
 
 /** Decodes the files of a {@link ListResponseBytes} into the `ListResponse` of the same bytes. */
 export function listResponseOfBytes(msg: ListResponseBytes): ListResponse {

@@ -20,9 +20,10 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { BUNDLE_DIR, BUNDLE_FILE, STAMP_FILE, stampOf } from "../bin/bundle.js";
+import { literalDescriptors } from "./literal-descriptors.mjs";
 
 const CLI_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT_DIR = join(CLI_ROOT, BUNDLE_DIR);
@@ -72,7 +73,65 @@ try {
 `;
 
 const CONNECT_DIR = `${sep}node_modules${sep}@connectrpc${sep}`;
+const PROTO_DIR = join(CLI_ROOT, "..", "..", "proto", "dist") + sep;
+
+/**
+ * Which module of @cacheroach/proto defines each name its index exports as is (not the
+ * grpcReflection namespaces). Our modules import those names from the defining module directly:
+ * through the index, every command reached every generated file, so esbuild put all of them in
+ * the chunk every command loads, and each command built the descriptors of the whole API.
+ */
+const PROTO_EXPORTS = new Map();
+{
+  const indexPath = join(PROTO_DIR, "index.js");
+  const index = await import(pathToFileURL(indexPath).href);
+  for (const m of readFileSync(indexPath, "utf8").matchAll(/\bfrom "(\.\/[^"]+)"/g)) {
+    const path = join(PROTO_DIR, m[1]);
+    for (const [name, value] of Object.entries(await import(pathToFileURL(path).href))) {
+      if (index[name] === value && !PROTO_EXPORTS.has(name)) PROTO_EXPORTS.set(name, path);
+    }
+  }
+}
+const PROTO_IMPORT = /^import \{([^}]*)\} from "@cacheroach\/proto";$/gm;
+
+/** `import { A, B as C } from "@cacheroach/proto"` as imports from the modules defining A and B. */
+function directProtoImports(text) {
+  return text.replace(PROTO_IMPORT, (whole, list) => {
+    const byModule = new Map();
+    for (const spec of list
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean)) {
+      const path = PROTO_EXPORTS.get(spec.split(/\s+as\s+/)[0]);
+      if (!path) return whole; // a name we cannot place: the index, as before
+      byModule.set(path, [...(byModule.get(path) ?? []), spec]);
+    }
+    return [...byModule]
+      .map(([path, specs]) => `import { ${specs.join(", ")} } from ${JSON.stringify(path)};`)
+      .join(" ");
+  });
+}
 const HEADERS = join(CLI_ROOT, "bin", "headers.js");
+const FILE_DESC = join(CLI_ROOT, "bin", "file-desc.js");
+
+/**
+ * oclif modules that load a dependency at import for one function our commands never call
+ * (globbing command files: we list them in the manifest; rendering update URLs): the dependency
+ * is loaded on that function's first use instead (tinyglobby with fdir and picomatch, ejs).
+ * Exact texts of @oclif/core 4.x; one that is not found leaves the module as it is.
+ */
+const LAZY_REQUIRES = [
+  [
+    `@oclif${sep}core${sep}lib${sep}config${sep}plugin.js`,
+    'const tinyglobby_1 = require("tinyglobby");',
+    'const tinyglobby_1 = { get glob() { return require("tinyglobby").glob; } };',
+  ],
+  [
+    `@oclif${sep}core${sep}lib${sep}config${sep}config.js`,
+    'const ejs_1 = __importDefault(require("ejs"));',
+    'const ejs_1 = { get default() { return require("ejs"); } };',
+  ],
+];
 
 /**
  * Bundled code that finds files next to itself (import.meta.url, __dirname) is given its original
@@ -88,6 +147,14 @@ const keepLocation = {
       if (args.path.includes(CONNECT_DIR) && /\bHeaders\b/.test(text)) {
         text = `import { Headers } from ${JSON.stringify(HEADERS)};\n${text}`;
       }
+      if (!args.path.includes(`${sep}node_modules${sep}`) && text.includes('"@cacheroach/proto"')) {
+        text = directProtoImports(text);
+      }
+      for (const [file, eager, lazy] of LAZY_REQUIRES) {
+        if (args.path.endsWith(file)) text = text.replace(eager, lazy);
+      }
+      // Protobuf descriptors decoded now rather than at every start (see literal-descriptors.mjs).
+      if (text.includes("fileDesc(")) text = literalDescriptors(text, FILE_DESC);
       const usesUrl = text.includes("import.meta.url");
       const usesDir = /\b__(dirname|filename)\b/.test(text);
       if (!usesUrl && !usesDir) return { contents: text, loader: "js", resolveDir: dirname(args.path) };
@@ -127,10 +194,11 @@ const externals = {
     b.onResolve({ filter: /^@cacheroach\/server(\/|$)/ }, (args) => ({ path: args.path, external: true }));
     // The generated protobuf code has no side effects (its descriptors are /*@__PURE__*/): marked
     // so, a command gets only the services and messages it uses, not every file of the package.
-    const protoDir = join(CLI_ROOT, "..", "..", "proto", "dist") + sep;
+    const protoDir = PROTO_DIR;
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData === "proto") return undefined;
-      if (args.path !== "@cacheroach/proto" && !args.importer.startsWith(protoDir)) return undefined;
+      const intoProto = args.path === "@cacheroach/proto" || args.path.startsWith(protoDir);
+      if (!intoProto && !args.importer.startsWith(protoDir)) return undefined;
       const { kind, resolveDir, importer } = args;
       const r = await b.resolve(args.path, { kind, resolveDir, importer, pluginData: "proto" });
       if (r.errors.length > 0) return { errors: r.errors };
@@ -146,6 +214,27 @@ const externals = {
       loader: "js",
       resolveDir: CLI_ROOT,
     }));
+    // node:https (with tls) and node:http2 cost ~15 ms of CPU to load, and a command to an http://
+    // server with the default HTTP/1.1 transport uses neither: modules (ours, Connect's) get each
+    // as an object whose properties load it on first use.
+    b.onResolve({ filter: /^(node:)?(https|http2)$/ }, (args) =>
+      args.namespace === "lazy-builtin"
+        ? undefined
+        : { path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" },
+    );
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, async (args) => {
+      const keys = Object.keys(await import(`node:${args.path}`)).filter((k) => k !== "default");
+      return {
+        contents: [
+          "let loaded;",
+          `const load = () => (loaded ??= require("node:${args.path}"));`,
+          `for (const key of ${JSON.stringify(keys)})`,
+          "  Object.defineProperty(exports, key, { get: () => load()[key], enumerable: true });",
+        ].join("\n"),
+        loader: "js",
+        resolveDir: CLI_ROOT,
+      };
+    });
     // oclif requires TypeScript only in development mode (a dev dependency, absent in production).
     b.onResolve({ filter: /^typescript(\/|$)/ }, (args) => ({ path: args.path, external: true }));
     b.onResolve({ filter: /^@napi-rs\// }, (args) =>
@@ -198,7 +287,7 @@ const result = await build({
 // whenever it installs another version).
 const inputs = new Set(["package.json", "oclif.manifest.json"]);
 for (const path of Object.keys(result.metafile.inputs)) {
-  if (/^(native-addon|entry|oclif):/.test(path)) continue; // not files
+  if (/^(native-addon|entry|oclif|lazy-builtin):/.test(path)) continue; // not files
   const abs = join(CLI_ROOT, path);
   const nm = abs.lastIndexOf(`${sep}node_modules${sep}`);
   if (nm < 0) {

@@ -4,7 +4,8 @@
  * unchanged and otherwise runs dist/, and both give the same results.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import {
   mkdirSync,
   readdirSync,
@@ -14,8 +15,11 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { saveConfig } from "@cacheroach/cli";
 // @ts-expect-error bin/ is plain JavaScript without declarations.
 import { BUNDLE_DIR, BUNDLE_FILE, bundleIsFresh, STAMP_FILE, stampOf } from "../bin/bundle.js";
 import { CLI_BIN, CLI_ROOT, tempDir } from "./helpers.js";
@@ -154,4 +158,94 @@ test("the bundle's Headers for Connect (bin/headers.js) answers as the global He
   };
   assert.deepEqual(script(Lite), script(Headers));
   assert.throws(() => new Lite([["only-name"]]), TypeError);
+});
+
+test("a bundled command to an http:// server loads neither node:https nor node:http2", async () => {
+  // A server that answers every Connect call "unauthenticated": the command makes its call and fails.
+  const server = createServer((_req, res) =>
+    res
+      .writeHead(401, { "content-type": "application/json" })
+      .end(JSON.stringify({ code: "unauthenticated", message: "no such token" })),
+  );
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { dir, cleanup } = await tempDir();
+  try {
+    const config = join(dir, "cli.cfg");
+    await saveConfig(config, {
+      server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      token: "t",
+    });
+    // Reports the built-in modules the process loaded, on exit.
+    const probe = join(dir, "probe.cjs");
+    const report =
+      "process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)).join(' ')";
+    writeFileSync(
+      probe,
+      `process.on("exit", () => process.stderr.write("\\nLOADED " + ${report} + "\\n"));\n`,
+    );
+    const loaded = async (env: Record<string, string>) => {
+      const child = spawn(process.execPath, ["-r", probe, CLI_BIN, "-c", config, "auth", "whoami"], {
+        env: { ...process.env, CACHEROACH_CONFIG: "", ...env },
+      });
+      let stderr = "";
+      child.stderr.on("data", (d) => {
+        stderr += d;
+      });
+      const [code] = await once(child, "exit");
+      assert.notEqual(code, 0, stderr);
+      const line = stderr.split("\n").find((l) => l.startsWith("LOADED "));
+      assert.ok(line, stderr);
+      return new Set(line.slice(7).split(" "));
+    };
+    const bundled = await loaded({});
+    assert.ok(bundled.has("http"), "the call went over node:http");
+    assert.ok(!bundled.has("https") && !bundled.has("http2") && !bundled.has("tls"), [...bundled].join(" "));
+    // dist/ (Connect's modules import both) shows that the probe sees them.
+    const dist = await loaded({ CACHEROACH_BUNDLE: "0" });
+    assert.ok(dist.has("https") && dist.has("http2"));
+  } finally {
+    server.close();
+    await cleanup();
+  }
+});
+
+test("a bundled command loads the descriptors of the proto files it uses, not the whole API's", () => {
+  const dir = join(CLI_ROOT, BUNDLE_DIR);
+  const entry = readFileSync(join(CLI_ROOT, BUNDLE_FILE), "utf8");
+  /** The text of a command's file and of every file it imports statically, transitively. */
+  const loaded = (id: string) => {
+    const file = new RegExp(`"${id}":lazy\\(\\(\\)=>import\\("\\./([^"]+)"\\)\\)`).exec(entry)?.[1];
+    assert.ok(file, `${id} in ${BUNDLE_FILE}`);
+    const seen = new Set<string>();
+    const visit = (name: string) => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      for (const m of readFileSync(join(dir, name), "utf8").matchAll(/\bfrom\s*"\.\/([^"]+)"/g)) visit(m[1]!);
+    };
+    visit(file);
+    return [...seen].map((name) => readFileSync(join(dir, name), "utf8")).join("\n");
+  };
+  const whoami = loaded("auth:whoami");
+  assert.match(whoami, /"cacheroach\/v1\/tokens\.proto"/);
+  for (const unused of ["files", "uploads", "scrub", "gc", "vhosts"]) {
+    assert.doesNotMatch(
+      whoami,
+      new RegExp(`"cacheroach/v1/${unused}\\.proto"`),
+      `auth whoami builds ${unused}.proto`,
+    );
+  }
+  const ls = loaded("file:ls");
+  assert.match(ls, /"cacheroach\/v1\/files\.proto"/);
+  assert.doesNotMatch(ls, /"cacheroach\/v1\/uploads\.proto"/);
+});
+
+test("the bundle's oclif loads tinyglobby and ejs only when used (write-bundle.mjs' LAZY_REQUIRES still apply)", () => {
+  const dir = join(CLI_ROOT, BUNDLE_DIR);
+  const text = readdirSync(dir)
+    .filter((n) => n.endsWith(".js"))
+    .map((n) => readFileSync(join(dir, n), "utf8"))
+    .join("\n");
+  assert.match(text, /get glob\(\)\{return require_[a-z0-9_]+\(\)\.glob\}/);
+  assert.match(text, /get default\(\)\{return require_ejs\(\)\}/);
 });

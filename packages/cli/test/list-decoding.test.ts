@@ -117,6 +117,26 @@ describe("decodeListResponse", () => {
     }
   });
 
+  test("ListResponseBytes is { repeated bytes files = 1; string next_cursor = 2; } (its encoded descriptor)", () => {
+    assert.equal(ListResponseBytesSchema.typeName, "cacheroach.v1.ListResponseBytes");
+    assert.equal(ListResponseBytesSchema.file.proto.syntax, "proto3");
+    assert.deepEqual(
+      // scalar 12 = bytes, 9 = string; presence 2 = implicit (proto3)
+      ListResponseBytesSchema.fields.map((f) => [
+        f.name,
+        f.number,
+        f.jsonName,
+        f.fieldKind,
+        f.scalar,
+        f.presence,
+      ]),
+      [
+        ["files", 1, "files", "list", 12, 2],
+        ["next_cursor", 2, "nextCursor", "scalar", 9, 2],
+      ],
+    );
+  });
+
   test("FilesListBytes is Files.List answered as ListResponseBytes", () => {
     assert.equal(FilesListBytes.typeName, Files.typeName);
     assert.equal(FilesListBytes.method.list.name, Files.method.list.name);

@@ -70,7 +70,8 @@ export interface HttpAnswer {
 
 /** A minimal GET client; `close()` releases pooled (https) connections. */
 export class HttpClient {
-  private readonly httpsAgent = new https.Agent({ keepAlive: true });
+  /** Made on the first https: request (most servers the CLI talks to are http:). */
+  private httpsAgent: https.Agent | undefined;
 
   /** `idleTimeoutMs`: a connection that delivers nothing for this long is dropped (ETIMEDOUT). */
   constructor(private readonly idleTimeoutMs = 60_000) {}
@@ -80,8 +81,10 @@ export class HttpClient {
     const u = new URL(url);
     const all = { "user-agent": "cacheroach-cli", ...headers };
     if (u.protocol === "http:") return rawGet(u, all, this.idleTimeoutMs);
+    this.httpsAgent ??= new https.Agent({ keepAlive: true });
+    const agent = this.httpsAgent;
     return new Promise((resolve, reject) => {
-      const req = https.request(u, { method: "GET", headers: all, agent: this.httpsAgent }, resolve);
+      const req = https.request(u, { method: "GET", headers: all, agent }, resolve);
       req.setTimeout(this.idleTimeoutMs, () => {
         const err = new Error(
           `no data for ${Math.round(this.idleTimeoutMs / 1000)} s`,
@@ -96,7 +99,7 @@ export class HttpClient {
 
   /** Closes pooled connections. */
   close(): void {
-    this.httpsAgent.destroy();
+    this.httpsAgent?.destroy();
   }
 }
 
