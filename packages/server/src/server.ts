@@ -325,7 +325,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     sources.chunkCache = () => {
       const c = chunks.counters;
       const size = chunks.cacheSize();
-      return { hits: c.cacheHits, misses: c.cacheMisses, bytes: size.bytes, entries: size.entries };
+      const pool = chunks.pool.counters;
+      return {
+        hits: c.cacheHits,
+        misses: c.cacheMisses,
+        bytes: size.bytes,
+        entries: size.entries,
+        buffersReused: pool.reused,
+        buffersAllocated: pool.allocated,
+      };
     };
     sources.dedup = () => {
       const c = chunks.counters;
