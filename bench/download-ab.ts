@@ -32,11 +32,12 @@ const roots = [REPO_ROOT, ...(process.argv[2] ? [resolve(process.argv[2])] : [])
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const TICK = 100; // clock ticks per second of /proc/*/stat
 
-/** utime + stime of a process, in seconds (0 if it is gone). */
-async function cpuOf(pid: number): Promise<number> {
+/** utime + stime of a process, in seconds (0 if it is gone); `sys` alone with "sys". */
+async function cpuOf(pid: number, part: "all" | "sys" = "all"): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return f.length > 13 ? (Number(f[11]) + Number(f[12])) / TICK : 0;
+  if (f.length <= 13) return 0;
+  return ((part === "sys" ? 0 : Number(f[11])) + Number(f[12])) / TICK;
 }
 
 /** CPU seconds of every process whose parent is `parent`, and of `parent` itself, by pid. */
@@ -142,12 +143,21 @@ async function main(): Promise<void> {
 
   const measure = async (pid: number, what: string, f: () => Promise<number>) => {
     const s0 = await cpuOf(pid);
+    const k0 = await cpuOf(pid, "sys");
     const p0 = await treeCpu(postmaster);
     const seconds = await f();
     const s1 = await cpuOf(pid);
+    const k1 = await cpuOf(pid, "sys");
     const p1 = await treeCpu(postmaster);
     const mib = size / MiB;
-    return `${what} ${(mib / seconds).toFixed(0)} MiB/s, server ${(((s1 - s0) * 1000) / mib).toFixed(2)} ms/MiB, pg ${((spent(p0, p1) * 1000) / mib).toFixed(2)} ms/MiB`;
+    const ms = (s: number) => ((s * 1000) / mib).toFixed(2);
+    // Chunk buffers reused / allocated so far (servers that count them).
+    const metrics = await fetch(`${first.url}/metrics`)
+      .then((r) => r.text())
+      .catch(() => "");
+    const count = (name: string) => new RegExp(`^${name} (\\d+)`, "m").exec(metrics)?.[1] ?? "-";
+    const pool = `buffers reused ${count("cacheroach_chunk_buffers_reused_total")} allocated ${count("cacheroach_chunk_buffers_allocated_total")}`;
+    return `${what} ${(mib / seconds).toFixed(0)} MiB/s, server ${ms(s1 - s0)} ms/MiB (sys ${ms(k1 - k0)}), pg ${ms(spent(p0, p1))} ms/MiB, ${pool}`;
   };
   const curlGet = async () => {
     const r = await run("curl", [
