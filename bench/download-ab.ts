@@ -4,13 +4,16 @@
  *   node --import tsx bench/download-ab.ts [OTHER_CHECKOUT]
  *
  * Uploads one random file (BENCH_MIB, default 1024) once, then for BENCH_ROUNDS rounds (default 3)
- * and each checkout in turn (this one, then OTHER_CHECKOUT if given; the order alternates per round)
- * starts that checkout's bench/serve.ts (a fresh process: an empty chunk cache), downloads the file
- * with curl cold then hot, restarts it and downloads cold with this checkout's CLI. Each download
- * prints its wall MiB/s and the CPU per MiB the server process and PostgreSQL (every process of the
- * embedded cluster) spent during it, read from /proc. Both servers get the same settings as in
- * `npm run bench` (cache 1280 MiB unless BENCH_CACHE_MIB says otherwise); BENCH_SERVER_NODE_ARGS
- * passes node flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). Needs curl. Not part of any test.
+ * and each checkout in turn (this one, then OTHER_CHECKOUT if given, built; the order alternates per
+ * round) starts that checkout's bench/serve.ts (a fresh process: an empty chunk cache), downloads
+ * the file with curl cold then hot, restarts it and downloads cold with this checkout's CLI. Each
+ * download prints its wall MiB/s and the CPU per MiB that the server process (and the kernel on its
+ * behalf) and PostgreSQL (every process of the embedded cluster) spent during it, from /proc: on
+ * this shared 2-core machine CPU per MiB moves much less with load than wall time. Both servers get
+ * the settings of `npm run bench` (cache 1280 MiB unless BENCH_CACHE_MIB says otherwise; a cache
+ * smaller than the file makes every read evict). BENCH_SERVER_NODE_ARGS passes node flags (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_SERVER_STDOUT=1 shows what the server prints (e.g.
+ * `--trace-gc`). Needs curl. Not part of any test.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -151,13 +154,7 @@ async function main(): Promise<void> {
     const p1 = await treeCpu(postmaster);
     const mib = size / MiB;
     const ms = (s: number) => ((s * 1000) / mib).toFixed(2);
-    // Chunk buffers reused / allocated so far (servers that count them).
-    const metrics = await fetch(`${first.url}/metrics`)
-      .then((r) => r.text())
-      .catch(() => "");
-    const count = (name: string) => new RegExp(`^${name} (\\d+)`, "m").exec(metrics)?.[1] ?? "-";
-    const pool = `buffers reused ${count("cacheroach_chunk_buffers_reused_total")} allocated ${count("cacheroach_chunk_buffers_allocated_total")}`;
-    return `${what} ${(mib / seconds).toFixed(0)} MiB/s, server ${ms(s1 - s0)} ms/MiB (sys ${ms(k1 - k0)}), pg ${ms(spent(p0, p1))} ms/MiB, ${pool}`;
+    return `${what} ${(mib / seconds).toFixed(0)} MiB/s, server ${ms(s1 - s0)} ms/MiB (sys ${ms(k1 - k0)}), pg ${ms(spent(p0, p1))} ms/MiB`;
   };
   const curlGet = async () => {
     const r = await run("curl", [

@@ -325,15 +325,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     sources.chunkCache = () => {
       const c = chunks.counters;
       const size = chunks.cacheSize();
-      const pool = chunks.pool.counters;
-      return {
-        hits: c.cacheHits,
-        misses: c.cacheMisses,
-        bytes: size.bytes,
-        entries: size.entries,
-        buffersReused: pool.reused,
-        buffersAllocated: pool.allocated,
-      };
+      return { hits: c.cacheHits, misses: c.cacheMisses, bytes: size.bytes, entries: size.entries };
     };
     sources.dedup = () => {
       const c = chunks.counters;

@@ -43,7 +43,7 @@ test("recorded requests, queries and pulled sources appear with bounded labels",
   const m = new Metrics(
     { version: "1.2.3" },
     {
-      chunkCache: () => ({ hits, misses: 3, bytes: 4096, entries: 2, buffersReused: 5, buffersAllocated: 6 }),
+      chunkCache: () => ({ hits, misses: 3, bytes: 4096, entries: 2 }),
       dbPools: () => [{ pool: "main", total: 5, idle: 2, waiting: 1 }],
       traffic: () => ({ received: 100, sent: 200 }),
       uploadsOpen: async () => 7,

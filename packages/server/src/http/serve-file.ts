@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { finished } from "node:stream/promises";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { CacheroachError, toHttpError } from "../errors.js";
 import { type HttpRequest, type HttpResponse, header } from "../net/node-http.js";
-import type { ChunkLease } from "../store/chunk-pool.js";
 import type { FileRecord } from "../store/file-meta.js";
 import { isValidContentType } from "../store/media-type.js";
 import type { Rope, RopeStore } from "../store/rope-store.js";
@@ -120,14 +120,14 @@ export async function serveFile(
     return;
   }
   if (ranges.kind === "full") {
-    const body = head ? undefined : await primed(ropes.leases(file.tenantId, rope, 0, file.size));
+    const body = head ? undefined : await primed(ropes.read(file.tenantId, rope, 0, file.size));
     res.writeHead(200, { ...base, "content-type": type, "content-length": String(file.size) });
     if (!body) return void res.end();
     return send(res, body);
   }
   if (ranges.ranges.length === 1) {
     const r = ranges.ranges[0]!;
-    const body = head ? undefined : await primed(ropes.leases(file.tenantId, rope, r.start, r.end - r.start));
+    const body = head ? undefined : await primed(ropes.read(file.tenantId, rope, r.start, r.end - r.start));
     res.writeHead(206, {
       ...base,
       "content-type": type,
@@ -148,7 +148,7 @@ export async function serveFile(
   const length = parts.reduce((n, p) => n + p.head.length + (p.r.end - p.r.start), tail.length);
   const first = head
     ? undefined
-    : await primed(ropes.leases(file.tenantId, rope, parts[0]!.r.start, parts[0]!.r.end - parts[0]!.r.start));
+    : await primed(ropes.read(file.tenantId, rope, parts[0]!.r.start, parts[0]!.r.end - parts[0]!.r.start));
   res.writeHead(206, {
     ...base,
     "content-type": `multipart/byteranges; boundary=${boundary}`,
@@ -157,7 +157,7 @@ export async function serveFile(
   if (!first) return void res.end();
   return send(
     res,
-    multipart(parts, tail, first, (r) => ropes.leases(file.tenantId, rope, r.start, r.end - r.start)),
+    multipart(parts, tail, first, (r) => ropes.read(file.tenantId, rope, r.start, r.end - r.start)),
   );
 }
 
@@ -165,19 +165,14 @@ export async function serveFile(
 async function* multipart(
   parts: { r: ByteRange; head: Buffer }[],
   tail: Buffer,
-  first: AsyncIterable<ChunkLease>,
-  read: (r: ByteRange) => AsyncIterable<ChunkLease>,
-): AsyncGenerator<ChunkLease> {
+  first: AsyncIterable<Buffer>,
+  read: (r: ByteRange) => AsyncIterable<Buffer>,
+): AsyncGenerator<Buffer> {
   for (const [i, p] of parts.entries()) {
-    yield own(p.head);
+    yield p.head;
     yield* i === 0 ? first : read(p.r);
   }
-  yield own(tail);
-}
-
-/** Bytes of the answer's own (no buffer to give back). */
-function own(data: Buffer): ChunkLease {
-  return { data, release: () => {} };
+  yield tail;
 }
 
 /**
@@ -185,17 +180,13 @@ function own(data: Buffer): ChunkLease {
  * database unavailable, damaged content) is still a proper error answer; only a failure later in
  * the body has to break the connection.
  */
-async function primed<T>(body: AsyncIterable<T>): Promise<AsyncIterable<T>> {
+async function primed(body: AsyncIterable<Buffer>): Promise<AsyncIterable<Buffer>> {
   const it = body[Symbol.asyncIterator]();
   const first = await it.next();
   return (async function* () {
-    try {
-      if (first.done) return;
-      yield first.value;
-      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-    } finally {
-      await it.return?.(); // ends the reads (and their leases) if the caller stops early
-    }
+    if (first.done) return;
+    yield first.value;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
   })();
 }
 
@@ -204,47 +195,12 @@ async function firstBytes(ropes: RopeStore, tenantId: string, rope: Rope): Promi
   return Buffer.alloc(0);
 }
 
-/**
- * Streams a body with back-pressure; a client that goes away stops the reads. Each piece's lease
- * is released in the callback of the write that sends it, which runs once the socket no longer
- * needs the bytes (HTTP/1.1: the kernel took them; HTTP/2: the session wrote them), or once the
- * write failed; a write Node drops without a callback (a destroyed socket) just keeps its buffer
- * from being reused.
- */
-async function send(res: HttpResponse, body: AsyncIterable<ChunkLease>): Promise<void> {
-  const it = body[Symbol.asyncIterator]();
-  // A failed write also reports through its callback and res.destroyed; the event must not crash.
-  const ignore = () => {};
-  res.on("error", ignore);
+/** Streams a body with back-pressure; a client that goes away stops the reads. */
+async function send(res: HttpResponse, body: AsyncIterable<Buffer>): Promise<void> {
   try {
-    for (let r = await it.next(); !r.done; r = await it.next()) {
-      const piece = r.value;
-      if (res.destroyed) {
-        piece.release();
-        throw new Error("the client went away");
-      }
-      if (!res.write(piece.data, () => piece.release())) await drained(res);
-    }
-    res.end();
-    await finished(res as unknown as NodeJS.WritableStream);
+    await pipeline(Readable.from(body, { objectMode: false }), res as unknown as NodeJS.WritableStream);
   } catch (err) {
     // Headers are gone already: the only honest signal left is a broken connection.
     res.destroy(err instanceof Error ? err : undefined);
-  } finally {
-    res.off("error", ignore);
-    await it.return?.();
   }
-}
-
-/** Resolves on 'drain', or on 'close' (the next write then sees a destroyed response). */
-function drained(res: HttpResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
 }

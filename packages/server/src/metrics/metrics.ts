@@ -13,14 +13,7 @@ const QUERY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 /** A source of numbers read at scrape time (pull), so hot paths only bump plain fields. */
 export interface MetricSources {
   /** Chunk cache counters since start and its current size. */
-  chunkCache?: () => {
-    hits: number;
-    misses: number;
-    bytes: number;
-    entries: number;
-    buffersReused: number;
-    buffersAllocated: number;
-  };
+  chunkCache?: () => { hits: number; misses: number; bytes: number; entries: number };
   /** Database pools: connections open, idle and callers waiting, per pool. */
   dbPools?: () => readonly { pool: string; total: number; idle: number; waiting: number }[];
   /** Bytes received and sent on every connection since start (closed and open ones). */
@@ -146,18 +139,6 @@ export class Metrics {
         if (sources.chunkCache) this.set(sources.chunkCache().bytes);
       },
     });
-    monotonic(
-      registers,
-      "cacheroach_chunk_buffers_reused_total",
-      "Chunk reads from the database into a buffer given back by an evicted chunk.",
-      () => (sources.chunkCache ? sources.chunkCache().buffersReused : 0),
-    );
-    monotonic(
-      registers,
-      "cacheroach_chunk_buffers_allocated_total",
-      "Chunk reads from the database into a newly allocated (poolable) buffer.",
-      () => (sources.chunkCache ? sources.chunkCache().buffersAllocated : 0),
-    );
     new Gauge({
       name: "cacheroach_chunk_cache_entries",
       help: "Chunks held in the memory cache.",

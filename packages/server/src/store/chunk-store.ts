@@ -6,7 +6,6 @@ import type { Db, Queryable } from "../db/db.js";
 import { isUniqueViolation } from "../db/sqlstate.js";
 import { CacheroachError } from "../errors.js";
 import { mapLimit } from "../util/concurrency.js";
-import { type ChunkLease, ChunkPool, PooledChunk } from "./chunk-pool.js";
 import { CorruptChunkError } from "./damaged-content.js";
 import { usageShard } from "./usage-store.js";
 
@@ -34,15 +33,6 @@ const COPY_MIN_BYTES = 64 << 10;
 const COPY_CHUNKS = "COPY chunks (tenant_id, hash, data) FROM STDIN (FORMAT binary)"; // crdb-lint: ok PostgreSQL only (guarded by binaryCopyWrites)
 /** Rows one INSERT statement carries at most. */
 const GROUP_ROWS = 256;
-
-/**
- * Bytes of free chunk buffers kept for reuse ({@link ChunkPool}), beyond the cache: enough for the
- * read-ahead of several concurrent reads while evicted chunks feed new ones.
- */
-const FREE_BYTES = 16 << 20;
-
-/** A lease that holds nothing (bytes the garbage collector owns). */
-const unpooled = (data: Buffer): ChunkLease => ({ data, release: () => {} });
 
 /** Placeholder of a chunk not yet read (chunks are never empty). */
 const EMPTY = Buffer.alloc(0);
@@ -149,8 +139,6 @@ export interface ChunkStoreOptions {
   cacheBytes: number;
   /** Concurrent INSERT statements per write call. */
   writeConcurrency: number;
-  /** Bytes of free chunk buffers kept for reuse (default 16 MiB). */
-  freeBytes?: number;
 }
 
 /**
@@ -186,10 +174,7 @@ export class ChunkStore {
     bytesSkipped: 0,
     corruptReads: 0,
   };
-  /** Cached chunks: plain buffers, or pooled ones ({@link ChunkPool}) given back once evicted and unleased. */
-  private readonly cache: LRUCache<string, Buffer | PooledChunk> | undefined;
-  /** Buffers of large chunks read by COPY, reused ({@link lease}). */
-  readonly pool: ChunkPool;
+  private readonly cache: LRUCache<string, Buffer> | undefined;
   /** The chunk inserts in the connected database's dialect. */
   private readonly insertOne: string;
   private readonly insertMany: string;
@@ -204,18 +189,9 @@ export class ChunkStore {
     this.insertOne = INSERT_CHUNK(cockroach);
     this.insertMany = INSERT_CHUNKS(cockroach);
     this.copyWrites = !cockroach && db.dialect?.binaryCopyWrites === true;
-    this.pool = new ChunkPool(options.freeBytes ?? FREE_BYTES);
     this.cache =
       options.cacheBytes > 0
-        ? new LRUCache<string, Buffer | PooledChunk>({
-            maxSize: options.cacheBytes,
-            sizeCalculation: (v) => (v instanceof PooledChunk ? v.data.length : v.length) || 1,
-            dispose: (v) => {
-              if (!(v instanceof PooledChunk)) return;
-              v.cached = false;
-              this.pool.recycle(v);
-            },
-          })
+        ? new LRUCache<string, Buffer>({ maxSize: options.cacheBytes, sizeCalculation: (b) => b.length || 1 })
         : undefined;
   }
 
@@ -419,7 +395,7 @@ SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes +
       if (out.has(k)) continue;
       const hit = this.cache?.get(`${tenantId}:${k}`);
       if (hit) {
-        out.set(k, keepable(hit));
+        out.set(k, hit);
         this.counters.cacheHits++;
       } else {
         if (this.cache) this.counters.cacheMisses++;
@@ -457,57 +433,23 @@ SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes +
    * CorruptChunkError (ERR_DATA_LOSS): a damaged row is never served as the chunk.
    */
   async get(tenantId: string, hash: Buffer): Promise<Buffer> {
-    return (await this.load(tenantId, hash, false)).data;
-  }
-
-  /**
-   * Like {@link get}, but the bytes are valid only until the lease is released, after which their
-   * buffer may hold another chunk: a large chunk's buffer is reused once it is out of the cache and
-   * unleased ({@link ChunkPool}). Every lease must be released once its bytes (or any view of them)
-   * are no longer read; one never released only keeps its buffer from being reused.
-   */
-  lease(tenantId: string, hash: Buffer): Promise<ChunkLease> {
-    return this.load(tenantId, hash, true);
-  }
-
-  private async load(tenantId: string, hash: Buffer, leased: boolean): Promise<ChunkLease> {
     const key = `${tenantId}:${hash.toString("hex")}`;
     const hit = this.cache?.get(key);
     if (hit) {
       this.counters.cacheHits++;
-      return leased ? this.leaseOf(hit) : unpooled(keepable(hit));
+      return hit;
     }
     if (this.cache) this.counters.cacheMisses++;
-    const read =
+    const data =
       this.db.binaryCopyReads && CANONICAL_UUID.test(tenantId)
         ? await this.copyChunk(tenantId, hash)
         : await this.selectChunk(tenantId, hash);
-    if (read === undefined) {
+    if (data === undefined) {
       throw new CacheroachError("ERR_UNAVAILABLE", `chunk ${hash.toString("hex").slice(0, 16)} is missing`);
     }
-    const data = read instanceof PooledChunk ? read.data : read;
-    if (!this.matches(hash, data)) {
-      if (read instanceof PooledChunk) this.pool.recycle(read); // never handed out
-      throw new CorruptChunkError(hash);
-    }
-    // Leased (or escaped) before it is cached, so the cache can never give the buffer back meanwhile.
-    const out = leased ? this.leaseOf(read) : unpooled(keepable(read));
-    if (this.cache && read instanceof PooledChunk) {
-      read.cached = true;
-      this.cache.set(key, read);
-      if (this.cache.peek(key) !== read) {
-        read.cached = false; // refused (larger than the whole cache)
-        this.pool.recycle(read);
-      }
-    } else {
-      this.cache?.set(key, read);
-    }
-    return out;
-  }
-
-  /** A lease on a cached or just-read chunk. */
-  private leaseOf(v: Buffer | PooledChunk): ChunkLease {
-    return v instanceof PooledChunk && !v.escaped ? this.pool.lease(v) : unpooled(keepable(v));
+    if (!this.matches(hash, data)) throw new CorruptChunkError(hash);
+    this.cache?.set(key, data);
+    return data;
   }
 
   /** True if `data` hashes to `hash`; a mismatch is counted (cacheroach_chunk_corrupt_reads_total). */
@@ -525,7 +467,7 @@ SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes +
    * end, slower but still correct). COPY takes no parameters, so the tenant must be a
    * canonical UUID and the hash goes in as hex through decode(), which needs no escaping.
    */
-  private async copyChunk(tenantId: string, hash: Buffer): Promise<Buffer | PooledChunk | undefined> {
+  private async copyChunk(tenantId: string, hash: Buffer): Promise<Buffer | undefined> {
     let out: Buffer | undefined;
     const rows = await this.db.copyOut(
       `COPY (SELECT k, length(data), substring(data FROM k * ${SLICE_BYTES} + 1 FOR ${SLICE_BYTES})
@@ -543,8 +485,7 @@ SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes +
           if (total <= 0 || total > MAX_CHUNK_BYTES || from < 0 || size <= 0 || length !== size) {
             throw new Error(`COPY: bad slice ${k} of a ${total}-byte chunk`);
           }
-          // A retried COPY writes into the same buffer; one that fails for good is left to the GC.
-          out ??= ChunkPool.pools(total) ? this.pool.take(total) : Buffer.allocUnsafe(total);
+          out ??= Buffer.allocUnsafe(total);
           if (out.length !== total) throw new Error("COPY: slices disagree on the chunk's length");
           return out.subarray(from, from + length);
         },
@@ -560,7 +501,7 @@ SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes +
         `COPY: chunk ${hash.toString("hex").slice(0, 16)} came in ${rows.length} of ${slices} slices`,
       );
     }
-    return ChunkPool.pools(out.length) ? new PooledChunk(out) : out;
+    return out;
   }
 
   /** Portable read (CockroachDB). */
@@ -574,11 +515,4 @@ SET chunks = tenant_usage.chunks + excluded.chunks, bytes = tenant_usage.bytes +
     const b64 = r.rows[0]?.b64;
     return b64 === undefined ? undefined : Buffer.from(b64, "base64"); // ignores PostgreSQL's line breaks
   }
-}
-
-/** A cached chunk's bytes for a caller that may keep them: a pooled buffer is then never reused. */
-function keepable(v: Buffer | PooledChunk): Buffer {
-  if (!(v instanceof PooledChunk)) return v;
-  v.escaped = true;
-  return v.data;
 }

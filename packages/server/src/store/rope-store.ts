@@ -4,7 +4,6 @@ import { byteaArray, inBatches } from "../db/arrays.js";
 import type { Db } from "../db/db.js";
 import { isForeignKeyViolation } from "../db/sqlstate.js";
 import { CacheroachError } from "../errors.js";
-import type { ChunkLease } from "./chunk-pool.js";
 import type { ChunkStore } from "./chunk-store.js";
 import { CorruptChunkError, damagedContent } from "./damaged-content.js";
 import { type LiveHead, readLiveHeads } from "./live-heads.js";
@@ -273,38 +272,14 @@ export class RopeStore {
 
   /**
    * Streams bytes [offset, offset+length) of a rope, chunk by chunk, fetching up to `readAhead`
-   * chunks ahead. Memory stays bounded by readAhead × chunk size whatever the rope's size. The
-   * pieces are the caller's to keep (see {@link leases} for pieces whose buffers are reused).
+   * chunks ahead. Memory stays bounded by readAhead × chunk size whatever the rope's size.
    */
   async *read(tenantId: string, rope: Rope, offset: number, length: number): AsyncGenerator<Buffer> {
-    for await (const piece of this.pieces(tenantId, rope, offset, length, (h) =>
-      this.chunks.get(tenantId, h),
-    ))
-      yield piece.data;
-  }
-
-  /**
-   * Like {@link read}, but each piece is a lease ({@link ChunkStore.lease}) that the caller must
-   * release once nothing reads its bytes any more (e.g. in the callback of the socket write that
-   * sends them): large chunks' buffers are then reused for later reads instead of freed.
-   */
-  leases(tenantId: string, rope: Rope, offset: number, length: number): AsyncGenerator<ChunkLease> {
-    return this.pieces(tenantId, rope, offset, length, (h) => this.chunks.lease(tenantId, h), true);
-  }
-
-  private async *pieces(
-    tenantId: string,
-    rope: Rope,
-    offset: number,
-    length: number,
-    fetch: (hash: Buffer) => Promise<Buffer | ChunkLease>,
-    leased = false,
-  ): AsyncGenerator<ChunkLease> {
     const end = Math.min(rope.size, offset + length);
     if (offset >= end) return;
     let pos = offset;
     let pageFrom = offset;
-    const pending: { entry: ChunkEntry; data: Promise<ChunkLease> }[] = [];
+    const pending: { entry: ChunkEntry; data: Promise<Buffer> }[] = [];
     let page: ChunkEntry[] = [];
     let pageDone = false;
     const refill = async () => {
@@ -323,7 +298,7 @@ export class RopeStore {
           pageDone = true;
           return;
         }
-        const data = fetch(entry.hash).then((d) => (Buffer.isBuffer(d) ? { data: d, release: () => {} } : d));
+        const data = this.chunks.get(tenantId, entry.hash);
         data.catch(() => {}); // observed when awaited below; avoid an unhandled rejection meanwhile
         pending.push({ entry, data });
       }
@@ -333,13 +308,11 @@ export class RopeStore {
         await refill();
         const next = pending.shift();
         if (!next) throw damagedContent(rope.hash, `its chunk list ends before offset ${pos}`);
-        const lease = await next.data.catch((err: unknown) => {
+        const data = await next.data.catch((err: unknown) => {
           if (!(err instanceof CorruptChunkError)) throw err;
           throw damagedContent(rope.hash, `the chunk at offset ${next.entry.offset} does not match its hash`);
         });
-        const data = lease.data;
         if (data.length !== next.entry.length) {
-          lease.release();
           throw damagedContent(
             rope.hash,
             `the chunk at offset ${next.entry.offset} is not as long as its chunk list says`,
@@ -348,23 +321,11 @@ export class RopeStore {
         const from = Math.max(0, pos - next.entry.offset);
         const to = Math.min(data.length, end - next.entry.offset);
         if (to > from) {
+          yield from === 0 && to === data.length ? data : data.subarray(from, to);
           pos = next.entry.offset + to;
-          // From here the caller owns the lease (released by it, even if it stops iterating).
-          yield from === 0 && to === data.length
-            ? lease
-            : { data: data.subarray(from, to), release: lease.release };
-        } else {
-          lease.release();
         }
       }
     } finally {
-      // Chunks fetched ahead that will not be yielded: their leases end when they arrive.
-      if (leased)
-        for (const p of pending)
-          p.data.then(
-            (l) => l.release(),
-            () => {},
-          );
       pending.length = 0;
     }
   }
