@@ -61,6 +61,22 @@ function spent(before: Map<number, number>, after: Map<number, number>): number 
   return s;
 }
 
+/** The PostgreSQL processes that spent the most, as "title seconds" (BENCH_PG_TOP=1). */
+async function topSpenders(before: Map<number, number>, after: Map<number, number>): Promise<string> {
+  const rows: [string, number][] = [];
+  for (const [pid, v] of after) {
+    const title = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "?"))
+      .replaceAll("\0", " ")
+      .trim();
+    rows.push([title.replace(/^postgres: /, "").slice(0, 40), v - (before.get(pid) ?? 0)]);
+  }
+  rows.sort((x, y) => y[1] - x[1]);
+  return rows
+    .slice(0, 5)
+    .map(([t, v]) => `${t} ${v.toFixed(2)} s`)
+    .join(" | ");
+}
+
 const cleanup = new Cleanup();
 cleanup.addFirst(killRunning);
 cleanup.installSignalHandlers();
@@ -154,6 +170,7 @@ async function main(): Promise<void> {
     const p1 = await treeCpu(postmaster);
     const mib = size / MiB;
     const ms = (s: number) => ((s * 1000) / mib).toFixed(2);
+    if (process.env["BENCH_PG_TOP"]) log(`  ${what}: pg ${await topSpenders(p0, p1)}`);
     return `${what} ${(mib / seconds).toFixed(0)} MiB/s, server ${ms(s1 - s0)} ms/MiB (sys ${ms(k1 - k0)}), pg ${ms(spent(p0, p1))} ms/MiB`;
   };
   const curlGet = async () => {
