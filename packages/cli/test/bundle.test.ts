@@ -17,6 +17,7 @@ import {
 } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { builtinModules } from "node:module";
 import { join } from "node:path";
 import { test } from "node:test";
 import { saveConfig } from "@cacheroach/cli";
@@ -248,4 +249,31 @@ test("the bundle's oclif loads tinyglobby and ejs only when used (write-bundle.m
     .join("\n");
   assert.match(text, /get glob\(\)\{return require_[a-z0-9_]+\(\)\.glob\}/);
   assert.match(text, /get default\(\)\{return require_ejs\(\)\}/);
+});
+
+test("the bundle loads from node_modules only native addons, and the server only in start and bootstrap", () => {
+  const dir = join(CLI_ROOT, BUNDLE_DIR);
+  const builtin = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+  const outside = new Map<string, Set<string>>();
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".js"))) {
+    const text = readFileSync(join(dir, file), "utf8");
+    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\(\s*|\brequire\(\s*)"([@\w][\w@/.:-]*)"/g)) {
+      const spec = m[1]!;
+      if (builtin.has(spec)) continue;
+      if (!outside.has(spec)) outside.set(spec, new Set());
+      outside.get(spec)!.add(file.replace(/-[A-Z0-9]{8}\.js$/, ""));
+    }
+  }
+  // A package loaded from node_modules at run time is a second, unbundled copy of its code (and
+  // of what it imports): a light module that every command loads must be bundled instead.
+  const allowed: Record<string, (files: Set<string>) => boolean> = {
+    "@cacheroach/server": (files) => [...files].every((f) => f === "start" || f === "bootstrap"),
+    "@cacheroach/server/settings": (files) => [...files].every((f) => f === "start"),
+    "@napi-rs/blake-hash": () => true, // a native addon
+    typescript: () => true, // oclif's optional ts-node support, never reached by a bundled run
+  };
+  for (const [spec, files] of outside) {
+    const ok = allowed[spec];
+    assert.ok(ok?.(files), `${[...files].join(", ")} load ${spec} from node_modules`);
+  }
 });
