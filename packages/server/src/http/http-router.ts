@@ -39,11 +39,16 @@ const READINESS_TIMEOUT_MS = 2000;
  * message.
  */
 export function createHttpRouter(deps: HttpRouterDeps): HttpHandler {
-  // Chunk upload bodies are gathered in blocks of one transfer, reused across requests.
+  // Chunk upload bodies are gathered in blocks of one transfer, reused across requests. The pool
+  // is made at the first chunk upload: a router that never sees one needs no upload limits.
+  let pool: BlockPool | undefined;
   const chunkUploads: ChunkUploadDeps = {
     authz: deps.authz,
     uploads: deps.uploads,
-    pool: new BlockPool(deps.uploads.limits.maxTransferSize, SPARE_CHUNK_BLOCKS),
+    get pool() {
+      pool ??= new BlockPool(deps.uploads.limits.maxTransferSize, SPARE_CHUNK_BLOCKS);
+      return pool;
+    },
   };
   return (req, res) => {
     route(deps, chunkUploads, req, res).catch((err: unknown) => {
