@@ -363,14 +363,21 @@ describe("file commands, the way users expect them", () => {
     assert.equal(downAgain.stdout, "");
     assert.match(downAgain.stderr, /0 downloaded \(0 B\), 21 unchanged, 0 deleted/);
     await writeFile(join(dst, "extra.txt"), "local only");
+    await mkdir(join(dst, "old", "deep"), { recursive: true });
+    await writeFile(join(dst, "old", "deep", "x.txt"), "local only, deep");
+    await mkdir(join(dst, "was-empty"));
     await writeFile(join(src, "d", "f4.txt"), "file four, edited remotely\n");
     assert.equal((await cli("file", "sync", src, "/sync/")).code, 0);
     const downChanged = await cli("file", "sync", "--delete", "/sync/", dst);
     assert.equal(downChanged.code, 0, errorText(downChanged));
     assert.equal(
       downChanged.stdout,
-      `downloaded /sync/d/f4.txt (changed)\ndeleted ${join(dst, "extra.txt")}\n`,
+      `downloaded /sync/d/f4.txt (changed)\ndeleted ${join(dst, "extra.txt")}\ndeleted ${join(dst, "old", "deep", "x.txt")}\n`,
     );
+    // The directories the deletes left empty go; one that was empty before stays.
+    await assert.rejects(stat(join(dst, "old")), { code: "ENOENT" });
+    assert.ok((await stat(join(dst, "was-empty"))).isDirectory());
+    assert.ok((await stat(join(dst, "d"))).isDirectory());
     assert.equal(await readFile(join(dst, "d", "f4.txt"), "utf8"), "file four, edited remotely\n");
 
     const both = await cli("file", "sync", "/a/", "/b/");

@@ -179,6 +179,23 @@ describe("Files.List", () => {
     );
     assert.deepEqual(await listAll(files, "/nothing"), []);
   });
+
+  test("a cursor only when more files follow: a listing that fills its last page costs no empty call", async () => {
+    const files = ts.client(Files, ts.superToken);
+    const all = await listAll(files, "/d");
+    const exact = await files.list({ tenantId: tenant, path: "/d", pageSize: all.length });
+    assert.equal(exact.files.length, all.length);
+    assert.equal(exact.nextCursor, "");
+    const short = await files.list({ tenantId: tenant, path: "/d", pageSize: all.length - 1 });
+    assert.equal(short.files.length, all.length - 1);
+    assert.notEqual(short.nextCursor, "");
+    const rest = await files.list({ tenantId: tenant, path: "/d", pageSize: 1, cursor: short.nextCursor });
+    assert.deepEqual(
+      rest.files.map((f) => f.path),
+      [all[all.length - 1]!.path],
+    );
+    assert.equal(rest.nextCursor, "");
+  });
 });
 
 function replacer(_: string, v: unknown) {

@@ -4,7 +4,15 @@
  * and the names of its sub-directories, skipping each sub-directory's files with a cursor past its
  * last possible path, so a directory costs one call per sub-directory, not per file).
  */
-import { type FileMeta, type Files, type FilesListBytes, listResponseOfBytes } from "@cacheroach/proto";
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import {
+  type FileMeta,
+  type Files,
+  type FilesListBytes,
+  type ListRequestSchema,
+  listResponseOfBytes,
+} from "@cacheroach/proto";
 import type { CallOptions, Client } from "@connectrpc/connect";
 
 /** The most files one List call returns (the server's page limit). */
@@ -16,20 +24,39 @@ const LAST = "\u{10FFFF}";
 /** What a listing needs. */
 export interface RemoteLister {
   /** Files.List: a Files client, or (faster) {@link fastLister} of a FilesListBytes client. */
-  files: Pick<Client<typeof Files>, "list">;
+  files: Pick<Client<typeof Files>, "list"> | PageLister;
   tenantId: string;
-  /** Files per call (default {@link MAX_LIST_PAGE}). */
+  /** Files per call (default: pages growing from {@link FIRST_PAGE} to {@link MAX_LIST_PAGE}). */
   pageSize?: number;
+}
+
+/** The first page of a listing without a page size: small, so its decoding starts early. */
+export const FIRST_PAGE = 1000;
+
+/** One page of Files.List whose files are decoded only when asked for (see {@link fastLister}). */
+export interface LazyPage {
+  nextCursor: string;
+  files(): FileMeta[];
+}
+
+/** A Files.List client whose answer's cursor is known before its files are decoded. */
+export interface PageLister extends Pick<Client<typeof Files>, "list"> {
+  listPage(req: MessageInitShape<typeof ListRequestSchema>, opts?: CallOptions): Promise<LazyPage>;
 }
 
 /**
  * Files.List through a {@link FilesListBytes} client: the answer is decoded by the hand-written
  * decoder (proto/src/list-decoding.ts), several times faster than protobuf-es and with far less
- * garbage, into the same messages.
+ * garbage, into the same messages. Its `listPage` lets {@link listRemote} ask for the next page
+ * before it decodes the current one, so the server works on one while the client decodes the other.
  */
-export function fastLister(client: Client<typeof FilesListBytes>): Pick<Client<typeof Files>, "list"> {
+export function fastLister(client: Client<typeof FilesListBytes>): PageLister {
   return {
     list: async (req, opts?: CallOptions) => listResponseOfBytes(await client.list(req, opts)),
+    listPage: async (req, opts?: CallOptions) => {
+      const res = await client.list(req, opts);
+      return { nextCursor: res.nextCursor, files: () => listResponseOfBytes(res).files };
+    },
   };
 }
 
@@ -45,20 +72,29 @@ export function prefixOf(dir: string): string {
 
 /**
  * Every live file at or below `prefix` ("/a" lists "/a" itself and what is below "/a/"; "/" or ""
- * the whole tenant), in bytewise path order, one page per call.
+ * the whole tenant), in bytewise path order, one page per call. The next page is asked for as soon
+ * as the current one's cursor is known, before the current one is decoded and handed on.
  */
 export async function* listRemote(ctx: RemoteLister, prefix: string): AsyncGenerator<FileMeta[]> {
-  let cursor = "";
-  do {
-    const page = await ctx.files.list({
-      tenantId: ctx.tenantId,
-      path: prefix === "" ? "/" : prefix,
-      cursor,
-      pageSize: ctx.pageSize ?? MAX_LIST_PAGE,
-    });
-    if (page.files.length > 0) yield page.files;
-    cursor = page.nextCursor;
-  } while (cursor !== "");
+  let size = ctx.pageSize ?? FIRST_PAGE;
+  const ask = (cursor: string): Promise<LazyPage> => {
+    const req = { tenantId: ctx.tenantId, path: prefix === "" ? "/" : prefix, cursor, pageSize: size };
+    if (ctx.pageSize === undefined) size = Math.min(size * 4, MAX_LIST_PAGE);
+    if ("listPage" in ctx.files) return ctx.files.listPage(req);
+    return ctx.files.list(req).then((page) => ({ nextCursor: page.nextCursor, files: () => page.files }));
+  };
+  let pending: Promise<LazyPage> | undefined = ask("");
+  try {
+    while (pending !== undefined) {
+      const page: LazyPage = await pending;
+      pending = page.nextCursor === "" ? undefined : ask(page.nextCursor);
+      const files = page.files();
+      if (files.length > 0) yield files;
+    }
+  } finally {
+    // A consumer that stopped early (or a page that failed to decode) leaves a call in flight.
+    pending?.catch(() => {});
+  }
 }
 
 /** Every live file strictly below directory `dir` ("/a/" or "/a"), keyed by its path relative to it. */

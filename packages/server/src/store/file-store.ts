@@ -45,7 +45,7 @@ export interface StoredVersion {
 /** A page of a listing. */
 export interface FilePage {
   readonly files: FileRecord[];
-  /** The last path of this page when more may follow. */
+  /** The last path of this page when more follow (undefined on the last page, even a full one). */
   readonly after: string | undefined;
 }
 
@@ -333,10 +333,13 @@ export class FileStore {
        WHERE tenant_id = $1 AND dtime IS NULL AND path > $4 AND path >= $5 AND path < $3
          AND (path >= $2 OR (path = $5 AND $7))
        ORDER BY path LIMIT $6`,
-      [tenantId, lo, hi, afterKey, pathKey(prefix === "" ? "/" : prefix), limit, withPrefix],
+      // One row more than the page: a listing that ends exactly at a page's end says so, rather
+      // than costing the client a call that returns nothing.
+      [tenantId, lo, hi, afterKey, pathKey(prefix === "" ? "/" : prefix), limit + 1, withPrefix],
     );
-    const files = r.rows.map((row) => fileFromListRow(tenantId, row));
-    return { files, after: files.length === limit ? files[files.length - 1]!.path : undefined };
+    const more = r.rows.length > limit;
+    const files = (more ? r.rows.slice(0, limit) : r.rows).map((row) => fileFromListRow(tenantId, row));
+    return { files, after: more ? files[files.length - 1]!.path : undefined };
   }
 
   /**

@@ -6,7 +6,7 @@ import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson, shortHash } from "../../lib/file-json.js";
 import { formatBytes, formatLocalTime, formatTime, table } from "../../lib/format.js";
 import { checkRemotePrefix } from "../../lib/paths.js";
-import { fastLister, listChildren, listRemote, MAX_LIST_PAGE } from "../../lib/remote-tree.js";
+import { fastLister, listChildren, listRemote } from "../../lib/remote-tree.js";
 
 /** One line of `file ls --json`: a file, or (without -R) a sub-directory. */
 export type LsJson = FileJson | { path: string; type: "directory" };
@@ -61,7 +61,7 @@ ${EXIT_CODES_HELP}`;
       summary: "List everything below the path (default); --no-recursive: only its immediate children.",
     }),
     "page-size": Flags.integer({
-      summary: "Files fetched per request (default: 10000 with -R, 1000 without).",
+      summary: "Files fetched per request (default: 1000, then growing to 10000 with -R; 1000 without).",
       min: 1,
       max: 10000,
       hidden: true,
@@ -84,11 +84,12 @@ ${EXIT_CODES_HELP}`;
     const files = fastLister(await this.client(FilesListBytes));
     const json = this.jsonEnabled();
     const detailed = this.flags.long || this.flags.wide;
-    // A recursive listing uses every file of a page, so pages are as large as the server allows
-    // (each call has a fixed cost on both ends, about a page of 1000 files' decoding); one without
-    // -R stops reading a page at its first sub-directory, so smaller pages waste less.
-    const pageSize = this.flags["page-size"] ?? (this.flags.recursive ? MAX_LIST_PAGE : 1000);
-    const lister = { files, tenantId, pageSize };
+    // A recursive listing uses every file of a page, so its pages grow to as large as the server
+    // allows (each call has a fixed cost on both ends, about a page of 1000 files' decoding), and
+    // the next is asked for while one is decoded (listRemote); one without -R stops reading a page
+    // at its first sub-directory, so smaller pages waste less.
+    const pageSize = this.flags["page-size"] ?? (this.flags.recursive ? undefined : 1000);
+    const lister = pageSize === undefined ? { files, tenantId } : { files, tenantId, pageSize };
     const root = prefix === "/" ? "" : prefix;
     const entries: (FileMeta | string)[] = [];
     let found = false;

@@ -1,4 +1,4 @@
-import { mkdir, stat, unlink, utimes } from "node:fs/promises";
+import { mkdir, rmdir, stat, unlink, utimes } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { type FileMeta, Files, FilesListBytes, Uploads } from "@cacheroach/proto";
 import { Args, Flags } from "@oclif/core";
@@ -39,7 +39,7 @@ export default class FileSync extends BaseCommand<typeof FileSync> {
 
 How changes are found, without a call per file: the remote directory is listed once (sizes, content hashes, and the "mtime" metadata that uploads record) and the local tree is walked once (size and modification time). A file with the same size and modification time (to the millisecond) is unchanged and not read. When only the time differs (or with --checksum, always), the content hash decides: small files are read and hashed, large ones come from the hash cache; a large file not in the cache is compared while it is uploaded (nothing is written if it is the same) or hashed before a download. Uploads take the dedup path (only chunks the tenant lacks are sent); downloads verify every file's content hash and get the remote modification time.
 
---delete also removes what the source does not have (remote files on upload, local files on download; local directories are left). --dry-run prints the plan and changes nothing. Output lists what was transferred or deleted, one line each; --json lists every file with its action.
+--delete also removes what the source does not have (remote files on upload; local files on download, and the local directories that this leaves empty). --dry-run prints the plan and changes nothing. Output lists what was transferred or deleted, one line each; --json lists every file with its action.
 
 ${EXIT_CODES_HELP}`;
 
@@ -158,6 +158,7 @@ ${EXIT_CODES_HELP}`;
       if (upload) await this.runUploads(plan, results, work, tenantId);
       else await this.runDownloads(plan, results, work, tenantId);
       await this.runDeletes(plan, results, work, tenantId, upload);
+      if (!upload) await removeEmptiedDirs(localDir, results, (line) => this.verbose(line));
       for (const [i, item] of plan.entries()) {
         if (item.action === "unchanged") {
           results[i]!.status = "ok";
@@ -339,6 +340,28 @@ ${EXIT_CODES_HELP}`;
     const t = new Date(remoteMtimeMs(remote));
     await utimes(path, t, t).catch((err: unknown) =>
       this.verbose(`cannot set the time of ${path}: ${String(err)}`),
+    );
+  }
+}
+
+/**
+ * After local deletes: removes the directories below `root` that held a deleted file and are now
+ * empty, deepest first, and their parents that this leaves empty. Directories that were empty
+ * before, or that hold anything else, stay.
+ */
+async function removeEmptiedDirs(root: string, results: SyncResult[], log: (line: string) => void) {
+  const candidates = new Set<string>();
+  for (const r of results) {
+    if (r.action !== "delete" || r.status !== "ok") continue;
+    for (let d = dirname(r.localPath); d.length > root.length && d.startsWith(root); d = dirname(d)) {
+      candidates.add(d);
+    }
+  }
+  // Deeper paths are longer: a child is tried before its parent.
+  for (const dir of [...candidates].sort((a, b) => b.length - a.length)) {
+    await rmdir(dir).then(
+      () => log(`removed empty directory ${dir}`),
+      () => {}, // not empty (or already gone): it stays
     );
   }
 }
