@@ -1,7 +1,7 @@
 /**
  * The file commands as a user of rclone, aws s3 or mc expects them, against a real server: put under
  * another name and from stdin, unchanged content writes no version, preconditions, versions, ls -l /
- * --no-recursive / no such path, get -r and rm -r keeping the tree layout, and sync both ways.
+ * one level by default, -R / no such path, get -r and rm -r keeping the tree layout, and sync both ways.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -225,7 +225,7 @@ describe("file commands, the way users expect them", () => {
     assert.equal(several.code, 2);
   });
 
-  test("ls -l, --bytes, --no-recursive, and a path with nothing below it", async () => {
+  test("ls lists one level like ls, -R every file below; -l, --bytes; a path with nothing below it", async () => {
     const d = join(srv.dir, "lsl");
     await mkdir(join(d, "sub", "deeper"), { recursive: true });
     await writeFile(join(d, "a.txt"), "a");
@@ -238,25 +238,33 @@ describe("file commands, the way users expect them", () => {
     assert.equal(long.code, 0, errorText(long));
     assert.match(long.stdout, /^\s*Size\s+Modified\s+Version\s+Path\n/);
     assert.match(long.stdout, /\n\s*1\.5 KiB\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+1\s+\/lsl\/big\.bin\n/);
+    assert.match(long.stdout, /\n\s*-\s+\/lsl\/sub\/\n?$/, "a sub-directory, not its files");
     const bytes = await cli("file", "ls", "-l", "--bytes", "/lsl");
     assert.match(bytes.stdout, /\n\s*1536\s+\S+ \S+\s+1\s+\/lsl\/big\.bin\n/);
+    const bytesAlone = await cli("file", "ls", "--bytes", "/lsl");
+    assert.equal(bytesAlone.stdout, bytes.stdout, "--bytes alone means -l --bytes");
 
     assert.equal(
       (await cli("file", "ls", "-R", "/lsl")).stdout,
       "/lsl/a.txt\n/lsl/big.bin\n/lsl/sub/b.txt\n/lsl/sub/deeper/c.txt\n",
     );
     assert.equal(
-      (await cli("file", "ls", "--no-recursive", "/lsl/")).stdout,
-      "/lsl/a.txt\n/lsl/big.bin\n/lsl/sub/\n",
+      (await cli("file", "ls", "--recursive", "-l", "/lsl/")).stdout.split("\n").filter(Boolean).length,
+      5,
+      "a header and four files",
     );
-    assert.equal(
-      (await cli("file", "ls", "--no-recursive", "/lsl/sub")).stdout,
-      "/lsl/sub/b.txt\n/lsl/sub/deeper/\n",
-    );
-    const json = jsonOut<{ path: string; type?: string }[]>(
-      await cli("file", "ls", "--json", "--no-recursive", "/lsl"),
-    );
+    for (const args of [["/lsl/"], ["/lsl"], ["--no-recursive", "/lsl/"]]) {
+      assert.equal(
+        (await cli("file", "ls", ...args)).stdout,
+        "/lsl/a.txt\n/lsl/big.bin\n/lsl/sub/\n",
+        args.join(" "),
+      );
+    }
+    assert.equal((await cli("file", "ls", "/lsl/sub")).stdout, "/lsl/sub/b.txt\n/lsl/sub/deeper/\n");
+    assert.equal((await cli("file", "ls", "/lsl/a.txt")).stdout, "/lsl/a.txt\n", "a file lists itself");
+    const json = jsonOut<{ path: string; type?: string }[]>(await cli("file", "ls", "--json", "/lsl"));
     assert.deepEqual(json.at(-1), { path: "/lsl/sub/", type: "directory" });
+    assert.equal(json.length, 3);
 
     const nope = await cli("file", "ls", "/nope");
     assert.equal(nope.code, 4);
@@ -299,11 +307,11 @@ describe("file commands, the way users expect them", () => {
     assert.equal(dry.code, 0, errorText(dry));
     assert.match(dry.stdout, /\/tree\/x\/same\.txt\s+would delete \(version 1\)/);
     assert.match(dry.stderr, /3 files would be deleted; nothing was deleted/);
-    assert.equal((await cli("file", "ls", "/tree")).stdout.split("\n").filter(Boolean).length, 4);
+    assert.equal((await cli("file", "ls", "-R", "/tree")).stdout.split("\n").filter(Boolean).length, 4);
 
     const rm = await cli("file", "rm", "-r", "/tree/x/");
     assert.equal(rm.code, 0, errorText(rm));
-    assert.equal((await cli("file", "ls", "/tree")).stdout, "/tree/same.txt\n");
+    assert.equal((await cli("file", "ls", "-R", "/tree")).stdout, "/tree/same.txt\n");
     const gone = await cli("file", "rm", "-r", "/tree/x/");
     assert.equal(gone.code, 4);
   });
@@ -379,6 +387,16 @@ describe("file commands, the way users expect them", () => {
     assert.ok((await stat(join(dst, "was-empty"))).isDirectory());
     assert.ok((await stat(join(dst, "d"))).isDirectory());
     assert.equal(await readFile(join(dst, "d", "f4.txt"), "utf8"), "file four, edited remotely\n");
+
+    // A mistyped remote directory is "no such path", and --delete then deletes nothing locally.
+    const before = await tree(dst);
+    for (const source of ["/syncc/", "/sync/nope/"]) {
+      const typo = await cli("file", "sync", "--delete", source, dst);
+      assert.equal(typo.code, 4, errorText(typo));
+      assert.match(errorText(typo), new RegExp(`no such path: nothing is stored below ${source}`));
+      assert.match(errorText(typo), /cacheroach file ls \/(sync\/)?/);
+    }
+    assert.deepEqual(await tree(dst), before, "nothing local was deleted");
 
     const both = await cli("file", "sync", "/a/", "/b/");
     assert.equal(both.code, 2);

@@ -132,7 +132,7 @@ describe("file commands against a server", () => {
     await writeFile(join(tree, "sub", "empty"), "");
     const put = await cli("file", "put", "-r", "-p", "2", "/tree/", tree);
     assert.equal(put.code, 0, errorText(put));
-    const ls = await cli("file", "ls", "/tree");
+    const ls = await cli("file", "ls", "-R", "/tree");
     assert.equal(ls.stdout, "/tree/a.txt\n/tree/sub/b.txt\n/tree/sub/deeper/c.bin\n/tree/sub/empty\n");
 
     const outDir = join(srv.dir, "tree-out");

@@ -30,10 +30,10 @@ test("tenants and principals by name; unknown names exit 4, ambiguous ones exit 
   // -t by label (file commands), exact or ignoring case; the ID keeps working.
   const put = await cr("file", "put", "-t", "Team files", "/notes/", join(srv.dir, "hello.txt"));
   assert.equal(put.code, 0, put.err);
-  const ls = await cr("file", "ls", "-t", "team FILES");
+  const ls = await cr("file", "ls", "-R", "-t", "team FILES");
   assert.equal(ls.code, 0, ls.err);
   assert.equal(ls.out, "/notes/hello.txt\n");
-  assert.equal((await cr("file", "ls", "-t", team)).out, "/notes/hello.txt\n");
+  assert.equal((await cr("file", "ls", "-R", "-t", team)).out, "/notes/hello.txt\n");
 
   const unknown = await cr("file", "ls", "-t", "Nope");
   assert.equal(unknown.code, 4, unknown.err);
@@ -74,7 +74,7 @@ test("tenants and principals by name; unknown names exit 4, ambiguous ones exit 
       out: r.stdout.toString(),
       err: r.stderr,
     }));
-  assert.equal((await asAlice("file", "ls", "-t", "Team files")).out, "/notes/hello.txt\n");
+  assert.equal((await asAlice("file", "ls", "-R", "-t", "Team files")).out, "/notes/hello.txt\n");
   const self = await asAlice("session", "ls", "--for", "alice");
   assert.equal(self.code, 0, self.err);
   const other = await asAlice("session", "delegate", "--for", "root", "--id", "Team files");

@@ -96,8 +96,12 @@ describe("sessions and the multi-user flow", () => {
     const get = await asAlice("file", "get", "/docs/notes.txt", "-o", out);
     assert.equal(get.code, 0, errorText(get));
     assert.equal(await readFile(out, "utf8"), "alice's notes\n");
-    assert.equal((await asAlice("file", "ls")).stdout, "/docs/notes.txt\n");
-    assert.equal((await asRoot("file", "ls", "-t", teamA)).stdout, "/docs/notes.txt\n", "root sees it too");
+    assert.equal((await asAlice("file", "ls", "-R")).stdout, "/docs/notes.txt\n");
+    assert.equal(
+      (await asRoot("file", "ls", "-R", "-t", teamA)).stdout,
+      "/docs/notes.txt\n",
+      "root sees it too",
+    );
   });
 
   test("alice is refused in another tenant, naming the missing capability (exit 3)", async () => {

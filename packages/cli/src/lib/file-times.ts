@@ -10,9 +10,19 @@ import type { FileMeta } from "@cacheroach/proto";
 /** The metadata key. */
 export const MTIME_KEY = "mtime";
 
+/**
+ * A local modification time (stat's mtimeMs) in whole milliseconds. Setting a time of T ms (a
+ * download does) stores T / 1000 seconds, which a double cannot hold exactly: the file then reads
+ * back as T - 0.00005 ms or so, and a plain floor gave T - 1, so every downloaded file looked
+ * changed to the next sync. Within a microsecond below a millisecond counts as that millisecond.
+ */
+export function wholeMs(mtimeMs: number): number {
+  return Math.floor(mtimeMs + 0.001);
+}
+
 /** The metadata recording a modification time of `ms` milliseconds since the epoch. */
 export function mtimeMeta(ms: number): Record<string, string> {
-  return { [MTIME_KEY]: new Date(Math.floor(ms)).toISOString() };
+  return { [MTIME_KEY]: new Date(wholeMs(ms)).toISOString() };
 }
 
 /**
@@ -28,5 +38,5 @@ export function remoteMtimeMs(f: FileMeta): number {
 
 /** Whether a local file (size, mtimeMs) and a remote one look the same by size and modification time. */
 export function quickSame(size: number, mtimeMs: number, remote: FileMeta): boolean {
-  return Number(remote.size) === size && Math.floor(mtimeMs) === remoteMtimeMs(remote);
+  return Number(remote.size) === size && wholeMs(mtimeMs) === remoteMtimeMs(remote);
 }

@@ -12,32 +12,32 @@ import { fastLister, listChildren, listRemote } from "../../lib/remote-tree.js";
 export type LsJson = FileJson | { path: string; type: "directory" };
 
 export default class FileLs extends BaseCommand<typeof FileLs> {
-  static override summary = "List the files at or below a path.";
+  static override summary = "List what is in a directory (-R: every file below it).";
 
   static override description =
-    `Lists the latest live version of every file at or below the path, recursively (-R, the default), in bytewise path order ("/" lists the whole tenant). --no-recursive lists only the files directly in the directory and its sub-directories (as "name/"). Plain output is one path per line, fit for scripts; -l adds human-readable sizes and local modification times (--bytes: sizes in bytes), -w size, version, modification time (UTC) and a short content hash; --json gives every field. Long listings are fetched a page at a time.
+    `Lists what is directly at a path, like ls: the files in the directory and its sub-directories (as "name/"), or the file itself when the path names one. -R lists every file below the path instead, recursively, in bytewise path order ("-R /" lists the whole tenant). Plain output is one path per line, fit for scripts; -l adds human-readable sizes and local modification times (--bytes: sizes in bytes), -w size, version, modification time (UTC) and a short content hash; --json gives every field. Long listings are fetched a page at a time.
 
 A path under which nothing is stored is an error ("no such path", exit 4); an empty tenant lists nothing.
 
 ${EXIT_CODES_HELP}`;
 
   static override examples = [
-    { description: "Every file in the default tenant", command: "<%= config.bin %> <%= command.id %>" },
+    { description: "What is at the top of the default tenant", command: "<%= config.bin %> <%= command.id %>" },
     {
-      description: "Files below /docs with human-readable sizes and times",
-      command: "<%= config.bin %> <%= command.id %> -l /docs",
+      description: "What is in /docs, with human-readable sizes and times",
+      command: "<%= config.bin %> <%= command.id %> -l /docs/",
     },
     {
-      description: "Only what is directly in /docs (sub-directories end with /)",
-      command: "<%= config.bin %> <%= command.id %> --no-recursive /docs/",
+      description: "Every file below /docs, recursively",
+      command: "<%= config.bin %> <%= command.id %> -R /docs/",
     },
     {
-      description: "Files below /docs with size, version, UTC time and content hash",
-      command: "<%= config.bin %> <%= command.id %> -w /docs",
+      description: "Every file below /docs with size, version, UTC time and content hash",
+      command: "<%= config.bin %> <%= command.id %> -R -w /docs",
     },
     {
-      description: "Machine-readable listing of another tenant",
-      command: "<%= config.bin %> <%= command.id %> --json -t 0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a /",
+      description: "Machine-readable listing of another tenant, recursively",
+      command: "<%= config.bin %> <%= command.id %> --json -R -t 0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a /",
     },
   ];
 
@@ -52,13 +52,13 @@ ${EXIT_CODES_HELP}`;
       summary: "Show human-readable size, local modification time and version.",
       exclusive: ["wide"],
     }),
-    bytes: Flags.boolean({ summary: "With -l: sizes in bytes." }),
+    bytes: Flags.boolean({ summary: "Sizes in bytes, not human-readable (implies -l)." }),
     wide: Flags.boolean({ char: "w", summary: "Show size, version, modification time and content hash." }),
     recursive: Flags.boolean({
       char: "R",
       allowNo: true,
-      default: true,
-      summary: "List everything below the path (default); --no-recursive: only its immediate children.",
+      default: false,
+      summary: "List every file below the path, not only what is directly in it.",
     }),
     "page-size": Flags.integer({
       summary: "Files fetched per request (default: 1000, then growing to 10000 with -R; 1000 without).",
@@ -83,7 +83,9 @@ ${EXIT_CODES_HELP}`;
     const tenantId = await this.resolveTenant(this.flags.tenant);
     const files = fastLister(await this.client(FilesListBytes));
     const json = this.jsonEnabled();
-    const detailed = this.flags.long || this.flags.wide;
+    // --bytes alone asks for sizes, so it means -l (with -w, whose sizes are bytes already, nothing).
+    const long = this.flags.long || (this.flags.bytes && !this.flags.wide);
+    const detailed = long || this.flags.wide;
     // A recursive listing uses every file of a page, so its pages grow to as large as the server
     // allows (each call has a fixed cost on both ends, about a page of 1000 files' decoding), and
     // the next is asked for while one is decoded (listRemote); one without -R stops reading a page
@@ -122,7 +124,7 @@ ${EXIT_CODES_HELP}`;
     const when = (e: FileMeta | string, f: (d: Date | undefined) => string) =>
       typeof e === "string" ? "" : f(e.modifiedAt ? timestampDate(e.modifiedAt) : undefined);
     const path = (e: FileMeta | string) => (typeof e === "string" ? e : e.path);
-    if (this.flags.long) {
+    if (long) {
       const bytes = this.flags.bytes;
       this.log(
         table(entries, [

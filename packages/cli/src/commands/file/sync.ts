@@ -39,6 +39,8 @@ export default class FileSync extends BaseCommand<typeof FileSync> {
 
 How changes are found, without a call per file: the remote directory is listed once (sizes, content hashes, and the "mtime" metadata that uploads record) and the local tree is walked once (size and modification time). A file with the same size and modification time (to the millisecond) is unchanged and not read. When only the time differs (or with --checksum, always), the content hash decides: small files are read and hashed, large ones come from the hash cache; a large file not in the cache is compared while it is uploaded (nothing is written if it is the same) or hashed before a download. Uploads take the dedup path (only chunks the tenant lacks are sent); downloads verify every file's content hash and get the remote modification time.
 
+A remote source directory must hold files: one under which nothing is stored is an error ("no such path", exit 4), never an empty source (which --delete would make an empty local directory of).
+
 --delete also removes what the source does not have (remote files on upload; local files on download, and the local directories that this leaves empty). --dry-run prints the plan and changes nothing. Output lists what was transferred or deleted, one line each; --json lists every file with its action.
 
 ${EXIT_CODES_HELP}`;
@@ -134,6 +136,16 @@ ${EXIT_CODES_HELP}`;
       }),
       localExists ? walkLocal(localDir) : Promise.resolve({ files: [], skipped: [] }),
     ]);
+    if (!upload && remotes.size === 0) {
+      // Directories exist only as prefixes of files: an empty listing is a mistyped or missing
+      // directory, and with --delete it would have emptied the local directory.
+      throw (
+        (await this.tenantProblem(tenantId)) ??
+        new UserError(`no such path: nothing is stored below ${remoteDir}`, ExitCode.notFound, [
+          `list what there is: cacheroach file ls ${parentDir(remoteDir)}`,
+        ])
+      );
+    }
     for (const s of local.skipped) this.verbose(`skipped ${s} (not a regular file)`);
     const hashCache = this.flags["hash-cache"] ? new HashCache(defaultHashCacheDir()) : undefined;
     const opts = {
@@ -364,6 +376,12 @@ async function removeEmptiedDirs(root: string, results: SyncResult[], log: (line
       () => {}, // not empty (or already gone): it stays
     );
   }
+}
+
+/** "/a/" for "/a/b/"; "/" for "/a/" and "/". */
+function parentDir(dir: string): string {
+  const i = dir.lastIndexOf("/", dir.length - 2);
+  return i <= 0 ? "/" : dir.slice(0, i + 1);
 }
 
 function asError(err: unknown): Error {
