@@ -31,11 +31,11 @@ ${EXIT_CODES_HELP}`;
     { description: "Create a tenant", command: '<%= config.bin %> <%= command.id %> "Team A"' },
     {
       description: "Create it and make it the default for file commands",
-      command: '<%= config.bin %> <%= command.id %> --default "Team A"',
+      command: '<%= config.bin %> <%= command.id %> --default "Team B"',
     },
     {
       description: "Keep the ID in a variable",
-      command: 'T=$(<%= config.bin %> <%= command.id %> "Team A")',
+      command: 'T=$(<%= config.bin %> <%= command.id %> "Team C")',
     },
   ];
 
