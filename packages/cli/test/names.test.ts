@@ -4,7 +4,7 @@
  * exit 4, several are exit 2 naming their IDs; IDs keep working.
  */
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { spawnCli, useCliServer } from "./helpers.js";
@@ -23,7 +23,7 @@ test("tenants and principals by name; unknown names exit 4, ambiguous ones exit 
 }, async () => {
   const team = (await cr("tenant", "create", "Team files")).out.trim();
   const dup1 = (await cr("tenant", "create", "Dup")).out.trim();
-  const dup2 = (await cr("tenant", "create", "Dup")).out.trim();
+  const dup2 = (await cr("tenant", "create", "Dup", "--allow-duplicate")).out.trim();
   assert.match(team, /^[0-9a-f-]{36}$/);
   await writeFile(join(srv.dir, "hello.txt"), "hello\n");
 
@@ -103,4 +103,108 @@ test("tenants and principals by name; unknown names exit 4, ambiguous ones exit 
   assert.ok(rmTeam.out.includes(team), rmTeam.out);
   assert.equal((await cr("tenant", "rm", "Team files", "--yes")).code, 4, "gone");
   assert.equal((await cr("tenant", "rm", dup1, "--yes")).code, 0, "IDs keep working");
+});
+
+test("every tenant or principal argument takes a name or an ID", { timeout: 120_000 }, async () => {
+  const tenant = (await cr("tenant", "create", "Named args")).out.trim();
+  const twin1 = (await cr("tenant", "create", "Twin")).out.trim();
+  const twin2 = (await cr("tenant", "create", "Twin", "--allow-duplicate")).out.trim();
+  const carol = (await cr("principal", "create", "carol", "-o", join(srv.dir, "carol.cfg"))).out.trim();
+
+  // The help calls them by what they are, not "ID".
+  for (const [cmd, arg] of [
+    ["tenant set", "TENANT"],
+    ["tenant default", "TENANT"],
+    ["tenant rm", "TENANT"],
+    ["principal rm", "PRINCIPAL"],
+    ["vhost create", "TENANT"],
+    ["vhost rm", "TENANT"],
+  ] as const) {
+    const help = await cr(...cmd.split(" "), "--help");
+    assert.match(help.out, new RegExp(`^\\s+${arg}\\s+The (tenant|principal).*name.* or ID`, "m"), cmd);
+    assert.doesNotMatch(help.out, /^\s+ID\s/m, cmd);
+  }
+
+  // tenant set by label (exactly or ignoring case), by ID; unknown exit 4, ambiguous exit 2.
+  const set = await cr("tenant", "set", "named ARGS", "--quota", "1GiB", "--json");
+  assert.equal(set.code, 0, set.err);
+  assert.equal((JSON.parse(set.out) as { id: string }).id, tenant);
+  assert.match((await cr("tenant", "set", tenant)).out, /quota:\s+1 GiB/);
+  const unknown = await cr("tenant", "set", "No such tenant", "--quota", "1GiB");
+  assert.equal(unknown.code, 4, unknown.err);
+  assert.match(unknown.err, /tenant: no tenant named "No such tenant" is visible to this session/);
+  const ambiguous = await cr("tenant", "set", "twin", "--quota", "1GiB");
+  assert.equal(ambiguous.code, 2, ambiguous.err);
+  assert.match(ambiguous.err, /"twin" is ambiguous: 2 tenants are called that/);
+  assert.ok(ambiguous.err.includes(twin1) && ambiguous.err.includes(twin2), ambiguous.err);
+  for (const id of [twin1, twin2])
+    assert.doesNotMatch((await cr("tenant", "set", id)).out, /1 GiB/, "unchanged");
+  // A bad value is still refused before any name is looked up.
+  const bad = await cr("tenant", "set", "No such tenant", "--quota", "lots");
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(bad.err, /--quota/);
+
+  // tenant default and vhost create/rm by label; principal rm by name.
+  assert.equal((await cr("tenant", "default", "Named args")).code, 0);
+  assert.equal((await cr("vhost", "create", "Named args", "named.example.com")).code, 0);
+  const vrm = await cr("vhost", "rm", "NAMED ARGS", "named.example.com");
+  assert.equal(vrm.code, 0, vrm.err);
+  assert.match(vrm.out, new RegExp(`Removed named\\.example\\.com → tenant ${tenant}`));
+  const prm = await cr("principal", "rm", "Carol", "--yes");
+  assert.equal(prm.code, 0, prm.err);
+  assert.ok(prm.out.includes(carol), prm.out);
+  const gone = await cr("principal", "rm", "carol", "--yes");
+  assert.equal(gone.code, 4, gone.err);
+  assert.match(gone.err, /principal: no principal named "carol"/);
+});
+
+test("create refuses a tenant label or principal name in use (exit 5) unless --allow-duplicate", {
+  timeout: 120_000,
+}, async () => {
+  const tenants = async () =>
+    (JSON.parse((await cr("tenant", "ls", "--json")).out) as { label: string }[]).length;
+  const principals = async () =>
+    (JSON.parse((await cr("principal", "ls", "--json")).out) as { label: string }[]).length;
+  const first = (await cr("tenant", "create", "Only one")).out.trim();
+  const before = await tenants();
+  for (const label of ["Only one", "ONLY ONE", "  only one  "]) {
+    const again = await cr("tenant", "create", label);
+    assert.equal(again.code, 5, again.err);
+    assert.match(
+      again.err,
+      new RegExp(`a tenant labelled "${label.trim()}" already exists \\(ID ${first}\\); nothing was created`),
+    );
+    assert.match(again.err, /--allow-duplicate/);
+    assert.equal(again.out, "");
+  }
+  assert.equal(await tenants(), before, "nothing was created");
+  const allowed = await cr("tenant", "create", "Only one", "--allow-duplicate");
+  assert.equal(allowed.code, 0, allowed.err);
+  assert.equal(await tenants(), before + 1);
+
+  const dave = await cr("principal", "create", "dave", "-o", join(srv.dir, "dave.cfg"));
+  assert.equal(dave.code, 0, dave.err);
+  const davePrincipals = await principals();
+  const again = await cr("principal", "create", "Dave", "-o", join(srv.dir, "dave2.cfg"));
+  assert.equal(again.code, 5, again.err);
+  assert.match(
+    again.err,
+    new RegExp(`a principal named "Dave" already exists \\(ID ${dave.out.trim()}\\); nothing was created`),
+  );
+  assert.match(again.err, /cacheroach principal create Dave -o .*dave2\.cfg --allow-duplicate/);
+  await assert.rejects(readFile(join(srv.dir, "dave2.cfg")), { code: "ENOENT" });
+  // The bootstrap's "root" is taken too, and so is a domain principal's name.
+  assert.equal((await cr("principal", "create", "root", "-o", join(srv.dir, "root.cfg"))).code, 5);
+  assert.equal((await cr("principal", "create", "dave", "--email-domain", "dave.example")).code, 5);
+  assert.equal(await principals(), davePrincipals, "nothing was created");
+  const allowedP = await cr(
+    "principal",
+    "create",
+    "dave",
+    "-o",
+    join(srv.dir, "dave2.cfg"),
+    "--allow-duplicate",
+  );
+  assert.equal(allowedP.code, 0, allowedP.err);
+  assert.equal(await principals(), davePrincipals + 1);
 });

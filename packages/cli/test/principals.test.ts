@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { errorText, inDir, jsonOut, runCli, useCliServer } from "./helpers.js";
+import { errorText, inDir, jsonOut, runCli, spawnCli, useCliServer } from "./helpers.js";
 
 interface PrincipalOut {
   id: string;
@@ -24,10 +24,13 @@ describe("principal commands", () => {
     const id = r.stdout.trim();
     assert.match(id, /^[0-9a-f-]{36}$/);
     assert.match(r.stderr, /Created principal .* \("alice"\)/);
-    assert.match(
-      r.stderr,
-      /--validity 365d would outlive your own session/,
-      "the test super session lasts 1 h",
+    // The test super session lasts 1 h: the default validity ends with it, as documented.
+    assert.doesNotMatch(r.stderr, /would outlive/);
+    assert.equal(
+      jsonOut<{ capped: boolean }>(
+        await cli("principal", "create", "alice-json", "-o", join(srv.dir, "alice-json.cfg"), "--json"),
+      ).capped,
+      true,
     );
     assert.match(r.stderr, /session delegate --for/);
     const cfgPath = join(srv.dir, "alice.cfg");
@@ -60,6 +63,40 @@ describe("principal commands", () => {
     const p = (await principals()).find((x) => x.id === id);
     assert.deepEqual(p?.claims, { name: "alice", source: "cli principal" });
     assert.equal(p?.label, "alice");
+  });
+
+  test("only a --validity the user chose gets a note when the caller's session ends sooner", async () => {
+    const r = await cli(
+      "principal",
+      "create",
+      "frank",
+      "-o",
+      join(srv.dir, "frank.cfg"),
+      "--validity",
+      "365d",
+    );
+    assert.equal(r.code, 0, errorText(r));
+    assert.match(r.stderr, /Note: --validity 365d would outlive your own session; the login expires with it/);
+  });
+
+  test("no note for the default validity under the operator's year-long bootstrap session (subprocess)", async () => {
+    const admin = join(srv.dir, "admin.cfg");
+    const key = Buffer.from(srv.ts.signingKey).toString("base64");
+    const boot = await spawnCli(["bootstrap", "--signing-key", key, "-c", admin, srv.ts.url]);
+    assert.equal(boot.code, 0, boot.stderr);
+    const r = await spawnCli(["principal", "create", "gina", "-c", admin], { cwd: srv.dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Created principal .* \("gina"\)/);
+    assert.doesNotMatch(r.stderr, /Note:|would outlive/);
+    const cfg = JSON.parse(await readFile(join(srv.dir, "gina.cfg"), "utf8")) as {
+      session: { expiresAt: string };
+    };
+    const adminCfg = JSON.parse(await readFile(admin, "utf8")) as { session: { expiresAt: string } };
+    assert.ok(
+      Date.parse(cfg.session.expiresAt) <= Date.parse(adminCfg.session.expiresAt),
+      "not beyond the operator's",
+    );
+    assert.ok(Date.parse(cfg.session.expiresAt) > Date.now() + 364 * 86_400_000, "about a year");
   });
 
   test("an existing config file is never replaced: nothing is created (exit 5); --force replaces it", async () => {
@@ -151,6 +188,25 @@ describe("principal commands", () => {
     assert.match(errorText(r), /bootstrap/);
     await assert.rejects(stat(join(srv.dir, "m.cfg")), { code: "ENOENT" });
     assert.equal((await runCli(["principal", "ls", "-c", cfg])).code, 3);
+  });
+
+  test("rm as a session that is not super: refused (exit 3) before --yes is asked for", async () => {
+    const cfg = join(srv.dir, "hank.cfg");
+    const hank = (await cli("principal", "create", "hank", "-o", cfg)).stdout.trim();
+    for (const argv of [
+      ["principal", "rm", "hank"],
+      ["principal", "rm", hank],
+      ["principal", "rm", "nobody"],
+    ]) {
+      const r = await spawnCli([...argv, "-c", cfg], { env: { OCLIF_COLUMNS: "500" } });
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /permission denied: `cacheroach principal rm` needs a super session/);
+      assert.doesNotMatch(r.stderr, /--yes/);
+    }
+    assert.ok(
+      (await principals()).some((p) => p.id === hank),
+      "still there",
+    );
   });
 
   test("rm: needs --yes, checks the version, removes the principal and its logins", async () => {

@@ -79,7 +79,7 @@ const SPECIAL: Record<string, { skip: string } | { exit: number; why: string }> 
   },
   "cacheroach tenant rm 5b3c2d4e-0000-4000-8000-000000000001": {
     exit: 2,
-    why: "without a terminal to ask on, a delete needs --yes: it refuses before any server call",
+    why: "without a terminal to ask on, a delete needs --yes: it refuses before changing anything",
   },
 };
 

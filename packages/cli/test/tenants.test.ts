@@ -5,7 +5,16 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Tenants } from "@cacheroach/proto";
-import { CLI_BIN, errorText, jsonOut, runCli, SCRATCHPAD, useCliServer, writeCliConfig } from "./helpers.js";
+import {
+  CLI_BIN,
+  errorText,
+  jsonOut,
+  runCli,
+  SCRATCHPAD,
+  spawnCli,
+  useCliServer,
+  writeCliConfig,
+} from "./helpers.js";
 
 /** util-linux script(1) gives the CLI a terminal, to exercise confirmation prompts. */
 const HAS_SCRIPT = spawnSync("script", ["--version"]).status === 0;
@@ -135,6 +144,19 @@ describe("tenant commands", () => {
     assert.equal(gone.code, 4);
     assert.match(errorText(gone), /does not exist/);
     assert.equal((await cli("tenant", "rm", "not-a-uuid", "--yes")).code, 4);
+  });
+
+  test("rm as a session that is not super: refused (exit 3) before --yes is asked for", async () => {
+    const cfg = join(srv.dir, "ivy.cfg");
+    assert.equal((await cli("principal", "create", "ivy", "-o", cfg)).code, 0);
+    const id = (await cli("tenant", "create", "Not hers")).stdout.trim();
+    for (const target of ["Not hers", id]) {
+      const r = await spawnCli(["tenant", "rm", target, "-c", cfg], { env: { OCLIF_COLUMNS: "500" } });
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /permission denied: `cacheroach tenant rm` needs a super session/);
+      assert.doesNotMatch(r.stderr, /--yes/);
+    }
+    assert.ok(await exists(id));
   });
 
   test('rm on a terminal asks, and only "yes" deletes', { skip: !HAS_SCRIPT && "no script(1)" }, async () => {

@@ -4,7 +4,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Uploads } from "@cacheroach/proto";
-import { errorText, jsonOut, runCli, SCRATCHPAD, useCliServer } from "./helpers.js";
+import { errorText, jsonOut, runCli, SCRATCHPAD, spawnCli, useCliServer } from "./helpers.js";
 
 /** GET / with a Host header and the super token; resolves with status and body. */
 function getWithHost(
@@ -90,6 +90,16 @@ describe("vhost commands", () => {
     assert.match(r.stdout, /Removed files\.example\.com → tenant/);
     assert.doesNotMatch((await cli("vhost", "ls")).stdout, /files\.example\.com/);
     assert.equal((await getWithHost(srv.ts.url, "files.example.com", srv.ts.superToken)).status, 404);
+  });
+
+  test("rm accepts --yes and -y (and does not need them) (subprocess)", async () => {
+    for (const yes of ["--yes", "-y"]) {
+      assert.equal((await cli("vhost", "create", "Site", "yes.example.com")).code, 0);
+      const r = await spawnCli(["vhost", "rm", "Site", "yes.example.com", yes, "-c", srv.config]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout.toString(), new RegExp(`Removed yes\\.example\\.com → tenant ${tenant}`));
+    }
+    assert.doesNotMatch((await cli("vhost", "ls")).stdout, /yes\.example\.com/);
   });
 
   test("bad input is a usage error; unknown tenants are exit 4", async () => {

@@ -182,6 +182,21 @@ function isNetworkError(ce: ConnectError): boolean {
 }
 
 /**
+ * The refusal of something only a super session may do (exit 3); `what` says what needs it
+ * ("`cacheroach tenant rm` needs a super session"). Commands that can tell beforehand use it too.
+ */
+export function superSessionRequired(what: string, prefix = ""): UserError {
+  return new UserError(
+    `${prefix}permission denied: ${what}; this config's session is not one`,
+    ExitCode.auth,
+    [
+      "only a super session may do this: run it with the operator's config (written by `cacheroach bootstrap`), e.g. -c <admin config>",
+    ],
+    "permission_denied",
+  );
+}
+
+/**
  * Describes any error as a {@link UserError}: ConnectErrors get a message naming the problem,
  * a suggested fix and an exit code; UserErrors pass through; anything else is wrapped.
  */
@@ -247,14 +262,7 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
         // The server names its RPC ("cacheroach.v1.Tenants/Ensure needs a super session"); the
         // user ran a command.
         const what = ctx.command ? `\`cacheroach ${ctx.command}\` needs a super session` : detail;
-        return new UserError(
-          `${prefix}permission denied: ${what}; this config's session is not one`,
-          ExitCode.auth,
-          [
-            "only a super session may do this: run it with the operator's config (written by `cacheroach bootstrap`), e.g. -c <admin config>",
-          ],
-          code,
-        );
+        return superSessionRequired(what, prefix);
       }
       return new UserError(
         `${prefix}permission denied: ${detail}`,

@@ -58,3 +58,35 @@ export function pickByName<T extends Named>(items: readonly T[], name: string, w
     `${what.kind}_ambiguous`,
   );
 }
+
+/**
+ * The items `name` would pick out besides a new one called so: those with a name equal to it
+ * ignoring case (the widest match {@link pickByName} makes). `create` commands refuse to add
+ * another, since a second one would make the name ambiguous.
+ */
+export function namedAlike<T extends Named>(items: readonly T[], name: string): T[] {
+  const lower = name.toLowerCase();
+  return items.filter((i) => i.names.some((n) => n.toLowerCase() === lower));
+}
+
+/**
+ * Refuses to create another `what.kind` called `name` when `existing` already are (exit 5, nothing
+ * created): names are for picking one, and a second would make this one ambiguous.
+ */
+export function refuseDuplicate(
+  existing: readonly Named[],
+  name: string,
+  what: { kind: string; called: string; list: string; retry: string },
+): void {
+  if (existing.length === 0) return;
+  const ids = existing.map((e) => e.describe ?? e.id).join(", ");
+  throw new UserError(
+    `a ${what.kind} ${what.called} "${name}" already exists (${existing.length > 1 ? "IDs" : "ID"} ${ids}); nothing was created`,
+    ExitCode.conflict,
+    [
+      `use the existing one by its name or ID (see \`${what.list}\`)`,
+      `or create another one anyway (the name may then be ambiguous; IDs always work): ${what.retry} --allow-duplicate`,
+    ],
+    "already_exists",
+  );
+}

@@ -6,8 +6,13 @@ import { sessionToJson } from "../../lib/config.js";
 import { checkConfigTarget, writeConfigTarget } from "../../lib/config-out.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { formatTime, parseDuration } from "../../lib/format.js";
+import { shellWord } from "../../lib/invocation.js";
+import { type Named, namedAlike, refuseDuplicate } from "../../lib/names.js";
 import { type PrincipalJson, principalJson } from "../../lib/principal-json.js";
 import { allCapabilities } from "../../lib/sessions.js";
+
+/** How long a login lasts unless --validity says otherwise (and the caller's session allows). */
+const DEFAULT_VALIDITY = "365d";
 
 /** Name of the login session `principal create` issues (as the original). */
 export const SELF_SESSION_NAME = "<self>";
@@ -31,7 +36,9 @@ export default class PrincipalCreate extends BaseCommand<typeof PrincipalCreate>
   static override description =
     `Creates a principal with the claims {"name": <username>, "source": "cli principal"}, issues it a login session (scope: the new principal itself, all capabilities, named "${SELF_SESSION_NAME}", valid for --validity) and writes a CLI config for it: the same server URL as your config, the new token, no default tenant. Hand that file to the user; they use it with -c <file> or copy it to ~/.cacheroach/config. Needs a super session.
 
-The config goes to -o/--out, default ./<username>.cfg, mode 0600. An existing file is never replaced unless --force; it is checked before anything is created on the server. The login cannot outlive your own session: a longer --validity is shortened to your session's expiry, and the command says so.
+The config goes to -o/--out, default ./<username>.cfg, mode 0600. An existing file is never replaced unless --force; it is checked before anything is created on the server. The login cannot outlive your own session: without --validity it lasts ${DEFAULT_VALIDITY} or until your session ends, whichever is sooner; a longer --validity is shortened to your session's expiry, and the command says so.
+
+Commands take a principal by its name (or email) as well as by its ID, so a name already in use (ignoring case) is refused (exit 5, nothing created); --allow-duplicate creates another one anyway, whose name may then be ambiguous (IDs always work).
 
 A new user can do nothing with files until granted access, e.g.:
   cacheroach session delegate --for <principal id> --on tenant --id <tenant id> --capabilities read,write
@@ -68,10 +75,13 @@ ${EXIT_CODES_HELP}`;
       helpValue: "<file>",
     }),
     validity: Flags.string({
-      summary: "How long the login is valid (e.g. 365d, 30d, 12h); at most as long as your own session.",
-      default: "365d",
+      summary: `How long the login is valid (e.g. 365d, 30d, 12h; default ${DEFAULT_VALIDITY}); at most as long as your own session.`,
+      helpValue: "<duration>",
     }),
     force: Flags.boolean({ summary: "Replace the --out file if it exists." }),
+    "allow-duplicate": Flags.boolean({
+      summary: "Create it even if a principal has that name already (IDs then tell them apart).",
+    }),
   };
 
   public async run(): Promise<PrincipalCreateResult> {
@@ -90,7 +100,7 @@ ${EXIT_CODES_HELP}`;
         "e.g. --email-domain example.com",
       ]);
     }
-    const validityMs = parseDuration(this.flags.validity);
+    const validityMs = parseDuration(this.flags.validity ?? DEFAULT_VALIDITY);
     let outPath: string | undefined;
     if (domain === undefined) {
       const out = this.flags.out ?? (SAFE_FILE_NAME.test(username) ? `${username}.cfg` : undefined);
@@ -103,6 +113,25 @@ ${EXIT_CODES_HELP}`;
     }
     const cfg = await this.loadCliConfig();
     const principals = await this.client(Principals);
+    // Listing principals needs a super session, as creating one does: a session that is not one is
+    // refused here, before anything is created.
+    if (!this.flags["allow-duplicate"]) {
+      const all: Named[] = [];
+      for await (const q of principals.list({}))
+        all.push({ id: q.id, names: [q.label, q.email].filter((n) => n !== "") });
+      const retry = [
+        "cacheroach principal create",
+        shellWord(username),
+        ...(domain !== undefined ? ["--email-domain", shellWord(domain)] : []),
+        ...(this.flags.out !== undefined ? ["-o", shellWord(this.flags.out)] : []),
+      ].join(" ");
+      refuseDuplicate(namedAlike(all, username), username, {
+        kind: "principal",
+        called: "named",
+        list: "cacheroach principal ls",
+        retry,
+      });
+    }
     // For a login, learn the cap first (this also checks the config works before creating anything).
     const expiry = outPath !== undefined ? await this.cappedExpiry(validityMs) : undefined;
 
@@ -172,7 +201,9 @@ ${EXIT_CODES_HELP}`;
     const expiresAt = formatTime(session.expiresAt ? timestampDate(session.expiresAt) : undefined);
     this.log(p.id);
     this.logToStderr(`Created principal ${p.id} ("${username}").`);
-    if (expiry.capped) {
+    // Only a --validity the user chose is worth a note; the default is documented to end with
+    // the caller's session (as a login made with the operator's year-long session always does).
+    if (expiry.capped && this.flags.validity !== undefined) {
       this.logToStderr(
         `Note: --validity ${this.flags.validity} would outlive your own session; the login expires with it, at ${expiresAt}.`,
       );

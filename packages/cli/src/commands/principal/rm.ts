@@ -5,6 +5,7 @@ import { BaseCommand } from "../../lib/base-command.js";
 import { ensureConfirmable, requireConfirmation } from "../../lib/confirm.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { shellWord } from "../../lib/invocation.js";
+import { requireSuperSession } from "../../lib/super-only.js";
 
 /** What `principal rm` reports. */
 export interface PrincipalRmResult {
@@ -22,7 +23,7 @@ export default class PrincipalRm extends BaseCommand<typeof PrincipalRm> {
 
 The delete is guarded by the principal's version: without --version the current one is looked up first; with --version the delete fails (exit 5, nothing deleted) if the principal changed since (see \`cacheroach principal ls\`).
 
-Asks for confirmation on a terminal; --yes skips the question and is required without a terminal.
+Asks for confirmation on a terminal; --yes skips the question and is required without a terminal. A session that is not super is refused (exit 3) before it is asked.
 
 ${EXIT_CODES_HELP}`;
 
@@ -38,9 +39,9 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    id: Args.string({
+    principal: Args.string({
       required: true,
-      description: "The principal's ID, name or email (see `cacheroach principal ls`)",
+      description: "The principal: its name, email or ID (see `cacheroach principal ls`)",
     }),
   };
 
@@ -53,10 +54,12 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<PrincipalRmResult> {
-    const named = shellWord(this.args.id);
+    const named = shellWord(this.args.principal);
     const retry = `cacheroach principal rm ${named}${this.flags.version ? ` --version ${this.flags.version}` : ""}`;
+    // Asking for a confirmation the server would make pointless helps no one.
+    if (!this.flags.yes) requireSuperSession(await this.currentSession(), "principal rm");
     ensureConfirmable(`delete principal ${named} and its sessions`, this.flags.yes, retry);
-    const id = await this.principalId(this.args.id, "principal");
+    const id = await this.principalId(this.args.principal, "principal");
     const principals = await this.client(Principals);
     let label: string | null = null;
     let version = this.flags.version;

@@ -47,7 +47,7 @@ ${EXIT_CODES_HELP}`;
     "issued-by": Flags.string({
       summary:
         "List the sessions issued under this session (ID) or principal (ID, name or email), at any depth.",
-      helpValue: "<session-or-principal-id>",
+      helpValue: "<session-id|principal>",
     }),
     all: Flags.boolean({
       char: "a",

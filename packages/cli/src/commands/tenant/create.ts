@@ -3,6 +3,8 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
 import { saveConfig } from "../../lib/config.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { shellWord } from "../../lib/invocation.js";
+import { type Named, namedAlike, refuseDuplicate } from "../../lib/names.js";
 import { type TenantJson, tenantJson } from "../../lib/tenant-json.js";
 
 /** What `tenant create` reports. */
@@ -15,7 +17,9 @@ export default class TenantCreate extends BaseCommand<typeof TenantCreate> {
   static override summary = "Create a tenant (a separate file tree) and print its ID.";
 
   static override description =
-    `Creates a new, empty tenant with a human label (1 to 256 characters; labels need not be unique) and prints its ID on stdout. Needs a super session (the config written by \`cacheroach bootstrap\`).
+    `Creates a new, empty tenant with a human label (1 to 256 characters) and prints its ID on stdout. Needs a super session (the config written by \`cacheroach bootstrap\`).
+
+Commands take a tenant by its label as well as by its ID, so a label already in use (ignoring case) is refused (exit 5, nothing created); --allow-duplicate creates another one anyway, whose name may then be ambiguous (IDs always work).
 
 With --default the new tenant also becomes the config's default tenant for file commands.
 
@@ -27,11 +31,11 @@ ${EXIT_CODES_HELP}`;
     { description: "Create a tenant", command: '<%= config.bin %> <%= command.id %> "Team A"' },
     {
       description: "Create it and make it the default for file commands",
-      command: '<%= config.bin %> <%= command.id %> --default "Team A"',
+      command: '<%= config.bin %> <%= command.id %> --default "Team B"',
     },
     {
       description: "Keep the ID in a variable",
-      command: 'T=$(<%= config.bin %> <%= command.id %> "Team A")',
+      command: 'T=$(<%= config.bin %> <%= command.id %> "Team C")',
     },
   ];
 
@@ -41,6 +45,9 @@ ${EXIT_CODES_HELP}`;
 
   static override flags = {
     default: Flags.boolean({ summary: "Also make it the config's default tenant." }),
+    "allow-duplicate": Flags.boolean({
+      summary: "Create it even if a tenant has that label already (IDs then tell them apart).",
+    }),
   };
 
   public async run(): Promise<TenantCreateResult> {
@@ -49,7 +56,18 @@ ${EXIT_CODES_HELP}`;
       throw new UserError(`tenant label must be 1 to 256 characters (got ${label.length})`, ExitCode.usage);
     }
     const cfg = await this.loadCliConfig();
-    const res = await (await this.client(Tenants)).ensure({ tenant: { label, version: 0n } });
+    const tenants = await this.client(Tenants);
+    if (!this.flags["allow-duplicate"]) {
+      const all: Named[] = [];
+      for await (const t of tenants.list({})) all.push({ id: t.id, names: [t.label] });
+      refuseDuplicate(namedAlike(all, label), label, {
+        kind: "tenant",
+        called: "labelled",
+        list: "cacheroach tenant ls",
+        retry: `cacheroach tenant create${this.flags.default ? " --default" : ""} ${shellWord(label)}`,
+      });
+    }
+    const res = await tenants.ensure({ tenant: { label, version: 0n } });
     const t = res.tenant;
     if (!t?.id) throw new UserError("the server created a tenant without an ID", ExitCode.failure);
     if (this.flags.default) {

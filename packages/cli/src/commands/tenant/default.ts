@@ -22,11 +22,14 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    id: Args.string({ required: true, description: "The tenant's ID or label (see `cacheroach tenant ls`)" }),
+    tenant: Args.string({
+      required: true,
+      description: "The tenant: its name (label) or ID (see `cacheroach tenant ls`)",
+    }),
   };
 
   public async run(): Promise<TenantJson & { config: string }> {
-    const id = await this.tenantId(this.args.id, "tenant");
+    const id = await this.tenantId(this.args.tenant, "tenant");
     const cfg = await this.loadCliConfig();
     let tenant: TenantJson;
     try {

@@ -6,6 +6,7 @@ import { saveConfig } from "../../lib/config.js";
 import { ensureConfirmable, requireConfirmation } from "../../lib/confirm.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { shellWord } from "../../lib/invocation.js";
+import { requireSuperSession } from "../../lib/super-only.js";
 
 /** What `tenant rm` reports. */
 export interface TenantRmResult {
@@ -25,7 +26,7 @@ export default class TenantRm extends BaseCommand<typeof TenantRm> {
 
 The delete is guarded by the tenant's version: without --version the current one is looked up first (Tenants.Get); with --version the delete fails (exit 5, nothing deleted) if the tenant changed since you read that version (see \`cacheroach tenant ls\`).
 
-Asks for confirmation on a terminal; --yes skips the question, and is required when there is no terminal (scripts). If it was the config's default tenant, the default is cleared.
+Asks for confirmation on a terminal; --yes skips the question, and is required when there is no terminal (scripts). A session that is not super is refused (exit 3) before it is asked. If it was the config's default tenant, the default is cleared.
 
 ${EXIT_CODES_HELP}`;
 
@@ -41,7 +42,10 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    id: Args.string({ required: true, description: "The tenant's ID or label (see `cacheroach tenant ls`)" }),
+    tenant: Args.string({
+      required: true,
+      description: "The tenant: its name (label) or ID (see `cacheroach tenant ls`)",
+    }),
   };
 
   static override flags = {
@@ -53,10 +57,13 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<TenantRmResult> {
-    const named = shellWord(this.args.id);
+    const named = shellWord(this.args.tenant);
     const retry = `cacheroach tenant rm ${named}${this.flags.version ? ` --version ${this.flags.version}` : ""}`;
-    ensureConfirmable(`delete tenant ${named} and ALL its files`, this.flags.yes, retry); // before any server call
-    const id = await this.tenantId(this.args.id, "tenant");
+    // Asking for a confirmation the server would make pointless helps no one (with --yes the
+    // server's own refusal says the same).
+    if (!this.flags.yes) requireSuperSession(await this.currentSession(), "tenant rm");
+    ensureConfirmable(`delete tenant ${named} and ALL its files`, this.flags.yes, retry); // before any change
+    const id = await this.tenantId(this.args.tenant, "tenant");
     const cfg = await this.loadCliConfig();
     const tenants = await this.client(Tenants);
     let label: string | null = null;

@@ -4,7 +4,6 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { parseDuration, parseSize } from "../../lib/format.js";
-import { checkUuid } from "../../lib/sessions.js";
 import { policyLines, type TenantWideJson, tenantWideJson } from "../../lib/tenant-json.js";
 
 /** Words that clear a setting back to the server's default. */
@@ -45,13 +44,16 @@ ${EXIT_CODES_HELP}`;
       command: "<%= config.bin %> <%= command.id %> 5b3c2d4e-0000-4000-8000-000000000001 --quota unlimited",
     },
     {
-      description: "Show the policy in force without changing it",
-      command: "<%= config.bin %> <%= command.id %> 5b3c2d4e-0000-4000-8000-000000000001",
+      description: "Show the policy in force without changing it (a tenant may be named by its label)",
+      command: '<%= config.bin %> <%= command.id %> "Default Scratchpad"',
     },
   ];
 
   static override args = {
-    id: Args.string({ required: true, description: "The tenant's ID (see `cacheroach tenant ls`)" }),
+    tenant: Args.string({
+      required: true,
+      description: "The tenant: its name (label) or ID (see `cacheroach tenant ls`)",
+    }),
   };
 
   static override flags = {
@@ -74,8 +76,7 @@ ${EXIT_CODES_HELP}`;
   };
 
   public async run(): Promise<TenantWideJson & { changed: boolean }> {
-    const id = checkUuid(this.args.id, "tenant ID", ["list tenants with `cacheroach tenant ls`"]);
-    // Every value is checked before the server is asked anything.
+    // Every value is checked before the server is asked anything (even to look a name up).
     const changes: Partial<Record<PolicyField, bigint | undefined>> = {};
     const f = this.flags;
     if (f.quota !== undefined)
@@ -85,6 +86,7 @@ ${EXIT_CODES_HELP}`;
     if (f["retain-versions"] !== undefined)
       changes.retainVersions = value("--retain-versions", f["retain-versions"], false, count);
     if (f.retain !== undefined) changes.retainSeconds = value("--retain", f.retain, false, seconds);
+    const id = await this.tenantId(this.args.tenant, "tenant");
     const tenants = await this.client(Tenants);
     let stored: Tenant;
     try {

@@ -32,7 +32,7 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    tenant: Args.string({ required: true, description: "The tenant to serve: its ID or label" }),
+    tenant: Args.string({ required: true, description: "The tenant to serve: its name (label) or ID" }),
     hostname: Args.string({ required: true, description: 'Host name without scheme or port, or "*"' }),
   };
 

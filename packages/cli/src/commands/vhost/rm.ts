@@ -1,5 +1,5 @@
 import { VHosts } from "@cacheroach/proto";
-import { Args } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { BaseCommand } from "../../lib/base-command.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { checkHost } from "../../lib/vhosts.js";
@@ -9,6 +9,8 @@ export default class VHostRm extends BaseCommand<typeof VHostRm> {
 
   static override description =
     `Removes the mapping of the host name to the tenant. Both must match the existing mapping (so a script cannot remove a mapping someone pointed elsewhere meanwhile); a host that is not mapped, or mapped to another tenant, is an error (exit 4) and nothing changes. Needs a super session.
+
+It does not ask for confirmation (the mapping is made again with \`cacheroach vhost create\`); --yes is accepted and changes nothing, for scripts that pass it as they do to \`cacheroach tenant rm\`.
 
 ${EXIT_CODES_HELP}`;
 
@@ -20,8 +22,18 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override args = {
-    tenant: Args.string({ required: true, description: "The tenant the host maps to: its ID or label" }),
+    tenant: Args.string({
+      required: true,
+      description: "The tenant the host maps to: its name (label) or ID",
+    }),
     hostname: Args.string({ required: true, description: 'Host name, or "*"' }),
+  };
+
+  static override flags = {
+    yes: Flags.boolean({
+      char: "y",
+      summary: "Accepted for scripts written like `tenant rm --yes`; vhost rm never asks.",
+    }),
   };
 
   public async run(): Promise<{ host: string; tenantId: string; removed: true }> {
