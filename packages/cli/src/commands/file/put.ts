@@ -5,17 +5,26 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { planUploads, uploadBatch } from "../../lib/batch-upload.js";
 import { mapLimit } from "../../lib/concurrency.js";
-import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { describeError, EXIT_CODES_HELP, ExitCode, serverErrorCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
-import { formatBytes, table } from "../../lib/format.js";
+import { formatBytes, plural, table } from "../../lib/format.js";
 import { defaultHashCacheDir, HASH_CACHE_ENV, HashCache } from "../../lib/hash-cache.js";
+import { shellWord } from "../../lib/invocation.js";
 import { expandLocalArgs } from "../../lib/local-files.js";
 import { checkRemoteDir, checkRemotePath } from "../../lib/paths.js";
-import { putPrecondition, satisfies } from "../../lib/preconditions.js";
+import {
+  type PreconditionInit,
+  preconditionFailed,
+  putPrecondition,
+  satisfies,
+} from "../../lib/preconditions.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
 import { localContentHash, remoteHeads } from "../../lib/remote-heads.js";
 import { uploadStream } from "../../lib/stream-upload.js";
 import { isUnchanged, sameAsRemote, type UploadJob, uploadFile } from "../../lib/upload.js";
+
+/** The name standard input is stored under in a remote directory (`file put /x/ -` → /x/stdin). */
+const STDIN_NAME = "stdin";
 
 /** One line of `file put --json` output. */
 export type PutResult = PutOk | PutFailed;
@@ -81,7 +90,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-DIR/ LOCAL... | REMOTE-FILE LOCAL-FILE|- [-t <uuid>] [-r] [-p <n>] [--always] [--if-match <version|etag>] [--if-none-match] [--no-dedup] [--no-hash-cache] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-DIR/ LOCAL... | REMOTE-FILE LOCAL-FILE|- [-t <tenant>] [-r] [-p <n>] [--always] [--if-match <version|etag>] [--if-none-match] [--no-dedup] [--no-hash-cache] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-dir": Args.string({
@@ -148,7 +157,10 @@ ${EXIT_CODES_HELP}`;
 
   public async run(): Promise<PutResult[] | undefined> {
     const [remoteArg = "", ...locals] = this.positionals;
-    const precondition = putPrecondition(this.flags);
+    const precondition = putPrecondition(
+      this.flags,
+      remoteArg.startsWith("/") && !remoteArg.endsWith("/") ? remoteArg : undefined,
+    );
     const fromStdin = locals.includes("-");
     let jobs: UploadJob[];
     let renamed = false;
@@ -171,15 +183,27 @@ ${EXIT_CODES_HELP}`;
     } else {
       const remoteDir = checkRemoteDir(remoteArg, "file put", "<local>...", locals);
       if (fromStdin) {
-        throw new UserError(
-          'standard input ("-") has no name: give the remote file\'s full path',
-          ExitCode.usage,
-          [`cacheroach file put ${remoteDir}stdin.bin -`],
-        );
+        // Standard input has no name of its own: it is stored as <dir>stdin.
+        if (locals.length !== 1) {
+          throw new UserError(
+            'standard input ("-") is uploaded on its own, not together with files',
+            ExitCode.usage,
+            [
+              `upload it separately: cacheroach file put ${remoteDir}${STDIN_NAME} -`,
+              `and the files: cacheroach file put ${remoteDir} ${locals
+                .filter((l) => l !== "-")
+                .map(shellWord)
+                .join(" ")}`,
+            ],
+          );
+        }
+        jobs = [{ localPath: "-", remotePath: checkRemotePath(`${remoteDir}${STDIN_NAME}`), size: 0 }];
+        renamed = true;
+      } else {
+        const expanded = await expandLocalArgs(remoteDir, locals, this.flags.recursive);
+        for (const s of expanded.skipped) this.logToStderr(`skipped ${s} (not a regular file)`);
+        jobs = expanded.jobs;
       }
-      const expanded = await expandLocalArgs(remoteDir, locals, this.flags.recursive);
-      for (const s of expanded.skipped) this.logToStderr(`skipped ${s} (not a regular file)`);
-      jobs = expanded.jobs;
     }
     if (jobs.length === 0) {
       this.logToStderr("nothing to upload: no files found");
@@ -236,7 +260,7 @@ ${EXIT_CODES_HELP}`;
     const progress = createProgress(
       this.flags.progress,
       total,
-      jobs.length === 1 ? (jobs[0]?.remotePath ?? "") : `${jobs.length} files`,
+      jobs.length === 1 ? (jobs[0]?.remotePath ?? "") : plural(jobs.length, "file"),
     );
     const ctx = {
       uploads,
@@ -252,12 +276,13 @@ ${EXIT_CODES_HELP}`;
           this.verbose(`attempt ${attempt} failed (${String(err)}); retrying in ${delay | 0} ms`),
       },
     };
-    const record = async (job: UploadJob, outcome: FileMeta | Error) => {
+    const record = async (job: UploadJob, result: FileMeta | Error) => {
       const index = indexOf.get(job)!;
-      if (!(outcome instanceof Error)) {
-        ok(index, outcome, isUnchanged(job, outcome));
+      if (!(result instanceof Error)) {
+        ok(index, result, isUnchanged(job, result));
         return;
       }
+      const outcome = await this.explainPrecondition(result, tenantId, job.remotePath, precondition);
       if (jobs.length === 1) throw outcome;
       const failure = await this.describeItemFailure(outcome, { tenant: tenantId });
       const error = failure.described;
@@ -308,7 +333,7 @@ ${EXIT_CODES_HELP}`;
       if (done.length > 1 || same > 0) {
         const written = done.filter((r) => !r.unchanged);
         this.logToStderr(
-          `uploaded ${written.length} files, ${formatBytes(written.reduce((n, r) => n + r.size, 0))}` +
+          `uploaded ${plural(written.length, "file")}, ${formatBytes(written.reduce((n, r) => n + r.size, 0))}` +
             (same > 0
               ? `; ${same} unchanged (same content as the live version; --always writes a new version)`
               : ""),
@@ -318,7 +343,7 @@ ${EXIT_CODES_HELP}`;
     return items.finish(
       (failed, first, exit) =>
         new UserError(
-          `${failed} of ${jobs.length} files failed to upload (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
+          `${failed} of ${plural(jobs.length, "file")} failed to upload (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
           exit,
         ),
     );
@@ -337,6 +362,26 @@ ${EXIT_CODES_HELP}`;
         `upload into it with a trailing "/": cacheroach file put ${remotePath}/ ${local}`,
       ]);
     }
+  }
+
+  /**
+   * A write the server refused for its precondition (--if-match, --no-clobber), explained for the
+   * flag given, with what the path holds now; any other error as it is.
+   */
+  private async explainPrecondition(
+    err: Error,
+    tenantId: string,
+    path: string,
+    precondition: PreconditionInit | undefined,
+  ): Promise<Error> {
+    if (!precondition || ConnectError.from(err).code !== Code.FailedPrecondition) return err;
+    if (serverErrorCode(err) !== undefined && serverErrorCode(err) !== "ERR_PRECONDITION_FAILED") return err;
+    const files = await this.client(Files);
+    const head = await files
+      .stat({ tenantId, path })
+      .then((r) => r.file)
+      .catch(() => undefined);
+    return preconditionFailed(path, this.flags, head);
   }
 
   /** The job of `file put /remote/name local`: one regular file, uploaded as `remotePath`. */
