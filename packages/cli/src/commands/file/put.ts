@@ -49,7 +49,7 @@ export default class FilePut extends BaseCommand<typeof FilePut> {
   static override description =
     `The remote directory must be absolute and end with "/". Each local file is stored as <remote-dir><file name>; with -r each local directory contributes every file below it as <remote-dir><path relative to that directory> (the directory's own name is not added, so "file put -r /backup/photos/ ~/photos" stores ~/photos/2024/a.jpg as /backup/photos/2024/a.jpg). Symbolic links to files are followed; links to directories, sockets and devices are skipped.
 
-The first argument may instead name one remote file (no trailing "/"): "file put /docs/report-2026.pdf report.pdf" uploads report.pdf under that name, and "file put /logs/today.log -" uploads standard input (streamed, of any length: it is re-blocked into chunk-aligned transfers as it arrives).
+The first argument may instead name one remote file (no trailing "/"): "file put /docs/report-2026.pdf report.pdf" uploads report.pdf under that name, and "file put /logs/today.log -" uploads standard input (streamed, of any length: it is re-blocked into chunk-aligned transfers as it arrives). Standard input given with a remote directory ("file put /logs/ -") is stored as <remote-dir>stdin (here /logs/stdin), and the path it was stored under is printed.
 
 A file whose remote path already holds the same content (same size and content hash) is reported as "unchanged" and no version is written; --always writes one anyway. Each version records the local file's modification time as its "mtime" metadata (used by "file sync").
 
@@ -78,6 +78,10 @@ ${EXIT_CODES_HELP}`;
       command: "pg_dump mydb | <%= config.bin %> <%= command.id %> /backups/mydb.sql -",
     },
     {
+      description: "Store standard input in a directory, as /inbox/stdin",
+      command: "echo hello | <%= config.bin %> <%= command.id %> /inbox/ -",
+    },
+    {
       description: "Overwrite only if nobody wrote the file since version 4",
       command: "<%= config.bin %> <%= command.id %> --if-match 4 /config/app.json app.json",
     },
@@ -90,7 +94,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-DIR/ LOCAL... | REMOTE-FILE LOCAL-FILE|- [-t <tenant>] [-r] [-p <n>] [--always] [--if-match <version|etag>] [--if-none-match] [--no-dedup] [--no-hash-cache] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-DIR/ LOCAL...|- | REMOTE-FILE LOCAL-FILE|- [-t <tenant>] [-r] [-p <n>] [--always] [--if-match <version|etag>] [--if-none-match] [--no-dedup] [--no-hash-cache] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-dir": Args.string({
@@ -282,7 +286,13 @@ ${EXIT_CODES_HELP}`;
         ok(index, result, isUnchanged(job, result));
         return;
       }
-      const outcome = await this.explainPrecondition(result, tenantId, job.remotePath, precondition);
+      const outcome = await this.explainPrecondition(
+        result,
+        tenantId,
+        job.remotePath,
+        precondition,
+        jobs.length > 1,
+      );
       if (jobs.length === 1) throw outcome;
       const failure = await this.describeItemFailure(outcome, { tenant: tenantId });
       const error = failure.described;
@@ -373,14 +383,20 @@ ${EXIT_CODES_HELP}`;
     tenantId: string,
     path: string,
     precondition: PreconditionInit | undefined,
+    many: boolean,
   ): Promise<Error> {
     if (!precondition || ConnectError.from(err).code !== Code.FailedPrecondition) return err;
     if (serverErrorCode(err) !== undefined && serverErrorCode(err) !== "ERR_PRECONDITION_FAILED") return err;
-    const files = await this.client(Files);
-    const head = await files
-      .stat({ tenantId, path })
-      .then((r) => r.file)
-      .catch(() => undefined);
+    // What the path holds now, for one file (--if-match is one file only); a large --no-clobber
+    // batch is not looked up file by file.
+    const create = precondition.kind?.case === "mustNotExist";
+    const head =
+      create && many
+        ? undefined
+        : await (await this.client(Files))
+            .stat({ tenantId, path })
+            .then((r) => r.file)
+            .catch(() => undefined);
     return preconditionFailed(path, this.flags, head);
   }
 
