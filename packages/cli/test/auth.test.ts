@@ -120,14 +120,22 @@ describe("auth", () => {
       [["auth", "set", srv.ts.url], /no token given/],
       [["auth", "set"], /no server given/],
       [["auth", "set", "--token", "x"], /no server given/],
-      [["auth", "set", "ftp://tok@host/"], /does not start with http:\/\/ or https:\/\//],
-      [["auth", "set", "not a url"], /is not a URL/],
       [["auth", "set", "--server", srv.ts.url, srv.ts.url.replace("://", "://t@")], /not both/],
       [["auth", "set", `http://a:b@127.0.0.1:9/`], /without a password/],
     ];
     for (const [argv, re] of cases) {
       const r = await runCli([...argv, "-c", cfgPath], { CACHEROACH_TOKEN: undefined });
       assert.equal(r.code, 2, `${argv.join(" ")}: ${errorText(r)}`);
+      assert.match(errorText(r), re, argv.join(" "));
+    }
+    // A URL that reaches no cacheroach server (another scheme, none): exit 7, as in a config.
+    const badUrls: [string[], RegExp][] = [
+      [["auth", "set", "ftp://tok@host/"], /does not start with http:\/\/ or https:\/\//],
+      [["auth", "set", "not a url"], /is not a URL/],
+    ];
+    for (const [argv, re] of badUrls) {
+      const r = await runCli([...argv, "-c", cfgPath], { CACHEROACH_TOKEN: undefined });
+      assert.equal(r.code, 7, `${argv.join(" ")}: ${errorText(r)}`);
       assert.match(errorText(r), re, argv.join(" "));
     }
     await assert.rejects(stat(cfgPath), { code: "ENOENT" });

@@ -86,21 +86,25 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
   return { stdout: cap.stdout.join(""), stderr: cap.stderr.join(""), error, code };
 }
 
-/** Runs `node bin/run.js <argv>` as a child process (for binary stdout and real exit codes). */
+/**
+ * Runs `node bin/run.js <argv>` as a child process (for binary stdout and real exit codes), with
+ * `input` on its standard input (else none).
+ */
 export function spawnCli(
   argv: string[],
-  opts: { env?: Record<string, string>; cwd?: string } = {},
+  opts: { env?: Record<string, string>; cwd?: string; input?: string | Buffer } = {},
 ): Promise<{ stdout: Buffer; stderr: string; code: number | null }> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(process.execPath, [CLI_BIN, ...argv], {
       cwd: opts.cwd ?? CLI_ROOT,
       env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    child.stderr!.on("data", (d: Buffer) => err.push(d));
     child.on("error", reject);
     child.on("close", (code) =>
       resolveRun({ stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString("utf8"), code }),

@@ -46,7 +46,7 @@ describe("a plain-HTTP server", () => {
     assert.match(r.stderr, new RegExp(`use ${srv.ts.url}$`, "m"));
   });
 
-  test("URLs on the command line are checked before any call (exit 2)", async () => {
+  test("URLs on the command line are checked before any call (exit 7, as in a config)", async () => {
     const cfg = join(srv.dir, "never-written.cfg");
     const path = await spawnCli(
       ["bootstrap", "--signing-key", "x".repeat(44), "-c", cfg, `${srv.ts.url}/api`],
@@ -54,13 +54,13 @@ describe("a plain-HTTP server", () => {
         env,
       },
     );
-    assert.equal(path.code, 2, path.stderr);
+    assert.equal(path.code, 7, path.stderr);
     assert.match(path.stderr, /has a path/);
     assert.match(path.stderr, new RegExp(`use ${srv.ts.url}$`, "m"));
     const bare = await spawnCli(["auth", "set", "-c", cfg, "--server", "localhost:13013", "--token", "t"], {
       env,
     });
-    assert.equal(bare.code, 2, bare.stderr);
+    assert.equal(bare.code, 7, bare.stderr);
     assert.match(bare.stderr, /use http:\/\/localhost:13013/);
   });
 

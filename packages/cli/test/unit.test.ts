@@ -372,10 +372,14 @@ test("a remote directory that is not one gets hints phrased with what was typed"
     "into the directory /x/renamed.txt/: cacheroach file put /x/renamed.txt/ hello.txt",
     "into /x/ (keeping the local name): cacheroach file put /x/ hello.txt",
   ]);
-  // No remote directory among the others: both readings of the first word.
-  assert.deepEqual(remoteDirHints("docs", "file put", "<local>...", ["/tmp/f.txt"]), [
-    'a remote directory is absolute and ends with "/": cacheroach file put /docs/ /tmp/f.txt',
-    "if docs is a local name, the remote directory comes first: cacheroach file put /<dir>/ docs /tmp/f.txt",
+  // A remote file name after a local name: the two swapped.
+  assert.deepEqual(remoteDirHints("hello.txt", "file put", "<local>...", ["/x/renamed.txt"]), [
+    "the remote path comes first: cacheroach file put /x/renamed.txt hello.txt",
+  ]);
+  // No remote path among the others (an existing local file): both readings of the first word.
+  assert.deepEqual(remoteDirHints("docs", "file put", "<local>...", ["/etc/hostname"]), [
+    'a remote directory is absolute and ends with "/": cacheroach file put /docs/ /etc/hostname',
+    "if docs is a local name, the remote directory comes first: cacheroach file put /<dir>/ docs /etc/hostname",
   ]);
   // From the command line, with what was typed.
   const cli = await runCli(["file", "put", "hello.txt", "/x/", "-c", "/nonexistent.cfg"]);

@@ -1,46 +1,51 @@
 /**
- * An unknown command (`cacheroach tenat ls`): names the closest command and exits 2 (bad usage).
- * In an interactive terminal, @oclif/plugin-not-found asks "Did you mean tenant ls?" and runs it
- * when confirmed; it is handed only the misspelled command words (oclif passes the whole command
- * line as the ID, which would make its guess and the re-run wrong when arguments follow).
+ * A command line that names no command (`cacheroach tenat ls`, `cacheroach ls`, `cacheroach -x
+ * file ls`): says what is wrong and exits 2 (bad usage). A misspelled or partial command gets the
+ * commands it most likely meant (command-suggestion.ts), printed, never run: the user runs the one
+ * they meant. A flag before the command that is not a global one, or a global flag missing its
+ * value, is named as such (leading-flags.ts).
  */
 import { Errors, type Hook } from "@oclif/core";
-import notFoundPrompt from "@oclif/plugin-not-found";
-import { closestCommand } from "../lib/command-suggestion.js";
+import { commandSuggestions } from "../lib/command-suggestion.js";
 import { ExitCode } from "../lib/errors.js";
 import { selfCommand, shellWord } from "../lib/invocation.js";
+import { leadingFlagProblem } from "../lib/leading-flags.js";
 
-const hook: Hook.CommandNotFound = async function (opts) {
+const hook: Hook.CommandNotFound = async (opts) => {
   const bin = opts.config.bin;
   const self = selfCommand();
-  const words = opts.id.split(":").concat(opts.argv ?? []);
-  const visible = opts.config.commands.filter((c) => !c.hidden).map((c) => c.id);
-  const suggestion = closestCommand(words, visible);
-  const typed = `${bin} ${(suggestion?.typed ?? words).map(shellWord).join(" ")}`;
-  if (suggestion && process.stdin.isTTY && process.stderr.isTTY) {
-    try {
-      return await notFoundPrompt.call(this, {
-        ...opts,
-        id: suggestion.typed.join(":"),
-        argv: suggestion.args,
-      });
-    } catch (err) {
-      // Declined (or no answer): the plugin's own error (exit 127) becomes the one below. Errors of
-      // the command it ran when confirmed pass through.
-      if (!(err instanceof Errors.CLIError) || err.oclif.exit !== 127) throw err;
-    }
+  const all = opts.id.split(":").concat(opts.argv ?? []);
+  const flags = leadingFlagProblem(
+    all,
+    (id) => {
+      const command = opts.config.findCommand(id);
+      return command
+        ? Object.entries(command.flags ?? {}).map(([name, f]) => ({ name, char: f.char }))
+        : undefined;
+    },
+    self,
+  );
+  if ("problem" in flags) {
+    throw new Errors.CLIError(flags.problem.message, {
+      exit: ExitCode.usage,
+      code: "unknown_flag",
+      suggestions: flags.problem.suggestions,
+    });
   }
+  const words = all.slice(flags.rest);
+  const visible = opts.config.commands.filter((c) => !c.hidden).map((c) => c.id);
+  const suggestions = commandSuggestions(words, visible);
+  const typed = `${bin} ${(suggestions[0]?.typed ?? words).map(shellWord).join(" ")}`;
   const topic = opts.config.findTopic(words[0] ?? "") ? ` ${words[0]}` : "";
-  const suggestions = suggestion
-    ? [
-        `did you mean: ${[self, ...suggestion.command, ...suggestion.args].map((w, i) => (i === 0 ? w : shellWord(w))).join(" ")}`,
-      ]
-    : [];
-  suggestions.push(`list the commands: ${self} help${topic}`);
+  const hints = suggestions.map(
+    (s, i) =>
+      `${i === 0 ? "did you mean" : "or"}: ${self} ${[...s.command, ...s.args].map(shellWord).join(" ")}`,
+  );
+  hints.push(`list the commands: ${self} help${topic}`);
   throw new Errors.CLIError(`"${typed}" is not a ${bin} command`, {
     exit: ExitCode.usage,
     code: "command_not_found",
-    suggestions,
+    suggestions: hints,
   });
 };
 

@@ -17,7 +17,7 @@ import { type ItemFailure, ItemResults } from "./item-results.js";
 import { asId, type Named, pickByName } from "./names.js";
 import { retryBudgetFromEnv } from "./retry.js";
 import { retryUnavailable } from "./retry-interceptor.js";
-import { badServerUrlError, diagnoseWrongServer, serverUrlProblem } from "./server-probe.js";
+import { BAD_SERVER_URL, badServerUrlError, diagnoseWrongServer, serverUrlProblem } from "./server-probe.js";
 import { type ClientTransport, makeTransport, transportKindFromEnv } from "./transport.js";
 
 export type CmdFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -39,16 +39,21 @@ export const tenantFlag = Flags.string({
 
 /**
  * Normalises a server URL given on the command line: http(s) only, scheme, host and port only (a
- * cacheroach server's API is at the root), no trailing slash. Anything else is bad usage (exit 2).
+ * cacheroach server's API is at the root), no trailing slash. A URL that is not one, lacks the
+ * scheme, has another scheme or a path reaches no cacheroach server: exit 7 (code bad_server_url),
+ * as the same URL in a config file is; credentials in it are bad usage (exit 2).
  */
 export function normalizeServerUrl(text: string): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new UserError(`"${text}" is not a URL`, ExitCode.usage, [
-      `use the full URL, e.g. http://${text.replace(/^\/+/, "")}`,
-    ]);
+    throw new UserError(
+      `"${text}" is not a URL`,
+      ExitCode.unavailable,
+      [`use the full URL, e.g. http://${text.replace(/^\/+/, "")}`],
+      BAD_SERVER_URL,
+    );
   }
   if (url.username || url.password) {
     throw new UserError(`server URL "${text}" must not contain credentials`, ExitCode.usage, [
@@ -57,9 +62,12 @@ export function normalizeServerUrl(text: string): string {
   }
   const problem = serverUrlProblem(text);
   if (problem) {
-    throw new UserError(`server URL "${text}" ${problem.problem}`, ExitCode.usage, [
-      `use ${problem.use ?? "http://host:port"}`,
-    ]);
+    throw new UserError(
+      `server URL "${text}" ${problem.problem}`,
+      ExitCode.unavailable,
+      [`use ${problem.use ?? "http://host:port"}`],
+      BAD_SERVER_URL,
+    );
   }
   return `${url.protocol}//${url.host}`;
 }

@@ -291,7 +291,9 @@ export function describeError(err: unknown, ctx: FailureContext = {}): UserError
       return new UserError(
         `${prefix}precondition failed: ${detail}`,
         ExitCode.conflict,
-        ["check the current version with `cacheroach file ls -w`, or drop --no-clobber to overwrite"],
+        [
+          "it changed meanwhile, or was not in the state asked for: check its current version and ETag with `cacheroach file versions <path>`",
+        ],
         code,
       );
     case Code.InvalidArgument:

@@ -28,6 +28,11 @@ export function table<T>(rows: readonly T[], columns: readonly Column<T>[]): str
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
+/** `n` and the noun, singular for 1: "1 file", "3 files" (`many` when the plural is not noun + "s"). */
+export function plural(n: number, noun: string, many = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : many}`;
+}
+
 /** Human-readable binary size: "0 B", "512 KiB", "1.5 GiB". */
 export function formatBytes(n: number): string {
   let v = n;

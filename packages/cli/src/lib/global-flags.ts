@@ -10,11 +10,13 @@ interface GlobalFlag {
   readonly name: string;
   readonly char?: string;
   readonly takesValue: boolean;
+  /** What its value is, for messages ("a config file"). */
+  readonly value?: string;
 }
 
 /** The flags every cacheroach command has (BaseCommand.baseFlags and --json). */
 export const GLOBAL_FLAGS: readonly GlobalFlag[] = [
-  { name: "config", char: "c", takesValue: true },
+  { name: "config", char: "c", takesValue: true, value: "a config file" },
   { name: "verbose", char: "v", takesValue: false },
   { name: "json", takesValue: false },
 ];

@@ -2,6 +2,7 @@
  * Client-side checks of remote paths, so that mistakes get a clear message before any RPC. The
  * server checks again (it is the authority); these rules mirror common.proto.
  */
+import { existsSync } from "node:fs";
 import { UserError } from "./errors.js";
 import { shellWord } from "./invocation.js";
 
@@ -78,6 +79,15 @@ export function remoteDirHints(
     if (remote !== undefined && typed) {
       const locals = [dir, ...typed.filter((t) => t !== remote)].map(q).join(" ");
       return [`the remote path comes first: cacheroach ${usage} ${q(remote)} ${locals}`];
+    }
+    // One remote file name after a local one ("file put hello.txt /x/renamed.txt"): the two came
+    // in the wrong order, unless that absolute name is a local file (then the first word may be a
+    // remote directory typed without its slashes). `file fetch` stores under the URL's name, so
+    // its remote directory is the file name's parent.
+    const only = typed?.length === 1 ? typed[0]! : undefined;
+    if (only?.startsWith("/") && !only.endsWith("/") && !existsSync(only)) {
+      const remote = usage === "file fetch" ? only.slice(0, only.lastIndexOf("/") + 1) : only;
+      return [`the remote path comes first: cacheroach ${usage} ${q(remote)} ${q(dir)}`];
     }
     // Either a remote directory typed without its slashes, or a local name typed first.
     const fixed = `/${dir.replace(/^\/+|\/+$/g, "")}/`;

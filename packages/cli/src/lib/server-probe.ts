@@ -33,6 +33,9 @@ export function serverUrlProblem(text: string): { problem: string; use?: string 
   return undefined;
 }
 
+/** The error code of a malformed server URL (in a config file or on the command line). */
+export const BAD_SERVER_URL = "bad_server_url";
+
 /** The error for a config whose server URL is malformed (exit 7: there is no server to reach there). */
 export function badServerUrlError(text: string, where: string): UserError | undefined {
   const p = serverUrlProblem(text);
@@ -44,7 +47,7 @@ export function badServerUrlError(text: string, where: string): UserError | unde
       p.use ? `use ${p.use} (the scheme, host and port only)` : "use http://host:port",
       "fix it with: cacheroach auth set --server <url> --token <token>",
     ],
-    "bad_server_url",
+    BAD_SERVER_URL,
   );
 }
 

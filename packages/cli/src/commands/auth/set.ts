@@ -10,6 +10,7 @@ import {
   sessionToJson,
 } from "../../lib/config.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { BAD_SERVER_URL } from "../../lib/server-probe.js";
 import {
   capabilityText,
   expiryText,
@@ -34,10 +35,18 @@ export function parseTokenUrl(text: string): { server: string; token: string } {
   try {
     url = new URL(text);
   } catch {
-    throw new UserError(`"${text.replace(/\/\/[^@/]*@/, "//…@")}" is not a URL`, ExitCode.usage, [
-      "cacheroach auth set http://<token>@host:port/",
-      "or: cacheroach auth set --server http://host:port --token <token>",
-    ]);
+    // No scheme ("<token>@host:port" or "host:port"): no server is reachable at that (exit 7).
+    const shown = text.replace(/^(\w+:\/\/)?[^@/]*@/, "$1…@");
+    const bare = text.replace(/^[^@/]*@/, "").replace(/\/.*$/, "");
+    throw new UserError(
+      `"${shown}" is not a URL (no scheme)`,
+      ExitCode.unavailable,
+      [
+        `cacheroach auth set http://<token>@${bare}/`,
+        `or: cacheroach auth set --server http://${bare} --token <token>`,
+      ],
+      BAD_SERVER_URL,
+    );
   }
   if (url.password) {
     throw new UserError("put the token in the user part of the URL, without a password", ExitCode.usage, [

@@ -83,7 +83,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-DIR/ URL... [--header Name=value]... [--method GET|POST] [-t <uuid>] [--json]";
+    "<%= command.id %> REMOTE-DIR/ URL... [--header Name=value]... [--method GET|POST] [-t <tenant>] [--json]";
 
   static override args = {
     "remote-dir": Args.string({ required: true, description: 'Absolute remote directory ending with "/"' }),

@@ -1,14 +1,18 @@
 import { mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { type FileMeta, Files } from "@cacheroach/proto";
+import type { Client } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { type Destination, downloadAll } from "../../lib/download-many.js";
 import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
-import { table } from "../../lib/format.js";
-import { checkRemotePath, checkRemotePrefix, remoteBaseName } from "../../lib/paths.js";
+import { plural, table } from "../../lib/format.js";
+import { shellWord } from "../../lib/invocation.js";
+import { checkRemotePath, checkRemotePrefix, remoteBaseName, remotePathProblem } from "../../lib/paths.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
+import { hasFilesBelow } from "../../lib/remote-directory.js";
 import { listRemote } from "../../lib/remote-tree.js";
 import { OutputClosedError } from "../../lib/sinks.js";
 
@@ -89,7 +93,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-PATH... [LOCAL-DEST] [-o <path|dir|->] [-r] [--version <n>] [-t <uuid>] [-p <n>] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-PATH... [LOCAL-DEST] [-o <path|dir|->] [-r] [--version <n>] [-t <tenant>] [-p <n>] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-path": Args.string({ required: true, description: "Absolute remote file paths (one or more)" }),
@@ -129,6 +133,7 @@ ${EXIT_CODES_HELP}`;
   public async run(): Promise<GetResult[] | undefined> {
     const args = [...this.positionals];
     let out = this.flags.out;
+    let outTyped: "flag" | "last" | undefined = out === undefined ? undefined : "flag";
     // cp-like: a last argument that is not a remote path (relative) is the destination.
     if (args.length >= 2 && !args[args.length - 1]!.startsWith("/")) {
       const last = args.pop()!;
@@ -138,8 +143,10 @@ ${EXIT_CODES_HELP}`;
         ]);
       }
       out = last;
+      outTyped = "last";
     }
     const recursive = this.flags.recursive;
+    await this.refuseMisreadArguments(args, out, outTyped);
     const version = this.flags.version;
     if (version !== undefined && (recursive || args.length !== 1)) {
       throw new UserError("--version takes exactly one remote file (and no -r)", ExitCode.usage, [
@@ -250,7 +257,7 @@ ${EXIT_CODES_HELP}`;
     const progress = createProgress(
       this.flags.progress,
       0,
-      remotes.length === 1 ? (remotes[0] ?? "") : `${remotes.length} files`,
+      remotes.length === 1 ? (remotes[0] ?? "") : plural(remotes.length, "file"),
     );
     const items = this.itemResults<GetOk, GetFailed>(remotes.length);
     const ctx = {
@@ -269,7 +276,10 @@ ${EXIT_CODES_HELP}`;
       if (!(outcome instanceof Error)) return items.ok(i, { status: "ok", localPath, ...fileJson(outcome) });
       if (outcome instanceof OutputClosedError)
         return items.ok(i, { status: "ok", localPath, path: remote } as GetOk);
-      const failure = await this.describeItemFailure(outcome, { tenant: tenantId, explainNotFound: true });
+      const directory = await this.explainDirectory(outcome, files, tenantId, remote, out, outTyped);
+      const failure = directory
+        ? { error: directory, described: directory }
+        : await this.describeItemFailure(outcome, { tenant: tenantId, explainNotFound: true });
       if (remotes.length === 1) throw failure.error;
       const error = failure.described;
       items.fail(
@@ -299,9 +309,92 @@ ${EXIT_CODES_HELP}`;
     return items.finish(
       (failed, first, exit) =>
         new UserError(
-          `${failed} of ${remotes.length} files failed to download (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
+          `${failed} of ${plural(remotes.length, "file")} failed to download (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
           exit,
         ),
+    );
+  }
+
+  /**
+   * A `file get` command line for a hint: these remote paths, -r or not, and the destination as
+   * typed (as the last argument, or with -o).
+   */
+  private retryLine(
+    remotes: readonly string[],
+    out: string | undefined,
+    outTyped: "flag" | "last" | undefined,
+    recursive: boolean,
+  ): string {
+    const words = ["cacheroach", "file", "get"];
+    if (recursive) words.push("-r");
+    if (this.flags.tenant !== undefined) words.push("-t", shellWord(this.flags.tenant));
+    words.push(...remotes.map(shellWord));
+    if (out !== undefined) words.push(...(outTyped === "last" ? [] : ["-o"]), shellWord(out));
+    return words.join(" ");
+  }
+
+  /**
+   * Arguments that cannot mean what they look like, refused with the command the user most likely
+   * meant: an existing local directory (or file) as the last argument, which reads as a remote
+   * path only because it is absolute (an absolute destination is given with -o), and a remote
+   * directory ("/dir/") without -r.
+   */
+  private async refuseMisreadArguments(
+    args: string[],
+    out: string | undefined,
+    outTyped: "flag" | "last" | undefined,
+  ): Promise<void> {
+    const recursive = this.flags.recursive;
+    const last = args[args.length - 1]!;
+    if (out === undefined && args.length >= 2 && last.startsWith("/") && (await exists(last))) {
+      const what = (await isDirectory(last)) ? "an existing local directory" : "an existing local file";
+      throw new UserError(
+        `"${last}" is ${what}, but an absolute last argument reads as a remote path: give an absolute destination with -o`,
+        ExitCode.usage,
+        [
+          this.retryLine(args.slice(0, -1), last, "flag", recursive),
+          `if ${shellWord(last)} is a remote file, give the destination with -o (e.g. -o .)`,
+        ],
+      );
+    }
+    if (recursive) return;
+    const dirs = args.filter((a) => a.endsWith("/") && a !== "/" && !remotePathProblem(a.slice(0, -1)));
+    if (args.includes("/") || dirs.length > 0) {
+      const dir = args.includes("/") ? "/" : dirs[0]!;
+      const hints = [
+        `to download everything below it, keeping the tree: ${this.retryLine(args, out, outTyped, true)}`,
+      ];
+      if (out === undefined && dir === last && args.length >= 2) {
+        hints.push(
+          `if ${dir} is a local directory: ${this.retryLine(args.slice(0, -1), last, "flag", false)}`,
+        );
+      }
+      throw new UserError(
+        `${dir} is a remote directory (it ends with "/"), and file get downloads files unless -r is given`,
+        ExitCode.usage,
+        hints,
+      );
+    }
+  }
+
+  /** A remote path that is not a file but has files below it: said so, with -r (else undefined). */
+  private async explainDirectory(
+    err: Error,
+    files: Client<typeof Files>,
+    tenantId: string,
+    path: string,
+    out: string | undefined,
+    outTyped: "flag" | "last" | undefined,
+  ): Promise<UserError | undefined> {
+    if (ConnectError.from(err).code !== Code.NotFound) return undefined;
+    if (!(await hasFilesBelow(files, tenantId, path))) return undefined;
+    return new UserError(
+      `${path} is a remote directory, not a file: file get downloads files unless -r is given`,
+      ExitCode.usage,
+      [
+        `to download everything below it, keeping the tree: ${this.retryLine([`${path}/`], out, outTyped, true)}`,
+      ],
+      "is_directory",
     );
   }
 }

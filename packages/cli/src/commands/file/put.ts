@@ -5,17 +5,26 @@ import { Args, Flags } from "@oclif/core";
 import { BaseCommand, tenantFlag } from "../../lib/base-command.js";
 import { planUploads, uploadBatch } from "../../lib/batch-upload.js";
 import { mapLimit } from "../../lib/concurrency.js";
-import { describeError, EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
+import { describeError, EXIT_CODES_HELP, ExitCode, serverErrorCode, UserError } from "../../lib/errors.js";
 import { type FileJson, fileJson } from "../../lib/file-json.js";
-import { formatBytes, table } from "../../lib/format.js";
+import { formatBytes, plural, table } from "../../lib/format.js";
 import { defaultHashCacheDir, HASH_CACHE_ENV, HashCache } from "../../lib/hash-cache.js";
+import { shellWord } from "../../lib/invocation.js";
 import { expandLocalArgs } from "../../lib/local-files.js";
 import { checkRemoteDir, checkRemotePath } from "../../lib/paths.js";
-import { putPrecondition, satisfies } from "../../lib/preconditions.js";
+import {
+  type PreconditionInit,
+  preconditionFailed,
+  putPrecondition,
+  satisfies,
+} from "../../lib/preconditions.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
 import { localContentHash, remoteHeads } from "../../lib/remote-heads.js";
 import { uploadStream } from "../../lib/stream-upload.js";
 import { isUnchanged, sameAsRemote, type UploadJob, uploadFile } from "../../lib/upload.js";
+
+/** The name standard input is stored under in a remote directory (`file put /x/ -` → /x/stdin). */
+const STDIN_NAME = "stdin";
 
 /** One line of `file put --json` output. */
 export type PutResult = PutOk | PutFailed;
@@ -40,7 +49,7 @@ export default class FilePut extends BaseCommand<typeof FilePut> {
   static override description =
     `The remote directory must be absolute and end with "/". Each local file is stored as <remote-dir><file name>; with -r each local directory contributes every file below it as <remote-dir><path relative to that directory> (the directory's own name is not added, so "file put -r /backup/photos/ ~/photos" stores ~/photos/2024/a.jpg as /backup/photos/2024/a.jpg). Symbolic links to files are followed; links to directories, sockets and devices are skipped.
 
-The first argument may instead name one remote file (no trailing "/"): "file put /docs/report-2026.pdf report.pdf" uploads report.pdf under that name, and "file put /logs/today.log -" uploads standard input (streamed, of any length: it is re-blocked into chunk-aligned transfers as it arrives).
+The first argument may instead name one remote file (no trailing "/"): "file put /docs/report-2026.pdf report.pdf" uploads report.pdf under that name, and "file put /logs/today.log -" uploads standard input (streamed, of any length: it is re-blocked into chunk-aligned transfers as it arrives). Standard input given with a remote directory ("file put /logs/ -") is stored as <remote-dir>stdin (here /logs/stdin), and the path it was stored under is printed.
 
 A file whose remote path already holds the same content (same size and content hash) is reported as "unchanged" and no version is written; --always writes one anyway. Each version records the local file's modification time as its "mtime" metadata (used by "file sync").
 
@@ -69,6 +78,10 @@ ${EXIT_CODES_HELP}`;
       command: "pg_dump mydb | <%= config.bin %> <%= command.id %> /backups/mydb.sql -",
     },
     {
+      description: "Store standard input in a directory, as /inbox/stdin",
+      command: "echo hello | <%= config.bin %> <%= command.id %> /inbox/ -",
+    },
+    {
       description: "Overwrite only if nobody wrote the file since version 4",
       command: "<%= config.bin %> <%= command.id %> --if-match 4 /config/app.json app.json",
     },
@@ -81,7 +94,7 @@ ${EXIT_CODES_HELP}`;
   static override strict = false;
 
   static override usage =
-    "<%= command.id %> REMOTE-DIR/ LOCAL... | REMOTE-FILE LOCAL-FILE|- [-t <uuid>] [-r] [-p <n>] [--always] [--if-match <version|etag>] [--if-none-match] [--no-dedup] [--no-hash-cache] [--[no-]progress] [--json]";
+    "<%= command.id %> REMOTE-DIR/ LOCAL...|- | REMOTE-FILE LOCAL-FILE|- [-t <tenant>] [-r] [-p <n>] [--always] [--if-match <version|etag>] [--if-none-match] [--no-dedup] [--no-hash-cache] [--[no-]progress] [--json]";
 
   static override args = {
     "remote-dir": Args.string({
@@ -148,7 +161,10 @@ ${EXIT_CODES_HELP}`;
 
   public async run(): Promise<PutResult[] | undefined> {
     const [remoteArg = "", ...locals] = this.positionals;
-    const precondition = putPrecondition(this.flags);
+    const precondition = putPrecondition(
+      this.flags,
+      remoteArg.startsWith("/") && !remoteArg.endsWith("/") ? remoteArg : undefined,
+    );
     const fromStdin = locals.includes("-");
     let jobs: UploadJob[];
     let renamed = false;
@@ -171,15 +187,27 @@ ${EXIT_CODES_HELP}`;
     } else {
       const remoteDir = checkRemoteDir(remoteArg, "file put", "<local>...", locals);
       if (fromStdin) {
-        throw new UserError(
-          'standard input ("-") has no name: give the remote file\'s full path',
-          ExitCode.usage,
-          [`cacheroach file put ${remoteDir}stdin.bin -`],
-        );
+        // Standard input has no name of its own: it is stored as <dir>stdin.
+        if (locals.length !== 1) {
+          throw new UserError(
+            'standard input ("-") is uploaded on its own, not together with files',
+            ExitCode.usage,
+            [
+              `upload it separately: cacheroach file put ${remoteDir}${STDIN_NAME} -`,
+              `and the files: cacheroach file put ${remoteDir} ${locals
+                .filter((l) => l !== "-")
+                .map(shellWord)
+                .join(" ")}`,
+            ],
+          );
+        }
+        jobs = [{ localPath: "-", remotePath: checkRemotePath(`${remoteDir}${STDIN_NAME}`), size: 0 }];
+        renamed = true;
+      } else {
+        const expanded = await expandLocalArgs(remoteDir, locals, this.flags.recursive);
+        for (const s of expanded.skipped) this.logToStderr(`skipped ${s} (not a regular file)`);
+        jobs = expanded.jobs;
       }
-      const expanded = await expandLocalArgs(remoteDir, locals, this.flags.recursive);
-      for (const s of expanded.skipped) this.logToStderr(`skipped ${s} (not a regular file)`);
-      jobs = expanded.jobs;
     }
     if (jobs.length === 0) {
       this.logToStderr("nothing to upload: no files found");
@@ -236,7 +264,7 @@ ${EXIT_CODES_HELP}`;
     const progress = createProgress(
       this.flags.progress,
       total,
-      jobs.length === 1 ? (jobs[0]?.remotePath ?? "") : `${jobs.length} files`,
+      jobs.length === 1 ? (jobs[0]?.remotePath ?? "") : plural(jobs.length, "file"),
     );
     const ctx = {
       uploads,
@@ -252,12 +280,19 @@ ${EXIT_CODES_HELP}`;
           this.verbose(`attempt ${attempt} failed (${String(err)}); retrying in ${delay | 0} ms`),
       },
     };
-    const record = async (job: UploadJob, outcome: FileMeta | Error) => {
+    const record = async (job: UploadJob, result: FileMeta | Error) => {
       const index = indexOf.get(job)!;
-      if (!(outcome instanceof Error)) {
-        ok(index, outcome, isUnchanged(job, outcome));
+      if (!(result instanceof Error)) {
+        ok(index, result, isUnchanged(job, result));
         return;
       }
+      const outcome = await this.explainPrecondition(
+        result,
+        tenantId,
+        job.remotePath,
+        precondition,
+        jobs.length > 1,
+      );
       if (jobs.length === 1) throw outcome;
       const failure = await this.describeItemFailure(outcome, { tenant: tenantId });
       const error = failure.described;
@@ -308,7 +343,7 @@ ${EXIT_CODES_HELP}`;
       if (done.length > 1 || same > 0) {
         const written = done.filter((r) => !r.unchanged);
         this.logToStderr(
-          `uploaded ${written.length} files, ${formatBytes(written.reduce((n, r) => n + r.size, 0))}` +
+          `uploaded ${plural(written.length, "file")}, ${formatBytes(written.reduce((n, r) => n + r.size, 0))}` +
             (same > 0
               ? `; ${same} unchanged (same content as the live version; --always writes a new version)`
               : ""),
@@ -318,7 +353,7 @@ ${EXIT_CODES_HELP}`;
     return items.finish(
       (failed, first, exit) =>
         new UserError(
-          `${failed} of ${jobs.length} files failed to upload (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
+          `${failed} of ${plural(jobs.length, "file")} failed to upload (first: ${describeError(first.failure?.error, { tenant: tenantId }).message})`,
           exit,
         ),
     );
@@ -337,6 +372,32 @@ ${EXIT_CODES_HELP}`;
         `upload into it with a trailing "/": cacheroach file put ${remotePath}/ ${local}`,
       ]);
     }
+  }
+
+  /**
+   * A write the server refused for its precondition (--if-match, --no-clobber), explained for the
+   * flag given, with what the path holds now; any other error as it is.
+   */
+  private async explainPrecondition(
+    err: Error,
+    tenantId: string,
+    path: string,
+    precondition: PreconditionInit | undefined,
+    many: boolean,
+  ): Promise<Error> {
+    if (!precondition || ConnectError.from(err).code !== Code.FailedPrecondition) return err;
+    if (serverErrorCode(err) !== undefined && serverErrorCode(err) !== "ERR_PRECONDITION_FAILED") return err;
+    // What the path holds now, for one file (--if-match is one file only); a large --no-clobber
+    // batch is not looked up file by file.
+    const create = precondition.kind?.case === "mustNotExist";
+    const head =
+      create && many
+        ? undefined
+        : await (await this.client(Files))
+            .stat({ tenantId, path })
+            .then((r) => r.file)
+            .catch(() => undefined);
+    return preconditionFailed(path, this.flags, head);
   }
 
   /** The job of `file put /remote/name local`: one regular file, uploaded as `remotePath`. */

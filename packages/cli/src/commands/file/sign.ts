@@ -48,7 +48,7 @@ ${EXIT_CODES_HELP}`;
 
   static override strict = false;
 
-  static override usage = "<%= command.id %> PATH... [--validity 24h] [--version N] [-t <uuid>] [--json]";
+  static override usage = "<%= command.id %> PATH... [--validity 24h] [--version N] [-t <tenant>] [--json]";
 
   static override args = {
     path: Args.string({ required: true, description: "Absolute remote file paths (one or more)" }),
