@@ -22,7 +22,10 @@ A path under which nothing is stored is an error ("no such path", exit 4); an em
 ${EXIT_CODES_HELP}`;
 
   static override examples = [
-    { description: "What is at the top of the default tenant", command: "<%= config.bin %> <%= command.id %>" },
+    {
+      description: "What is at the top of the default tenant",
+      command: "<%= config.bin %> <%= command.id %>",
+    },
     {
       description: "What is in /docs, with human-readable sizes and times",
       command: "<%= config.bin %> <%= command.id %> -l /docs/",

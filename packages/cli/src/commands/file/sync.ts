@@ -8,7 +8,7 @@ import { mapLimit } from "../../lib/concurrency.js";
 import { downloadAll } from "../../lib/download-many.js";
 import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { remoteMtimeMs } from "../../lib/file-times.js";
-import { formatBytes } from "../../lib/format.js";
+import { formatBytes, plural } from "../../lib/format.js";
 import { defaultHashCacheDir, HashCache } from "../../lib/hash-cache.js";
 import { walkLocal } from "../../lib/local-files.js";
 import { checkRemoteDir } from "../../lib/paths.js";
@@ -62,7 +62,7 @@ ${EXIT_CODES_HELP}`;
   ];
 
   static override usage =
-    "<%= command.id %> LOCAL-DIR REMOTE-DIR/ | REMOTE-DIR/ LOCAL-DIR [--delete] [--dry-run] [--checksum] [-p <n>] [-t <uuid>] [--[no-]progress] [--json]";
+    "<%= command.id %> LOCAL-DIR REMOTE-DIR/ | REMOTE-DIR/ LOCAL-DIR [--delete] [--dry-run] [--checksum] [-p <n>] [-t <tenant>] [--[no-]progress] [--json]";
 
   static override args = {
     source: Args.string({
@@ -210,7 +210,7 @@ ${EXIT_CODES_HELP}`;
     }
     const first = failed[0]!;
     throw new UserError(
-      `${failed.length} of ${work.length} files failed to sync (first: ${first.path}: ${first.error})`,
+      `${failed.length} of ${plural(work.length, "file")} failed to sync (first: ${first.path}: ${first.error})`,
       exit,
     );
   }
@@ -243,7 +243,7 @@ ${EXIT_CODES_HELP}`;
     const progress = createProgress(
       this.flags.progress,
       jobs.reduce((n, j) => n + j.size, 0),
-      `${jobs.length} files`,
+      plural(jobs.length, "file"),
     );
     const ctx = {
       uploads: await this.client(Uploads),
@@ -286,7 +286,7 @@ ${EXIT_CODES_HELP}`;
     const dirs = new Set(indexes.map((i) => dirname(results[i]!.localPath)));
     for (const d of dirs) await mkdir(d, { recursive: true });
     const { server } = await this.loadCliConfig();
-    const progress = createProgress(this.flags.progress, 0, `${indexes.length} files`);
+    const progress = createProgress(this.flags.progress, 0, plural(indexes.length, "file"));
     const ctx = {
       files: await this.client(Files),
       tenantId,
