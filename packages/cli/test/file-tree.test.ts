@@ -398,6 +398,21 @@ describe("file commands, the way users expect them", () => {
     }
     assert.deepEqual(await tree(dst), before, "nothing local was deleted");
 
+    // Arguments that do not say which side is remote get the command the user most likely meant.
+    for (const [args, meant] of [
+      [[src, "/sync"], `${src} /sync/`],
+      [[`${src}/`, "/sync/"], `${src} /sync/`],
+      [["/sync", dst], `/sync/ ${dst}`],
+      [["/sync", "not-yet-there"], "/sync/ not-yet-there"],
+    ] as const) {
+      const r = await cli("file", "sync", ...args);
+      assert.equal(r.code, 2, errorText(r));
+      assert.match(
+        errorText(r),
+        new RegExp(`did you mean: cacheroach file sync ${meant.replaceAll("/", "\\/")}\n`),
+      );
+    }
+
     const both = await cli("file", "sync", "/a/", "/b/");
     assert.equal(both.code, 2);
     assert.match(errorText(both), /both .* look like remote directories/);

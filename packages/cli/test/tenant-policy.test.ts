@@ -97,8 +97,9 @@ describe("tenant set and tenant ls --wide", () => {
       errorText(missing),
       /tenant 00000000-0000-4000-8000-00000000dead does not exist .*nothing was changed/,
     );
-    const notId = await cli("tenant", "set", "nope", "--quota", "1GiB");
-    assert.equal(notId.code, 2, errorText(notId));
+    const unknown = await cli("tenant", "set", "nope", "--quota", "1GiB");
+    assert.equal(unknown.code, 4, errorText(unknown));
+    assert.match(errorText(unknown), /no tenant named "nope"/);
     // A session that may read and write the tenant but is not super.
     const p = await srv.ts.client(Principals, srv.ts.superToken).ensure({
       principal: { claimsJson: JSON.stringify({ name: "writer" }) },

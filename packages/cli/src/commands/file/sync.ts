@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { mkdir, rmdir, stat, unlink, utimes } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { type FileMeta, Files, FilesListBytes, Uploads } from "@cacheroach/proto";
@@ -10,6 +11,7 @@ import { EXIT_CODES_HELP, ExitCode, UserError } from "../../lib/errors.js";
 import { remoteMtimeMs } from "../../lib/file-times.js";
 import { formatBytes, plural } from "../../lib/format.js";
 import { defaultHashCacheDir, HashCache } from "../../lib/hash-cache.js";
+import { shellWord } from "../../lib/invocation.js";
 import { walkLocal } from "../../lib/local-files.js";
 import { checkRemoteDir } from "../../lib/paths.js";
 import { createProgress, progressDefault } from "../../lib/progress.js";
@@ -111,6 +113,7 @@ ${EXIT_CODES_HELP}`;
           : `neither "${source}" nor "${destination}" is a remote directory (absolute, ending with "/")`,
         ExitCode.usage,
         [
+          ...meantSync(source, destination),
           "upload: cacheroach file sync <local-dir> </remote/dir/>",
           "download: cacheroach file sync </remote/dir/> <local-dir>",
           'write an absolute local directory without the trailing "/"',
@@ -376,6 +379,27 @@ async function removeEmptiedDirs(root: string, results: SyncResult[], log: (line
       () => {}, // not empty (or already gone): it stays
     );
   }
+}
+
+/**
+ * The command the user most likely meant when neither or both arguments look remote: a local
+ * directory that exists is the local side (an absolute one written with its "/" dropped), and the
+ * other, made absolute and ending with "/", the remote one.
+ */
+function meantSync(source: string, destination: string): string[] {
+  const isLocalDir = (a: string) => statSync(a, { throwIfNoEntry: false })?.isDirectory() === true;
+  const asRemote = (a: string) => {
+    const abs = a.startsWith("/") ? a : `/${a}`;
+    return abs.endsWith("/") ? abs : `${abs}/`;
+  };
+  const asLocal = (a: string) => (a.length > 1 && a.endsWith("/") ? a.slice(0, -1) : a);
+  const meant = (words: string[]) => [`did you mean: cacheroach file sync ${words.map(shellWord).join(" ")}`];
+  if (isLocalDir(source) && !isLocalDir(destination)) return meant([asLocal(source), asRemote(destination)]);
+  if (isLocalDir(destination) && !isLocalDir(source)) return meant([asRemote(source), asLocal(destination)]);
+  // Neither exists locally: the absolute one is the remote directory.
+  if (destination.startsWith("/") && !source.startsWith("/")) return meant([source, asRemote(destination)]);
+  if (source.startsWith("/") && !destination.startsWith("/")) return meant([asRemote(source), destination]);
+  return [];
 }
 
 /** "/a/" for "/a/b/"; "/" for "/a/" and "/". */
