@@ -45,7 +45,6 @@ export {
   ParallelContentHasher,
 } from "./lib/hash-pool.js";
 export { HttpClient, isConnectionError, redactUrl } from "./lib/http.js";
-export { type LocalEntry, walkLocal } from "./lib/local-files.js";
 export { checkRemoteDir, checkRemotePath, isUuid, remotePathProblem } from "./lib/paths.js";
 export { withRetry } from "./lib/retry.js";
 export { ContentHasher, chunkHash, contentHash, hex, ROPE_CONTEXT, RopeHasher } from "./lib/rope-hash.js";

@@ -1,12 +1,10 @@
 /** Expanding `file put` arguments (files and directories) into upload jobs. */
+import { type Dirent, readdirSync, type Stats, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, normalize, sep } from "node:path";
-import { Worker } from "node:worker_threads";
 import { ExitCode, UserError } from "./errors.js";
 import { remotePathProblem } from "./paths.js";
 import type { UploadJob } from "./upload.js";
-import type { WalkReply } from "./walk-thread.js";
-import { nothingFound, openDir, type WalkFound, type WalkFrame, walkStep } from "./walk-tree.js";
 
 /** The outcome of expanding the arguments. */
 export interface Expansion {
@@ -27,93 +25,52 @@ export interface LocalEntry {
 /** Lets pending I/O (an RPC the caller started alongside the walk) run between directories. */
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/**
- * How long the calling thread walks before it hands the rest of the tree to a worker thread. A
- * worker takes about 50 ms to start, so small trees are walked here; a large one is walked on
- * another core while this thread takes in the listing it is compared with (a 10 000-file tree:
- * 130-240 ms of stat calls).
- */
-const HAND_OVER_MS = 25;
-
-// The worker entry sits next to this module in dist/. (Run from the TypeScript sources, e.g. under
-// tsx, the worker cannot load and the walk goes on in the calling thread.)
-const THREAD_URL = new URL("./walk-thread.js", import.meta.url);
-
-/**
- * Every regular file below local directory `root` (following links to files, never to
- * directories), and what was skipped (sockets, devices, links to directories). One directory at a
- * time with synchronous calls, yielding between directories: for small files the thread-pool round
- * trip of each `fs.promises.stat` cost more than the stat itself. After {@link HAND_OVER_MS} the
- * rest goes to a worker thread (`thread: false`: never; `threaded` in the answer says whether it
- * did).
- */
-export async function walkLocal(
-  root: string,
-  opts: { thread?: boolean; handOverMs?: number } = {},
-): Promise<{ files: LocalEntry[]; skipped: string[]; threaded: boolean }> {
-  let dir = normalize(root);
-  if (dir.length > 1 && dir.endsWith(sep)) dir = dir.slice(0, -1);
-  const stack: WalkFrame[] = [openDir(dir, "")];
-  const found = nothingFound();
-  const started = performance.now();
-  let rest: WalkFound | undefined;
-  let threadFailed = opts.thread === false;
-  while (stack.length > 0) {
-    if (!threadFailed && performance.now() - started > (opts.handOverMs ?? HAND_OVER_MS)) {
-      rest = await walkInThread(stack);
-      if (rest) break;
-      threadFailed = true; // no worker: walk on here
-    }
-    walkStep(stack, found);
-    await yieldToIo();
-  }
-  const prefix = dir === "." ? "" : dir === sep ? sep : dir + sep;
-  const files: LocalEntry[] = [];
-  for (const part of rest ? [found, rest] : [found]) {
-    for (let i = 0; i < part.rels.length; i++) {
-      const rel = part.rels[i]!;
-      files.push({
-        localPath: prefix + (sep === "/" ? rel : rel.replaceAll("/", sep)),
-        rel,
-        size: part.sizes[i]!,
-        mtimeMs: part.mtimes[i]!,
-      });
-    }
-  }
-  const skipped = rest ? [...found.skipped, ...rest.skipped] : found.skipped;
-  return { files, skipped, threaded: rest !== undefined };
+/** The stat of a directory entry that is, or links to, a file; undefined for anything else. */
+function fileStat(full: string, e: Dirent): Stats | undefined {
+  if (e.isFile()) return statSync(full);
+  if (!e.isSymbolicLink()) return undefined;
+  const st = statSync(full, { throwIfNoEntry: false });
+  return st?.isDirectory() ? undefined : st; // never follow directory links (loops)
 }
 
 /**
- * Finishes the walk of `stack` in a worker thread: what it found, or undefined when no worker
- * could run it (the caller walks on from `stack`, which is left as it was). A file system error of
- * the walk is thrown as the walk in this thread would have thrown it.
+ * One directory at a time with synchronous calls, yielding between directories: for small
+ * files the thread-pool round trip of each `fs.promises.stat` cost more than the stat itself
+ * (a 10,000-file tree: 160-240 ms of CPU against 60-90 ms).
  */
-function walkInThread(stack: WalkFrame[]): Promise<WalkFound | undefined> {
-  return new Promise((resolve, reject) => {
-    let worker: Worker;
-    try {
-      worker = new Worker(THREAD_URL, { workerData: { stack } });
-    } catch {
-      resolve(undefined);
-      return;
+async function walk(dir: string, relDir: string, out: LocalEntry[], skipped: string[]): Promise<void> {
+  const entries = readdirSync(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Paths by concatenation: `dir` is normalized and names hold no separator, so this is what
+  // path.join and path.relative would give, without their per-call normalizing.
+  const prefix = dir === "." ? "" : dir === sep ? sep : dir + sep;
+  for (const e of entries) {
+    const full = prefix + e.name;
+    if (e.isDirectory()) {
+      await yieldToIo();
+      await walk(full, `${relDir}${e.name}/`, out, skipped);
+      continue;
     }
-    let answered = false;
-    worker.once("message", (reply: WalkReply) => {
-      answered = true;
-      if ("found" in reply) {
-        resolve(reply.found);
-        return;
-      }
-      reject(Object.assign(new Error(reply.error.message), reply.error));
-    });
-    worker.once("error", () => {
-      if (!answered) resolve(undefined);
-    });
-    worker.once("exit", () => {
-      if (!answered) resolve(undefined);
-    });
-  });
+    const st = fileStat(full, e);
+    if (!st?.isFile()) {
+      skipped.push(full);
+      continue;
+    }
+    out.push({ localPath: full, rel: relDir + e.name, size: st.size, mtimeMs: st.mtimeMs });
+  }
+}
+
+/**
+ * Every regular file below local directory `root` (following links to files, never to
+ * directories), and what was skipped (sockets, devices, links to directories).
+ */
+export async function walkLocal(root: string): Promise<{ files: LocalEntry[]; skipped: string[] }> {
+  const files: LocalEntry[] = [];
+  const skipped: string[] = [];
+  let dir = normalize(root);
+  if (dir.length > 1 && dir.endsWith(sep)) dir = dir.slice(0, -1);
+  await walk(dir, "", files, skipped);
+  return { files, skipped };
 }
 
 /**
