@@ -2,15 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { type FileMeta, FileMetaSchema, ListResponseSchema } from "@cacheroach/proto";
-import {
-  FIRST_PAGE,
-  type LazyPage,
-  listRemote,
-  MAX_LIST_PAGE,
-  type PageLister,
-} from "../src/lib/remote-tree.js";
+import { type LazyPage, listRemote, MAX_LIST_PAGE, type PageLister } from "../src/lib/remote-tree.js";
 
-// listRemote's paging: pages grow, the next page is asked for before the current one is decoded,
+// listRemote's paging: the next page is asked for before the current one is decoded,
 // and a consumer that stops early leaves no unhandled rejection behind.
 
 const paths = (n: number) => Array.from({ length: n }, (_, i) => `/d/${String(i).padStart(6, "0")}`);
@@ -52,8 +46,8 @@ function fakeLister(all: string[], events: string[], fail?: (call: number) => bo
   };
 }
 
-test("pages grow from FIRST_PAGE to MAX_LIST_PAGE and cover every file once, in order", async () => {
-  const all = paths(FIRST_PAGE + 4 * FIRST_PAGE + MAX_LIST_PAGE + 7);
+test("pages of MAX_LIST_PAGE cover every file once, in order", async () => {
+  const all = paths(2 * MAX_LIST_PAGE + 7);
   const events: string[] = [];
   const lister = fakeLister(all, events);
   const seen: string[] = [];
@@ -68,12 +62,15 @@ test("pages grow from FIRST_PAGE to MAX_LIST_PAGE and cover every file once, in 
   for await (const page of listRemote({ files: spy, tenantId: "t" }, "/d"))
     seen.push(...page.map((f) => f.path));
   assert.deepEqual(seen, all);
-  assert.deepEqual(sizes, [FIRST_PAGE, 4 * FIRST_PAGE, MAX_LIST_PAGE, MAX_LIST_PAGE]);
+  assert.deepEqual(sizes, [MAX_LIST_PAGE, MAX_LIST_PAGE, MAX_LIST_PAGE]);
 });
 
 test("the next page is asked for before the current one is decoded", async () => {
   const events: string[] = [];
-  for await (const _ of listRemote({ files: fakeLister(paths(2500), events), tenantId: "t" }, "/d")) {
+  for await (const _ of listRemote(
+    { files: fakeLister(paths(MAX_LIST_PAGE + 1), events), tenantId: "t" },
+    "/d",
+  )) {
     // consume
   }
   assert.deepEqual(events, ["ask 1", "ask 2", "decode 1", "decode 2"]);
@@ -98,9 +95,9 @@ test("a consumer that stops early leaves no unhandled rejection from the call in
   process.on("unhandledRejection", onUnhandled);
   try {
     const events: string[] = [];
-    const lister = fakeLister(paths(3000), events, (call) => call === 2);
-    for await (const page of listRemote({ files: lister, tenantId: "t" }, "/d")) {
-      assert.equal(page.length, FIRST_PAGE);
+    const lister = fakeLister(paths(30), events, (call) => call === 2);
+    for await (const page of listRemote({ files: lister, tenantId: "t", pageSize: 10 }, "/d")) {
+      assert.equal(page.length, 10);
       break;
     }
     await new Promise((r) => setImmediate(r));
@@ -114,9 +111,9 @@ test("a consumer that stops early leaves no unhandled rejection from the call in
 
 test("a failed call fails the listing", async () => {
   const events: string[] = [];
-  const lister = fakeLister(paths(3000), events, (call) => call === 2);
+  const lister = fakeLister(paths(30), events, (call) => call === 2);
   await assert.rejects(async () => {
-    for await (const _ of listRemote({ files: lister, tenantId: "t" }, "/d")) {
+    for await (const _ of listRemote({ files: lister, tenantId: "t", pageSize: 10 }, "/d")) {
       // consume
     }
   }, /call 2 failed/);

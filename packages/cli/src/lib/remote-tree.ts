@@ -26,12 +26,9 @@ export interface RemoteLister {
   /** Files.List: a Files client, or (faster) {@link fastLister} of a FilesListBytes client. */
   files: Pick<Client<typeof Files>, "list"> | PageLister;
   tenantId: string;
-  /** Files per call (default: pages growing from {@link FIRST_PAGE} to {@link MAX_LIST_PAGE}). */
+  /** Files per call (default {@link MAX_LIST_PAGE}). */
   pageSize?: number;
 }
-
-/** The first page of a listing without a page size: small, so its decoding starts early. */
-export const FIRST_PAGE = 1000;
 
 /** One page of Files.List whose files are decoded only when asked for (see {@link fastLister}). */
 export interface LazyPage {
@@ -76,10 +73,9 @@ export function prefixOf(dir: string): string {
  * as the current one's cursor is known, before the current one is decoded and handed on.
  */
 export async function* listRemote(ctx: RemoteLister, prefix: string): AsyncGenerator<FileMeta[]> {
-  let size = ctx.pageSize ?? FIRST_PAGE;
+  const pageSize = ctx.pageSize ?? MAX_LIST_PAGE;
   const ask = (cursor: string): Promise<LazyPage> => {
-    const req = { tenantId: ctx.tenantId, path: prefix === "" ? "/" : prefix, cursor, pageSize: size };
-    if (ctx.pageSize === undefined) size = Math.min(size * 4, MAX_LIST_PAGE);
+    const req = { tenantId: ctx.tenantId, path: prefix === "" ? "/" : prefix, cursor, pageSize };
     if ("listPage" in ctx.files) return ctx.files.listPage(req);
     return ctx.files.list(req).then((page) => ({ nextCursor: page.nextCursor, files: () => page.files }));
   };

@@ -64,7 +64,7 @@ ${EXIT_CODES_HELP}`;
       summary: "List every file below the path, not only what is directly in it.",
     }),
     "page-size": Flags.integer({
-      summary: "Files fetched per request (default: 1000, then growing to 10000 with -R; 1000 without).",
+      summary: "Files fetched per request (default: 10000 with -R, 1000 without).",
       min: 1,
       max: 10000,
       hidden: true,
@@ -89,10 +89,10 @@ ${EXIT_CODES_HELP}`;
     // --bytes alone asks for sizes, so it means -l (with -w, whose sizes are bytes already, nothing).
     const long = this.flags.long || (this.flags.bytes && !this.flags.wide);
     const detailed = long || this.flags.wide;
-    // A recursive listing uses every file of a page, so its pages grow to as large as the server
-    // allows (each call has a fixed cost on both ends, about a page of 1000 files' decoding), and
-    // the next is asked for while one is decoded (listRemote); one without -R stops reading a page
-    // at its first sub-directory, so smaller pages waste less.
+    // A recursive listing uses every file of a page, so pages are as large as the server allows
+    // (each call has a fixed cost on both ends, about a page of 1000 files' decoding), and the
+    // next is asked for while one is decoded (listRemote); one without -R stops reading a page at
+    // its first sub-directory, so smaller pages waste less.
     const pageSize = this.flags["page-size"] ?? (this.flags.recursive ? undefined : 1000);
     const lister = pageSize === undefined ? { files, tenantId } : { files, tenantId, pageSize };
     const root = prefix === "/" ? "" : prefix;
