@@ -33,7 +33,8 @@ async function runLines(block: string): Promise<string> {
     );
   const script = [
     `npx() { if [ "$1" = cacheroach ]; then shift; node ${JSON.stringify(CLI_BIN)} "$@"; else command npx "$@"; fi; }`,
-    ...lines.map((l) => `${l} 2>&1\necho "[exit $?]"`),
+    // A group, so that a line's trailing comment does not swallow the redirection.
+    ...lines.map((l) => `{ ${l}\n} 2>&1\necho "[exit $?]"`),
   ].join("\n");
   const { stdout } = await run("bash", ["-c", script], {
     cwd: srv.dir,
@@ -63,4 +64,25 @@ test("the README's quickstart and multi-user flow work as written", { timeout: 1
     `alice works within her grant and is refused outside it:\n${m}`,
   );
   assert.match(m, /\/notes\/hello\.txt/);
+
+  const files = blocks.find((b) => b.includes("file sync ./photos"));
+  assert.ok(files, "the README has the files block");
+  const f = await runLines(files);
+  // The output of each line, in order.
+  const outs = f.split(/\[exit \d+\]\n?/).slice(0, -1);
+  assert.deepEqual(
+    [...f.matchAll(/\[exit (\d+)\]/g)].map((x) => Number(x[1])),
+    [0, 0, 0, 0, 0, 0, 0, 0, 0],
+    `every files step succeeds:\n${f}`,
+  );
+  assert.match(outs[1]!, /uploaded \/photos\/a\.txt/);
+  assert.equal(outs[2], "/photos/2026/\n/photos/a.txt\n", "one level, like ls");
+  assert.match(outs[3]!, /\/photos\/2026\/b\.txt\n/);
+  assert.match(outs[4]!, /uploaded \/photos\/a\.txt \(changed\)/);
+  assert.equal((outs[5]!.match(/^\s*[12]\s/gm) ?? []).length, 2, `two versions:\n${outs[5]}`);
+  assert.equal(await readFile(join(srv.dir, "restored", "2026", "b.txt"), "utf8"), "two\n");
+  assert.match(outs[7]!, /\/logs\/stdin/);
+  assert.match(outs[8]!, /\/photos\/2026\/b\.txt/);
+  assert.match(outs[8]!, /nothing was deleted/);
+  assert.match(outs[1]!, /2 uploaded \(8 B\), 0 unchanged/);
 });
