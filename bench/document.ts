@@ -119,7 +119,7 @@ const CORE_ROWS = `1. **Limits.** *Raw pg ingest*: the file's 512 KiB chunks wri
    \`file get -p <c>\` of all of them, vs raw single-row autocommit \`INSERT\` / primary-key \`SELECT\` of
    the same contents from <c> connections. Target ≥ 0.5 × raw for each.
 6. **Listing**: files inserted with SQL under one prefix; \`Files.List\` (page_size 1000, following the
-   cursor) called directly, and \`cacheroach file ls <prefix> --json\`, vs a raw keyset-paged
+   cursor) called directly, and \`cacheroach file ls -R <prefix> --json\`, vs a raw keyset-paged
    \`SELECT\` (1000 rows per query) of the same columns and rows, after a warm-up pass. Target ≥ 0.5 ×
    raw for the RPC.
 7. **Peak server RSS** during rows 2–4: \`/proc/<pid>/status\` VmRSS every 100 ms and VmHWM (the

@@ -10,7 +10,7 @@
  * Measured: the `Files.List` RPC called directly with page_size 1000, following `next_cursor` to
  * the end — the API cost without a CLI process — decoded as the CLI decodes it (`FilesListBytes`
  * and `listResponseOfBytes`, proto/src/list-decoding.ts) and, for comparison, by protobuf-es'
- * generic decoder; and, for the user's view, `cacheroach file ls <prefix> --json` (one CLI
+ * generic decoder; and, for the user's view, `cacheroach file ls -R <prefix> --json` (one CLI
  * process, JSON output).
  *
  * Reference: the same rows read by a raw keyset-paged SELECT of the same columns from the same
@@ -70,7 +70,7 @@ export async function populateListing(
   }
 }
 
-/** Times the raw SELECTs, the Files.List RPC and `file ls --json` over the populated prefix. */
+/** Times the raw SELECTs, the Files.List RPC and `file ls -R --json` over the populated prefix. */
 export async function listingRows(
   db: BenchDatabase,
   session: BenchSession,
@@ -128,7 +128,7 @@ export async function listingRows(
     await rpcPagedOnce(true); // warm-up, as for the raw listing
     const rpc = await timed(() => rpcPagedOnce(true));
     const rpcProtobufEs = await timed(() => rpcPagedOnce(false));
-    const ls = await cli(config, ["file", "ls", PREFIX, "-t", tenant, "--json"]);
+    const ls = await cli(config, ["file", "ls", "-R", PREFIX, "-t", tenant, "--json"]);
     const listed = (JSON.parse(ls.stdout) as unknown[]).length;
     if (listed !== count) throw new Error(`file ls listed ${listed} files, expected ${count}`);
     return { rpc, rpcProtobufEs, cli: count / ls.seconds, rawPaged, rawOnce };
