@@ -20,7 +20,7 @@ export function directoryPage(dir: string, entries: DirEntry[], truncated: boole
 <body><h1>Index of ${title}</h1>
 <table><thead><tr><th>Name</th><th>Size</th><th>Modified</th></tr></thead><tbody>
 ${rows.join("\n")}
-</tbody></table>${truncated ? "\n<p>Listing truncated; use <code>cacheroach file ls</code> for everything.</p>" : ""}
+</tbody></table>${truncated ? "\n<p>Listing truncated; use <code>cacheroach file ls -R</code> for everything.</p>" : ""}
 </body></html>
 `;
 }
