@@ -353,7 +353,7 @@ async function coreRows(
     knobs.BENCH_CONCURRENCY,
   );
   log(
-    `[${elapsed()}] 5. put ${small.put.toFixed(0)} files/s, get ${small.get.toFixed(0)} files/s, sync unchanged ${small.syncUnchanged.toFixed(2)} s`,
+    `[${elapsed()}] 5. put ${small.put.toFixed(0)} files/s, get ${small.get.toFixed(0)} files/s, sync unchanged ${small.syncUnchanged.toFixed(2)} s (median of ${small.syncRuns.map((x) => x.toFixed(2)).join(", ")})`,
   );
 
   // Row 6.
@@ -485,7 +485,7 @@ async function coreRows(
     )
       .map(([name, v]) => `${name} ${(v / loopback.mibps).toFixed(2)}`)
       .join("; ")}.`,
-    `Small files: concurrency ${c} (CLI -p ${c}: ${c} batch calls in flight, 256 files per Uploads.PutFiles / Files.ReadMany call; raw: ${c} connections, one autocommit statement per file). Each CLI row is one CLI process; a trivial CLI command (start-up + one RPC) takes ${small.cliStartup.toFixed(2)} s here, included in the rates (and in the sync row's time).`,
+    `Small files: concurrency ${c} (CLI -p ${c}: ${c} batch calls in flight, 256 files per Uploads.PutFiles / Files.ReadMany call; raw: ${c} connections, one autocommit statement per file). Each CLI row is one CLI process; a trivial CLI command (start-up + one RPC) takes ${small.cliStartup.toFixed(2)} s here (median of three), included in the rates (and in the sync row's time). The sync row is the median of three runs: ${small.syncRuns.map((x) => `${x.toFixed(2)} s`).join(", ")}.`,
     `Listing: the ${knobs.BENCH_LIST_FILES} files are inserted with SQL into files/file_versions (all pointing at one tiny committed file): populating them through the API is not what this row measures. The RPC rows call Files.List directly (page_size 1000, following next_cursor), decoding the answer as the CLI does (a hand-written decoder, proto/src/list-decoding.ts) and, as information, with protobuf-es' generic decoder; one unpaged raw SELECT of all rows runs at ${fmt(listing.rawOnce, "files/s")}.`,
     `Peak server RSS is the larger of VmRSS sampled every 100 ms and the kernel's VmHWM, over the server processes of rows 2–4; the highest VmHWM was reached during "${large.peakStep}" (${large.peakMemory}; idle after start: ${(server.idleRss / MiB).toFixed(0)} MiB, including the tsx loader bench/serve.ts runs under).`,
   ];

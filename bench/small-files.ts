@@ -1,7 +1,9 @@
 /**
  * Row 5: many small files (default 10,000 × 4 KiB), put and get at a stated concurrency (default 8),
  * and `file sync` of the same directory once more, unchanged (one Files.List of the remote
- * directory with sizes and "mtime" metadata, one walk of the local tree; no file is read or sent).
+ * directory with sizes and "mtime" metadata, one walk of the local tree; no file is read or sent),
+ * three times: one CLI process is one sample of a noisy machine, so the row is their median (and
+ * the trivial command's time the median of three as well).
  *
  * Through cacheroach: one `cacheroach file put -r -p <c>` of the directory, and one
  * `cacheroach file get -p <c> -o <dir>/ <every path>`, each a single CLI process (its start-up,
@@ -31,10 +33,17 @@ export interface SmallFileResults {
   rawSelect: number;
   put: number;
   get: number;
-  /** Wall time of one trivial CLI command (start-up + one RPC), seconds. */
+  /** Wall time of one trivial CLI command (start-up + one RPC), seconds: the median of three. */
   cliStartup: number;
-  /** Wall time of `file sync` of the unchanged directory, seconds. */
+  /** Wall time of `file sync` of the unchanged directory, seconds: the median of {@link syncRuns}. */
   syncUnchanged: number;
+  /** Each run's wall time of that sync, in order. */
+  syncRuns: number[];
+}
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
 }
 
 const TABLE = "bench_raw_small";
@@ -95,11 +104,16 @@ export async function smallFileRows(
   outDir: string,
   contents: Buffer[],
   concurrency: number,
-): Promise<{ put: number; get: number; cliStartup: number; syncUnchanged: number }> {
+): Promise<{ put: number; get: number; cliStartup: number; syncUnchanged: number; syncRuns: number[] }> {
   const count = contents.length;
   const p = String(concurrency);
   // "no such path" (exit 4): one RPC and the CLI's start-up.
-  const startup = await cli(config, ["file", "ls", "-t", tenant, "/nothing-here"], { allowFailure: true });
+  const startups: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    startups.push(
+      (await cli(config, ["file", "ls", "-t", tenant, "/nothing-here"], { allowFailure: true })).seconds,
+    );
+  }
   const put = await cli(
     config,
     ["file", "put", "-r", "-p", p, "-t", tenant, "--no-progress", "/small/", dir],
@@ -122,14 +136,19 @@ export async function smallFileRows(
     }
   }
   // The directory again, unchanged: one listing, one local walk, nothing read or sent.
-  const sync = await cli(config, ["file", "sync", "-t", tenant, "--no-progress", dir, "/small/"]);
-  if (!new RegExp(`^0 uploaded .*, ${count} unchanged, 0 deleted`).test(sync.stderr.trim())) {
-    throw new Error(`file sync of the unchanged directory did something: ${sync.stderr.trim()}`);
+  const syncRuns: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const sync = await cli(config, ["file", "sync", "-t", tenant, "--no-progress", dir, "/small/"]);
+    if (!new RegExp(`^0 uploaded .*, ${count} unchanged, 0 deleted`).test(sync.stderr.trim())) {
+      throw new Error(`file sync of the unchanged directory did something: ${sync.stderr.trim()}`);
+    }
+    syncRuns.push(sync.seconds);
   }
   return {
     put: count / put.seconds,
     get: count / get.seconds,
-    cliStartup: startup.seconds,
-    syncUnchanged: sync.seconds,
+    cliStartup: median(startups),
+    syncUnchanged: median(syncRuns),
+    syncRuns,
   };
 }
